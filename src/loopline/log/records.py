@@ -1,0 +1,48 @@
+"""The unit of the log: a record, and the address of a partition.
+
+A `Record` is what a consumer receives. It is a named tuple so that a batch of
+records is built at C speed and unpacks like any tuple:
+
+>>> r = Record("clicks", 0, 41, 1_700_000_000_000, b"member-42", b'{"item": 7}')
+>>> r.offset, r.key
+(41, b'member-42')
+>>> r.headers
+()
+>>> topic, partition, *_ = r
+>>> TopicPartition(topic, partition)
+TopicPartition(topic='clicks', partition=0)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class TopicPartition(NamedTuple):
+    """One partition of one topic: the unit of ordering, offsets and assignment."""
+
+    topic: str
+    partition: int
+
+
+class Record(NamedTuple):
+    """A record as read from the log.
+
+    `key` is None for an unkeyed record; `value` is None for a tombstone (a delete
+    marker in a compacted topic). `timestamp` is milliseconds since the epoch, the
+    event time given by the producer or the append time set by the log.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
