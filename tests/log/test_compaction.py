@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from support import unique
-
 from loopline.log import TopicConfig
+from support import unique
 
 # Settings that make Kafka's log cleaner act within seconds; the embedded log
 # honours the same names.

@@ -7,9 +7,9 @@ import sys
 import textwrap
 
 import pytest
-from support import consume_all
 
 from loopline.log import GroupMemberConflict, TopicConfig, open_log
+from support import consume_all
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_member_of_a_dead_process_is_replaced_at_once(elog, tmp_path):
         f"""
         import os
         from loopline.log import open_log
-        log = open_log("embedded:{tmp_path / 'log'}")
+        log = open_log("embedded:{tmp_path / "log"}")
         log.consumer("g", ["t"])
         os._exit(0)  # die without leaving the group, like kill -9
         """
@@ -50,7 +50,7 @@ def test_processes_share_a_directory(elog, tmp_path):
         f"""
         import sys
         from loopline.log import open_log
-        log = open_log("embedded:{tmp_path / 'log'}")
+        log = open_log("embedded:{tmp_path / "log"}")
         p = log.producer()
         for i in range(2000):
             p.send("shared", b"%s-%d" % (sys.argv[1].encode(), i), b"k%d" % (i % 13))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from support import consume_all, unique
-
 from loopline.log import TopicPartition
+from support import consume_all, unique
 
 
 def _produce(log, topic, values, keys=None):
@@ -36,7 +35,9 @@ def test_group_resumes_at_committed_offset(log, new_topic):
     }
     rest = consume_all(second, 15)
     assert sorted(r.value for r in rest) == sorted(r.value for r in got[25:])
-    assert not set((r.partition, r.offset) for r in rest) & set((r.partition, r.offset) for r in got[:25])
+    assert not set((r.partition, r.offset) for r in rest) & set(
+        (r.partition, r.offset) for r in got[:25]
+    )
     second.commit()
     second.close()
     third = log.consumer(group, [topic], reset="earliest")
@@ -79,9 +80,9 @@ def test_groups_are_independent(log, new_topic):
 def test_lag_per_partition(log, new_topic):
     topic = new_topic(partitions=2)
     producer = log.producer()
-    for i in range(6):
+    for _ in range(6):
         producer.send(topic, b"x", partition=0)
-    for i in range(3):
+    for _ in range(3):
         producer.send(topic, b"y", partition=1)
     producer.flush()
     consumer = log.consumer(unique(), [topic], reset="earliest")

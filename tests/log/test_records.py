@@ -6,10 +6,10 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import consume_all, examples, unique
 
 from loopline.log import Record, TopicPartition
 from loopline.log.partitioner import partition_for
+from support import consume_all, examples, unique
 
 
 def test_round_trip_of_every_field(log, new_topic):
@@ -23,7 +23,12 @@ def test_round_trip_of_every_field(log, new_topic):
     assert producer.flush() == 4
     consumer = log.consumer(None, [topic], reset="earliest")
     got = consume_all(consumer, 4)
-    assert [(r.key, r.value) for r in got] == [(b"k1", b"v1"), (b"k2", None), (None, b"v3"), (b"", b"")]
+    assert [(r.key, r.value) for r in got] == [
+        (b"k1", b"v1"),
+        (b"k2", None),
+        (None, b"v3"),
+        (b"", b""),
+    ]
     assert got[0].timestamp == 1_600_000_000_123
     assert before <= got[2].timestamp <= int(time.time() * 1000) + 1
     assert got[0].headers == (("trace", b"abc"),)
@@ -120,9 +125,9 @@ def test_order_and_offsets_per_partition(log, backend):
             received = [r.value for r in got if r.key == key]
             assert received == sent
             assert {r.partition for r in got if r.key == key} == {partition_for(key, partitions)}
-        assert sorted(
-            (r.value for r in got if r.key is None), key=bytes
-        ) == sorted((v for k, v in records if k is None), key=bytes)
+        assert sorted((r.value for r in got if r.key is None), key=bytes) == sorted(
+            (v for k, v in records if k is None), key=bytes
+        )
         for part, recs in by_partition.items():
             tp = TopicPartition(topic, part)
             assert log.describe_topic(tp.topic).partitions[part].end == len(recs)

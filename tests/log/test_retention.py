@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from support import unique
-
 from loopline.log import TopicConfig
+from support import unique
 
 
 def test_retention_by_time_drops_old_records(log):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import consume_all, examples, unique
 
 from loopline.log import TopicConfig, TopicPartition
+from support import consume_all, examples, unique
 
 
 def test_seek_to_offset_beginning_and_end(log, new_topic):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from support import unique
 
 from loopline.log import InvalidTopicConfig, TopicConfig, TopicExists, TopicNotFound
+from support import unique
 
 
 def test_create_describe_list_delete(log):
@@ -17,7 +17,11 @@ def test_create_describe_list_delete(log):
     assert info.config.partitions == 3
     assert info.config.compact is False
     assert info.config.retention_ms == 7 * 86_400_000
-    assert [(p.partition, p.start, p.end) for p in info.partitions] == [(0, 0, 0), (1, 0, 0), (2, 0, 0)]
+    assert [(p.partition, p.start, p.end) for p in info.partitions] == [
+        (0, 0, 0),
+        (1, 0, 0),
+        (2, 0, 0),
+    ]
     log.delete_topic(name)
     assert name not in log.list_topics()
     with pytest.raises(TopicNotFound):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import consume_all, examples, unique
 
 from loopline.log import TopicConfig, TopicPartition, TransactionError
+from support import consume_all, examples, unique
 
 
 def _fill(log, topic, n):

@@ -33,7 +33,11 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     nwords = length >> 2
-    words = _WORDS[nwords].unpack_from(data) if nwords <= 64 else Struct(f"<{nwords}I").unpack_from(data)
+    words = (
+        _WORDS[nwords].unpack_from(data)
+        if nwords <= 64
+        else Struct(f"<{nwords}I").unpack_from(data)
+    )
     for k in words:
         k = (k * _M) & _MASK
         k ^= k >> 24

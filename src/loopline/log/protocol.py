@@ -122,7 +122,9 @@ class Producer(Protocol):
         """Start a transaction (producer must have a ``transactional_id``)."""
         ...
 
-    def send_offsets(self, consumer: Consumer, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+    def send_offsets(
+        self, consumer: Consumer, offsets: Mapping[TopicPartition, int] | None = None
+    ) -> None:
         """Commit `offsets` (default: the consumer's positions) as part of the open transaction."""
         ...
 
@@ -153,7 +155,9 @@ class Consumer(Protocol):
         """Store the group's offsets (default: the next offset after each record returned by poll)."""
         ...
 
-    def committed(self, partitions: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int | None]:
+    def committed(
+        self, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int | None]:
         """The group's committed offsets (None where nothing was committed)."""
         ...
 
@@ -177,7 +181,9 @@ class Consumer(Protocol):
         """Continue after the last record (only new records will be read)."""
         ...
 
-    def seek_to_time(self, timestamp: int, partitions: Iterable[TopicPartition] | None = None) -> None:
+    def seek_to_time(
+        self, timestamp: int, partitions: Iterable[TopicPartition] | None = None
+    ) -> None:
         """Continue at the first record whose timestamp is >= `timestamp` (ms), or at the end."""
         ...
 

@@ -142,9 +142,15 @@ def decode(topic: str, partition: int, base_offset: int, data: bytes) -> list[Re
     value_lengths = array("i")
     value_lengths.frombytes(view[pos : pos + 4 * n])
     pos += 4 * n
-    key_size = sum(x for x in key_lengths if x > 0) if min(key_lengths, default=0) < 0 else sum(key_lengths)
+    key_size = (
+        sum(x for x in key_lengths if x > 0)
+        if min(key_lengths, default=0) < 0
+        else sum(key_lengths)
+    )
     value_size = (
-        sum(x for x in value_lengths if x > 0) if min(value_lengths, default=0) < 0 else sum(value_lengths)
+        sum(x for x in value_lengths if x > 0)
+        if min(value_lengths, default=0) < 0
+        else sum(value_lengths)
     )
     keys = _split(data[pos : pos + key_size], key_lengths)
     pos += key_size

@@ -48,7 +48,9 @@ def maybe_clean(store: Store, meta: TopicMeta, partition: int) -> None:
     apply_retention(store, meta, partition)
 
 
-def apply_retention(store: Store, meta: TopicMeta, partition: int, now_ms: int | None = None) -> int:
+def apply_retention(
+    store: Store, meta: TopicMeta, partition: int, now_ms: int | None = None
+) -> int:
     """Delete batches past the topic's retention; return how many records were dropped."""
     config = meta.config
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
@@ -88,7 +90,9 @@ def compact(store: Store, meta: TopicMeta, partition: int, now_ms: int | None = 
             "ORDER BY last_offset",
             (meta.id, partition),
         ).fetchall()
-        records = [r for base, data in rows for r in batches.decode(meta.name, partition, base, data)]
+        records = [
+            r for base, data in rows for r in batches.decode(meta.name, partition, base, data)
+        ]
         if not records:
             return 0
         latest: dict[bytes | None, int] = {}
@@ -101,8 +105,7 @@ def compact(store: Store, meta: TopicMeta, partition: int, now_ms: int | None = 
             if i == last
             or r.key is None  # unkeyed records cannot be compacted away by key
             or (
-                latest[r.key] == i
-                and not (r.value is None and r.timestamp < now_ms - tombstone_ms)
+                latest[r.key] == i and not (r.value is None and r.timestamp < now_ms - tombstone_ms)
             )
         ]
         db.execute("DELETE FROM batches WHERE topic_id = ? AND partition = ?", (meta.id, partition))
@@ -118,8 +121,16 @@ def compact(store: Store, meta: TopicMeta, partition: int, now_ms: int | None = 
                 [r.offset - base for r in chunk],
             )
             out.append(
-                (meta.id, partition, base, chunk[-1].offset, len(chunk),
-                 max(r.timestamp for r in chunk), len(data), data)
+                (
+                    meta.id,
+                    partition,
+                    base,
+                    chunk[-1].offset,
+                    len(chunk),
+                    max(r.timestamp for r in chunk),
+                    len(data),
+                    data,
+                )
             )
         db.executemany(
             "INSERT INTO batches (topic_id, partition, base_offset, last_offset, count, "

@@ -53,7 +53,9 @@ class EmbeddedConsumer:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _bounds(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+    def _bounds(
+        self, partitions: Iterable[TopicPartition]
+    ) -> dict[TopicPartition, tuple[int, int]]:
         """(first offset held, next offset) of each partition."""
         with self._store.lock:
             out = {}
@@ -160,7 +162,9 @@ class EmbeddedConsumer:
     def _assigned(self, partition: TopicPartition) -> TopicPartition:
         partition = TopicPartition(*partition)
         if partition not in self._positions:
-            raise LogError(f"{partition.topic}[{partition.partition}] is not assigned to this consumer")
+            raise LogError(
+                f"{partition.topic}[{partition.partition}] is not assigned to this consumer"
+            )
         return partition
 
     def _targets(self, partitions: Iterable[TopicPartition] | None) -> list[TopicPartition]:
@@ -183,7 +187,9 @@ class EmbeddedConsumer:
         for tp, (_, end) in self._bounds(targets).items():
             self._positions[tp] = end
 
-    def seek_to_time(self, timestamp: int, partitions: Iterable[TopicPartition] | None = None) -> None:
+    def seek_to_time(
+        self, timestamp: int, partitions: Iterable[TopicPartition] | None = None
+    ) -> None:
         targets = self._targets(partitions)
         ends = self._bounds(targets)
         for tp in targets:

@@ -89,7 +89,9 @@ class EmbeddedProducer:
             raise LogError("this producer is closed")
         partitions = self._meta(topic).config.partitions
         if partition is None:
-            partition = partition_for(key, partitions) if key is not None else self._sticky % partitions
+            partition = (
+                partition_for(key, partitions) if key is not None else self._sticky % partitions
+            )
         elif not 0 <= partition < partitions:
             raise LogError(f"topic {topic!r} has partitions 0..{partitions - 1}, not {partition}")
         buf = self._buffer(topic, partition)
@@ -179,9 +181,7 @@ class EmbeddedProducer:
                     )
         except TopicNotFound as exc:
             self._topics.pop(exc.topic, None)
-            raise DeliveryError(
-                f"{count} records were not delivered: {exc}", failed=count
-            ) from exc
+            raise DeliveryError(f"{count} records were not delivered: {exc}", failed=count) from exc
         except TransactionError:
             raise
         except Exception as exc:
@@ -271,7 +271,9 @@ class EmbeddedProducer:
     ) -> None:
         self._require_transactional()
         if not self._in_transaction:
-            raise TransactionError("send_offsets needs an open transaction: call begin_transaction()")
+            raise TransactionError(
+                "send_offsets needs an open transaction: call begin_transaction()"
+            )
         if consumer.group is None:
             raise TransactionError("send_offsets needs a consumer that belongs to a group")
         if offsets is None:

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, starts a real Kafka broker,
+# runs the whole suite against both backends, and stops the broker even when
+# tests fail. Extra arguments go to pytest (e.g. scripts/test.sh -k parity).
+#
+#   LOOPLINE_VENV   virtualenv to install into (default .venv in the repo)
+#   LOOPLINE_KAFKA_PORT  broker port (default: a free port)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+VENV=${LOOPLINE_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "test.sh: creating virtualenv $VENV" >&2
+    "$PYTHON" -m venv "$VENV"
+fi
+echo "test.sh: installing loopline with its dev dependencies" >&2
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" >&2
+export PATH="$VENV/bin:$PATH"
+
+echo "test.sh: ruff check" >&2
+ruff check src tests bench
+ruff format --check src tests bench
+
+if [[ -z "${LOOPLINE_KAFKA_PORT:-}" ]]; then
+    # Two consecutive free ports: the broker's and the controller's.
+    LOOPLINE_KAFKA_PORT=$(python - <<'PY'
+import socket
+for _ in range(100):
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        port = a.getsockname()[1]
+        try:
+            b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        print(port)
+        break
+PY
+)
+fi
+export LOOPLINE_KAFKA_PORT
+export LOOPLINE_PYTHON="$VENV/bin/python"
+export LOOPLINE_KAFKA_BOOTSTRAP="127.0.0.1:$LOOPLINE_KAFKA_PORT"
+
+stop_kafka() { bash "$ROOT/scripts/kafka.sh" stop || true; }
+trap stop_kafka EXIT
+# If the broker cannot start, this fails the run: the Kafka tests are never skipped.
+bash "$ROOT/scripts/kafka.sh" start
+
+echo "test.sh: pytest against embedded and kafka://$LOOPLINE_KAFKA_BOOTSTRAP" >&2
+python -m pytest --doctest-modules src tests "$@"

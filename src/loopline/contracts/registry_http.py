@@ -1,0 +1,362 @@
+"""A Confluent Schema Registry REST API over loopline's registry, for Kafka ecosystem tools.
+
+Kafka tools find schemas through Confluent's Schema Registry REST API. This
+module serves that API on top of a `LogRegistry`, so confluent-kafka's
+``SchemaRegistryClient``, ``AvroSerializer`` and ``AvroDeserializer`` (and
+Kafka Connect, ksqlDB, ... configured with ``schema.registry.url``) register
+and read the very contracts loopline's producers and consumers use: a record
+framed by a Confluent serializer decodes in a loopline consumer and the other
+way round. A subject is a contract of the same name (Confluent serializers
+name the value subject of topic ``clicks`` ``clicks-value``).
+
+Served (the subset the confluent-kafka Python client calls; unknown query
+parameters such as ``normalize``, ``deleted``, ``format`` are accepted and ignored):
+
+====== ================================================== ===================================
+GET    /  /schemas/types                                  ``{}``, ``["AVRO"]``
+GET    /schemas/ids/{id}[?subject=]                       ``{"schema": "<json>"}``
+GET    /schemas/ids/{id}/subjects | /versions             where a schema id is used
+GET    /subjects[?subjectPrefix=]                         contract names
+POST   /subjects/{subject}/versions                       register -> ``{"id": N}``; 409 if incompatible
+POST   /subjects/{subject}                                look a schema up -> subject, id, version, schema
+GET    /subjects/{subject}/versions                       ``[1, 2, ...]``
+GET    /subjects/{subject}/versions/{version|latest|-1}   subject, id, version, schema
+POST   /compatibility/subjects/{subject}/versions[/{v}]   ``{"is_compatible": bool}`` (+ messages)
+GET    /config  /config/{subject}                         ``{"compatibilityLevel": "BACKWARD"}``
+PUT    /config/{subject}                                  ``{"compatibility": "FULL"}``
+====== ================================================== ===================================
+
+Errors have Confluent's shape, ``{"error_code": 40401, "message": "..."}``:
+40401 subject, 40402 version, 40403 schema not found; 409 incompatible;
+42201 invalid schema; 42202 invalid version; 42203 invalid compatibility
+level; 42205 not permitted (the log is append-only: no deletes; the global
+level is the registry's ``default_mode``, fixed when the process starts).
+
+>>> import tempfile
+>>> from fastapi.testclient import TestClient
+>>> from loopline.log import open_log
+>>> registry = LogRegistry(open_log("embedded:" + tempfile.mkdtemp()))
+>>> client = TestClient(create_registry_app(registry))
+>>> schema = '{"type": "record", "name": "Click", "fields": [{"name": "item", "type": "long"}]}'
+>>> client.post("/subjects/clicks-value/versions", json={"schema": schema}).json()["id"] > 0
+True
+>>> client.get("/subjects/clicks-value/versions/latest").json()["version"]
+1
+>>> client.get("/config/clicks-value").json()
+{'compatibilityLevel': 'BACKWARD'}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import fastavro
+import msgspec
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from loopline.contracts.compatibility import Incompatibility, IncompatibleSchema, Mode, check
+from loopline.contracts.registry import (
+    MODES,
+    ContractNotFound,
+    ContractVersion,
+    LogRegistry,
+    canonical,
+)
+from loopline.contracts.schemas import Schema
+from loopline.log import LogError
+
+__all__ = ["RegistryHTTPError", "create_registry_app", "serve_registry"]
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/vnd.schemaregistry.v1+json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["schema"],
+                    "properties": {
+                        "schema": {"type": "string", "description": "the Avro schema, as JSON text"},
+                        "schemaType": {"type": "string", "enum": ["AVRO"]},
+                        "references": {"type": "array", "maxItems": 0},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class RegistryHTTPError(Exception):
+    """An error answered in Confluent's shape: HTTP status, Confluent error code, message."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class _SchemaBody(msgspec.Struct):
+    schema: str
+    schemaType: str = "AVRO"
+    references: list[Any] = []
+
+
+def _level(mode: str) -> str:
+    return mode.upper()
+
+
+def _mode(body: Any) -> Mode:
+    level = None
+    if isinstance(body, dict):
+        level = body.get("compatibility") or body.get("compatibilityLevel")
+    mode = level.lower() if isinstance(level, str) else None
+    if mode not in MODES:
+        raise RegistryHTTPError(
+            422, 42203,
+            f"invalid compatibility level {level!r}: use one of {', '.join(map(_level, MODES))}",
+        )
+    return mode  # type: ignore[return-value]
+
+
+async def _schema(request: Request) -> Schema:
+    """The Avro schema of a register / lookup / compatibility request, parsed and checked."""
+    raw = await request.body()
+    try:
+        body = msgspec.json.decode(raw, type=_SchemaBody)
+    except Exception as exc:
+        raise RegistryHTTPError(
+            422, 42201, f'expected {{"schema": "<Avro schema as JSON text>"}}: {exc}'
+        ) from None
+    if body.schemaType.upper() != "AVRO":
+        raise RegistryHTTPError(
+            422, 42201, f"loopline's registry holds Avro schemas only, not {body.schemaType}"
+        )
+    if body.references:
+        raise RegistryHTTPError(
+            422, 42201, "schema references are not supported: inline the referenced types"
+        )
+    try:
+        schema = json.loads(body.schema)
+        fastavro.parse_schema(schema)
+    except Exception as exc:
+        raise RegistryHTTPError(422, 42201, f"invalid Avro schema: {exc}") from None
+    return schema
+
+
+def _versions(registry: LogRegistry, subject: str) -> list[ContractVersion]:
+    try:
+        return registry.versions(subject)
+    except ContractNotFound:
+        raise RegistryHTTPError(404, 40401, f"Subject '{subject}' not found.") from None
+
+
+def _version(registry: LogRegistry, subject: str, version: str) -> ContractVersion:
+    versions = _versions(registry, subject)
+    if version in ("latest", "-1"):
+        return versions[-1]
+    try:
+        number = int(version)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise RegistryHTTPError(
+            422, 42202, f"invalid version {version!r}: use a number from 1, or latest"
+        )
+    for v in versions:
+        if v.version == number:
+            return v
+    raise RegistryHTTPError(404, 40402, f"Version {number} not found.")
+
+
+def _registered(v: ContractVersion) -> dict[str, Any]:
+    return {"subject": v.name, "id": v.schema_id, "version": v.version, "schema": json.dumps(v.schema)}
+
+
+def _compatibility(find: Callable[[], list[Incompatibility]], verbose: bool) -> dict[str, Any]:
+    try:
+        problems = find()
+    except IncompatibleSchema as exc:
+        problems = exc.problems
+    except ValueError as exc:  # a schema the compatibility checker cannot read
+        raise RegistryHTTPError(422, 42201, f"invalid Avro schema: {exc}") from None
+    out: dict[str, Any] = {"is_compatible": not problems}
+    if verbose:
+        out["messages"] = [p.message for p in problems]
+    return out
+
+
+def create_registry_app(registry: LogRegistry) -> FastAPI:
+    """A FastAPI app serving Confluent's Schema Registry API over `registry` (see module doc)."""
+    app = FastAPI(
+        title="loopline schema registry",
+        version="1",
+        description=(
+            "Confluent Schema Registry-compatible REST API over loopline's registry, which "
+            "lives in the log (topic `_loopline_schemas`). A subject is a loopline contract. "
+            "Avro only; append-only (no deletes)."
+        ),
+    )
+    refresh = getattr(registry, "refresh", lambda: None)
+
+    @app.exception_handler(RegistryHTTPError)
+    async def _registry_error(request: Request, exc: RegistryHTTPError) -> JSONResponse:
+        return JSONResponse({"error_code": exc.code, "message": exc.message}, exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error_code": exc.status_code, "message": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(LogError)
+    async def _log_error(request: Request, exc: LogError) -> JSONResponse:
+        return JSONResponse({"error_code": 50001, "message": f"the log failed: {exc}"}, 500)
+
+    @app.get("/", summary="Root (reachability check)")
+    def root() -> dict[str, Any]:
+        return {}
+
+    @app.get("/schemas/types", summary="Schema types this registry accepts")
+    def schema_types() -> list[str]:
+        return ["AVRO"]
+
+    @app.get("/schemas/ids/{schema_id}", summary="The schema of a schema id")
+    def schema_by_id(schema_id: str) -> dict[str, Any]:
+        try:
+            return {"schema": json.dumps(registry.by_id(int(schema_id)))}
+        except (KeyError, ValueError):
+            raise RegistryHTTPError(404, 40403, f"Schema {schema_id} not found") from None
+
+    def _uses(schema_id: str) -> list[ContractVersion]:
+        refresh()
+        found = [
+            v for name in registry.names() for v in registry.versions(name)
+            if str(v.schema_id) == schema_id
+        ]
+        if not found:
+            raise RegistryHTTPError(404, 40403, f"Schema {schema_id} not found")
+        return found
+
+    @app.get("/schemas/ids/{schema_id}/subjects", summary="Subjects that use a schema id")
+    def subjects_of_id(schema_id: str) -> list[str]:
+        return sorted({v.name for v in _uses(schema_id)})
+
+    @app.get("/schemas/ids/{schema_id}/versions", summary="Subject versions that use a schema id")
+    def versions_of_id(schema_id: str) -> list[dict[str, Any]]:
+        return [{"subject": v.name, "version": v.version} for v in _uses(schema_id)]
+
+    @app.get("/subjects", summary="Subjects (contract names)")
+    def subjects(subjectPrefix: str = "") -> list[str]:
+        refresh()
+        return [n for n in registry.names() if n.startswith(subjectPrefix)]
+
+    @app.get("/subjects/{subject}/versions", summary="Version numbers of a subject")
+    def versions(subject: str) -> list[int]:
+        refresh()
+        return [v.version for v in _versions(registry, subject)]
+
+    @app.get("/subjects/{subject}/versions/{version}", summary="One version of a subject")
+    def version(subject: str, version: str) -> dict[str, Any]:
+        refresh()
+        return _registered(_version(registry, subject, version))
+
+    @app.post(
+        "/subjects/{subject}/versions",
+        summary="Register a schema under a subject",
+        description="Returns the id of the new (or identical existing) version; 409 if the "
+        "schema breaks the subject's compatibility level.",
+        openapi_extra=_BODY,
+    )
+    async def register(subject: str, request: Request) -> dict[str, Any]:
+        schema = await _schema(request)
+        try:
+            return {"id": registry.register(subject, schema).schema_id}
+        except IncompatibleSchema as exc:
+            raise RegistryHTTPError(409, 409, str(exc)) from None
+        except ValueError as exc:  # a schema-id collision: the message says what to change
+            raise RegistryHTTPError(422, 42201, str(exc)) from None
+
+    @app.post("/subjects/{subject}", summary="Look a schema up in a subject", openapi_extra=_BODY)
+    async def lookup(subject: str, request: Request) -> dict[str, Any]:
+        schema = await _schema(request)
+        refresh()
+        wanted = canonical(schema)
+        for v in _versions(registry, subject):
+            if canonical(v.schema) == wanted:
+                return _registered(v)
+        raise RegistryHTTPError(404, 40403, f"Schema not found in subject '{subject}'.")
+
+    @app.post(
+        "/compatibility/subjects/{subject}/versions",
+        summary="Can the schema be registered as the next version (per the subject's level)?",
+        openapi_extra=_BODY,
+    )
+    async def compatible_with_all(subject: str, request: Request) -> dict[str, Any]:
+        schema = await _schema(request)
+        verbose = request.query_params.get("verbose", "").lower() == "true"
+        return _compatibility(lambda: registry.check(subject, schema), verbose)
+
+    @app.post(
+        "/compatibility/subjects/{subject}/versions/{version}",
+        summary="Is the schema compatible with one version (per the subject's level)?",
+        openapi_extra=_BODY,
+    )
+    async def compatible_with(subject: str, version: str, request: Request) -> dict[str, Any]:
+        schema = await _schema(request)
+        verbose = request.query_params.get("verbose", "").lower() == "true"
+        refresh()
+        against = _version(registry, subject, version)
+        mode = registry.mode(subject).removesuffix("_transitive")
+        return _compatibility(lambda: check(mode, schema, [against.schema]), verbose)  # type: ignore[arg-type]
+
+    @app.get("/config", summary="The default compatibility level")
+    def global_config() -> dict[str, Any]:
+        return {"compatibilityLevel": _level(registry.default_mode)}
+
+    @app.put("/config", summary="Not permitted: the default level is fixed per process")
+    def set_global_config() -> dict[str, Any]:
+        raise RegistryHTTPError(
+            422, 42205,
+            "the default compatibility level is set when loopline's registry starts "
+            f"(now {_level(registry.default_mode)}); set a subject's level with PUT /config/SUBJECT",
+        )
+
+    @app.get("/config/{subject}", summary="A subject's compatibility level (else the default)")
+    def config(subject: str) -> dict[str, Any]:
+        refresh()
+        return {"compatibilityLevel": _level(registry.mode(subject))}
+
+    @app.put("/config/{subject}", summary="Set a subject's compatibility level")
+    async def set_config(subject: str, request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        mode = _mode(body)
+        registry.set_mode(subject, mode)
+        return {"compatibility": _level(mode)}
+
+    @app.delete("/subjects/{subject}", summary="Not permitted: the registry is append-only")
+    @app.delete("/subjects/{subject}/versions/{version}", summary="Not permitted (append-only)")
+    def delete(subject: str, version: str | None = None) -> None:
+        raise RegistryHTTPError(
+            422, 42205,
+            "loopline's registry is append-only (it is a log): register a new, compatible "
+            "version instead of deleting one",
+        )
+
+    return app
+
+
+def serve_registry(
+    registry: LogRegistry, host: str = "127.0.0.1", port: int = 8081, **kw: Any
+) -> None:
+    """Serve `create_registry_app(registry)` until interrupted (8081 is Confluent's port).
+
+    Point Kafka tools at it: ``schema.registry.url=http://HOST:8081``. `kw` goes to
+    ``uvicorn.run`` (``log_level``, ``ssl_certfile``, ...).
+    """
+    uvicorn.run(create_registry_app(registry), host=host, port=port, **kw)
