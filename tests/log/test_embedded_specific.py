@@ -102,3 +102,21 @@ def test_fenced_transactional_producer_cannot_commit(elog):
     new.commit_transaction()
     consumer = elog.consumer(None, ["t"], reset="earliest")
     assert [r.value for r in consumer.poll(timeout=1.0)] == [b"live"]
+
+
+def test_records_reported_undelivered_never_arrive_later(elog):
+    from loopline.log import DeliveryError
+
+    elog.create_topic("doomed")
+    elog.create_topic("kept")
+    producer = elog.producer()
+    producer.send("doomed", b"lost")
+    elog.delete_topic("doomed")
+    with pytest.raises(DeliveryError) as info:
+        producer.flush()
+    assert info.value.failed == 1
+    elog.create_topic("doomed")
+    producer.send("kept", b"fine")
+    assert producer.flush() == 1
+    producer.close()
+    assert elog.describe_topic("doomed").partitions[0].end == 0

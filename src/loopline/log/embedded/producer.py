@@ -180,11 +180,15 @@ class EmbeddedProducer:
                         [(group, tp.topic, tp.partition, off) for tp, off in group_offsets.items()],
                     )
         except TopicNotFound as exc:
+            # Nothing of this flush was written, and nothing of it ever will be: a record
+            # reported as not delivered must not turn up later (on close, say).
             self._topics.pop(exc.topic, None)
+            self._discard()
             raise DeliveryError(f"{count} records were not delivered: {exc}", failed=count) from exc
         except TransactionError:
             raise
         except Exception as exc:
+            self._discard()
             raise DeliveryError(f"{count} records were not delivered: {exc}", failed=count) from exc
         self._buffers.clear()
         self._queued = 0

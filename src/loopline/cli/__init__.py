@@ -1,0 +1,95 @@
+"""The ``loopline`` command: one subcommand per part of the loop.
+
+Global options say which log to use; each subcommand lives in its own module
+of this package and is registered on `cli` below.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(cli, ["--version"]).output.startswith("loopline, version")
+True
+"""
+
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from loopline import __version__
+from loopline.cli.consume import consume
+from loopline.cli.errors import CLIError, LogErrorGroup
+from loopline.cli.produce import produce
+from loopline.cli.settings import LogSettings, parse_pairs, read_properties
+from loopline.cli.topics import topics
+from loopline.log import DEFAULT_LOG_URL, default_log_url
+
+__all__ = ["CLIError", "cli", "main"]
+
+
+@click.group(
+    cls=LogErrorGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=f"""\b
+Examples:
+  loopline topics create clicks --partitions 3
+  loopline produce clicks --key member_id < clicks.jsonl
+  loopline consume clicks --from-beginning --max 10
+  loopline --log kafka://localhost:9092 topics list
+  loopline --log kafka://broker:9093 --kafka-config-file client.properties topics list
+
+\b
+The log defaults to $LOOPLINE_LOG, else {DEFAULT_LOG_URL}.""",
+)
+@click.version_option(__version__, "--version", "-V", prog_name="loopline")
+@click.option(
+    "--log",
+    "log_url",
+    metavar="URL",
+    help="The log: embedded:PATH (a local directory) or "
+    "kafka://host:port[,host:port...]. "
+    f"Default: $LOOPLINE_LOG, else {DEFAULT_LOG_URL}.",
+)
+@click.option(
+    "--kafka-config",
+    "kafka_pairs",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="A librdkafka setting for kafka:// logs (e.g. security.protocol=SASL_SSL); "
+    "repeatable, wins over --kafka-config-file. Secret values are never printed, "
+    "but other users may see command lines: keep passwords in the file.",
+)
+@click.option(
+    "--kafka-config-file",
+    metavar="PATH",
+    envvar="LOOPLINE_KAFKA_CONFIG_FILE",
+    type=click.Path(dir_okay=False),
+    help="A Java properties file of librdkafka settings (key=value lines, # comments), "
+    "as used by Kafka's own tools. Default: $LOOPLINE_KAFKA_CONFIG_FILE.",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    log_url: str | None,
+    kafka_pairs: tuple[str, ...],
+    kafka_config_file: str | None,
+) -> None:
+    """loopline: machine learning in production on a streaming log.
+
+    Manage topics, write JSON lines to them and read them back, on the
+    embedded log or on Apache Kafka.
+    """
+    url = log_url or default_log_url()
+    from_env = ctx.get_parameter_source("kafka_config_file") is ParameterSource.ENVIRONMENT
+    if from_env and not url.startswith("kafka:"):
+        kafka_config_file = None  # a Kafka setting of the environment, not meant for this log
+    config = read_properties(kafka_config_file) if kafka_config_file else {}
+    config.update(parse_pairs(kafka_pairs, "--kafka-config"))
+    ctx.obj = LogSettings(url=url, kafka_config=config)
+
+
+cli.add_command(topics)
+cli.add_command(produce)
+cli.add_command(consume)
+
+
+def main() -> None:
+    """Run the ``loopline`` command (the console script's entry point)."""
+    cli(prog_name="loopline")

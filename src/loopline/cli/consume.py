@@ -1,0 +1,165 @@
+"""``loopline consume``: records of a topic as JSON lines on stdout.
+
+The loop polls a batch, writes it, flushes stdout (so ``| jq`` sees records as
+they come) and, in a consumer group, commits the offsets of exactly the records
+written, so a later run of the same group resumes after them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+
+import click
+
+from loopline.cli.interrupts import InterruptGuard
+from loopline.cli.output import plural, record_line
+from loopline.cli.settings import LogSettings
+from loopline.log import Consumer, Record, TopicPartition
+
+POLL_RECORDS = 500
+POLL_SECONDS = 1.0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that exiting after a closed pipe prints nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+class RecordWriter:
+    """Writes records of `consumer` to `out` as JSON lines, counting them in `written`.
+
+    With a group, each written batch is committed before the next poll. The
+    count survives an interruption, so Ctrl-C can still report it.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        out: io.BufferedIOBase,
+        *,
+        meta: bool,
+        guard: InterruptGuard | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.out = out
+        self.meta = meta
+        self.guard = guard or InterruptGuard()
+        self.written = 0
+
+    def run(self, max_records: int | None, timeout: float | None) -> None:
+        """Write until `max_records` are written or none arrived for `timeout` seconds."""
+        last_arrival = time.monotonic()
+        while max_records is None or self.written < max_records:
+            wait = POLL_SECONDS
+            if timeout is not None:
+                wait = max(0.0, min(wait, last_arrival + timeout - time.monotonic()))
+            want = POLL_RECORDS
+            if max_records is not None:
+                want = min(want, max_records - self.written)
+            with self.guard.interruptible():
+                records = self.consumer.poll(max_records=want, timeout=wait)
+            if not records:
+                if timeout is not None and time.monotonic() - last_arrival >= timeout:
+                    return
+                continue
+            self.write(records[:want])
+            last_arrival = time.monotonic()
+
+    def write(self, records: list[Record]) -> None:
+        """Write one batch, flush it, and commit it when reading in a group."""
+        self.out.write(b"".join([record_line(r, self.meta) for r in records]))
+        self.out.flush()
+        if self.consumer.group is not None:
+            # Exactly the records written: later ones of a partition win in the dict.
+            self.consumer.commit(
+                {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
+            )
+        self.written += len(records)
+
+
+@click.command(
+    name="consume",
+    epilog="""\b
+Examples:
+  loopline consume clicks                           # new records, until Ctrl-C
+  loopline consume clicks --from-beginning --max 10
+  loopline consume clicks --group audit --timeout 5 # resumes where 'audit' stopped
+  loopline consume clicks --from-beginning --meta --timeout 1 | jq .offset
+
+\b
+Output, one JSON line per record:
+  the value, parsed when it is JSON, else as a string when it is UTF-8 text,
+  else {"$base64": "..."}; null for a tombstone. With --meta:
+  {"topic", "partition", "offset", "timestamp" (ms), "key", "value",
+   "headers": [[name, value], ...]} with key and header values as strings
+  (or the base64 marker).""",
+)
+@click.argument("topic")
+@click.option(
+    "--group",
+    "-g",
+    metavar="GROUP",
+    help="Read as a member of this consumer group and commit after each batch, so "
+    "the next run of the group resumes where this one stopped. Without it "
+    "every partition is read and nothing is committed.",
+)
+@click.option(
+    "--from-beginning",
+    is_flag=True,
+    help="Start at the earliest record (with --group: only when the group has no "
+    "committed offset yet). Default: only records that arrive from now on.",
+)
+@click.option(
+    "--max", "max_records", type=click.IntRange(min=0), metavar="N", help="Stop after N records."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Stop when no record arrived for this long. Default: run until Ctrl-C.",
+)
+@click.option(
+    "--meta",
+    is_flag=True,
+    help="Write each record with its topic, partition, offset, timestamp, key and "
+    "headers, not only its value.",
+)
+@click.pass_obj
+def consume(
+    settings: LogSettings,
+    topic: str,
+    group: str | None,
+    from_beginning: bool,
+    max_records: int | None,
+    timeout: float | None,
+    meta: bool,
+) -> None:
+    """Write records of a topic to stdout as JSON lines.
+
+    Ctrl-C stops cleanly (exit code 130); every record written before it was
+    committed when --group is given. A summary goes to stderr.
+    """
+    exit_code = 0
+    with settings.open() as log:
+        consumer = log.consumer(group, [topic], reset="earliest" if from_beginning else "latest")
+        guard = InterruptGuard()
+        writer = RecordWriter(consumer, click.get_binary_stream("stdout"), meta=meta, guard=guard)
+        try:
+            with guard:
+                writer.run(max_records, timeout)
+        except KeyboardInterrupt:
+            exit_code = 130
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, without committing what it missed.
+            _silence_stdout()
+        finally:
+            consumer.close()
+    click.echo(f"consumed {plural(writer.written, 'record')} from {topic}", err=True)
+    click.get_current_context().exit(exit_code)
