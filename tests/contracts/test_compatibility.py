@@ -31,8 +31,13 @@ from loopline.contracts.compatibility import (
 )
 
 MODES: tuple[Mode, ...] = (
-    "backward", "forward", "full", "none",
-    "backward_transitive", "forward_transitive", "full_transitive",
+    "backward",
+    "forward",
+    "full",
+    "none",
+    "backward_transitive",
+    "forward_transitive",
+    "full_transitive",
 )
 
 
@@ -63,60 +68,101 @@ class Change:
 ID = fld("item_id", "string")
 CHANGES: dict[str, Change] = {
     "add field with default": Change(
-        record(ID), record(ID, fld("country", "string", default="NL")),
-        {"item_id": "i1"}, {"item_id": "i1", "country": "DE"}),
+        record(ID),
+        record(ID, fld("country", "string", default="NL")),
+        {"item_id": "i1"},
+        {"item_id": "i1", "country": "DE"},
+    ),
     "add field without default": Change(
-        record(ID), record(ID, fld("country", "string")),
-        {"item_id": "i1"}, {"item_id": "i1", "country": "DE"}),
+        record(ID),
+        record(ID, fld("country", "string")),
+        {"item_id": "i1"},
+        {"item_id": "i1", "country": "DE"},
+    ),
     "remove field with default": Change(
-        record(ID, fld("country", "string", default="NL")), record(ID),
-        {"item_id": "i1", "country": "DE"}, {"item_id": "i1"}),
+        record(ID, fld("country", "string", default="NL")),
+        record(ID),
+        {"item_id": "i1", "country": "DE"},
+        {"item_id": "i1"},
+    ),
     "remove field without default": Change(
-        record(ID, fld("country", "string")), record(ID),
-        {"item_id": "i1", "country": "DE"}, {"item_id": "i1"}),
+        record(ID, fld("country", "string")),
+        record(ID),
+        {"item_id": "i1", "country": "DE"},
+        {"item_id": "i1"},
+    ),
     "promote int->long": Change(
-        record(fld("count", "int")), record(fld("count", "long")), {"count": 3}, {"count": 3}),
+        record(fld("count", "int")), record(fld("count", "long")), {"count": 3}, {"count": 3}
+    ),
     "demote long->int": Change(
-        record(fld("count", "long")), record(fld("count", "int")), {"count": 3}, {"count": 3}),
+        record(fld("count", "long")), record(fld("count", "int")), {"count": 3}, {"count": 3}
+    ),
     "change string->int": Change(
-        record(fld("item_id", "string")), record(fld("item_id", "int")),
-        {"item_id": "i1"}, {"item_id": 1}),
+        record(fld("item_id", "string")),
+        record(fld("item_id", "int")),
+        {"item_id": "i1"},
+        {"item_id": 1},
+    ),
     "make field optional": Change(
-        record(fld("email", "string")), record(fld("email", ["null", "string"], default=None)),
-        {"email": "a@b.c"}, {"email": None}),
+        record(fld("email", "string")),
+        record(fld("email", ["null", "string"], default=None)),
+        {"email": "a@b.c"},
+        {"email": None},
+    ),
     "make optional field required": Change(
-        record(fld("email", ["null", "string"], default=None)), record(fld("email", "string")),
-        {"email": None}, {"email": "a@b.c"}),
+        record(fld("email", ["null", "string"], default=None)),
+        record(fld("email", "string")),
+        {"email": None},
+        {"email": "a@b.c"},
+    ),
     "add enum symbol": Change(
         record(fld("color", color("RED", "GREEN"))),
         record(fld("color", color("RED", "GREEN", "BLUE"))),
-        {"color": "RED"}, {"color": "BLUE"}),
+        {"color": "RED"},
+        {"color": "BLUE"},
+    ),
     "remove enum symbol": Change(
         record(fld("color", color("RED", "GREEN", "BLUE"))),
         record(fld("color", color("RED", "GREEN"))),
-        {"color": "BLUE"}, {"color": "RED"}),
+        {"color": "BLUE"},
+        {"color": "RED"},
+    ),
     "nested record field change": Change(
-        record(fld("address", address("string"))), record(fld("address", address("int"))),
-        {"address": {"city": "Utrecht", "zip": "3511"}}, {"address": {"city": "U", "zip": 3511}}),
+        record(fld("address", address("string"))),
+        record(fld("address", address("int"))),
+        {"address": {"city": "Utrecht", "zip": "3511"}},
+        {"address": {"city": "U", "zip": 3511}},
+    ),
     "nested record field promoted": Change(
-        record(fld("address", address("int"))), record(fld("address", address("long"))),
-        {"address": {"city": "Utrecht", "zip": 3511}}, {"address": {"city": "U", "zip": 3511}}),
+        record(fld("address", address("int"))),
+        record(fld("address", address("long"))),
+        {"address": {"city": "Utrecht", "zip": 3511}},
+        {"address": {"city": "U", "zip": 3511}},
+    ),
     "array item type change": Change(
         record(fld("tags", {"type": "array", "items": "int"})),
         record(fld("tags", {"type": "array", "items": "string"})),
-        {"tags": [1, 2]}, {"tags": ["a"]}),
+        {"tags": [1, 2]},
+        {"tags": ["a"]},
+    ),
     "map value change": Change(
         record(fld("scores", {"type": "map", "values": "int"})),
         record(fld("scores", {"type": "map", "values": "double"})),
-        {"scores": {"a": 1}}, {"scores": {"a": 1.5}}),
+        {"scores": {"a": 1}},
+        {"scores": {"a": 1.5}},
+    ),
     "rename with alias": Change(
-        record(fld("user_id", "string")), record(fld("user", "string", aliases=["user_id"])),
-        {"user_id": "u1"}, {"user": "u1"}),
+        record(fld("user_id", "string")),
+        record(fld("user", "string", aliases=["user_id"])),
+        {"user_id": "u1"},
+        {"user": "u1"},
+    ),
 }
 
 Y, N = True, False
 # Which modes accept each change, with a single previous version (Confluent semantics:
 # BACKWARD = the new schema reads data written with the previous one).
+# fmt: off
 EXPECTED: dict[str, tuple[bool, ...]] = {
     #                                back fwd full none back_t fwd_t full_t
     "add field with default":       (Y,   Y,  Y,   Y,   Y,     Y,    Y),
@@ -136,6 +182,7 @@ EXPECTED: dict[str, tuple[bool, ...]] = {
     "map value change":             (Y,   N,  N,   Y,   Y,     N,    N),
     "rename with alias":            (Y,   N,  N,   Y,   Y,     N,    N),
 }
+# fmt: on
 assert EXPECTED.keys() == CHANGES.keys()
 
 
@@ -155,7 +202,8 @@ def fastavro_reads(writer: Any, reader: Any, datum: Any) -> bool:
     buf.seek(0)
     try:
         fastavro.schemaless_reader(
-            buf, fastavro.parse_schema(writer), fastavro.parse_schema(reader))
+            buf, fastavro.parse_schema(writer), fastavro.parse_schema(reader)
+        )
     except SchemaResolutionError:
         return False
     return True
@@ -168,8 +216,16 @@ def test_matrix_agrees_with_fastavro(change: str) -> None:
     assert (can_read(c.old, c.new) == []) is fastavro_reads(c.new, c.old, c.new_datum)
 
 
-SAMPLES = {"null": None, "boolean": True, "int": 7, "long": 2**40, "float": 1.5,
-           "double": 2.5, "bytes": b"ab", "string": "ab"}
+SAMPLES = {
+    "null": None,
+    "boolean": True,
+    "int": 7,
+    "long": 2**40,
+    "float": 1.5,
+    "double": 2.5,
+    "bytes": b"ab",
+    "string": "ab",
+}
 
 
 PAIRS = list(itertools.product(sorted(PRIMITIVES), repeat=2))
@@ -213,28 +269,36 @@ def messages(mode: Mode, change: str) -> list[str]:
 
 def test_messages_name_the_field_and_what_to_do() -> None:
     assert messages("backward", "add field without default") == [
-        "field 'country' was added without a default (give it a default or make it optional)"]
+        "field 'country' was added without a default (give it a default or make it optional)"
+    ]
     assert messages("forward", "remove field without default") == [
         "field 'country' was removed, but readers of the previous schema require it "
-        "(it has no default there; keep the field)"]
+        "(it has no default there; keep the field)"
+    ]
     assert messages("backward", "remove enum symbol") == [
         "enum 'Color' lost symbol 'BLUE' (old data may hold it; keep the symbol or give "
-        "the enum a default)"]
+        "the enum a default)"
+    ]
     assert messages("forward", "add enum symbol")[0].startswith("enum 'Color' gained symbol 'BLUE'")
     assert messages("backward", "make optional field required") == [
         "field 'email' changed type union[null, string] -> string, which cannot read the null "
-        "values old data may hold"]
+        "values old data may hold"
+    ]
     assert messages("forward", "make field optional") == [
         "field 'email' changed type string -> union[null, string], whose null values readers "
-        "of the previous schema cannot read"]
+        "of the previous schema cannot read"
+    ]
 
 
 @pytest.mark.parametrize(
     ("change", "path", "message"),
     [
         ("change string->int", "item_id", "field 'item_id' changed type string -> int"),
-        ("nested record field change", "address.zip",
-         "field 'address.zip' changed type string -> int"),
+        (
+            "nested record field change",
+            "address.zip",
+            "field 'address.zip' changed type string -> int",
+        ),
         ("array item type change", "tags[]", "field 'tags' items: changed type int -> string"),
         ("demote long->int", "count", "field 'count' changed type long -> int"),
         ("map value change", "scores{}", "field 'scores' values: changed type int -> double"),
@@ -254,7 +318,8 @@ def test_renamed_record_needs_an_alias() -> None:
     old = record(fld("id", "string"), name="Click")
     renamed = record(fld("id", "string"), name="Tap")
     assert [p.message for p in can_read(renamed, old)] == [
-        "the schema changed record name 'Click' -> 'Tap' (add 'Click' to the new record's aliases)"]
+        "the schema changed record name 'Click' -> 'Tap' (add 'Click' to the new record's aliases)"
+    ]
     assert can_read({**renamed, "aliases": ["Click"]}, old) == []
     assert fastavro_reads(old, {**renamed, "aliases": ["Click"]}, {"id": "x"})
     assert not fastavro_reads(old, renamed, {"id": "x"})
@@ -279,12 +344,14 @@ def test_kind_changes_renamed_enums_and_lost_union_branches() -> None:
     narrower = rec(color("RED"), ["null", "string"])
     assert [p.message for p in can_read(narrower, old)] == [
         "field 'v' changed type union[null, string, int] -> union[null, string], which cannot "
-        "read the int values old data may hold"]
+        "read the int values old data may hold"
+    ]
     assert not fastavro_reads(old, narrower, {"color": "RED", "v": 3})
     assert fastavro_reads(old, narrower, {"color": "RED", "v": "ok"})
     listed = rec(color("RED"), {"type": "array", "items": "string"})
     assert [p.message for p in can_read(listed, rec(color("RED"), "string"))] == [
-        "field 'v' changed type string -> array<string>"]
+        "field 'v' changed type string -> array<string>"
+    ]
 
 
 def test_incompatible_schema_message() -> None:
@@ -294,11 +361,13 @@ def test_incompatible_schema_message() -> None:
     assert str(error) == (
         "contract 'clicks' v3 is not backward compatible with v2: field 'item_id' changed type "
         "string -> long; field 'country' was added without a default (give it a default or make "
-        "it optional)")
+        "it optional)"
+    )
     assert isinstance(error, ValueError) and len(error.problems) == 2
     assert str(pickle.loads(pickle.dumps(error))) == str(error)
     assert "not full transitive compatible" in str(
-        IncompatibleSchema("clicks", 3, 1, "full_transitive", error.problems))
+        IncompatibleSchema("clicks", 3, 1, "full_transitive", error.problems)
+    )
 
 
 def test_bad_input_is_a_value_error() -> None:
@@ -338,7 +407,8 @@ def test_recursive_schema() -> None:
     assert can_read(LINKED_LIST, LINKED_LIST) == []
     assert check("backward", wider, [LINKED_LIST]) == []
     assert check("forward", wider, [LINKED_LIST]) == [
-        Incompatibility("value", "field 'value' changed type int -> long")]
+        Incompatibility("value", "field 'value' changed type int -> long")
+    ]
     datum = {"value": 1, "next": {"value": 2, "next": {"value": 3, "next": None}}}
     assert fastavro_reads(LINKED_LIST, wider, datum)
     assert not fastavro_reads(wider, LINKED_LIST, datum)
@@ -346,11 +416,24 @@ def test_recursive_schema() -> None:
 
 def test_named_types_resolve_through_namespaces() -> None:
     money = {"type": "fixed", "name": "Money", "size": 8}
-    order = {"type": "record", "name": "Order", "namespace": "shop", "fields": [
-        fld("price", money), fld("refund", ["null", "Money"], default=None),
-        fld("history", {"type": "array", "items": "shop.Money"}),
-        fld("tree", {"type": "record", "name": "Tree", "fields": [
-            fld("children", {"type": "array", "items": "Tree"})]})]}
+    order = {
+        "type": "record",
+        "name": "Order",
+        "namespace": "shop",
+        "fields": [
+            fld("price", money),
+            fld("refund", ["null", "Money"], default=None),
+            fld("history", {"type": "array", "items": "shop.Money"}),
+            fld(
+                "tree",
+                {
+                    "type": "record",
+                    "name": "Tree",
+                    "fields": [fld("children", {"type": "array", "items": "Tree"})],
+                },
+            ),
+        ],
+    }
     assert can_read(order, order) == []
     wider = {**order, "fields": [fld("price", {**money, "size": 16}), *order["fields"][1:]]}
     assert [(p.path, p.message) for p in can_read(wider, order)] == [
@@ -364,9 +447,12 @@ def test_named_types_resolve_through_namespaces() -> None:
 
 # -- properties ----------------------------------------------------------------------------------
 
-LOGICAL = [{"type": "long", "logicalType": "timestamp-millis"},
-           {"type": "int", "logicalType": "date"}, {"type": "string", "logicalType": "uuid"},
-           {"type": "bytes", "logicalType": "decimal", "precision": 5, "scale": 2}]
+LOGICAL = [
+    {"type": "long", "logicalType": "timestamp-millis"},
+    {"type": "int", "logicalType": "date"},
+    {"type": "string", "logicalType": "uuid"},
+    {"type": "bytes", "logicalType": "decimal", "precision": 5, "scale": 2},
+]
 
 
 @st.composite
@@ -398,8 +484,14 @@ def record_schemas(draw: st.DrawFn) -> dict[str, Any]:
             inner = type_(depth + 1, namespace)
             return {"type": kind, "items" if kind == "array" else "values": inner}
         if kind == "union":
-            branches = draw(st.lists(st.sampled_from(sorted(PRIMITIVES - {"null"})),
-                                     min_size=1, max_size=3, unique=True))
+            branches = draw(
+                st.lists(
+                    st.sampled_from(sorted(PRIMITIVES - {"null"})),
+                    min_size=1,
+                    max_size=3,
+                    unique=True,
+                )
+            )
             return ["null", *branches]
         schema, full = named(kind, namespace)
         if kind == "enum":
@@ -410,15 +502,18 @@ def record_schemas(draw: st.DrawFn) -> dict[str, Any]:
             inner_ns = full.rpartition(".")[0]
             defined.append(full)  # before the fields: records may refer to themselves
             schema["fields"] = [
-                fld(f"f{i}", type_(depth + 1, inner_ns))
-                for i in range(draw(st.integers(0, 4)))]
+                fld(f"f{i}", type_(depth + 1, inner_ns)) for i in range(draw(st.integers(0, 4)))
+            ]
         if full not in defined:
             defined.append(full)
         return schema
 
     schema = type_(0, "")
-    return schema if isinstance(schema, dict) and schema.get("type") == "record" else record(
-        fld("value", schema))
+    return (
+        schema
+        if isinstance(schema, dict) and schema.get("type") == "record"
+        else record(fld("value", schema))
+    )
 
 
 @settings(max_examples=200, deadline=None)

@@ -15,6 +15,8 @@ from click.core import ParameterSource
 
 from loopline import __version__
 from loopline.cli.consume import consume
+from loopline.cli.contracts import contracts
+from loopline.cli.dlq import dlq
 from loopline.cli.errors import CLIError, LogErrorGroup
 from loopline.cli.produce import produce
 from loopline.cli.settings import LogSettings, parse_pairs, read_properties
@@ -88,6 +90,8 @@ def cli(
 cli.add_command(topics)
 cli.add_command(produce)
 cli.add_command(consume)
+cli.add_command(contracts)
+cli.add_command(dlq)
 
 
 def main() -> None:

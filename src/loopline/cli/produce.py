@@ -23,7 +23,9 @@ from loopline.cli.errors import CLIError
 from loopline.cli.interrupts import InterruptGuard
 from loopline.cli.output import is_terminal, plural
 from loopline.cli.settings import LogSettings
-from loopline.log import LogError, Producer
+from loopline.contracts import SCHEMAS_TOPIC, ContractViolation, LogRegistry, record_type
+from loopline.contracts.topics import codec_for
+from loopline.log import Log, LogError, Producer
 
 BATCH_LINES = 10_000
 IDLE_SECONDS = 0.2
@@ -152,8 +154,17 @@ def _key(obj: Any, field: str, number: int) -> tuple[bytes | None, str | None]:
     return str(value).encode("utf-8"), None
 
 
-def produce_lines(batcher: Batcher, lines: Iterable[bytes], key_field: str | None) -> None:
-    """Queue every line as a record; raise `CLIError` at the first bad line."""
+def produce_lines(
+    batcher: Batcher,
+    lines: Iterable[bytes],
+    key_field: str | None,
+    contract: tuple[str, Callable[[Any], bytes]] | None = None,
+) -> None:
+    """Queue every line as a record; raise `CLIError` at the first bad line.
+
+    With a `contract` (its label and its codec's encode), each line must follow
+    it and the record's value is the contract's encoding of the line.
+    """
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
@@ -164,10 +175,32 @@ def produce_lines(batcher: Batcher, lines: Iterable[bytes], key_field: str | Non
         key = None
         if problem is None and key_field is not None:
             key, problem = _key(obj, key_field, number)
+        if problem is None and contract is not None:
+            label, encode = contract
+            try:
+                line = encode(obj)
+            except ContractViolation as exc:
+                problem = f"line {number} breaks {label}: {exc}"
         if problem is not None:
             raise batcher.fail(problem)
         batcher.add(line, key)
     batcher.flush()
+
+
+def _contract(log: Log, topic: str) -> tuple[str, Callable[[Any], bytes]] | None:
+    """The label and encoder of the contract `topic` is bound to, if any."""
+    if SCHEMAS_TOPIC not in log.list_topics():
+        return None  # no contract was ever registered in this log
+    registry = LogRegistry(log)
+    try:
+        binding = registry.binding(topic)
+        if binding is None:
+            return None
+        version = registry.latest(binding.contract)
+        codec = codec_for(record_type(version.schema), version, binding.encoding, registry)
+        return f"contract {binding.contract!r} v{version.version}", codec.encode
+    finally:
+        registry.close()
 
 
 @click.command(
@@ -202,14 +235,17 @@ def produce(
     Each record's value is the line as written (stripped of surrounding
     whitespace); blank lines are skipped. Records are sent in batches and
     flushed: when the command returns, every record is durable. At the first
-    line that is not JSON (or lacks the --key field) it stops with exit code 1,
-    after delivering every line before it.
+    line that is not JSON (or lacks the --key field, or breaks the contract the
+    topic is bound to) it stops with exit code 1, after delivering every line
+    before it. On a topic bound to a contract, values are written in the
+    contract's encoding.
     """
     stdin = click.get_binary_stream("stdin")
     with settings.open() as log:
         partitions = log.describe_topic(topic).config.partitions
         if partition is not None and not 0 <= partition < partitions:
             raise CLIError(f"topic {topic!r} has partitions 0..{partitions - 1}, not {partition}")
+        contract = _contract(log, topic)
         producer = log.producer()
         batcher = Batcher(producer, topic, partition)
         interrupted = False
@@ -218,7 +254,7 @@ def produce(
                 batcher.on_delivered = on_delivered
                 try:
                     lines = read_lines(stdin, batcher.flush, guard)
-                    produce_lines(batcher, lines, key_field)
+                    produce_lines(batcher, lines, key_field, contract)
                 except KeyboardInterrupt:
                     batcher.flush()  # what was read before Ctrl-C is delivered, not lost
                     interrupted = True

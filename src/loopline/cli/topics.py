@@ -115,6 +115,18 @@ Examples:
     help="A backend topic setting passed through unchanged (on Kafka any topic "
     "config, e.g. segment.ms=3600000). Repeatable.",
 )
+@click.option(
+    "--contract",
+    metavar="NAME",
+    help="Bind the topic to a registered contract: its records must follow it.",
+)
+@click.option(
+    "--encoding",
+    type=click.Choice(["json", "avro"]),
+    default="json",
+    show_default=True,
+    help="How the contract's records are encoded (avro: Confluent wire format).",
+)
 @click.pass_obj
 def create_topic(
     settings: LogSettings,
@@ -124,8 +136,10 @@ def create_topic(
     retention: str | None,
     retention_bytes: str | None,
     extra: tuple[str, ...],
+    contract: str | None,
+    encoding: str,
 ) -> None:
-    """Create a topic."""
+    """Create a topic, optionally bound to a contract."""
     config = TopicConfig(
         partitions=partitions,
         compact=compact,
@@ -133,6 +147,18 @@ def create_topic(
         retention_bytes=parse_size(retention_bytes),
         extra=parse_pairs(extra, "--config"),
     )
+    if contract is not None:
+        from loopline.cli.contracts import opened_registry
+
+        with opened_registry(settings) as (log, registry):
+            registry.latest(contract)  # refuse an unknown contract before creating anything
+            log.create_topic(name, config)
+            registry.bind(name, contract, encoding)  # type: ignore[arg-type]
+        click.echo(
+            f"created topic {name!r} ({_summary(config)}), bound to contract {contract!r} "
+            f"({encoding})"
+        )
+        return
     with settings.open() as log:
         log.create_topic(name, config)
     click.echo(f"created topic {name!r} ({_summary(config)})")

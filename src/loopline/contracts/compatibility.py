@@ -31,13 +31,23 @@ from typing import Any, Literal, TypeAlias, TypeVar, get_args
 
 Schema: TypeAlias = "str | list[Any] | dict[str, Any]"
 Mode = Literal[
-    "backward", "forward", "full", "none",
-    "backward_transitive", "forward_transitive", "full_transitive",
+    "backward",
+    "forward",
+    "full",
+    "none",
+    "backward_transitive",
+    "forward_transitive",
+    "full_transitive",
 ]
 
 __all__ = [
-    "IncompatibleSchema", "Incompatibility", "Mode", "Schema",
-    "can_read", "check", "problems_by_version",
+    "IncompatibleSchema",
+    "Incompatibility",
+    "Mode",
+    "Schema",
+    "can_read",
+    "check",
+    "problems_by_version",
 ]
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -325,11 +335,15 @@ class _Resolver:
             if symbol in r.symbols:
                 continue
             if self.writer_is_old:
-                msg = (f"enum '{r.short}' lost symbol '{symbol}' (old data may hold it; "
-                       "keep the symbol or give the enum a default)")
+                msg = (
+                    f"enum '{r.short}' lost symbol '{symbol}' (old data may hold it; "
+                    "keep the symbol or give the enum a default)"
+                )
             else:
-                msg = (f"enum '{r.short}' gained symbol '{symbol}', which readers of the "
-                       "previous schema do not know (they need an enum default to read it)")
+                msg = (
+                    f"enum '{r.short}' gained symbol '{symbol}', which readers of the "
+                    "previous schema do not know (they need an enum default to read it)"
+                )
             problems.append(Incompatibility(path, msg))
         return problems
 
@@ -380,10 +394,14 @@ class _Resolver:
 
     def _missing(self, here: str) -> str:
         if self.writer_is_old:
-            return (f"field '{here}' was added without a default "
-                    "(give it a default or make it optional)")
-        return (f"field '{here}' was removed, but readers of the previous schema require it "
-                "(it has no default there; keep the field)")
+            return (
+                f"field '{here}' was added without a default "
+                "(give it a default or make it optional)"
+            )
+        return (
+            f"field '{here}' was removed, but readers of the previous schema require it "
+            "(it has no default there; keep the field)"
+        )
 
 
 def _matches(r: _Node, w: _Node) -> bool:

@@ -59,7 +59,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loopline.contracts.compatibility import Incompatibility, IncompatibleSchema, Mode, check
+from loopline.contracts.compatibility import (
+    Incompatibility,
+    IncompatibleSchema,
+    Mode,
+    can_read,
+    check,
+)
 from loopline.contracts.registry import (
     MODES,
     ContractNotFound,
@@ -81,7 +87,10 @@ _BODY = {
                     "type": "object",
                     "required": ["schema"],
                     "properties": {
-                        "schema": {"type": "string", "description": "the Avro schema, as JSON text"},
+                        "schema": {
+                            "type": "string",
+                            "description": "the Avro schema, as JSON text",
+                        },
                         "schemaType": {"type": "string", "enum": ["AVRO"]},
                         "references": {"type": "array", "maxItems": 0},
                     },
@@ -117,7 +126,8 @@ def _mode(body: Any) -> Mode:
     mode = level.lower() if isinstance(level, str) else None
     if mode not in MODES:
         raise RegistryHTTPError(
-            422, 42203,
+            422,
+            42203,
             f"invalid compatibility level {level!r}: use one of {', '.join(map(_level, MODES))}",
         )
     return mode  # type: ignore[return-value]
@@ -143,6 +153,7 @@ async def _schema(request: Request) -> Schema:
     try:
         schema = json.loads(body.schema)
         fastavro.parse_schema(schema)
+        can_read(schema, schema)  # loopline's checker must read it too (it is stricter)
     except Exception as exc:
         raise RegistryHTTPError(422, 42201, f"invalid Avro schema: {exc}") from None
     return schema
@@ -174,7 +185,12 @@ def _version(registry: LogRegistry, subject: str, version: str) -> ContractVersi
 
 
 def _registered(v: ContractVersion) -> dict[str, Any]:
-    return {"subject": v.name, "id": v.schema_id, "version": v.version, "schema": json.dumps(v.schema)}
+    return {
+        "subject": v.name,
+        "id": v.schema_id,
+        "version": v.version,
+        "schema": json.dumps(v.schema),
+    }
 
 
 def _compatibility(find: Callable[[], list[Incompatibility]], verbose: bool) -> dict[str, Any]:
@@ -209,7 +225,9 @@ def create_registry_app(registry: LogRegistry) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error_code": exc.status_code, "message": str(exc.detail)}, exc.status_code)
+        return JSONResponse(
+            {"error_code": exc.status_code, "message": str(exc.detail)}, exc.status_code
+        )
 
     @app.exception_handler(LogError)
     async def _log_error(request: Request, exc: LogError) -> JSONResponse:
@@ -233,7 +251,9 @@ def create_registry_app(registry: LogRegistry) -> FastAPI:
     def _uses(schema_id: str) -> list[ContractVersion]:
         refresh()
         found = [
-            v for name in registry.names() for v in registry.versions(name)
+            v
+            for name in registry.names()
+            for v in registry.versions(name)
             if str(v.schema_id) == schema_id
         ]
         if not found:
@@ -319,7 +339,8 @@ def create_registry_app(registry: LogRegistry) -> FastAPI:
     @app.put("/config", summary="Not permitted: the default level is fixed per process")
     def set_global_config() -> dict[str, Any]:
         raise RegistryHTTPError(
-            422, 42205,
+            422,
+            42205,
             "the default compatibility level is set when loopline's registry starts "
             f"(now {_level(registry.default_mode)}); set a subject's level with PUT /config/SUBJECT",
         )
@@ -343,7 +364,8 @@ def create_registry_app(registry: LogRegistry) -> FastAPI:
     @app.delete("/subjects/{subject}/versions/{version}", summary="Not permitted (append-only)")
     def delete(subject: str, version: str | None = None) -> None:
         raise RegistryHTTPError(
-            422, 42205,
+            422,
+            42205,
             "loopline's registry is append-only (it is a log): register a new, compatible "
             "version instead of deleting one",
         )
