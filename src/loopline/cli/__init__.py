@@ -18,6 +18,7 @@ from loopline.cli.consume import consume
 from loopline.cli.contracts import contracts
 from loopline.cli.dlq import dlq
 from loopline.cli.errors import CLIError, LogErrorGroup
+from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
 from loopline.cli.produce import produce
 from loopline.cli.settings import LogSettings, parse_pairs, read_properties
 from loopline.cli.topics import topics
@@ -66,17 +67,26 @@ The log defaults to $LOOPLINE_LOG, else {DEFAULT_LOG_URL}.""",
     help="A Java properties file of librdkafka settings (key=value lines, # comments), "
     "as used by Kafka's own tools. Default: $LOOPLINE_KAFKA_CONFIG_FILE.",
 )
+@click.option(
+    "--schema-registry",
+    "schema_registry",
+    metavar="URL",
+    envvar="LOOPLINE_SCHEMA_REGISTRY",
+    help="Use an external Confluent-compatible schema registry instead of the one "
+    "kept in the log. Default: $LOOPLINE_SCHEMA_REGISTRY, else the log's own.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
     log_url: str | None,
     kafka_pairs: tuple[str, ...],
     kafka_config_file: str | None,
+    schema_registry: str | None,
 ) -> None:
     """loopline: machine learning in production on a streaming log.
 
-    Manage topics, write JSON lines to them and read them back, on the
-    embedded log or on Apache Kafka.
+    Manage topics and their contracts, bring data in from files and HTTP,
+    write JSON lines and read them back, on the embedded log or on Apache Kafka.
     """
     url = log_url or default_log_url()
     from_env = ctx.get_parameter_source("kafka_config_file") is ParameterSource.ENVIRONMENT
@@ -84,7 +94,7 @@ def cli(
         kafka_config_file = None  # a Kafka setting of the environment, not meant for this log
     config = read_properties(kafka_config_file) if kafka_config_file else {}
     config.update(parse_pairs(kafka_pairs, "--kafka-config"))
-    ctx.obj = LogSettings(url=url, kafka_config=config)
+    ctx.obj = LogSettings(url=url, kafka_config=config, schema_registry=schema_registry)
 
 
 cli.add_command(topics)
@@ -92,6 +102,9 @@ cli.add_command(produce)
 cli.add_command(consume)
 cli.add_command(contracts)
 cli.add_command(dlq)
+cli.add_command(ingest)
+cli.add_command(ingest_server)
+cli.add_command(schema_registry_command)
 
 
 def main() -> None:

@@ -31,9 +31,14 @@ from loopline.log import Log
 
 @contextmanager
 def opened_registry(settings: LogSettings) -> Iterator[tuple[Log, LogRegistry]]:
-    """The log and the schema registry kept in it, for the length of a ``with`` block."""
+    """The log and its schema registry (the log's own, or ``--schema-registry``)."""
     with settings.open() as log:
-        registry = LogRegistry(log)
+        if settings.schema_registry:
+            from loopline.contracts.external import ConfluentRegistry
+
+            registry = ConfluentRegistry(settings.schema_registry)
+        else:
+            registry = LogRegistry(log)
         try:
             yield log, registry
         except ContractNotFound as exc:

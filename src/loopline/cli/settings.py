@@ -86,6 +86,7 @@ class LogSettings:
 
     url: str = field(default_factory=default_log_url)
     kafka_config: dict[str, str] = field(default_factory=dict)
+    schema_registry: str | None = None
 
     @property
     def secrets(self) -> list[str]:
