@@ -117,3 +117,22 @@ def test_assignment_covers_every_partition(log, new_topic):
     consumer = log.consumer(unique(), [topic], reset="earliest")
     assert sorted(consumer.assignment()) == [TopicPartition(topic, p) for p in range(3)]
     consumer.close()
+
+
+def test_commit_stores_only_partitions_read_or_seeked(log, new_topic):
+    topic = new_topic(partitions=2)
+    producer = log.producer()
+    producer.send(topic, b"a", partition=0)
+    producer.send(topic, b"b", partition=1)
+    producer.flush()
+    group = unique()
+    tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    consumer = log.consumer(group, [topic], reset="earliest")
+    consumer.pause([tp1])
+    assert [r.value for r in consume_all(consumer, 1)] == [b"a"]
+    consumer.commit()
+    assert consumer.committed() == {tp0: 1, tp1: None}
+    consumer.seek(tp1, 1)
+    consumer.commit()
+    assert consumer.committed() == {tp0: 1, tp1: 1}
+    consumer.close()

@@ -16,7 +16,8 @@ Topics
 Records
     A record has a key (bytes or None), a value (bytes, or None: a tombstone), a
     timestamp in milliseconds (given by the producer, else set on append) and
-    headers (a tuple of ``(str, bytes)`` pairs). Offsets within a partition
+    headers (a tuple of ``(str, bytes)`` pairs). A timestamp must be positive (to
+    librdkafka, 0 means "now"). Offsets within a partition
     increase strictly; records of a partition are read in offset order. There is
     no order across partitions.
 
@@ -29,25 +30,32 @@ Producing
     `Producer.send` queues a record; `Producer.flush` blocks until every queued
     record is durable and returns how many were acknowledged, or raises
     `DeliveryError`. A record is acknowledged only once it is durable: it
-    survives a crash (``kill -9``) of any process from then on.
+    survives a crash (``kill -9``) of any process from then on. Records a
+    `DeliveryError` names were not acknowledged: on the embedded log they are
+    dropped and never appear; on Kafka, records still in flight when a flush
+    timed out may yet arrive (the idempotent producer never writes one twice).
 
 Consuming
     A consumer belongs to a consumer group (or to none: then it reads every
     partition and cannot commit). It starts each partition at the group's
     committed offset, else at the ``earliest`` or ``latest`` offset (``reset``).
     `Consumer.commit` stores, per partition, the offset of the next record to
-    read, so a consumer of the same group that starts later resumes there. A
+    read, so a consumer of the same group that starts later resumes there;
+    without arguments it stores the position of every partition the consumer
+    returned records from or seeked, and leaves the others alone. A
     consumer can seek (to an offset, a timestamp, the beginning or the end),
     pause and resume partitions, and report its lag per partition.
     The embedded backend allows one live member per group; Kafka balances the
-    partitions over any number of members.
+    partitions over any number of members (a member joining a busy group may
+    own no partition until the others' next poll hands some over).
 
 Transactions
     A producer made with a ``transactional_id`` writes records and commits a
     consumer's input offsets in one atomic step: after `commit_transaction`
     all of them are visible, after `abort_transaction` (or a crash) none are.
     A ``read_committed`` consumer never sees records of an aborted or open
-    transaction.
+    transaction. Aborting does not rewind the consumer whose offsets were in
+    the transaction: to process its records again, seek back to `committed()`.
 
 Compaction
     A compacted topic keeps at least the latest value of every key, and
@@ -152,7 +160,7 @@ class Consumer(Protocol):
         ...
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
-        """Store the group's offsets (default: the next offset after each record returned by poll)."""
+        """Store the group's offsets (default: the position of every partition read from or seeked)."""
         ...
 
     def committed(

@@ -39,6 +39,7 @@ class EmbeddedConsumer:
         self._member = groups.join(store, group) if group is not None else None
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
+        self._touched: set[TopicPartition] = set()  # read from or seeked: what commit() stores
         self._cache: dict[TopicPartition, tuple[int, int, list[Record]]] = {}
         self._next = 0
         self._closed = False
@@ -130,6 +131,7 @@ class EmbeddedConsumer:
             if got:
                 out += got
                 self._positions[tp] = got[-1].offset + 1
+                self._touched.add(tp)
                 if len(out) >= max_records:
                     self._next = (self._next + i + 1) % n
                     break
@@ -143,7 +145,10 @@ class EmbeddedConsumer:
         self._check_open()
         if self.group is None or self._member is None:
             raise LogError("this consumer has no group, so it has no offsets to commit")
-        groups.commit(self._store, self.group, self._member, offsets or dict(self._positions))
+        if offsets is None:
+            offsets = {tp: self._positions[tp] for tp in self._touched}
+        if offsets:
+            groups.commit(self._store, self.group, self._member, offsets)
 
     def committed(
         self, partitions: Iterable[TopicPartition] | None = None
@@ -175,17 +180,21 @@ class EmbeddedConsumer:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         if offset < 0:
             raise LogError(f"cannot seek to a negative offset ({offset})")
-        self._positions[self._assigned(partition)] = offset
+        tp = self._assigned(partition)
+        self._positions[tp] = offset
+        self._touched.add(tp)
 
     def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         targets = self._targets(partitions)
         for tp, (start, _) in self._bounds(targets).items():
             self._positions[tp] = start
+        self._touched.update(targets)
 
     def seek_to_end(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         targets = self._targets(partitions)
         for tp, (_, end) in self._bounds(targets).items():
             self._positions[tp] = end
+        self._touched.update(targets)
 
     def seek_to_time(
         self, timestamp: int, partitions: Iterable[TopicPartition] | None = None
@@ -205,6 +214,7 @@ class EmbeddedConsumer:
                 continue
             records = batches.decode(tp.topic, tp.partition, row[0], row[1])
             self._positions[tp] = next(r.offset for r in records if r.timestamp >= timestamp)
+        self._touched.update(targets)
 
     def pause(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         self._paused.update(self._targets(partitions))

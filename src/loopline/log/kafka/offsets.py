@@ -1,0 +1,63 @@
+"""Where a partition starts and where its group left it: offsets for `KafkaConsumer`.
+
+Offsets by position or time (earliest, latest, first at or after a timestamp)
+are looked up by the log's admin client (`TopicAdmin.offsets`), never on the
+consumer's own connections: a consumer keeps a fetch request waiting at the
+broker (up to ``fetch.wait.max.ms``), and Kafka answers a connection's requests
+in order, so a look-up there would wait for it. Committed offsets come from the
+group coordinator, which has a connection of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal
+
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from loopline.log.records import TopicPartition
+
+if TYPE_CHECKING:
+    from loopline.log.kafka.admin import TopicAdmin
+
+EARLIEST = -2  # Kafka's ListOffsets reads the timestamps -2 and -1 as earliest and latest
+LATEST = -1
+OFFSET_UNSET = -1001  # librdkafka's OFFSET_INVALID: let the group's offset or the reset decide
+
+
+def committed_offsets(
+    consumer: Consumer, partitions: Iterable[TopicPartition], timeout: float
+) -> dict[TopicPartition, int | None]:
+    """The group's committed offset per partition (None where nothing was committed)."""
+    parts = [KafkaPartition(tp[0], tp[1]) for tp in partitions]
+    if not parts:
+        return {}
+    result: dict[TopicPartition, int | None] = {}
+    for part in consumer.committed(parts, timeout):
+        if part.error is not None:
+            raise KafkaException(part.error)
+        offset = part.offset if part.offset >= 0 else None
+        result[TopicPartition(part.topic, part.partition)] = offset
+    return result
+
+
+def start_offsets(
+    consumer: Consumer,
+    admin: TopicAdmin,
+    partitions: list[TopicPartition],
+    reset: Literal["earliest", "latest"],
+    *,
+    grouped: bool,
+    read_committed: bool,
+    timeout: float,
+) -> dict[TopicPartition, int]:
+    """Where reading starts: the group's committed offset (if `grouped`), else the `reset` end."""
+    starts: dict[TopicPartition, int | None] = (
+        committed_offsets(consumer, partitions, timeout) if grouped else dict.fromkeys(partitions)
+    )
+    unset = [tp for tp, offset in starts.items() if offset is None]
+    if unset:
+        when = EARLIEST if reset == "earliest" else LATEST
+        starts.update(admin.offsets(unset, when, read_committed=read_committed))
+    return {tp: offset or 0 for tp, offset in starts.items()}
