@@ -408,3 +408,16 @@ def test_the_same_rows_in_another_file_are_ingested_again(log, registry, orders,
     assert ingest_file(log, a, topic, registry=registry).produced == 1
     assert ingest_file(log, b, topic, registry=registry).produced == 1  # other content, other id
     assert ingest_file(log, a, topic, registry=registry).skipped == 1
+
+
+def test_rows_stamped_too_far_ahead_are_dead_lettered(log, registry, orders, tmp_path):
+    topic = orders()
+    path = write_csv(
+        tmp_path / "orders.csv",
+        "id,member,amount,note,at",
+        ["1,m-1,9.5,,2024-05-01T12:00:00Z", "2,m-2,10,,2999-01-01T00:00:00Z"],
+    )
+    report = ingest_file(log, path, topic, key="member", time_column="at", registry=registry)
+    assert report == IngestReport(read=2, produced=1, dead_lettered=1, skipped=0)
+    (letter,) = read_dlq(log, topic, 1)
+    assert "row 2" in letter.reason and "in the future" in letter.reason

@@ -186,3 +186,16 @@ def test_the_openapi_document_describes_the_endpoint(server) -> None:
     assert {p["name"] for p in operation["parameters"]} == {"topic", "key", "time"}
     assert operation["requestBody"]["content"]["application/json"]["schema"]["type"] == "array"
     assert "/healthz" in document["paths"]
+
+
+def test_an_event_time_the_log_cannot_take_is_a_400_on_both_backends(log, server, clicks) -> None:
+    # Kafka refuses records stamped more than an hour ahead; the edge says so, as a 400.
+    batch = [
+        {"member_id": "m-1", "item": 1, "at": "2024-05-01T12:00:00Z"},
+        {"member_id": "m-2", "item": 2, "at": "2999-01-01T00:00:00Z"},
+    ]
+    answer = server.post(f"/v1/topics/{clicks}/records?key=member_id&time=at", json=batch)
+    assert answer.status_code == 400, answer.text
+    assert [r["index"] for r in answer.json()["records"]] == [1]
+    assert "in the future" in answer.json()["records"][0]["error"]
+    assert count(log, clicks) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -133,3 +134,20 @@ def test_order_and_offsets_per_partition(log, backend):
             assert log.describe_topic(tp.topic).partitions[part].end == len(recs)
 
     check()
+
+
+def test_timestamps_the_log_cannot_take_are_refused_at_send(log, new_topic):
+    from loopline.log import InvalidRecord
+
+    topic = new_topic()
+    producer = log.producer()
+    future = int(time.time() * 1000) + 2 * 3_600_000
+    for bad in (future, 0, -5):
+        with pytest.raises(InvalidRecord, match="timestamp"):
+            producer.send(topic, b"x", timestamp=bad)
+        with pytest.raises(InvalidRecord, match="timestamp"):
+            producer.send_batch(topic, [b"x", b"y"], timestamps=[1_700_000_000_000, bad])
+    soon = int(time.time() * 1000) + 30 * 60_000  # within Kafka's hour of tolerance
+    producer.send(topic, b"ok", timestamp=soon)
+    assert producer.flush() == 1
+    producer.close()

@@ -16,6 +16,7 @@ up either as a value for the topic or as a dead letter with the reason.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
@@ -27,7 +28,7 @@ from loopline.connectors._readers import Chunk, Malformed
 from loopline.connectors._times import row_time
 from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.deadletters import dead_letter
-from loopline.log import Headers
+from loopline.log import Headers, timestamp_problem
 
 _TIME_HINT = "use ISO-8601 such as 2024-05-01T12:00:00Z, or epoch seconds or milliseconds"
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -174,9 +175,13 @@ def _key_bytes(value: Any) -> bytes | None:
 def _times(column: str, chunk: Chunk, reasons: dict[int, str]) -> list[int]:
     """Event time (ms) of each row; a reason for each row without one (its entry stays None)."""
     times: list[Any] = chunk.times if chunk.times is not None else [None] * len(chunk.rows)
+    times = list(times)
+    now = time.time_ns() // 1_000_000
+    for i, t in enumerate(times):
+        if t is not None and (problem := timestamp_problem(t, now)):
+            reasons[i] = f"event time in column {column!r}: {problem}"
     if None not in times:
         return times
-    times = list(times)
     for i, t in enumerate(times):
         if t is not None or i in reasons:
             continue

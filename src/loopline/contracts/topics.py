@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -40,7 +41,7 @@ from loopline.contracts.codecs import AvroCodec, Codec, ContractViolation, JsonC
 from loopline.contracts.deadletters import dead_letter, dlq_topic
 from loopline.contracts.registry import ContractVersion, Encoding, LogRegistry, SchemaRegistry
 from loopline.contracts.schemas import avro_schema
-from loopline.log import Log, Record, Reset, TopicConfig, TopicExists
+from loopline.log import Log, Record, Reset, TopicConfig, TopicExists, timestamp_problem
 
 T = TypeVar("T")
 
@@ -61,16 +62,24 @@ def codec_for(
 
 
 def event_time(value: Any) -> int:
-    """Milliseconds since the epoch of a datetime, or of a number (seconds or milliseconds)."""
+    """Milliseconds since the epoch of a datetime, or of a number (seconds or milliseconds).
+
+    Raises `ContractViolation` for a time the log cannot take (before 1970, or
+    more than an hour ahead: see `loopline.log.timestamp_problem`).
+    """
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.UTC)
-        return int(value.timestamp() * 1000)
-    if isinstance(value, int | float):
-        return int(value * 1000) if value < 100_000_000_000 else int(value)
-    raise ContractViolation(
-        f"cannot read event time from {value!r}: use a datetime or epoch number"
-    )
+        ms = int(value.timestamp() * 1000)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        ms = int(value * 1000) if value < 100_000_000_000 else int(value)
+    else:
+        raise ContractViolation(
+            f"cannot read event time from {value!r}: use a datetime or epoch number"
+        )
+    if problem := timestamp_problem(ms, time.time_ns() // 1_000_000):
+        raise ContractViolation(f"event time {value!r}: {problem}")
+    return ms
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from loopline.log.errors import (
     DeliveryError,
     GroupMemberConflict,
     InvalidLogURL,
+    InvalidRecord,
     InvalidTopicConfig,
     LogError,
     LogUnavailable,
@@ -25,18 +26,20 @@ from loopline.log.errors import (
     TransactionError,
 )
 from loopline.log.protocol import Consumer, Log, Producer, Reset
-from loopline.log.records import Headers, Record, TopicPartition
+from loopline.log.records import MAX_FUTURE_MS, Headers, Record, TopicPartition, timestamp_problem
 from loopline.log.topics import PartitionInfo, TopicConfig, TopicInfo, parse_duration, parse_size
 
 DEFAULT_LOG_URL = "embedded:./.loopline"
 
 __all__ = [
     "DEFAULT_LOG_URL",
+    "MAX_FUTURE_MS",
     "Consumer",
     "DeliveryError",
     "GroupMemberConflict",
     "Headers",
     "InvalidLogURL",
+    "InvalidRecord",
     "InvalidTopicConfig",
     "Log",
     "LogError",
@@ -55,6 +58,7 @@ __all__ = [
     "open_log",
     "parse_duration",
     "parse_size",
+    "timestamp_problem",
 ]
 
 

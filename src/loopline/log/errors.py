@@ -37,6 +37,10 @@ class InvalidTopicConfig(LogError, ValueError):
     """A topic setting is out of range (partitions < 1, bad retention, ...)."""
 
 
+class InvalidRecord(LogError, ValueError):
+    """A record no log can take (a timestamp before 1970 or over an hour ahead); nothing was sent."""
+
+
 class DeliveryError(LogError):
     """Some records were not acknowledged by the log; none of them is durable."""
 

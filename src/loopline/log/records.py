@@ -19,6 +19,30 @@ from typing import NamedTuple
 
 Headers = tuple[tuple[str, bytes], ...]
 
+# Kafka refuses a record stamped more than this far ahead of the broker's clock
+# (`message.timestamp.after.max.ms`, one hour by default since Kafka 4.0). Both
+# backends refuse it at `send`, so an application behaves the same on either.
+MAX_FUTURE_MS = 3_600_000
+
+
+def timestamp_problem(timestamp: int, now_ms: int) -> str | None:
+    """Why a log cannot take a record stamped `timestamp` (ms) at `now_ms`, or None.
+
+    >>> timestamp_problem(1_700_000_000_000, 1_700_000_000_000) is None
+    True
+    >>> timestamp_problem(0, 1_700_000_000_000)
+    'timestamp 0 is not a time after 1970 (milliseconds since the epoch, > 0)'
+    """
+    if timestamp <= 0:
+        return f"timestamp {timestamp} is not a time after 1970 (milliseconds since the epoch, > 0)"
+    if timestamp > now_ms + MAX_FUTURE_MS:
+        hours = (timestamp - now_ms) / 3_600_000
+        return (
+            f"timestamp {timestamp} is {hours:,.1f} hours in the future; the log refuses records "
+            "more than 1 hour ahead of its clock (Kafka's message.timestamp.after.max.ms)"
+        )
+    return None
+
 
 class TopicPartition(NamedTuple):
     """One partition of one topic: the unit of ordering, offsets and assignment."""

@@ -16,10 +16,16 @@ from itertools import compress, islice
 
 from loopline.log.embedded import batches, cleaner
 from loopline.log.embedded.store import Store, TopicMeta
-from loopline.log.errors import DeliveryError, LogError, TopicNotFound, TransactionError
+from loopline.log.errors import (
+    DeliveryError,
+    InvalidRecord,
+    LogError,
+    TopicNotFound,
+    TransactionError,
+)
 from loopline.log.partitioner import partition_for, partitions_for
 from loopline.log.protocol import Consumer
-from loopline.log.records import Headers, TopicPartition
+from loopline.log.records import MAX_FUTURE_MS, Headers, TopicPartition, timestamp_problem
 
 MAX_BATCH_RECORDS = 4096
 AUTO_FLUSH_RECORDS = 65536
@@ -94,10 +100,14 @@ class EmbeddedProducer:
             )
         elif not 0 <= partition < partitions:
             raise LogError(f"topic {topic!r} has partitions 0..{partitions - 1}, not {partition}")
+        if timestamp is None:
+            timestamp = now_ms()
+        elif problem := timestamp_problem(timestamp, now_ms()):
+            raise InvalidRecord(f"cannot send to {topic!r}: {problem}")
         buf = self._buffer(topic, partition)
         buf.keys.append(key)
         buf.values.append(value)
-        buf.timestamps.append(now_ms() if timestamp is None else timestamp)
+        buf.timestamps.append(timestamp)
         if headers or buf.headers is not None:
             buf.add_headers(tuple(headers or ()))
         self._queued += 1
@@ -115,8 +125,12 @@ class EmbeddedProducer:
             raise LogError("this producer is closed")
         partitions = self._meta(topic).config.partitions
         n = len(values)
+        now = now_ms()
         if timestamps is None:
-            timestamps = [now_ms()] * n
+            timestamps = [now] * n
+        elif min(timestamps, default=1) <= 0 or max(timestamps, default=0) > now + MAX_FUTURE_MS:
+            bad = next(t for t in timestamps if timestamp_problem(t, now))
+            raise InvalidRecord(f"cannot send to {topic!r}: {timestamp_problem(bad, now)}")
         if keys is None:
             keys = [None] * n
         if partitions == 1 or all(k is None for k in keys):

@@ -30,6 +30,7 @@ from confluent_kafka import Producer as KafkaClient
 
 from loopline.log.errors import (
     DeliveryError,
+    InvalidRecord,
     LogError,
     LogUnavailable,
     TopicNotFound,
@@ -46,7 +47,7 @@ from loopline.log.kafka.errors import (
     translate,
 )
 from loopline.log.protocol import Consumer
-from loopline.log.records import Headers, TopicPartition
+from loopline.log.records import MAX_FUTURE_MS, Headers, TopicPartition, timestamp_problem
 
 # How long `send` waits for room in a full queue before giving up (Java's max.block.ms).
 MAX_BLOCK_S = 60.0
@@ -139,6 +140,10 @@ class KafkaProducer:
         """Queue one record. It is durable only after `flush` returns."""
         if self._closed:
             raise self._closed_error()
+        if timestamp is not None and (
+            problem := timestamp_problem(timestamp, time.time_ns() // 1_000_000)
+        ):
+            raise InvalidRecord(f"cannot send to {topic!r}: {problem}")
         count = self._partitions.get(topic) or self._partition_count(topic)
         if partition is None:
             partition = -1
@@ -179,6 +184,11 @@ class KafkaProducer:
         for name, column in (("keys", keys), ("timestamps", timestamps)):
             if column is not None and len(column) != len(values):
                 raise ValueError(f"send_batch got {len(values)} values but {len(column)} {name}")
+        if timestamps is not None and len(timestamps):
+            now = time.time_ns() // 1_000_000
+            if min(timestamps) <= 0 or max(timestamps) > now + MAX_FUTURE_MS:
+                bad = next(t for t in timestamps if timestamp_problem(t, now))
+                raise InvalidRecord(f"cannot send to {topic!r}: {timestamp_problem(bad, now)}")
         if topic not in self._partitions:
             self._partition_count(topic)
         produce = self._produce
