@@ -35,7 +35,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from loopline.contracts.compatibility import (
     Incompatibility,
@@ -48,15 +48,7 @@ from loopline.contracts.schemas import Schema
 from loopline.log import Log, TopicConfig, TopicExists
 
 SCHEMAS_TOPIC = "_loopline_schemas"
-MODES: tuple[str, ...] = (
-    "backward",
-    "forward",
-    "full",
-    "none",
-    "backward_transitive",
-    "forward_transitive",
-    "full_transitive",
-)
+MODES: tuple[str, ...] = get_args(Mode)
 Encoding = Literal["json", "avro"]
 
 

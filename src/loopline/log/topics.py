@@ -41,32 +41,28 @@ _QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 _FOREVER = {"forever", "infinite", "none", "-1"}
 
 
-def parse_duration(text: str | int | None) -> int | None:
-    """Milliseconds in `text` (`250ms`, `90s`, `10m`, `1h`, `7d`, `2w`); None for forever."""
+def _quantity(text: str | int | None, units: dict[str, int], example: str, what: str) -> int | None:
     if text is None or isinstance(text, int):
         return None if text is None or text < 0 else text
     if text.strip().lower() in _FOREVER:
         return None
     m = _QUANTITY.match(text)
     unit = m.group(2).lower() if m else ""
-    if not m or unit not in _DURATION_UNITS:
-        raise InvalidTopicConfig(
-            f"cannot read duration {text!r}: use a number and a unit, e.g. 500ms, 30s, 10m, 1h, 7d"
-        )
-    return int(float(m.group(1)) * _DURATION_UNITS[unit])
+    if not m or unit not in units:
+        raise InvalidTopicConfig(f"cannot read {what} {text!r}: use {example}")
+    return int(float(m.group(1)) * units[unit])
+
+
+def parse_duration(text: str | int | None) -> int | None:
+    """Milliseconds in `text` (`250ms`, `90s`, `10m`, `1h`, `7d`, `2w`); None for forever."""
+    return _quantity(
+        text, _DURATION_UNITS, "a number and a unit, e.g. 500ms, 30s, 10m, 1h, 7d", "duration"
+    )
 
 
 def parse_size(text: str | int | None) -> int | None:
     """Bytes in `text` (`4096`, `500MB`, `1GiB`); None for unlimited."""
-    if text is None or isinstance(text, int):
-        return None if text is None or text < 0 else text
-    if text.strip().lower() in _FOREVER:
-        return None
-    m = _QUANTITY.match(text)
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _SIZE_UNITS:
-        raise InvalidTopicConfig(f"cannot read size {text!r}: use e.g. 4096, 500MB or 1GiB")
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    return _quantity(text, _SIZE_UNITS, "e.g. 4096, 500MB or 1GiB", "size")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""A brute-force reference of docs/decisions/0008: slow, obvious, and the oracle for both
+the online processor and the offline builder.
+
+An `Event` is one record of a feature source as the log holds it. `value_at`
+answers "the value of aggregate F of entity E at instant T" by reading every
+event, exactly as the decision defines it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from loopline.features import Aggregate, Aggregations
+
+
+@dataclass(frozen=True)
+class Event:
+    partition: int
+    offset: int
+    arrival: int  # the log timestamp, ms
+    event_time: int  # the declared time field (or the arrival), ms
+    entity: str
+    fields: dict[str, Any]
+
+
+def late_positions(events: list[Event], lateness: int) -> set[tuple[int, int]]:
+    """(partition, offset) of every late event: behind its partition's watermark by more
+    than `lateness`, the watermark being the largest event time earlier in the partition."""
+    late = set()
+    watermark: dict[int, int] = {}
+    for e in sorted(events, key=lambda e: (e.partition, e.offset)):
+        mark = watermark.get(e.partition)
+        if mark is not None and e.event_time < mark - lateness:
+            late.add((e.partition, e.offset))
+        watermark[e.partition] = e.event_time if mark is None else max(mark, e.event_time)
+    return late
+
+
+def value_at(events: list[Event], group: Aggregations, feature: Aggregate, entity: str, at: int):
+    """The value of `feature` of `entity` at instant `at` (its default when there is none)."""
+    late = late_positions(events, int(group.lateness))
+    start = feature.window.start(at)
+    chosen = [
+        e
+        for e in events
+        if e.entity == entity
+        and e.arrival <= at
+        and (e.partition, e.offset) not in late
+        and e.event_time < at
+        and (start is None or e.event_time >= start)
+        and (feature.where is None or feature.where(e.fields))
+    ]
+    if feature.kind == "count":
+        return len(chosen) if chosen else feature.default
+    values = [e.fields.get(feature.field) for e in chosen]
+    pairs = [(e, v) for e, v in zip(chosen, values, strict=True) if v is not None]
+    if not pairs:
+        return feature.default
+    numbers = [v for _, v in pairs]
+    if feature.kind == "sum":
+        return math.fsum(numbers)
+    if feature.kind == "mean":
+        return math.fsum(numbers) / len(numbers)
+    if feature.kind == "min":
+        return min(numbers)
+    if feature.kind == "max":
+        return max(numbers)
+    if feature.kind == "last":
+        e, v = max(pairs, key=lambda p: (p[0].event_time, p[0].partition, p[0].offset))
+        return v
+    if feature.kind == "distinct":
+        return len(set(numbers))
+    raise AssertionError(feature.kind)
