@@ -173,3 +173,14 @@ def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     assert result.exit_code == 0
     assert "Usage: " in result.stdout
     assert "Example" in result.stdout
+
+
+def test_create_if_not_exists_succeeds_twice(url: str) -> None:
+    assert run(url, "topics", "create", "clicks", "--if-not-exists").exit_code == 0
+    again = run(url, "topics", "create", "clicks", "--if-not-exists", "--partitions", "5")
+    assert again.exit_code == 0
+    assert "already exists" in again.output
+    described = run(url, "topics", "describe", "clicks").output
+    assert [line.split() for line in described.splitlines() if line.startswith("partitions:")] == [
+        ["partitions:", "1"]
+    ]

@@ -127,6 +127,11 @@ Examples:
     show_default=True,
     help="How the contract's records are encoded (avro: Confluent wire format).",
 )
+@click.option(
+    "--if-not-exists",
+    is_flag=True,
+    help="Succeed without changing anything if the topic already exists.",
+)
 @click.pass_obj
 def create_topic(
     settings: LogSettings,
@@ -138,6 +143,7 @@ def create_topic(
     extra: tuple[str, ...],
     contract: str | None,
     encoding: str,
+    if_not_exists: bool,
 ) -> None:
     """Create a topic, optionally bound to a contract."""
     config = TopicConfig(
@@ -147,6 +153,11 @@ def create_topic(
         retention_bytes=parse_size(retention_bytes),
         extra=parse_pairs(extra, "--config"),
     )
+    if if_not_exists:
+        with settings.open() as log:
+            if name in log.list_topics():
+                click.echo(f"topic {name!r} already exists")
+                return
     if contract is not None:
         from loopline.cli.contracts import opened_registry
 
