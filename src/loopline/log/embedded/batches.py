@@ -23,6 +23,7 @@ Record(topic='t', partition=0, offset=6, timestamp=11, key=None, value=None, hea
 
 from __future__ import annotations
 
+import gc
 from array import array
 from collections.abc import Sequence
 from itertools import accumulate, repeat
@@ -157,10 +158,18 @@ def decode(topic: str, partition: int, base_offset: int, data: bytes) -> list[Re
     values = _split(data[pos : pos + value_size], value_lengths)
     pos += value_size
     headers = _decode_headers(view[pos:], n) if flags & _HAS_HEADERS else repeat(())
-    return list(
-        map(
-            _new_record,
-            repeat(Record, n),
-            zip(repeat(topic), repeat(partition), offsets, timestamps, keys, values, headers),
+    # Thousands of new tuples would set off the cyclic garbage collector again and again,
+    # scanning them for cycles they cannot have: pause it while the batch is built.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return list(
+            map(
+                _new_record,
+                repeat(Record, n),
+                zip(repeat(topic), repeat(partition), offsets, timestamps, keys, values, headers),
+            )
         )
-    )
+    finally:
+        if paused:
+            gc.enable()
