@@ -68,7 +68,7 @@ def value_at(events: list[Event], group: Aggregations, feature: Aggregate, entit
     if feature.kind == "max":
         return max(numbers)
     if feature.kind == "last":
-        e, v = max(pairs, key=lambda p: (p[0].event_time, p[0].partition, p[0].offset))
+        _, v = max(pairs, key=lambda p: (p[0].event_time, p[0].partition, p[0].offset))
         return v
     if feature.kind == "distinct":
         return len(set(numbers))

@@ -1,0 +1,44 @@
+"""last: the value of the record with the greatest event time in the window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopline.features.online.aggregators.base import Aggregator, Position
+
+LastState = list[Any] | None
+"""[event_time, partition, offset, value] of the latest record so far, or None."""
+
+
+class Last(Aggregator[LastState]):
+    """Value with the greatest event time; ties go to the greater (partition, offset).
+
+    The state is never changed in place, so a merged state may share a tile's list.
+
+    >>> last = Last()
+    >>> state = last.add(last.empty(), "b", 2_000, (0, 1))
+    >>> state = last.add(state, "a", 1_000, (0, 2))  # arrived later, happened earlier
+    >>> last.result(state)
+    'b'
+    >>> last.result(last.add(state, "c", 2_000, (0, 3)))  # same time, later position
+    'c'
+    """
+
+    kind = "last"
+
+    def empty(self) -> LastState:
+        return None
+
+    def add(self, state: LastState, value: Any, event_time: int, position: Position) -> LastState:
+        if state is None or (event_time, *position) > (state[0], state[1], state[2]):
+            return [event_time, position[0], position[1], value]
+        return state
+
+    def merge(self, a: LastState, b: LastState) -> LastState:
+        return a if b is None else self.add(a, b[3], b[0], (b[1], b[2]))
+
+    def result(self, state: LastState) -> Any:
+        return None if state is None else state[3]
+
+    def load(self, data: Any) -> LastState:
+        return None if data is None else list(data)

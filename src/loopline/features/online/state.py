@@ -1,0 +1,195 @@
+"""Per-entity online state of one `Aggregations` group: a ring of tiles per feature.
+
+Reads are exact (docs/decisions/0008) for every instant `at` no earlier than
+the state's *clock*: the instant before which no read will come. The
+processor keeps it at the largest arrival time it has processed, since a
+read at `at` happens after every record with arrival <= `at` is processed.
+
+Why that is enough: a record whose event time is before the clock can never
+be at or after a read's `at`, so it goes straight into its tile. A record
+whose event time is at or after the clock (an event "from the future") waits
+in `pending` as a raw value, because a later read may come before its event
+time; reads add the pending values with `start <= e < at` one by one, and
+pending records move into their tiles once the clock passes them. So every
+tile holds only event times `< clock <= at`, and a read merges the tiles from
+the window's start on without ever splitting one.
+
+Pruning follows from the same clock: `window.start` never decreases, so a
+tile that starts before `window.start(clock)` is outside every window a read
+may still ask for, and is dropped (as are records that would land in it).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from loopline.features.declarations import Aggregate, Aggregations, Filter
+from loopline.features.online.aggregators import AGGREGATORS, Aggregator, Position
+
+
+@dataclass(frozen=True)
+class _Slot:
+    name: str
+    aggregator: Aggregator[Any]
+    field: str | None
+    where: Filter | None
+    feature: Aggregate
+
+
+class Plan:
+    """An `Aggregations` group compiled once: what each record adds to each feature.
+
+    Shared by every `EntityState` of the group. `filter_errors` counts `where`
+    filters that raised: such a record does not count for that feature.
+    """
+
+    def __init__(self, group: Aggregations) -> None:
+        self.group = group
+        self.slots = tuple(
+            _Slot(f.name, AGGREGATORS[f.kind], None if f.kind == "count" else f.field, f.where, f)
+            for f in group.features
+        )
+        self.defaults = {f.name: f.default for f in group.features}
+        self.filter_errors = 0
+
+    def values(self, fields: Mapping[str, Any]) -> list[Any]:
+        """What a record adds to each feature, in feature order: None when nothing."""
+        out: list[Any] = []
+        for slot in self.slots:
+            if slot.where is not None:
+                try:
+                    passes = slot.where(fields)
+                except Exception:
+                    self.filter_errors += 1
+                    passes = False
+                if not passes:
+                    out.append(None)
+                    continue
+            out.append(1 if slot.field is None else fields.get(slot.field))
+        return out
+
+
+class EntityState:
+    """The tiles of every feature of one group for one entity.
+
+    >>> from loopline.features import Entity, Aggregations
+    >>> from loopline.features.declarations import count
+    >>> plan = Plan(Aggregations("clicks", Entity("member", "member_id"), count("clicks", windows=["1h"])))
+    >>> state = EntityState(plan)
+    >>> state.add(1_000, {"member_id": "m1"}, (0, 0), clock=1_000)
+    >>> state.add(90_000, {"member_id": "m1"}, (0, 1), clock=2_000)  # event time ahead of the clock
+    >>> state.read(60_000), state.read(90_000), state.read(90_001)
+    ({'clicks_1h': 1}, {'clicks_1h': 1}, {'clicks_1h': 2})
+    >>> state.read(3_630_000)  # an hour on, the first click has left the window
+    {'clicks_1h': 1}
+    """
+
+    __slots__ = ("clock", "floors", "pending", "plan", "tiles")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.clock: int | None = None
+        # Per feature: tile start -> state (lifetime features have the one tile 0).
+        self.tiles: list[dict[int, Any]] = [{} for _ in plan.slots]
+        # Per feature: tiles before this start were pruned (None: nothing pruned yet).
+        self.floors: list[int | None] = [None for _ in plan.slots]
+        # [event_time, partition, offset, values] of records not yet before the clock,
+        # sorted by event time.
+        self.pending: list[list[Any]] = []
+
+    def add(
+        self, event_time: int, fields: Mapping[str, Any], position: Position, clock: int
+    ) -> None:
+        """Count one (non-late) record; `clock` as in the module docstring."""
+        values = self.plan.values(fields)
+        self.advance(clock)
+        if all(v is None for v in values):
+            return
+        if self.clock is not None and event_time < self.clock:
+            self._put(event_time, position, values)
+        else:
+            row = [event_time, position[0], position[1], values]
+            bisect.insort(self.pending, row, key=lambda r: r[0])
+
+    def advance(self, clock: int) -> None:
+        """Promise that no read will come before `clock`: settles pending records, prunes."""
+        if self.clock is not None and clock <= self.clock:
+            return
+        self.clock = clock
+        settled = bisect.bisect_left(self.pending, clock, key=lambda r: r[0])
+        for event_time, partition, offset, values in self.pending[:settled]:
+            self._put(event_time, (partition, offset), values)
+        del self.pending[:settled]
+        for i, slot in enumerate(self.plan.slots):
+            start = slot.feature.window.start(clock)
+            floor = self.floors[i]
+            if start is not None and (floor is None or start > floor):
+                tiles = self.tiles[i]
+                for old in [t for t in tiles if t < start]:
+                    del tiles[old]
+                self.floors[i] = start
+
+    def _put(self, event_time: int, position: Position, values: list[Any]) -> None:
+        for i, slot in enumerate(self.plan.slots):
+            value = values[i]
+            if value is None:
+                continue
+            size = slot.feature.window.tile
+            start = event_time - event_time % size if size else 0
+            floor = self.floors[i]
+            if floor is not None and start < floor:
+                continue
+            tiles = self.tiles[i]
+            state = tiles[start] if start in tiles else slot.aggregator.empty()
+            tiles[start] = slot.aggregator.add(state, value, event_time, position)
+
+    def read(self, at: int) -> dict[str, Any]:
+        """Every feature's value at instant `at` (exact when `at` >= the clock), or its default."""
+        out: dict[str, Any] = {}
+        end = bisect.bisect_left(self.pending, at, key=lambda r: r[0])
+        for i, slot in enumerate(self.plan.slots):
+            agg = slot.aggregator
+            start = slot.feature.window.start(at)
+            acc = agg.empty()
+            for tile, state in self.tiles[i].items():
+                if start is None or start <= tile < at:
+                    acc = agg.merge(acc, state)
+            for event_time, partition, offset, values in self.pending[:end]:
+                value = values[i]
+                if value is not None and (start is None or event_time >= start):
+                    acc = agg.add(acc, value, event_time, (partition, offset))
+            result = agg.result(acc)
+            out[slot.name] = slot.feature.default if result is None else result
+        return out
+
+    def is_empty(self) -> bool:
+        """Whether the entity has nothing left that any read could see."""
+        return not self.pending and not any(self.tiles)
+
+    def dump(self) -> dict[str, Any]:
+        """The state as JSON/msgpack-ready data."""
+        return {
+            "clock": self.clock,
+            "floors": list(self.floors),
+            "tiles": [
+                [[tile, slot.aggregator.dump(state)] for tile, state in tiles.items()]
+                for slot, tiles in zip(self.plan.slots, self.tiles, strict=True)
+            ],
+            "pending": [[e, p, o, list(values)] for e, p, o, values in self.pending],
+        }
+
+    @classmethod
+    def load(cls, plan: Plan, data: Mapping[str, Any]) -> EntityState:
+        """The state that `dump` gave `data` for, on the same `plan`."""
+        state = cls(plan)
+        state.clock = data["clock"]
+        state.floors = list(data["floors"])
+        state.tiles = [
+            {int(tile): slot.aggregator.load(value) for tile, value in tiles}
+            for slot, tiles in zip(plan.slots, data["tiles"], strict=True)
+        ]
+        state.pending = [[e, p, o, list(values)] for e, p, o, values in data["pending"]]
+        return state

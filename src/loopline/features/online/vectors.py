@@ -1,0 +1,242 @@
+"""Online feature vectors: a whole `FeatureSet` computed incrementally, record by record.
+
+`OnlineFeatures` is what the stream processor drives: it routes each record
+of a feature source to the aggregations and tables declared on that topic,
+drops late records, and answers "the features of entity E at instant T"
+exactly as docs/decisions/0008 defines them, as long as T is no earlier than
+the arrival of any record processed (`clock`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from loopline.features.declarations import DeclarationError, FeatureSet
+from loopline.features.online.state import EntityState, Plan
+from loopline.features.online.tables import TableState
+from loopline.features.online.times import event_time_ms
+from loopline.features.online.vector_plans import VectorPlan, in_dependency_order
+from loopline.features.online.watermarks import Watermarks
+
+
+class UnreadableRecord(ValueError):
+    """A feature-source record without a usable entity id or event time (nothing was changed)."""
+
+
+class OnlineFeatures:
+    """The online computation of a `FeatureSet`: `process` records, read `vector`s.
+
+    >>> from loopline.features import Aggregations, Derived, Entity, FeatureSet
+    >>> from loopline.features.declarations import count, sum
+    >>> member = Entity("member", key="member_id")
+    >>> buys = Aggregations("orders", member, [*count("orders", windows=["1h"]),
+    ...                                        *sum("spent", field="amount", windows=["lifetime"])],
+    ...                     time="at", lateness="5m")
+    >>> avg = Derived("avg_order", ("spent_lifetime", "orders_1h"), lambda s, n: s / n, default=0.0)
+    >>> online = OnlineFeatures(FeatureSet([buys], derived=[avg]))
+    >>> t0 = event_time_ms("2024-05-01T10:00:00Z")
+    >>> online.process("orders", 0, 0, t0 + 900, "m1",
+    ...                {"member_id": "m1", "at": "2024-05-01T10:00:00.500Z", "amount": 30})
+    False
+    >>> online.process("orders", 0, 1, t0 + 2_000, "m1",
+    ...                {"member_id": "m1", "at": t0 + 1_800, "amount": 12})
+    False
+    >>> online.process("orders", 0, 2, t0 + 3_000, "m1",  # more than 5 minutes behind: late
+    ...                {"member_id": "m1", "at": "2024-05-01T09:50:00Z", "amount": 99})
+    True
+    >>> online.vector("member", "m1", at=t0 + 60_000)
+    {'orders_1h': 2, 'spent_lifetime': 42.0, 'avg_order': 21.0}
+    >>> online.vector("member", "m1", at=t0 + 3_700_000)  # an hour on: the count is back to 0
+    {'orders_1h': 0, 'spent_lifetime': 42.0, 'avg_order': 0.0}
+    >>> online.late_records, online.derived_errors  # 42.0 / 0 raised: avg_order took its default
+    (1, 1)
+    """
+
+    def __init__(self, features: FeatureSet) -> None:
+        self.features = features
+        self.clock: int | None = None
+        self.late_records = 0
+        self.derived_errors = 0
+        self._plans = [Plan(group) for group in features.aggregations]
+        self._watermarks = [Watermarks() for _ in features.aggregations]
+        self._entities: list[dict[str, EntityState]] = [{} for _ in features.aggregations]
+        self._tables = [TableState(table) for table in features.tables]
+        self._routes: dict[str, tuple[list[int], list[int]]] = {}
+        for i, group in enumerate(features.aggregations):
+            self._routes.setdefault(group.source, ([], []))[0].append(i)
+        for i, table in enumerate(features.tables):
+            self._routes.setdefault(table.source, ([], []))[1].append(i)
+        self._derived = in_dependency_order(features.derived)
+        self._vector_plans: dict[tuple[str, tuple[str, ...] | None], VectorPlan] = {}
+
+    @property
+    def filter_errors(self) -> int:
+        """Records a `where` filter raised on (they did not count for that feature)."""
+        return sum(plan.filter_errors for plan in self._plans)
+
+    def process(
+        self,
+        source: str,
+        partition: int,
+        offset: int,
+        arrival: int,
+        key: str | None,
+        fields: Mapping[str, Any] | None,
+    ) -> bool:
+        """Apply one record of topic `source`; True when it was late (and so not counted).
+
+        `arrival` is the record's log timestamp (ms), `key` its log key, used as
+        the entity id when `fields` lacks the entity's key field, and `fields`
+        its value (None: a tombstone, which only tables use). Raises
+        `UnreadableRecord`, changing nothing, when a record has no entity id or
+        an unreadable event time.
+        """
+        routes = self._routes.get(source)
+        if routes is None:
+            raise DeclarationError(
+                f"no aggregations or tables are declared on topic {source!r}: "
+                f"declared are {', '.join(sorted(self._routes)) or 'none'}"
+            )
+        groups, tables = routes
+        where = f"record {source}[{partition}]@{offset}"
+        events = []
+        for i in groups if fields is not None else ():
+            group = self.features.aggregations[i]
+            entity = _entity_id(where, group.key_field, key, fields)
+            event_time = arrival if group.time is None else _event_time(where, group.time, fields)
+            events.append((i, entity, event_time))
+        rows = [
+            (i, _entity_id(where, self.features.tables[i].key_field, key, fields)) for i in tables
+        ]
+        self.clock = arrival if self.clock is None else max(self.clock, arrival)
+        late = False
+        for i, entity, event_time in events:
+            marks = self._watermarks[i]
+            if marks.is_late(partition, event_time, int(self.features.aggregations[i].lateness)):
+                late = True
+                self.late_records += 1
+            else:
+                state = self._entities[i].get(entity)
+                if state is None:
+                    state = self._entities[i][entity] = EntityState(self._plans[i])
+                state.add(event_time, fields or {}, (partition, offset), self.clock)
+            marks.observe(partition, event_time)
+        for i, entity in rows:
+            self._tables[i].put(entity, (partition, offset), fields)
+        return late
+
+    def vector(
+        self,
+        entity_name: str,
+        entity_id: str,
+        names: Sequence[str] | None = None,
+        at: int | None = None,
+    ) -> dict[str, Any]:
+        """The features `names` (default: all) of one entity at instant `at` (default: `clock`).
+
+        Missing values take their defaults; derived features are computed last,
+        and take their default (counted in `derived_errors`) when their function raises.
+        """
+        plan = self._vector_plan(entity_name, names)
+        if not isinstance(entity_id, str):
+            entity_id = str(entity_id)  # as `process` keys them
+        if at is None:
+            at = self.clock if self.clock is not None else 0
+        values: dict[str, Any] = {}
+        for i in plan.groups:
+            state = self._entities[i].get(entity_id)
+            values.update(state.read(at) if state is not None else self._plans[i].defaults)
+        for i in plan.tables:
+            values.update(self._tables[i].read(entity_id))
+        for d in plan.derived:
+            try:
+                values[d.name] = d.fn(*(values[name] for name in d.inputs))
+            except Exception:
+                self.derived_errors += 1
+                values[d.name] = d.default
+        return {name: values[name] for name in plan.names}
+
+    def prune(self, now: int) -> None:
+        """Promise that no read will come before `now`: drops tiles and entities out of every window."""
+        self.clock = now if self.clock is None else max(self.clock, now)
+        for entities in self._entities:
+            for entity in list(entities):
+                state = entities[entity]
+                state.advance(self.clock)
+                if state.is_empty():
+                    del entities[entity]
+
+    def entities(self, entity_name: str) -> int:
+        """How many entities of `entity_name` have aggregation state (for metrics)."""
+        return sum(
+            len(self._entities[i])
+            for i, group in enumerate(self.features.aggregations)
+            if group.entity.name == entity_name
+        )
+
+    def dump(self) -> dict[str, Any]:
+        """All online state as JSON/msgpack-ready data (for a changelog or a snapshot)."""
+        return {
+            "fingerprint": self.features.fingerprint(),
+            "clock": self.clock,
+            "counters": {"late_records": self.late_records, "derived_errors": self.derived_errors},
+            "filter_errors": [plan.filter_errors for plan in self._plans],
+            "watermarks": [marks.dump() for marks in self._watermarks],
+            "entities": [
+                {entity: state.dump() for entity, state in entities.items()}
+                for entities in self._entities
+            ],
+            "tables": [table.dump() for table in self._tables],
+        }
+
+    @classmethod
+    def load(cls, features: FeatureSet, data: Mapping[str, Any]) -> OnlineFeatures:
+        """The online state `dump` gave `data` for; refuses state of other declarations."""
+        if data["fingerprint"] != features.fingerprint():
+            raise DeclarationError(
+                "this online state was computed for other feature declarations "
+                f"(fingerprint {data['fingerprint'][:12]}, declared {features.fingerprint()[:12]}): "
+                "recompute it from the log"
+            )
+        online = cls(features)
+        online.clock = data["clock"]
+        online.late_records = data["counters"]["late_records"]
+        online.derived_errors = data["counters"]["derived_errors"]
+        for plan, errors in zip(online._plans, data["filter_errors"], strict=True):
+            plan.filter_errors = errors
+        online._watermarks = [Watermarks.load(marks) for marks in data["watermarks"]]
+        online._entities = [
+            {entity: EntityState.load(plan, state) for entity, state in entities.items()}
+            for plan, entities in zip(online._plans, data["entities"], strict=True)
+        ]
+        for table, rows in zip(online._tables, data["tables"], strict=True):
+            table.load(rows)
+        return online
+
+    def _vector_plan(self, entity_name: str, names: Sequence[str] | None) -> VectorPlan:
+        cache_key = (entity_name, None if names is None else tuple(names))
+        plan = self._vector_plans.get(cache_key)
+        if plan is None:
+            plan = self._vector_plans[cache_key] = VectorPlan.of(
+                self.features, self._derived, entity_name, names
+            )
+        return plan
+
+
+def _entity_id(
+    where: str, key_field: str, key: str | None, fields: Mapping[str, Any] | None
+) -> str:
+    value = None if fields is None else fields.get(key_field)
+    if value is None:
+        value = key
+    if value is None or value == "":
+        raise UnreadableRecord(f"{where} has no entity id: no {key_field!r} field and no log key")
+    return value if isinstance(value, str) else str(value)
+
+
+def _event_time(where: str, name: str, fields: Mapping[str, Any]) -> int:
+    try:
+        return event_time_ms(fields.get(name))
+    except ValueError as exc:
+        raise UnreadableRecord(f"{where}: time field {name!r}: {exc}") from None
