@@ -1,0 +1,182 @@
+"""The point-in-time builder: feature vectors of a spine of (entity, instant) rows.
+
+`build` answers, for every spine row, what the online processor would have
+read for that entity at that instant (docs/decisions/0008): aggregations and
+tables in DuckDB, set-based, from the source tables of `events_table`;
+derived features in Python, by the declared functions themselves.
+
+>>> from loopline.features import Aggregations, Derived, Entity, FeatureSet
+>>> from loopline.features.declarations import count, sum
+>>> from loopline.features.offline import events_table
+>>> member = Entity("member", key="member_id")
+>>> views = Aggregations(source="views", entity=member, time="at", features=[
+...     *count("views", windows=["10m"]), *sum("seconds", field="seconds", windows=["10m"])])
+>>> per_view = Derived("seconds_per_view", ("seconds_10m", "views_10m"), lambda s, n: s / n)
+>>> features = FeatureSet([views], derived=[per_view])
+>>> t0 = 1_700_000_000_000  # epoch ms; a minute tile starts here
+>>> records = [{"partition": 0, "offset": i, "arrival": t0 + t + 500,
+...             "value": {"member_id": "m1", "at": t0 + t, "seconds": 10.0 * (i + 1)}}
+...            for i, t in enumerate([60_000, 120_000, 180_000])]
+>>> spine = pa.table({"entity": ["m1", "m1", "m2"],
+...                   "at": [t0 + 120_000, t0 + 200_000, t0 + 200_000]})
+>>> rows = build(features, {"views": events_table(features, "views", records)}, spine)
+>>> rows.select(["views_10m", "seconds_10m", "seconds_per_view"]).to_pylist()[0]
+{'views_10m': 1, 'seconds_10m': 10.0, 'seconds_per_view': 10.0}
+>>> rows.column("views_10m").to_pylist(), rows.column("seconds_per_view").to_pylist()
+([1, 3, 0], [10.0, 20.0, None])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from loopline.features.declarations import Aggregations, FeatureSet, Table
+from loopline.features.offline.aggregations import GroupPlan, check_types
+from loopline.features.offline.events import BuildError
+from loopline.features.offline.sql import quote, start_column, start_sql
+from loopline.features.offline.tables import check_columns, table_sql
+from loopline.features.offline.values import canonical, derived_order, run_derived, with_default
+
+
+def build(
+    feature_set: FeatureSet,
+    sources: Mapping[str, pa.Table],
+    spine: pa.Table,
+    *,
+    entity: str | None = None,
+) -> pa.Table:
+    """The spine with one more column per feature of its entity, in declaration order.
+
+    `sources` maps each topic the features read to its `events_table`. `spine`
+    has ``entity`` (the entity id) and ``at`` (epoch ms) columns; the rest
+    (a label, ...) passes through unchanged, in the spine's row order. `entity`
+    names the spine's entity when the features describe several. The same
+    inputs give a byte-identical table.
+    """
+    entity = _entity(feature_set, entity)
+    groups = [g for g in feature_set.aggregations if g.entity.name == entity]
+    tables = [t for t in feature_set.tables if t.entity.name == entity]
+    derived = derived_order(feature_set, groups, tables)
+    names = {f.name for g in groups for f in g.features} | {
+        f.name for t in tables for f in t.features
+    }
+    names |= {d.name for d in derived}
+    order = [n for n in feature_set.names() if n in names]
+    _check_spine(spine, order)
+    with duckdb.connect() as con:
+        columns = _query(con, groups, tables, sources, spine)
+    defaults = {f.name: f.default for g in groups for f in g.features}
+    defaults |= {f.name: f.default for t in tables for f in t.features}
+    values = {
+        name: canonical(with_default(columns.column(name), name, default))
+        for name, default in defaults.items()
+    }
+    for name, array in run_derived(derived, values, spine.num_rows).items():
+        values[name] = array
+    out = spine
+    for name in order:
+        out = out.append_column(name, values[name])
+    return out.combine_chunks()
+
+
+def _entity(feature_set: FeatureSet, entity: str | None) -> str:
+    declared = [g.entity.name for g in feature_set.aggregations]
+    declared += [t.entity.name for t in feature_set.tables]
+    known = list(dict.fromkeys(declared))
+    if entity is not None:
+        if entity not in known:
+            raise BuildError(f"no feature describes entity {entity!r}; declared are {known}")
+        return entity
+    if len(known) != 1:
+        raise BuildError(
+            f"the features describe {len(known)} entities ({', '.join(known) or 'none'}); "
+            "say which one the spine holds with build(..., entity=NAME)"
+        )
+    return known[0]
+
+
+def _check_spine(spine: pa.Table, features: list[str]) -> None:
+    missing = [c for c in ("entity", "at") if c not in spine.column_names]
+    if missing:
+        raise BuildError(
+            f"the spine needs columns 'entity' and 'at' (epoch ms); it has {spine.column_names}"
+        )
+    clash = [n for n in features if n in spine.column_names]
+    if clash:
+        raise BuildError(f"spine columns {clash} have the names of features; rename them")
+    at = spine.schema.field("at").type
+    if not pa.types.is_integer(at):
+        raise BuildError(f"spine column 'at' must hold epoch milliseconds (integers), not {at}")
+    if spine.column("at").null_count:
+        raise BuildError("spine column 'at' has nulls; every row needs an instant")
+
+
+def _query(
+    con: duckdb.DuckDBPyConnection,
+    groups: list[Aggregations],
+    tables: list[Table],
+    sources: Mapping[str, pa.Table],
+    spine: pa.Table,
+) -> pa.Table:
+    """Every aggregation and table feature, one row per spine row in its order (NULL: missing)."""
+    rows = pa.table(
+        {
+            "__row": pa.array(np.arange(spine.num_rows, dtype=np.int64)),
+            "entity": spine.column("entity").cast(pa.string()),
+            "at": spine.column("at").cast(pa.int64()),
+        }
+    )
+    con.register("__spine", rows)
+    windows = {f.window for g in groups for f in g.features if f.window.length is not None}
+    starts = "".join(
+        f", {start_sql(w)} AS {quote(start_column(w))}" for w in sorted(windows, key=str)
+    )
+    # Spine rows of one entity at one instant share their features: compute them once.
+    con.execute(
+        f"CREATE TEMP TABLE __keys AS SELECT row_number() OVER () AS __key, "
+        f'entity, "at"{starts} FROM (SELECT DISTINCT entity, "at" FROM __spine '
+        "WHERE entity IS NOT NULL)"
+    )
+    parts: list[tuple[str, list[str]]] = []
+    plans = []
+    for i, group in enumerate(groups):
+        source = _source(sources, group.source, group)
+        check_types(group, source)
+        con.register(f"__source_{i}", source)
+        plan = GroupPlan(group, f"__group_{i}", source)
+        for statement in plan.statements(f"__source_{i}", "__keys"):
+            con.execute(statement)
+        plans.append(plan)
+        parts.append((plan.name, [f.name for f in group.features]))
+    for i, table in enumerate(tables):
+        source = _source(sources, table.source, table)
+        check_columns(table, source)
+        con.register(f"__table_source_{i}", source)
+        sql = table_sql(table, f"__table_source_{i}", "__keys")
+        con.execute(f"CREATE TEMP TABLE __table_{i} AS {sql}")
+        parts.append((f"__table_{i}", [f.name for f in table.features]))
+    if not parts:
+        return pa.table({})
+    selected = ", ".join(f"{p}.{quote(n)}" for p, names in parts for n in names)
+    joins = "".join(f" LEFT JOIN {p} ON {p}.__key = k.__key" for p, _ in parts)
+    result = con.sql(
+        f"SELECT {selected} FROM __spine s "
+        f'LEFT JOIN __keys k ON k.entity = s.entity AND k."at" = s."at"{joins} ORDER BY s.__row'
+    ).to_arrow_table()
+    for plan in plans:
+        result = plan.finish(result)
+    return result
+
+
+def _source(sources: Mapping[str, pa.Table], name: str, reader: Aggregations | Table) -> pa.Table:
+    try:
+        return sources[name]
+    except KeyError:
+        raise BuildError(
+            f"no table for topic {name!r}, which {type(reader).__name__.lower()} of "
+            f"{reader.entity.name!r} read; pass sources={{{name!r}: events_table(...)}}"
+        ) from None
