@@ -421,3 +421,14 @@ def test_rows_stamped_too_far_ahead_are_dead_lettered(log, registry, orders, tmp
     assert report == IngestReport(read=2, produced=1, dead_lettered=1, skipped=0)
     (letter,) = read_dlq(log, topic, 1)
     assert "row 2" in letter.reason and "in the future" in letter.reason
+
+
+def test_a_time_of_zero_read_row_by_row_is_dead_lettered(log, registry, new_topic, tmp_path):
+    # Found by the fuzz test: times parsed by the row-by-row fallback were not checked.
+    topic = new_topic()
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"id": 0, "name": "", "at": 0}\n{"id": 1, "name": "x", "at": 1714564800}\n')
+    report = ingest_file(log, path, topic, time_column="at", registry=registry)
+    assert report == IngestReport(read=2, produced=1, dead_lettered=1, skipped=0)
+    (letter,) = read_dlq(log, topic, 1)
+    assert "not a time after 1970" in letter.reason

@@ -176,12 +176,6 @@ def _times(column: str, chunk: Chunk, reasons: dict[int, str]) -> list[int]:
     """Event time (ms) of each row; a reason for each row without one (its entry stays None)."""
     times: list[Any] = chunk.times if chunk.times is not None else [None] * len(chunk.rows)
     times = list(times)
-    now = time.time_ns() // 1_000_000
-    for i, t in enumerate(times):
-        if t is not None and (problem := timestamp_problem(t, now)):
-            reasons[i] = f"event time in column {column!r}: {problem}"
-    if None not in times:
-        return times
     for i, t in enumerate(times):
         if t is not None or i in reasons:
             continue
@@ -193,6 +187,12 @@ def _times(column: str, chunk: Chunk, reasons: dict[int, str]) -> list[int]:
             times[i] = row_time(value)
         except ValueError as exc:
             reasons[i] = f"cannot read event time from column {column!r}: {exc} ({_TIME_HINT})"
+    # Every time, however it was read, must be one the log can take (Kafka refuses records
+    # stamped before 1970 or over an hour ahead): such a row is a dead letter, not a failure.
+    now = time.time_ns() // 1_000_000
+    for i, t in enumerate(times):
+        if t is not None and i not in reasons and (problem := timestamp_problem(t, now)):
+            reasons[i] = f"event time in column {column!r}: {problem}"
     return times
 
 

@@ -41,6 +41,10 @@ _SETTLING = frozenset(
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
         KafkaError.REPLICA_NOT_AVAILABLE,
+        # The broker's metadata is a step behind the client's (seen right after creating
+        # a topic, in CI): ask again.
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.FENCED_LEADER_EPOCH,
     }
 )
 _MAPPED = ("cleanup.policy", "retention.ms", "retention.bytes")
