@@ -249,9 +249,11 @@ cmd_start() {
     write_config
 
     local cluster_id
+    # URL-safe base64 of 16 random bytes; about 1 in 64 starts with '-', which is why it
+    # is passed as --cluster-id=ID (as "-t ID" the parser would take it for an option).
     cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
     if ! "$JAVA" -cp "$LIBS/*" -Dlog4j2.configurationFile="$TOOLS_LOG4J_CONF" \
-        kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$PROPS" \
+        kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" -c "$PROPS" \
         >"$LOG_DIR/format.log" 2>&1; then
         cat "$LOG_DIR/format.log" >&2
         die "formatting storage in $DATA_DIR failed"
