@@ -117,3 +117,22 @@ def test_one_topic_read_as_a_table_and_aggregated() -> None:
         {"updates_lifetime": 1, "last_age_lifetime": 30, "age": 30},
         {"updates_lifetime": 1, "last_age_lifetime": 30, "age": -1},
     ]
+
+
+def test_a_table_keyed_by_another_field_of_an_aggregated_topic() -> None:
+    """Orders aggregated per member and read as a table per order id share one topic."""
+    order_entity = Entity("order", key="order_id")
+    status = Table("orders", order_entity, [TableFeature("status", "status", default="none")])
+    per_member = Aggregations("orders", member, count("orders", windows=["lifetime"]))
+    features = FeatureSet([per_member], tables=[status])
+    records = [
+        {"partition": 0, "offset": i, "arrival": BASE + i}
+        | {"value": {"member_id": "a", "order_id": f"o{i % 2}", "status": s}}
+        for i, s in enumerate(["new", "new", "paid"])
+    ]
+    source = {"orders": events_table(features, "orders", records)}
+    spine = pa.table({"entity": ["o0", "o1", "o0"], "at": [BASE + 5, BASE + 5, BASE]})
+    out = build(features, source, spine, entity="order")
+    assert out.column("status").to_pylist() == ["paid", "new", "new"]
+    spine = pa.table({"entity": ["a"], "at": [BASE + 5]})
+    assert build(features, source, spine, entity="member").column("orders_lifetime")[0].as_py() == 3

@@ -112,7 +112,7 @@ class GroupPlan:
     def statements(self, table: str, keys: str) -> list[str]:
         """SQL statements leaving every feature per key of `keys` in table `self.name`."""
         n = self.name
-        out = [f"CREATE TEMP TABLE {n}_e AS {self._records(table)}"]
+        out = [f"CREATE TEMP TABLE {n}_e AS {self._records(table, keys)}"]
         joins = []
         if self.measures:
             out.append(self._running_table(f"{n}_ready", "ready", invertible_only=False))
@@ -144,7 +144,7 @@ class GroupPlan:
         )
         return out
 
-    def _records(self, table: str) -> str:
+    def _records(self, table: str, keys: str) -> str:
         """The group's known-able records: not late, with an entity, event time and ready time."""
         time = quote(time_column(self.source, self.group.time))
         columns = [
@@ -165,9 +165,11 @@ class GroupPlan:
                 scaled = f"({quote(field_column(field))}::DOUBLE * {power_sql(scale)})::HUGEINT"
                 columns.append(f"{scaled} AS {quote(exact_column(field))}")
         late = f"(event_time < {WATERMARK} - {int(self.group.lateness)})"
+        # Every record of a partition sets its watermark; only the spine's entities are read.
         return (
-            f"SELECT * FROM (SELECT {', '.join(dict.fromkeys(columns))} FROM {quote(table)} "
-            f"WHERE {time} IS NOT NULL) QUALIFY entity IS NOT NULL AND {late} IS NOT TRUE"
+            f"SELECT * FROM (SELECT * FROM (SELECT {', '.join(dict.fromkeys(columns))} "
+            f"FROM {quote(table)} WHERE {time} IS NOT NULL) QUALIFY {late} IS NOT TRUE) "
+            f"WHERE entity IN (SELECT entity FROM {keys})"
         )
 
     def _running_table(self, name: str, order: str, invertible_only: bool) -> str:

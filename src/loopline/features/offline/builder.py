@@ -156,7 +156,7 @@ def _query(
         source = _source(sources, table.source, table)
         check_columns(table, source)
         con.register(f"__table_source_{i}", source)
-        sql = table_sql(table, f"__table_source_{i}", "__keys")
+        sql = table_sql(table, f"__table_source_{i}", source, "__keys")
         con.execute(f"CREATE TEMP TABLE __table_{i} AS {sql}")
         parts.append((f"__table_{i}", [f.name for f in table.features]))
     if not parts:

@@ -136,36 +136,32 @@ def events_table(
     ``key`` (the log key, optional: the entity id when the value has none).
     """
     layout = SourceLayout.of(feature_set, source)
-    position: dict[str, list[Any]] = {"partition": [], "offset": [], "arrival": []}
-    entities: dict[str, list[str]] = {k: [] for k in layout.key_fields}
-    times: dict[str | None, list[int | None]] = {t: [] for t in layout.time_fields}
-    deleted: list[bool] = []
-    values: dict[str, list[Any]] = {f: [] for f in layout.fields}
-    # A family of features (one per window) shares one filter: run each function once.
-    functions = {id(fn): fn for _, fn in layout.filters}
-    passes: dict[int, list[bool]] = {key: [] for key in functions}
-    for record in records:
-        value = record["value"]
-        key = record.get("key")
-        ids = [_entity_id(value, k, key) for k in layout.key_fields]
-        stamps = [_event_time(value, t, record["arrival"]) for t in layout.time_fields]
-        if None in ids or (value is not None and None in stamps):
-            continue  # unreadable online: it changed nothing there
-        for name in position:
-            position[name].append(record[name])
-        for column, entity in zip(entities.values(), ids, strict=True):
-            column.append(entity)
-        deleted.append(value is None)
-        for column, stamp in zip(times.values(), stamps, strict=True):
-            column.append(None if value is None else stamp)
-        for name, column in values.items():
-            column.append(None if value is None else value.get(name))
-        for fid, column in passes.items():
-            column.append(value is not None and _passes(functions[fid], value))
+    rows = list(records)
+    values = [r["value"] for r in rows]
+    entities = {
+        k: [_entity_id(v, k, r.get("key")) for v, r in zip(values, rows, strict=True)]
+        for k in layout.key_fields
+    }
+    times = {
+        t: [_event_time(v, t, r["arrival"]) for v, r in zip(values, rows, strict=True)]
+        for t in layout.time_fields
+    }
+    readable = [True] * len(rows)
+    for column in entities.values():
+        readable = [ok and e is not None for ok, e in zip(readable, column, strict=True)]
+    for column in times.values():
+        readable = [
+            ok and (t is not None or v is None)
+            for ok, t, v in zip(readable, column, values, strict=True)
+        ]
+    if not all(readable):  # unreadable online: they changed nothing there
+        rows, values = _kept(rows, readable), _kept(values, readable)
+        entities = {k: _kept(column, readable) for k, column in entities.items()}
+        times = {t: _kept(column, readable) for t, column in times.items()}
     columns: dict[str, pa.Array] = {
-        "partition": pa.array(position["partition"], pa.int32()),
-        "offset": pa.array(position["offset"], pa.int64()),
-        "arrival": pa.array(position["arrival"], pa.int64()),
+        "partition": pa.array([r["partition"] for r in rows], pa.int32()),
+        "offset": pa.array([r["offset"] for r in rows], pa.int64()),
+        "arrival": pa.array([r["arrival"] for r in rows], pa.int64()),
     }
     for k, column in entities.items():
         name = "entity" if len(entities) == 1 else f"entity.{k}"
@@ -174,12 +170,22 @@ def events_table(
         name = "event_time" if len(times) == 1 else f"event_time.{t or ARRIVAL}"
         columns[name] = pa.array(column, pa.int64())
     if layout.tabled:
-        columns["deleted"] = pa.array(deleted, pa.bool_())
-    for name, column in values.items():
-        columns[field_column(name)] = _typed(source, name, column)
+        columns["deleted"] = pa.array([v is None for v in values], pa.bool_())
+    for field in layout.fields:
+        column = [None if v is None else v.get(field) for v in values]
+        columns[field_column(field)] = _typed(source, field, column)
+    # A family of features (one per window) shares one filter: run each function once.
+    passes: dict[int, pa.Array] = {}
     for feature, fn in layout.filters:
-        columns[pass_column(feature)] = pa.array(passes[id(fn)], pa.bool_())
+        if id(fn) not in passes:
+            column = [v is not None and _passes(fn, v) for v in values]
+            passes[id(fn)] = pa.array(column, pa.bool_())
+        columns[pass_column(feature)] = passes[id(fn)]
     return pa.table(columns)
+
+
+def _kept(column: list[Any], keep: list[bool]) -> list[Any]:
+    return [x for x, k in zip(column, keep, strict=True) if k]
 
 
 def _entity_id(value: Mapping[str, Any] | None, key_field: str, key: Any) -> str | None:
@@ -192,7 +198,9 @@ def _entity_id(value: Mapping[str, Any] | None, key_field: str, key: Any) -> str
 
 
 def _event_time(value: Mapping[str, Any] | None, field: str | None, arrival: int) -> int | None:
-    if field is None or value is None:
+    if value is None:
+        return None  # a tombstone is no event
+    if field is None:
         return arrival
     try:
         return event_time_ms(value.get(field))

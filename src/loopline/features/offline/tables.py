@@ -13,7 +13,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from loopline.features.declarations import Table
-from loopline.features.offline.events import BuildError, field_column
+from loopline.features.offline.events import BuildError, entity_column, field_column
 from loopline.features.offline.sql import quote
 
 
@@ -28,17 +28,22 @@ def check_columns(table: Table, source: pa.Table) -> None:
         )
 
 
-def table_sql(table: Table, source: str, keys: str) -> str:
-    """One row per key of `keys`: ``__key`` and every feature of `table` (NULL: missing)."""
+def table_sql(table: Table, name: str, source: pa.Table, keys: str) -> str:
+    """One row per key of `keys`: ``__key`` and every feature of `table` (NULL: missing),
+    from `source` registered as `name`."""
+    entity = quote(entity_column(source, table.key_field))
     fields = ",\n           ".join(
         f"CASE WHEN r.deleted THEN NULL ELSE r.{quote(field_column(f.field))} END "
         f"AS {quote(f.name)}"
         for f in table.features
     )
     names = ", ".join(f"s.{quote(f.name)}" for f in table.features)
+    values = ", ".join(dict.fromkeys(quote(field_column(f.field)) for f in table.features))
     return f"""
 WITH r AS (
-    SELECT * FROM {quote(source)} WHERE entity IS NOT NULL
+    SELECT partition, "offset", arrival, {entity} AS entity, deleted, {values}
+    FROM {quote(name)}
+    WHERE {entity} IN (SELECT entity FROM {keys})
 ), latest AS (
     SELECT DISTINCT entity, arrival,
            max({{'p': partition, 'o': "offset"}}) OVER (
