@@ -1,0 +1,103 @@
+"""The user's application: what loopline runs, declared in a Python module.
+
+An application is named ``module:attribute`` on the command line, the
+convention of uvicorn and Celery (``loopline features run shop.app:app``);
+``module`` alone means the attribute ``app``. The module is imported with the
+current directory first on ``sys.path``, so a file next to you is found.
+
+>>> from loopline.features import Aggregations, Entity, FeatureSet
+>>> from loopline.features.declarations import count
+>>> member = Entity("member", key="member_id")
+>>> app = App("shop", features=FeatureSet([Aggregations("clicks", member, count("clicks", windows=["1h"]))]))
+>>> app.features.names()
+['clicks_1h']
+>>> app.topic_prefix
+'shop'
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+from loopline.features.declarations import FeatureSet
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class AppError(ValueError):
+    """An application that cannot be found, imported or used (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class App:
+    """A loopline application: its name and what it declares.
+
+    `name` prefixes every topic and consumer group loopline makes for the
+    application (changelogs, late events), so two applications on one log
+    never share state.
+    """
+
+    name: str
+    features: FeatureSet = field(default_factory=FeatureSet)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise AppError(
+                f"application name {self.name!r} is not usable in topic names: "
+                "use letters, digits, '.', '_' and '-' (at most 100 characters)"
+            )
+        if not isinstance(self.features, FeatureSet):
+            raise AppError(
+                f"App.features must be a loopline.features.FeatureSet, not {type(self.features).__name__}"
+            )
+
+    @property
+    def topic_prefix(self) -> str:
+        """What every topic loopline creates for this application starts with."""
+        return self.name
+
+
+def load_app(spec: str) -> App:
+    """Import the application named by `spec` (``module:attribute`` or ``module``).
+
+    Raises `AppError` with what to do when the module or attribute is missing
+    or is not an `App`.
+    """
+    module_name, _, attribute = spec.partition(":")
+    attribute = attribute or "app"
+    if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
+        raise AppError(
+            f"{spec!r} does not name an application: write module:attribute, "
+            "for example shop.features:app (a Python module and the App in it)"
+        )
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise AppError(
+                f"no module named {module_name!r} (looked in {cwd} and on sys.path): "
+                "run loopline from the directory that holds it, or install it"
+            ) from None
+        raise
+    target: object = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            found = sorted(n for n, v in vars(module).items() if isinstance(v, App))
+            hint = f"; it defines {', '.join(found)}" if found else ""
+            raise AppError(f"module {module_name!r} has no attribute {attribute!r}{hint}")
+        target = getattr(target, part)
+    if callable(target) and not isinstance(target, App):
+        target = target()  # an application factory, as uvicorn's --factory
+    if not isinstance(target, App):
+        raise AppError(
+            f"{spec} is a {type(target).__name__}, not a loopline.App: "
+            "declare app = loopline.App('name', features=...)"
+        )
+    return target
