@@ -165,6 +165,36 @@ class EntityState:
             out[slot.name] = slot.feature.default if result is None else result
         return out
 
+    @classmethod
+    def merged(cls, plan: Plan, states: list[EntityState]) -> EntityState:
+        """One state holding the records of all `states` (of one entity, from several partitions).
+
+        Exact for reads at or after every state's clock: tiles merge tile by
+        tile, pending records stay pending (a read adds those before its instant).
+
+        >>> from loopline.features import Entity, Aggregations
+        >>> from loopline.features.declarations import count
+        >>> plan = Plan(Aggregations("clicks", Entity("member", "member_id"), count("clicks", windows=["1h"])))
+        >>> a, b = EntityState(plan), EntityState(plan)
+        >>> a.add(1_000, {}, (0, 0), clock=1_000); a.add(2_000, {}, (0, 1), clock=2_500)
+        >>> b.add(1_500, {}, (1, 0), clock=1_600)
+        >>> EntityState.merged(plan, [a, b]).read(3_000)
+        {'clicks_1h': 3}
+        """
+        out = cls(plan)
+        clocks = [s.clock for s in states if s.clock is not None]
+        out.clock = max(clocks) if clocks else None
+        for i, slot in enumerate(plan.slots):
+            agg = slot.aggregator
+            floors = [s.floors[i] for s in states if s.floors[i] is not None]
+            out.floors[i] = max(floors) if floors else None
+            tiles = out.tiles[i]
+            for s in states:
+                for tile, state in s.tiles[i].items():
+                    tiles[tile] = agg.merge(tiles[tile] if tile in tiles else agg.empty(), state)
+        out.pending = sorted((row for s in states for row in s.pending), key=lambda r: r[0])
+        return out
+
     def is_empty(self) -> bool:
         """Whether the entity has nothing left that any read could see."""
         return not self.pending and not any(self.tiles)

@@ -54,6 +54,22 @@ class TableState:
             for (name, default), value in zip(self._defaults.items(), row[2], strict=True)
         }
 
+    def dump_row(self, entity: str) -> list[Any] | None:
+        """One entity's row as msgpack-ready data (None: no row)."""
+        row = self._rows.get(entity)
+        return None if row is None else list(row)
+
+    def load_row(self, entity: str, data: list[Any] | None) -> None:
+        """Set (or, with None, remove) one entity's row from `dump_row` data."""
+        if data is None:
+            self._rows.pop(entity, None)
+        else:
+            self._rows[entity] = list(data)
+
+    def entities(self) -> list[str]:
+        """The entities with a row (tombstoned ones included)."""
+        return list(self._rows)
+
     def __len__(self) -> int:
         return len(self._rows)
 

@@ -69,6 +69,9 @@ class OnlineFeatures:
             self._routes.setdefault(table.source, ([], []))[1].append(i)
         self._derived = in_dependency_order(features.derived)
         self._vector_plans: dict[tuple[str, tuple[str, ...] | None], VectorPlan] = {}
+        # (kind, index, entity) of every state changed since `take_changes`: what a
+        # changelog must write ("a": an aggregation group's state, "t": a table row).
+        self._changed: set[tuple[str, int, str]] = set()
 
     @property
     def filter_errors(self) -> int:
@@ -121,9 +124,11 @@ class OnlineFeatures:
                 if state is None:
                     state = self._entities[i][entity] = EntityState(self._plans[i])
                 state.add(event_time, fields or {}, (partition, offset), self.clock)
+                self._changed.add(("a", i, entity))
             marks.observe(partition, event_time)
         for i, entity in rows:
             self._tables[i].put(entity, (partition, offset), fields)
+            self._changed.add(("t", i, entity))
         return late
 
     def vector(
@@ -160,12 +165,13 @@ class OnlineFeatures:
     def prune(self, now: int) -> None:
         """Promise that no read will come before `now`: drops tiles and entities out of every window."""
         self.clock = now if self.clock is None else max(self.clock, now)
-        for entities in self._entities:
+        for i, entities in enumerate(self._entities):
             for entity in list(entities):
                 state = entities[entity]
                 state.advance(self.clock)
                 if state.is_empty():
                     del entities[entity]
+                    self._changed.add(("a", i, entity))
 
     def entities(self, entity_name: str) -> int:
         """How many entities of `entity_name` have aggregation state (for metrics)."""
@@ -213,6 +219,69 @@ class OnlineFeatures:
         for table, rows in zip(online._tables, data["tables"], strict=True):
             table.load(rows)
         return online
+
+    # -- one entry at a time, for a changelog -------------------------------------------
+
+    def take_changes(self) -> list[tuple[str, int, str]]:
+        """The (kind, index, entity) of every state changed since the last call, and forget them.
+
+        kind ``"a"`` is the state of ``features.aggregations[index]`` for the
+        entity, ``"t"`` its row of ``features.tables[index]``; `dump_entry`
+        gives what to write (None: the entry is gone).
+        """
+        changed, self._changed = sorted(self._changed), set()
+        return changed
+
+    def entries(self) -> list[tuple[str, int, str]]:
+        """The (kind, index, entity) of every state and table row held."""
+        out = [("a", i, e) for i, entities in enumerate(self._entities) for e in entities]
+        return out + [("t", i, e) for i, table in enumerate(self._tables) for e in table.entities()]
+
+    def dump_entry(self, kind: str, index: int, entity: str) -> Any | None:
+        """One entity's state or table row as msgpack-ready data; None when there is none."""
+        if kind == "a":
+            state = self._entities[index].get(entity)
+            return None if state is None else state.dump()
+        return self._tables[index].dump_row(entity)
+
+    def load_entry(self, kind: str, index: int, entity: str, data: Any | None) -> None:
+        """Set one entity's state or table row from `dump_entry` data (None removes it)."""
+        if kind == "a":
+            if data is None:
+                self._entities[index].pop(entity, None)
+            else:
+                self._entities[index][entity] = EntityState.load(self._plans[index], data)
+        else:
+            self._tables[index].load_row(entity, data)
+
+    def set_state(self, index: int, entity: str, state: EntityState | None) -> None:
+        """Put an already built state (an online store merges partitions' states)."""
+        if state is None:
+            self._entities[index].pop(entity, None)
+        else:
+            self._entities[index][entity] = state
+
+    def plan(self, index: int) -> Plan:
+        """The compiled plan of ``features.aggregations[index]``."""
+        return self._plans[index]
+
+    def dump_meta(self) -> dict[str, Any]:
+        """Everything but the entities: clock, counters and watermarks."""
+        return {
+            "clock": self.clock,
+            "counters": {"late_records": self.late_records, "derived_errors": self.derived_errors},
+            "filter_errors": [plan.filter_errors for plan in self._plans],
+            "watermarks": [marks.dump() for marks in self._watermarks],
+        }
+
+    def load_meta(self, data: Mapping[str, Any]) -> None:
+        """Restore what `dump_meta` gave."""
+        self.clock = data["clock"]
+        self.late_records = data["counters"]["late_records"]
+        self.derived_errors = data["counters"]["derived_errors"]
+        for plan, errors in zip(self._plans, data["filter_errors"], strict=True):
+            plan.filter_errors = errors
+        self._watermarks = [Watermarks.load(marks) for marks in data["watermarks"]]
 
     def _vector_plan(self, entity_name: str, names: Sequence[str] | None) -> VectorPlan:
         cache_key = (entity_name, None if names is None else tuple(names))

@@ -380,7 +380,7 @@ class KafkaProducer:
                 client.poll(0)
             self._produce = None  # type: ignore[assignment]
             self._client = None  # type: ignore[assignment]
-            if clean:
+            if clean and hasattr(client, "close"):  # confluent-kafka >= 2.13 has close()
                 # (Producer.close() waits without limit for a transaction's abort:
                 # only called when none can be pending.)
                 client.close()

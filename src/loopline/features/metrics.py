@@ -1,0 +1,52 @@
+"""Prometheus metrics of online features (the processor and the online store).
+
+Defined once per process, labelled by application, as prometheus-client
+expects; `loopline features run --metrics-port` serves them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Freshness spans sub-second (a live feed) to hours (a backlog, or records
+# stamped with old event times), so the buckets do too.
+_FRESHNESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)
+
+RECORDS = Counter(
+    "loopline_features_records",
+    "Source records the feature processor applied (late ones included).",
+    ["app", "source"],
+)
+LATE_RECORDS = Counter(
+    "loopline_features_late_records",
+    "Source records that arrived later than the declared lateness; sent to the late topic.",
+    ["app", "source"],
+)
+DEAD_LETTERS = Counter(
+    "loopline_features_dead_letters",
+    "Source records that could not be read (no entity id, bad time, broken contract).",
+    ["app", "source"],
+)
+COMMITS = Counter(
+    "loopline_features_commits",
+    "Transactions committed: changelog and input offsets together.",
+    ["app"],
+)
+FRESHNESS = Histogram(
+    "loopline_features_freshness_seconds",
+    "Time from a source record's append (its log timestamp) to its effect being committed "
+    "to the changelog: the oldest record of each transaction.",
+    ["app"],
+    buckets=_FRESHNESS_BUCKETS,
+)
+STORE_FRESHNESS = Histogram(
+    "loopline_features_store_freshness_seconds",
+    "Time from a source record's append to its effect being readable in an online store.",
+    ["app"],
+    buckets=_FRESHNESS_BUCKETS,
+)
+ENTITIES = Gauge(
+    "loopline_features_entities",
+    "Entities with aggregation state in this processor.",
+    ["app", "entity"],
+)

@@ -1,0 +1,236 @@
+"""The online store: feature vectors for a serving process, read from the changelog.
+
+`FeatureStore` follows the changelog topics the feature processors write
+(`loopline.features.changelog`) and keeps every entity's state in memory, so
+`get` is a dictionary look-up and a merge of a few tiles: no network hop on
+the read path. Values are evaluated at read time (a 1-hour count falls as
+the hour passes). Any number of stores, in any number of processes, can
+follow one application; each sees a change once the processor's transaction
+that made it commits.
+
+An entity whose records sit in several partitions of a source (a source not
+keyed by the entity) has one state per partition; the store merges them.
+
+>>> import tempfile
+>>> from loopline.app import App
+>>> from loopline.features import Aggregations, Entity, FeatureSet
+>>> from loopline.features.declarations import count
+>>> from loopline.features.processor import FeatureProcessor
+>>> from loopline.log import open_log
+>>> log = open_log("embedded:" + tempfile.mkdtemp())
+>>> log.create_topic("clicks")
+>>> app = App("shop", features=FeatureSet(
+...     [Aggregations("clicks", Entity("member", "member_id"), count("clicks", windows=["1h"]))]))
+>>> producer = log.producer()
+>>> for member in ["m1", "m1", "m2"]:
+...     producer.send("clicks", b'{"member_id": "%s"}' % member.encode())
+>>> producer.flush()
+3
+>>> processor = FeatureProcessor(log, app)
+>>> processor.run_until_caught_up().records
+3
+>>> store = FeatureStore(log, app)
+>>> store.catch_up()
+>>> store.get("member", ["m1", "m2", "m3"])
+[{'clicks_1h': 2}, {'clicks_1h': 1}, {'clicks_1h': 0}]
+>>> store.close(); processor.close(); log.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from loopline.app import App
+from loopline.features import metrics
+from loopline.features.changelog import ChangelogNames, decode, ensure_changelogs, parse_key
+from loopline.features.declarations import FeatureSet
+from loopline.features.online import EntityState, OnlineFeatures
+from loopline.log import Log, LogError, Record, TopicPartition
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureStore:
+    """Online feature vectors of an application, kept up to date from its changelog.
+
+    A background thread follows the changelog; `catch_up` waits until
+    everything committed when it was called is readable.
+    """
+
+    def __init__(self, log: Log, app: App, *, poll_timeout: float = 0.1) -> None:
+        self.log, self.app, self.features = log, app, app.features
+        sources = sorted(
+            {g.source for g in self.features.aggregations}
+            | {t.source for t in self.features.tables}
+        )
+        self.names = ChangelogNames(app.name, self.features.fingerprint())
+        self._topics = ensure_changelogs(log, self.names, sources)
+        self._source_of = {self.names.changelog(s): s for s in sources}
+        self._view = Merger(self.features)
+        self._consumer = log.consumer(None, self._topics, reset="earliest")
+        self._positions: dict[TopicPartition, int] = {}
+        self._poll_timeout = poll_timeout
+        self._progress = threading.Condition()
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="loopline-store", daemon=True)
+        self._thread.start()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(
+        self,
+        entity_name: str,
+        entity_ids: Sequence[str],
+        names: Sequence[str] | None = None,
+        *,
+        at: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The vectors of `entity_ids` (features `names`, default all) at `at` (default: now)."""
+        if at is None:
+            at = time.time_ns() // 1_000_000
+        vector = self._view.online.vector
+        return [vector(entity_name, entity_id, names, at) for entity_id in entity_ids]
+
+    def vector(
+        self,
+        entity_name: str,
+        entity_id: str,
+        names: Sequence[str] | None = None,
+        *,
+        at: int | None = None,
+    ) -> dict[str, Any]:
+        """The vector of one entity (as `get`)."""
+        return self.get(entity_name, [entity_id], names, at=at)[0]
+
+    def catch_up(self, timeout: float = 60.0) -> None:
+        """Wait until every change committed before this call is readable."""
+        ends = {
+            TopicPartition(topic, p.partition): p.end
+            for topic in self._topics
+            for p in self.log.describe_topic(topic).partitions
+        }
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while True:
+                if self._error is not None:
+                    raise LogError(f"the online store stopped following: {self._error}")
+                behind = [tp for tp, end in ends.items() if self._positions.get(tp, 0) < end]
+                if not behind:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"the online store did not catch up in {timeout:g} s: "
+                        f"{len(behind)} changelog partitions are behind"
+                    )
+                self._progress.wait(min(left, 0.5))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        with contextlib.suppress(Exception):
+            self._consumer.close()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- following ------------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        consumer = self._consumer
+        try:
+            while not self._stop.is_set():
+                records = consumer.poll(10_000, timeout=self._poll_timeout)
+                now = time.time_ns() // 1_000_000
+                for record in records:
+                    self._apply(record, now)
+                positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
+                with self._progress:
+                    self._positions = positions
+                    self._progress.notify_all()
+        except BaseException as exc:  # reported by catch_up; a serving process keeps old values
+            logger.exception("online store of %s stopped following its changelog", self.app.name)
+            with self._progress:
+                self._error = exc
+                self._progress.notify_all()
+
+    def _apply(self, record: Record, now: int) -> None:
+        entry = parse_key(record.key)
+        if entry is None:
+            meta = decode(record.value)
+            oldest = meta.get("oldest_append")
+            if oldest is not None:
+                metrics.STORE_FRESHNESS.labels(self.app.name).observe(max(0, now - oldest) / 1000)
+            self._view.clock(meta["clock"])
+            return
+        data = None if record.value is None else decode(record.value)
+        self._view.put(*entry, record.partition, data)
+
+
+class Merger:
+    """Per-partition states and rows of entities, merged into one readable `OnlineFeatures`."""
+
+    def __init__(self, features: FeatureSet) -> None:
+        self.online = OnlineFeatures(features)
+        self._parts: dict[tuple[str, int, str], dict[int, Any]] = {}
+
+    def clock(self, clock: int | None) -> None:
+        if clock is not None and (self.online.clock is None or clock > self.online.clock):
+            self.online.clock = clock
+
+    def put(self, kind: str, index: int, entity: str, partition: int, data: Any | None) -> None:
+        """Set the entry of (kind, index, entity) from `partition` (None removes it)."""
+        key = (kind, index, entity)
+        parts = self._parts.get(key)
+        if parts is None:
+            if data is None:
+                return
+            parts = self._parts[key] = {}
+        if kind == "a":
+            plan = self.online.plan(index)
+            if data is None:
+                parts.pop(partition, None)
+            else:
+                parts[partition] = EntityState.load(plan, data)
+            states = list(parts.values())
+            if not states:
+                del self._parts[key]
+            merged = (
+                None
+                if not states
+                else states[0]
+                if len(states) == 1
+                else EntityState.merged(plan, states)
+            )
+            self.online.set_state(index, entity, merged)
+        else:
+            if data is None:
+                parts.pop(partition, None)
+            else:
+                parts[partition] = data
+            rows = list(parts.values())
+            if not rows:
+                del self._parts[key]
+            latest = max(rows, key=lambda row: (row[0], row[1])) if rows else None
+            self.online.load_entry("t", index, entity, latest)
+
+
+def merged_view(
+    features: FeatureSet, units: Iterable[tuple[TopicPartition, OnlineFeatures]]
+) -> OnlineFeatures:
+    """One `OnlineFeatures` reading the states of many units (a processor's own, for tests)."""
+    merger = Merger(features)
+    for tp, unit in units:
+        merger.clock(unit.clock)
+        for kind, index, entity in unit.entries():
+            merger.put(kind, index, entity, tp.partition, unit.dump_entry(kind, index, entity))
+    return merger.online

@@ -1,0 +1,138 @@
+"""Generated feature streams shared by the parity tests.
+
+`feature_set(views, profiles)` declares aggregations of a views topic (three
+partitions, every kind, windows from 10m to lifetime, a filter, a lateness of
+3m), a table of a profiles topic (one partition), and a derived feature;
+`streams(base)` draws records of both (out-of-order and late events, entities
+that appear and go quiet, table updates and tombstones) and instants to read.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import strategies as st
+
+from loopline.features import Aggregations, Derived, Entity, FeatureSet, Table, TableFeature
+from loopline.features.declarations import count, distinct, last, max, mean, min, sum
+
+MINUTE = 60_000
+BASE = 1_700_000_000_000 - (1_700_000_000_000 % 3_600_000)
+VIEW_PARTITIONS = 3
+
+member = Entity("member", key="member_id")
+
+
+def feature_set(views: str = "views", profiles: str = "profiles") -> FeatureSet:
+    """The declarations every parity test computes, over topics `views` and `profiles`."""
+    return FeatureSet([_views(views)], tables=[_profiles(profiles)], derived=[PER_VIEW])
+
+
+def _views(source: str) -> Aggregations:
+    return Aggregations(
+        source=source,
+        entity=member,
+        time="at",
+        lateness="3m",
+        features=[
+            *count("views", windows=["10m", "1h", "24h", "lifetime"]),
+            *count("long_views", windows=["1h"], where=lambda v: (v.get("seconds") or 0) > 30),
+            *sum("seconds", field="seconds", windows=["10m", "24h"]),
+            *mean("avg_seconds", field="seconds", windows=["1h", "lifetime"]),
+            *min("min_seconds", field="seconds", windows=["1h"]),
+            *max("max_seconds", field="seconds", windows=["24h"]),
+            *last("last_page", field="page", windows=["1h", "lifetime"]),
+            *distinct("pages", field="page", windows=["1h", "lifetime"]),
+        ],
+    )
+
+
+def _profiles(source: str) -> Table:
+    return Table(
+        source=source,
+        entity=member,
+        features=[
+            TableFeature("country", field="country", default="??"),
+            TableFeature("age", field="age", default=-1),
+        ],
+    )
+
+
+PER_VIEW = Derived(
+    "seconds_per_view",
+    inputs=("seconds_24h", "views_24h"),
+    fn=lambda seconds, views: seconds / views,
+    default=0.0,
+)
+FEATURES = feature_set()
+ENTITIES = [f"m{i}" for i in range(6)]
+
+
+@st.composite
+def streams(draw, base: int = BASE, max_records: int = 120, max_reads: int = 25):
+    """Records of both sources as the log holds them, in arrival order per partition."""
+    records = []
+    clock = base
+    offsets = {("views", p): 0 for p in range(VIEW_PARTITIONS)} | {("profiles", 0): 0}
+    for _ in range(draw(st.integers(1, max_records))):
+        clock += draw(st.integers(0, 4 * MINUTE))
+        if draw(st.integers(0, 9)) == 0:
+            source, partition = "profiles", 0
+            entity = draw(st.sampled_from(ENTITIES))
+            tombstone = draw(st.integers(0, 5)) == 0
+            value = (
+                None
+                if tombstone
+                else {
+                    "member_id": entity,
+                    "country": draw(st.sampled_from(["NO", "NL", "DE", None])),
+                    "age": draw(st.integers(18, 80)),
+                }
+            )
+        else:
+            source = "views"
+            # an entity's records share a partition, as keyed records do
+            entity = draw(st.sampled_from(ENTITIES))
+            partition = ENTITIES.index(entity) % VIEW_PARTITIONS
+            # mostly on time, sometimes out of order, sometimes far behind (late)
+            skew = draw(
+                st.sampled_from([0, 0, 0, -MINUTE, -2 * MINUTE, -10 * MINUTE, -90 * MINUTE])
+            )
+            value = {
+                "member_id": entity,
+                "at": clock + skew - draw(st.integers(0, 999)),
+                "seconds": draw(st.none() | st.floats(0, 600, allow_nan=False)),
+                "page": draw(st.none() | st.sampled_from(["feed", "jobs", "profile", "search"])),
+            }
+        key = (source, partition)
+        records.append(
+            {
+                "source": source,
+                "partition": partition,
+                "offset": offsets[key],
+                "arrival": clock,
+                "key": entity,
+                "value": value,
+            }
+        )
+        offsets[key] += 1
+    reads = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, len(records) - 1),
+                st.integers(0, 3 * MINUTE),
+                st.sampled_from(ENTITIES),
+            ),
+            min_size=1,
+            max_size=max_reads,
+        )
+    )
+    return records, reads
+
+
+def same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return a == b
