@@ -7,6 +7,6 @@ log -> contracts -> connectors -> features -> models -> serving -> outcomes
 
 __version__ = "0.1.0"
 
-from loopline.app import App, AppError, load_app  # noqa: E402
+from loopline.app import App, AppError, load_app
 
 __all__ = ["App", "AppError", "__version__", "load_app"]
