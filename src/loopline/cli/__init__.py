@@ -16,8 +16,10 @@ from click.core import ParameterSource
 from loopline import __version__
 from loopline.cli.consume import consume
 from loopline.cli.contracts import contracts
+from loopline.cli.dataset import dataset
 from loopline.cli.dlq import dlq
 from loopline.cli.errors import CLIError, LogErrorGroup
+from loopline.cli.features import features
 from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
 from loopline.cli.produce import produce
 from loopline.cli.settings import LogSettings, parse_pairs, read_properties
@@ -105,6 +107,8 @@ cli.add_command(dlq)
 cli.add_command(ingest)
 cli.add_command(ingest_server)
 cli.add_command(schema_registry_command)
+cli.add_command(dataset)
+cli.add_command(features)
 
 
 def main() -> None:
