@@ -11,6 +11,7 @@ unreadable record exactly once: exactly-once, not at-least-once.
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import signal
@@ -65,11 +66,11 @@ PROCESS = textwrap.dedent(
     from loopline import App
     from loopline.features.processor import FeatureProcessor
     from loopline.log import open_log
-    url, name, views, profiles, config = sys.argv[2:]
+    url, name, views, profiles, config, instance = sys.argv[2:]
     log = open_log(url, kafka_config=json.loads(config)) if url.startswith("kafka") else open_log(url)
     print("started", flush=True)
     processor = FeatureProcessor(log, App(name, features=features(views, profiles)),
-                                 instance="a", commit_interval=0.02, max_batch=50)
+                                 instance=instance, commit_interval=0.02, max_batch=50)
     processor.run(on_commit=lambda p: print("commit", p.stats.records, flush=True))
     """
 )
@@ -100,8 +101,8 @@ def _produce(log, views: str, profiles: str, rng: random.Random, n: int, bad: li
     producer.close()
 
 
-def _run_and_kill(tmp_path, url: str, name: str, views: str, profiles: str, rng) -> None:
-    proc = subprocess.Popen(
+def _start(tmp_path, url: str, name: str, views: str, profiles: str, instance: str = "a"):
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -112,11 +113,16 @@ def _run_and_kill(tmp_path, url: str, name: str, views: str, profiles: str, rng)
             views,
             profiles,
             msgspec.json.encode(KAFKA_CONFIG).decode(),
+            instance,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _run_and_kill(tmp_path, url: str, name: str, views: str, profiles: str, rng) -> None:
+    proc = _start(tmp_path, url, name, views, profiles)
     assert proc.stdout is not None
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")))
@@ -137,13 +143,47 @@ def _run_and_kill(tmp_path, url: str, name: str, views: str, profiles: str, rng)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
 
 
-def test_processor_state_after_kill_9_equals_a_clean_recomputation(log_url, backend, tmp_path):
+def _declarations(tmp_path):
     (tmp_path / "crashapp.py").write_text(APP_MODULE)
     sys.path.insert(0, str(tmp_path))
     try:
-        from crashapp import features as declare
+        import crashapp
+
+        importlib.reload(crashapp)
+        return crashapp.features
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def _same_as_clean(log, crashed: App, clean: App, views: str, bad: list[str]) -> None:
+    """`crashed` (run with crashes) and `clean` (run once now) hold the same state and outputs."""
+    processor = FeatureProcessor(log, clean, instance="a")
+    processor.run_until_caught_up()
+    processor.close()
+    at = time.time_ns() // 1_000_000
+    members = [f"m{i}" for i in range(40)]
+    with FeatureStore(log, crashed) as after_crashes, FeatureStore(log, clean) as once:
+        after_crashes.catch_up()
+        once.catch_up()
+        assert after_crashes.get("member", members, at=at) == once.get("member", members, at=at)
+        assert any(v["views_lifetime"] for v in once.get("member", members, at=at))
+    late = [
+        len(
+            consume_all(
+                log.consumer(None, [f"{app.name}-features-late"], reset="earliest"),
+                10**6,
+                timeout=5,
+            )
+        )
+        for app in (crashed, clean)
+    ]
+    assert late[0] == late[1] > 0
+    dead = consume_all(log.consumer(None, [f"{views}.dlq"], reset="earliest"), 10**6, timeout=5)
+    assert len(dead) == 2 * len(bad) > 0
+
+
+def test_processor_state_after_kill_9_equals_a_clean_recomputation(log_url, backend, tmp_path):
+    declare = _declarations(tmp_path)
     log = open_log(log_url, kafka_config=KAFKA_CONFIG) if backend == "kafka" else open_log(log_url)
     rng = random.Random(7)
     views, profiles = unique("views"), unique("profiles")
@@ -159,32 +199,70 @@ def test_processor_state_after_kill_9_equals_a_clean_recomputation(log_url, back
         _produce(log, views, profiles, rng, 600, bad)
         _run_and_kill(tmp_path, log_url, crashed.name, views, profiles, rng)
 
-    for app in (crashed, clean):
-        processor = FeatureProcessor(log, app, instance="a")
-        stats = processor.run_until_caught_up()
-        processor.close()
-    held = sum(p.end - p.start for p in log.describe_topic(profiles).partitions)
-    assert stats.records >= 5 * 600 - held  # every views record (profiles may be compacted)
+    processor = FeatureProcessor(log, crashed, instance="a")
+    stats = processor.run_until_caught_up()
+    processor.close()
+    assert stats.aborts == 0
+    _same_as_clean(log, crashed, clean, views, bad)
+    log.close()
 
-    at = time.time_ns() // 1_000_000
-    members = [f"m{i}" for i in range(40)]
-    with FeatureStore(log, crashed) as after_crashes, FeatureStore(log, clean) as once:
-        after_crashes.catch_up()
-        once.catch_up()
-        assert after_crashes.get("member", members, at=at) == once.get("member", members, at=at)
-        assert any(v["views_lifetime"] for v in once.get("member", members, at=at))
 
-    late = [
-        len(
-            consume_all(
-                log.consumer(None, [f"{app.name}-features-late"], reset="earliest"),
-                10**6,
-                timeout=5,
-            )
+def test_processors_split_partitions_and_take_over_on_kafka(tmp_path):
+    """Two processors share the sources; kill -9 one, the other takes its partitions over."""
+    url = f"kafka://{os.environ.get('LOOPLINE_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}"
+    declare = _declarations(tmp_path)
+    log = open_log(url, kafka_config=KAFKA_CONFIG)
+    rng = random.Random(11)
+    views, profiles = unique("views"), unique("profiles")
+    log.create_topic(views, TopicConfig(partitions=4))
+    log.create_topic(profiles, TopicConfig(partitions=1, compact=True))
+    features = declare(views, profiles)
+    crashed, clean = (
+        App(unique("split"), features=features),
+        App(unique("clean"), features=features),
+    )
+    bad: list[str] = []
+    _produce(log, views, profiles, rng, 600, bad)
+
+    owned: list[int] = []  # partitions the in-process member owned at each commit
+    lag: list[int] = []
+    stop = threading.Event()
+    member = FeatureProcessor(log, crashed, instance="b", commit_interval=0.05, max_batch=50)
+
+    def on_commit(p: FeatureProcessor) -> None:
+        owned.append(len(p._consumer.assignment()))
+        lag.append(sum(p._consumer.lag().values()))
+        if owned[-1] == 5 and lag[-1] == 0 and other.poll() is not None:
+            stop.set()
+
+    other = _start(tmp_path, url, crashed.name, views, profiles, instance="a")
+    runner = threading.Thread(target=member.run, args=(stop,), kwargs={"on_commit": on_commit})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 90
+        while not (owned and 0 < owned[-1] < 5) and time.monotonic() < deadline:
+            _produce(log, views, profiles, rng, 50, bad)  # keep commits (and callbacks) coming
+            time.sleep(0.5)
+        assert owned and 0 < owned[-1] < 5, (
+            f"the two processors never split the partitions: {owned}"
         )
-        for app in (crashed, clean)
-    ]
-    assert late[0] == late[1] > 0
-    dead = consume_all(log.consumer(None, [f"{views}.dlq"], reset="earliest"), 10**6, timeout=5)
-    assert len(dead) == 2 * len(bad) > 0
+        _produce(log, views, profiles, rng, 600, bad)
+        time.sleep(1)
+        other.send_signal(signal.SIGKILL)
+        other.wait()
+        _produce(log, views, profiles, rng, 600, bad)
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            _produce(log, views, profiles, rng, 5, bad)
+            time.sleep(1)
+        assert stop.is_set(), (
+            f"the survivor did not take every partition over: {owned[-5:]}, lag {lag[-5:]}"
+        )
+    finally:
+        stop.set()
+        runner.join()
+        member.close()
+        if other.poll() is None:
+            other.kill()
+    _same_as_clean(log, crashed, clean, views, bad)
     log.close()
