@@ -65,6 +65,7 @@ from loopline.log.errors import LogError
 
 logger = logging.getLogger(__name__)
 
+PRUNE_INTERVAL = 60.0  # seconds between two prunings of every entity's state
 LATE_REASON = "loopline.late.reason"
 LATE_TOPIC = "loopline.late.topic"
 LATE_PARTITION = "loopline.late.partition"
@@ -125,6 +126,7 @@ class FeatureProcessor:
         self._units: dict[TopicPartition, OnlineFeatures] = {}
         self._dirty: dict[TopicPartition, int] = {}  # unit -> oldest append in this transaction
         self._in_transaction = False
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL
         self._dlq_ready: set[str] = set()
         self._labels = {s: (app.name, s) for s in self.sources}
 
@@ -256,6 +258,12 @@ class FeatureProcessor:
     def _commit(self) -> None:
         producer = self._producer
         now = time.time_ns() // 1_000_000
+        if time.monotonic() >= self._next_prune:  # drop entities no window still sees
+            self._next_prune = time.monotonic() + PRUNE_INTERVAL
+            for tp, unit in self._units.items():
+                if unit.clock is not None:
+                    unit.prune(unit.clock)
+                    self._dirty.setdefault(tp, now)
         try:
             oldest = None
             for tp, first_append in self._dirty.items():

@@ -42,7 +42,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from loopline.app import App
@@ -107,6 +107,53 @@ class FeatureStore:
     ) -> dict[str, Any]:
         """The vector of one entity (as `get`)."""
         return self.get(entity_name, [entity_id], names, at=at)[0]
+
+    def vectors(
+        self,
+        entities: Mapping[str, str | None] | Sequence[Mapping[str, str | None]],
+        names: Sequence[str] | None = None,
+        *,
+        at: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The vectors of related entities (as `get`): one per mapping of entity name -> id.
+
+        Each holds the features of every entity given, and the derived features
+        whose inputs are all among them (`OnlineFeatures.vector` of a mapping),
+        so a member's vector with each candidate item's is one call:
+
+        >>> import tempfile
+        >>> from loopline.features import Derived, Entity, Table, TableFeature
+        >>> from loopline.features.processor import FeatureProcessor
+        >>> from loopline.log import open_log
+        >>> log = open_log("embedded:" + tempfile.mkdtemp())
+        >>> for topic in ("profiles", "items"):
+        ...     log.create_topic(topic)
+        >>> member, item = Entity("member", "member_id"), Entity("item", "item_id")
+        >>> app = App("shop", features=FeatureSet(tables=[
+        ...     Table("profiles", member, [TableFeature("country", "country", default="??")]),
+        ...     Table("items", item, [TableFeature("item_country", "country", default="??")]),
+        ... ], derived=[Derived("same_country", ("country", "item_country"), lambda a, b: a == b)]))
+        >>> producer = log.producer()
+        >>> producer.send("profiles", b'{"member_id": "m1", "country": "PT"}')
+        >>> producer.send("items", b'{"item_id": "i7", "country": "PT"}')
+        >>> producer.flush()
+        2
+        >>> processor = FeatureProcessor(log, app)
+        >>> processor.run_until_caught_up().records
+        2
+        >>> store = FeatureStore(log, app)
+        >>> store.catch_up()
+        >>> store.vectors([{"member": "m1", "item": "i7"}, {"member": "m1", "item": "i8"}],
+        ...               ["item_country", "same_country"])
+        [{'item_country': 'PT', 'same_country': True}, {'item_country': '??', 'same_country': False}]
+        >>> store.close(); processor.close(); log.close()
+        """
+        if at is None:
+            at = time.time_ns() // 1_000_000
+        if isinstance(entities, Mapping):
+            entities = [entities]
+        vector = self._view.online.vector
+        return [vector(ids, names=names, at=at) for ids in entities]
 
     def catch_up(self, timeout: float = 60.0) -> None:
         """Wait until every change committed before this call is readable."""

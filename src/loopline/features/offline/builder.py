@@ -34,7 +34,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from loopline.features.declarations import Aggregations, FeatureSet, Table
+from loopline.features.declarations import Aggregations, Derived, FeatureSet, Table
 from loopline.features.offline.aggregations import GroupPlan, check_types
 from loopline.features.offline.events import BuildError
 from loopline.features.offline.sql import quote, start_column, start_sql
@@ -48,6 +48,7 @@ def build(
     spine: pa.Table,
     *,
     entity: str | None = None,
+    entities: Mapping[str, str] | None = None,
 ) -> pa.Table:
     """The spine with one more column per feature of its entity, in declaration order.
 
@@ -56,31 +57,110 @@ def build(
     (a label, ...) passes through unchanged, in the spine's row order. `entity`
     names the spine's entity when the features describe several. The same
     inputs give a byte-identical table.
+
+    `entities` maps entity names to spine columns instead, for rows about
+    several related entities (a member and a candidate item): the spine has
+    one id column per entity (a null id: an entity without records) and
+    ``at``, and gets the features of every one of them plus the derived
+    features whose inputs are all among them, as `OnlineFeatures.vector`
+    gives for ``{name: id, ...}``.
+
+    >>> from loopline.features import Derived, Entity, Table, TableFeature
+    >>> from loopline.features.offline import events_table
+    >>> member, item = Entity("member", "member_id"), Entity("item", "item_id")
+    >>> features = FeatureSet(tables=[
+    ...     Table("profiles", member, [TableFeature("country", "country", default="??")]),
+    ...     Table("items", item, [TableFeature("item_country", "country", default="??")]),
+    ... ], derived=[Derived("same_country", ("country", "item_country"), lambda a, b: a == b)])
+    >>> def rows(topic, *values):
+    ...     return events_table(features, topic, [
+    ...         {"partition": 0, "offset": i, "arrival": 1_000, "value": v}
+    ...         for i, v in enumerate(values)])
+    >>> sources = {"profiles": rows("profiles", {"member_id": "m1", "country": "PT"}),
+    ...            "items": rows("items", {"item_id": "i7", "country": "PT"},
+    ...                                   {"item_id": "i8", "country": "NL"})}
+    >>> spine = pa.table({"member_id": ["m1", "m1", "m1"], "item_id": ["i7", "i8", None],
+    ...                   "at": [2_000, 2_000, 2_000]})
+    >>> out = build(features, sources, spine, entities={"member": "member_id", "item": "item_id"})
+    >>> out.select(["item_id", "item_country", "same_country"]).to_pylist()
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [{'item_id': 'i7', 'item_country': 'PT', 'same_country': True},
+     {'item_id': 'i8', 'item_country': 'NL', 'same_country': False},
+     {'item_id': None, 'item_country': '??', 'same_country': False}]
     """
-    entity = _entity(feature_set, entity)
-    groups = [g for g in feature_set.aggregations if g.entity.name == entity]
-    tables = [t for t in feature_set.tables if t.entity.name == entity]
+    if entities is None:
+        return _build(feature_set, sources, spine, {_entity(feature_set, entity): "entity"})
+    if entity is not None:
+        raise BuildError(
+            "give build(...) either entity= (a spine with an 'entity' column) or entities= "
+            "(one id column per entity), not both"
+        )
+    if not entities:
+        raise BuildError("build(..., entities=) needs at least one {entity name: spine column}")
+    for name in entities:
+        _entity(feature_set, name)
+    return _build(feature_set, sources, spine, entities, related=True)
+
+
+def _build(
+    feature_set: FeatureSet,
+    sources: Mapping[str, pa.Table],
+    spine: pa.Table,
+    entities: Mapping[str, str],
+    *,
+    related: bool = False,
+) -> pa.Table:
+    """`build` of a spine whose column `entities[name]` holds the ids of entity `name`."""
+    groups = [g for g in feature_set.aggregations if g.entity.name in entities]
+    tables = [t for t in feature_set.tables if t.entity.name in entities]
     derived = derived_order(feature_set, groups, tables)
-    names = {f.name for g in groups for f in g.features} | {
-        f.name for t in tables for f in t.features
-    }
-    names |= {d.name for d in derived}
-    order = [n for n in feature_set.names() if n in names]
-    _check_spine(spine, order)
-    with duckdb.connect() as con:
-        columns = _query(con, groups, tables, sources, spine)
-    defaults = {f.name: f.default for g in groups for f in g.features}
-    defaults |= {f.name: f.default for t in tables for f in t.features}
-    values = {
-        name: canonical(with_default(columns.column(name), name, default))
-        for name, default in defaults.items()
-    }
+    order = _order(feature_set, groups, tables, derived)
+    _check_spine(spine, order, entities if related else None)
+    values: dict[str, pa.ChunkedArray] = {}
+    for name, column in entities.items():
+        # each entity on its own, its id column as the spine's entity; then derived
+        # features, which may read the features of several
+        own = pa.table({"entity": spine.column(column), "at": spine.column("at")})
+        values |= _features(
+            [g for g in groups if g.entity.name == name],
+            [t for t in tables if t.entity.name == name],
+            sources,
+            own,
+        )
     for name, array in run_derived(derived, values, spine.num_rows).items():
         values[name] = array
     out = spine
     for name in order:
         out = out.append_column(name, values[name])
     return out.combine_chunks()
+
+
+def _order(
+    feature_set: FeatureSet, groups: list[Aggregations], tables: list[Table], derived: list[Derived]
+) -> list[str]:
+    """The names of the features of `groups`, `tables` and `derived`, in declaration order."""
+    names = {f.name for g in groups for f in g.features} | {
+        f.name for t in tables for f in t.features
+    }
+    names |= {d.name for d in derived}
+    return [n for n in feature_set.names() if n in names]
+
+
+def _features(
+    groups: list[Aggregations],
+    tables: list[Table],
+    sources: Mapping[str, pa.Table],
+    spine: pa.Table,
+) -> dict[str, pa.ChunkedArray]:
+    """The aggregation and table features of the spine's (entity, at) rows, defaults filled in."""
+    with duckdb.connect() as con:
+        columns = _query(con, groups, tables, sources, spine)
+    defaults = {f.name: f.default for g in groups for f in g.features}
+    defaults |= {f.name: f.default for t in tables for f in t.features}
+    return {
+        name: canonical(with_default(columns.column(name), name, default))
+        for name, default in defaults.items()
+    }
 
 
 def _entity(feature_set: FeatureSet, entity: str | None) -> str:
@@ -99,11 +179,20 @@ def _entity(feature_set: FeatureSet, entity: str | None) -> str:
     return known[0]
 
 
-def _check_spine(spine: pa.Table, features: list[str]) -> None:
-    missing = [c for c in ("entity", "at") if c not in spine.column_names]
-    if missing:
+def _check_spine(
+    spine: pa.Table, features: list[str], ids: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a spine without its id columns (`ids`: entity -> column; None: ``entity``)."""
+    needed = ["entity", "at"] if ids is None else [*ids.values(), "at"]
+    missing = [c for c in needed if c not in spine.column_names]
+    if missing and ids is None:
         raise BuildError(
             f"the spine needs columns 'entity' and 'at' (epoch ms); it has {spine.column_names}"
+        )
+    if missing:
+        raise BuildError(
+            f"the spine needs an id column per entity ({dict(ids or {})}) and 'at' (epoch ms); "
+            f"it lacks {missing} (it has {spine.column_names})"
         )
     clash = [n for n in features if n in spine.column_names]
     if clash:

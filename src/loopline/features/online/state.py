@@ -29,6 +29,8 @@ from typing import Any
 from loopline.features.declarations import Aggregate, Aggregations, Filter
 from loopline.features.online.aggregators import AGGREGATORS, Aggregator, Position
 
+PRUNE_AFTER = 32
+
 
 @dataclass(frozen=True)
 class _Slot:
@@ -54,6 +56,13 @@ class Plan:
         )
         self.defaults = {f.name: f.default for f in group.features}
         self.filter_errors = 0
+        # What `_put` needs per feature, looked up once: tile size, add, empty.
+        self.puts = tuple(
+            (s.feature.window.tile, s.aggregator.add, s.aggregator.empty) for s in self.slots
+        )
+        # Features whose states are already plain data (dump is the identity).
+        self.plain_dumps = tuple(type(s.aggregator).dump is Aggregator.dump for s in self.slots)
+        self.windowed = any(f.window.tile is not None for f in group.features)
 
     def values(self, fields: Mapping[str, Any]) -> list[Any]:
         """What a record adds to each feature, in feature order: None when nothing."""
@@ -87,7 +96,7 @@ class EntityState:
     {'clicks_1h': 1}
     """
 
-    __slots__ = ("clock", "floors", "pending", "plan", "tiles")
+    __slots__ = ("clock", "floors", "pending", "plan", "tiles", "unpruned")
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -99,6 +108,7 @@ class EntityState:
         # [event_time, partition, offset, values] of records not yet before the clock,
         # sorted by event time.
         self.pending: list[list[Any]] = []
+        self.unpruned = 0  # records put into tiles since the last pruning
 
     def add(
         self, event_time: int, fields: Mapping[str, Any], position: Position, clock: int
@@ -115,14 +125,31 @@ class EntityState:
             bisect.insort(self.pending, row, key=lambda r: r[0])
 
     def advance(self, clock: int) -> None:
-        """Promise that no read will come before `clock`: settles pending records, prunes."""
+        """Promise that no read will come before `clock`: settles pending records, prunes.
+
+        Pruning only saves memory (reads skip tiles before their window's
+        start anyway), so it runs once `PRUNE_AFTER` records went into tiles
+        since the last time, not on every record; `OnlineFeatures.prune` prunes
+        every entity.
+        """
         if self.clock is not None and clock <= self.clock:
             return
         self.clock = clock
-        settled = bisect.bisect_left(self.pending, clock, key=lambda r: r[0])
-        for event_time, partition, offset, values in self.pending[:settled]:
-            self._put(event_time, (partition, offset), values)
-        del self.pending[:settled]
+        pending = self.pending
+        if pending and pending[0][0] < clock:
+            settled = bisect.bisect_left(pending, clock, key=lambda r: r[0])
+            for event_time, partition, offset, values in pending[:settled]:
+                self._put(event_time, (partition, offset), values)
+            del pending[:settled]
+        if self.unpruned >= PRUNE_AFTER:
+            self.prune()
+
+    def prune(self) -> None:
+        """Drop the tiles before each window's start at the clock."""
+        self.unpruned = 0
+        clock = self.clock
+        if clock is None or not self.plan.windowed:
+            return
         for i, slot in enumerate(self.plan.slots):
             start = slot.feature.window.start(clock)
             floor = self.floors[i]
@@ -133,18 +160,19 @@ class EntityState:
                 self.floors[i] = start
 
     def _put(self, event_time: int, position: Position, values: list[Any]) -> None:
-        for i, slot in enumerate(self.plan.slots):
+        self.unpruned += 1
+        floors, all_tiles = self.floors, self.tiles
+        for i, (size, add, empty) in enumerate(self.plan.puts):
             value = values[i]
             if value is None:
                 continue
-            size = slot.feature.window.tile
             start = event_time - event_time % size if size else 0
-            floor = self.floors[i]
+            floor = floors[i]
             if floor is not None and start < floor:
                 continue
-            tiles = self.tiles[i]
-            state = tiles[start] if start in tiles else slot.aggregator.empty()
-            tiles[start] = slot.aggregator.add(state, value, event_time, position)
+            tiles = all_tiles[i]
+            state = tiles.get(start)
+            tiles[start] = add(empty() if state is None else state, value, event_time, position)
 
     def read(self, at: int) -> dict[str, Any]:
         """Every feature's value at instant `at` (exact when `at` >= the clock), or its default."""
@@ -205,8 +233,12 @@ class EntityState:
             "clock": self.clock,
             "floors": list(self.floors),
             "tiles": [
-                [[tile, slot.aggregator.dump(state)] for tile, state in tiles.items()]
-                for slot, tiles in zip(self.plan.slots, self.tiles, strict=True)
+                list(tiles.items())
+                if plain
+                else [[tile, slot.aggregator.dump(state)] for tile, state in tiles.items()]
+                for slot, plain, tiles in zip(
+                    self.plan.slots, self.plan.plain_dumps, self.tiles, strict=True
+                )
             ],
             "pending": [[e, p, o, list(values)] for e, p, o, values in self.pending],
         }

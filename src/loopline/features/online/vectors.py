@@ -69,6 +69,8 @@ class OnlineFeatures:
             self._routes.setdefault(table.source, ([], []))[1].append(i)
         self._derived = in_dependency_order(features.derived)
         self._vector_plans: dict[tuple[str, tuple[str, ...] | None], VectorPlan] = {}
+        # plans of vectors of several entities, by (entity names, names)
+        self._related_plans: dict[tuple[tuple[str, ...], tuple[str, ...] | None], VectorPlan] = {}
         # (kind, index, entity) of every state changed since `take_changes`: what a
         # changelog must write ("a": an aggregation group's state, "t": a table row).
         self._changed: set[tuple[str, int, str]] = set()
@@ -133,8 +135,8 @@ class OnlineFeatures:
 
     def vector(
         self,
-        entity_name: str,
-        entity_id: str,
+        entity_name: str | Mapping[str, Any],
+        entity_id: str | None = None,
         names: Sequence[str] | None = None,
         at: int | None = None,
     ) -> dict[str, Any]:
@@ -142,9 +144,36 @@ class OnlineFeatures:
 
         Missing values take their defaults; derived features are computed last,
         and take their default (counted in `derived_errors`) when their function raises.
+
+        Given a mapping of entity name -> id instead (a member and a candidate
+        item), the vector holds the features of each of those entities, in
+        declaration order, and the derived features whose inputs are all among
+        them, across entities too; `names` and `at` then come by keyword. An id
+        of None reads as an entity without records: defaults.
+
+        >>> from loopline.features import Derived, Entity, FeatureSet, Table, TableFeature
+        >>> member, item = Entity("member", "member_id"), Entity("item", "item_id")
+        >>> online = OnlineFeatures(FeatureSet(tables=[
+        ...     Table("profiles", member, [TableFeature("country", "country", default="??")]),
+        ...     Table("items", item, [TableFeature("item_country", "country", default="??")]),
+        ... ], derived=[Derived("same_country", ("country", "item_country"), lambda a, b: a == b)]))
+        >>> online.process("profiles", 0, 0, 1_000, "m1", {"country": "PT"})
+        False
+        >>> online.process("items", 0, 0, 1_000, "i7", {"country": "PT"})
+        False
+        >>> online.vector("member", "m1")
+        {'country': 'PT'}
+        >>> online.vector({"member": "m1", "item": "i7"})
+        {'country': 'PT', 'item_country': 'PT', 'same_country': True}
+        >>> online.vector({"item": "i8", "member": "m1"}, names=["same_country"])
+        {'same_country': False}
         """
+        if not isinstance(entity_name, str):
+            return self._related_vector(entity_name, entity_id, names, at)
         plan = self._vector_plan(entity_name, names)
         if not isinstance(entity_id, str):
+            if entity_id is None:
+                raise TypeError(f"vector({entity_name!r}, ...) needs the id of the entity")
             entity_id = str(entity_id)  # as `process` keys them
         if at is None:
             at = self.clock if self.clock is not None else 0
@@ -162,6 +191,50 @@ class OnlineFeatures:
                 values[d.name] = d.default
         return {name: values[name] for name in plan.names}
 
+    def _related_vector(
+        self,
+        ids: Mapping[str, Any],
+        entity_id: object,
+        names: Sequence[str] | None,
+        at: int | None,
+    ) -> dict[str, Any]:
+        """`vector` of several entities: `ids` maps each entity's name to its id."""
+        if not isinstance(ids, Mapping):
+            raise TypeError(
+                "vector takes an entity name and id, or a mapping of entity name -> id; "
+                f"got {type(ids).__name__} {ids!r}"
+            )
+        if entity_id is not None:
+            raise TypeError(
+                "with a mapping of entity name -> id, give names= and at= by keyword: "
+                f"vector({dict(ids)!r}, names=..., at=...)"
+            )
+        cache_key = (tuple(ids), None if names is None else tuple(names))
+        plan = self._related_plans.get(cache_key)
+        if plan is None:
+            plan = self._related_plans[cache_key] = VectorPlan.of(
+                self.features, self._derived, cache_key[0], names
+            )
+        keys = {
+            name: value if value is None or isinstance(value, str) else str(value)
+            for name, value in ids.items()
+        }
+        if at is None:
+            at = self.clock if self.clock is not None else 0
+        values: dict[str, Any] = {}
+        for i, entity in plan.group_entities:
+            state = self._entities[i].get(keys[entity])  # type: ignore[arg-type]
+            values.update(state.read(at) if state is not None else self._plans[i].defaults)
+        for i, entity in plan.table_entities:
+            values.update(self._tables[i].read(keys[entity]))  # type: ignore[arg-type]
+        for d in plan.derived:
+            try:
+                values[d.name] = d.fn(*(values[name] for name in d.inputs))
+            except Exception:
+                self.derived_errors += 1
+                values[d.name] = d.default
+        return {name: values[name] for name in plan.names}
+
     def prune(self, now: int) -> None:
         """Promise that no read will come before `now`: drops tiles and entities out of every window."""
         self.clock = now if self.clock is None else max(self.clock, now)
@@ -169,6 +242,7 @@ class OnlineFeatures:
             for entity in list(entities):
                 state = entities[entity]
                 state.advance(self.clock)
+                state.prune()
                 if state.is_empty():
                     del entities[entity]
                     self._changed.add(("a", i, entity))

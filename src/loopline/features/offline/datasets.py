@@ -1,0 +1,415 @@
+"""Training datasets: point-in-time feature vectors of a spine, pinned so they can be rebuilt.
+
+`build_dataset` gives every spine row (entity, instant, label...) the value
+of every feature of its entity as the online processor would have read it at
+that instant (docs/decisions/0008), and writes the rows as Parquet with a
+`Manifest` beside it (``<out>.manifest.json``): the exact offset ranges read
+from every topic, the fingerprint of the feature declarations, row counts and
+the file's SHA-256. `rebuild` reads exactly those ranges again and writes a
+byte-identical file, or says why it cannot (docs/decisions/0009).
+
+>>> import json, pathlib, tempfile
+>>> from loopline import App
+>>> from loopline.features import Aggregations, Entity, FeatureSet
+>>> from loopline.features.declarations import count
+>>> from loopline.log import open_log
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> log = open_log(f"embedded:{folder / 'log'}")
+>>> log.create_topic("clicks")
+>>> member = Entity("member", key="member_id")
+>>> app = App("shop", features=FeatureSet([
+...     Aggregations("clicks", member, count("clicks", windows=["1h"]), time="at")]))
+>>> t0 = 1_700_000_000_000
+>>> producer = log.producer()
+>>> for minute in (1, 2, 3):
+...     value = {"member_id": "m1", "at": t0 + minute * 60_000}
+...     producer.send("clicks", json.dumps(value).encode(), timestamp=t0 + minute * 60_000)
+>>> producer.flush()
+3
+>>> _ = (folder / "spine.csv").write_text(
+...     f"member_id,at,label\\nm1,{t0 + 150_000},1\\nm1,{t0 + 180_000},0\\nm2,{t0 + 180_000},0\\n")
+>>> manifest = build_dataset(log, app, folder / "spine.csv", folder / "train.parquet")
+>>> import pyarrow.parquet as pq
+>>> pq.read_table(folder / "train.parquet").to_pylist()[:2]
+[{'member_id': 'm1', 'at': 1700000150000, 'label': 1, 'clicks_1h': 2}, \
+{'member_id': 'm1', 'at': 1700000180000, 'label': 0, 'clicks_1h': 2}]
+>>> [(p.start, p.end, p.records) for p in manifest.sources[0].partitions]
+[(0, 3, 3)]
+>>> producer.send("clicks", json.dumps({"member_id": "m1", "at": t0}).encode(), timestamp=t0)
+>>> producer.flush()  # appended after the build: a rebuild does not read it
+1
+>>> again = rebuild(log, folder / "train.parquet.manifest.json", folder / "again.parquet", app=app)
+>>> again.sha256 == manifest.sha256
+True
+>>> producer.close(); log.close()
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loopline.app import App, load_app
+from loopline.contracts.registry import SchemaRegistry
+from loopline.features.offline.builder import build
+from loopline.features.offline.events import events_table
+from loopline.features.offline.manifests import (
+    DatasetError,
+    Manifest,
+    SpineSource,
+    TopicRange,
+    file_sha256,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
+from loopline.features.offline.pinned import Progress, pin, read_pinned
+from loopline.features.offline.spines import (
+    FORMATS,
+    Spine,
+    read_spine_file,
+    spine_from_records,
+)
+from loopline.features.sources import SourceReader
+from loopline.log import Log, TopicNotFound
+
+__all__ = ["DatasetError", "Manifest", "Progress", "build_dataset", "rebuild", "write_parquet"]
+
+# Fixed, so the same table always gives the same bytes (docs/decisions/0009).
+PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "row_group_size": 1_048_576,
+    "write_page_index": False,
+    "store_schema": True,
+}
+
+
+def build_dataset(
+    log: Log,
+    app: App | str,
+    spine: str | Path,
+    out: str | Path,
+    *,
+    registry: SchemaRegistry | None = None,
+    entity: str | None = None,
+    time_column: str | None = None,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Build the dataset of `spine` with `app`'s features into Parquet file `out`; the manifest
+    goes to ``<out>.manifest.json`` and is returned.
+
+    `app` is an `App` or its ``module:attribute`` name (only then can `rebuild`
+    find it again by itself). `spine` is a spine file (Parquet, CSV, JSON
+    lines) or the name of a topic holding spine records (see
+    `loopline.features.offline.spines`). `entity` names the spine's entity
+    when the features describe several; `time_column` the spine's time
+    column (default ``at``, else ``timestamp``). `registry` decodes topics
+    bound to a contract. `progress(topic, offsets_read, offsets_to_read)` is
+    called while topics are read.
+
+    Every topic is pinned first: each partition is read from its first
+    offset still held to its committed end at the start of the build, and
+    nothing appended later is used.
+    """
+    spec = app if isinstance(app, str) else None
+    application = load_app(app) if isinstance(app, str) else app
+    entity_name, key_field, topics = _entity(application, entity)
+    file = _spine_file(log, spine)
+    spine_range, spine_sha = None, None
+    if file is not None:  # a bad spine fails before any topic is pinned or read
+        spine_sha = file_sha256(file)  # first: the file may change while it is read
+        spine_rows = read_spine_file(file, key_field=key_field, time_column=time_column)
+    pinned = {topic: pin(log, topic) for topic in topics}
+    reader = SourceReader(registry)
+    if file is None:
+        spine_range = pin(log, str(spine))
+        spine_rows, spine_range = _topic_spine(
+            log, spine_range, reader, progress, key_field=key_field, time_column=time_column
+        )
+    rows, sources = _rows(log, application, entity_name, spine_rows, pinned, reader, progress)
+    sha = write_parquet(rows, out)
+    manifest = Manifest(
+        app=application.name,
+        app_spec=spec,
+        entity=entity_name,
+        features=rows.column_names[spine_rows.table.num_columns :],  # build appends them
+        fingerprint=application.features.fingerprint(),
+        sources=sources,
+        spine=SpineSource(
+            entity_column=spine_rows.entity_column,
+            time_column=spine_rows.time_column,
+            rows=spine_rows.table.num_rows,
+            file=None if file is None else str(file.resolve()),
+            sha256=spine_sha,
+            topic=spine_range,
+        ),
+        output=Path(out).name,
+        rows=rows.num_rows,
+        sha256=sha,
+    )
+    write_manifest(manifest, manifest_path(out))
+    return manifest
+
+
+def rebuild(
+    log: Log,
+    manifest: str | Path,
+    out: str | Path,
+    *,
+    app: App | str | None = None,
+    spine: str | Path | None = None,
+    registry: SchemaRegistry | None = None,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Build the dataset of the manifest at `manifest` again into `out`, reading exactly the
+    ranges it names; return the new manifest (also written to ``<out>.manifest.json``).
+
+    `app` and `spine` replace the manifest's application (``module:attribute``)
+    and spine file when those moved; they must be the same (same feature
+    fingerprint, same file content). Raises `DatasetError`, saying what to do,
+    when the log no longer holds the records read then (retention, compaction,
+    a topic created again) or the new file differs from the manifest's.
+    """
+    old = read_manifest(manifest)
+    application = _rebuild_app(old, app)
+    _, key_field, _ = _entity(application, old.entity)
+    reader = SourceReader(registry)
+    if old.spine.topic is not None:
+        spine_rows, spine_range = _topic_spine(
+            log,
+            old.spine.topic,
+            reader,
+            progress,
+            key_field=key_field,
+            entity_column=old.spine.entity_column,
+            time_column=old.spine.time_column,
+        )
+        _same_records(old.spine.topic, spine_range)
+    else:
+        file = _rebuild_spine(old, spine)
+        spine_rows = read_spine_file(
+            file,
+            key_field=key_field,
+            entity_column=old.spine.entity_column,
+            time_column=old.spine.time_column,
+        )
+    pinned = {r.topic: r for r in old.sources}
+    rows, sources = _rows(log, application, old.entity, spine_rows, pinned, reader, progress)
+    for then, now in zip(old.sources, sources, strict=True):
+        _same_records(then, now)
+    sha = write_parquet(rows, out)
+    new = Manifest(
+        app=old.app,
+        app_spec=app if isinstance(app, str) else old.app_spec,
+        entity=old.entity,
+        features=old.features,
+        fingerprint=old.fingerprint,
+        sources=sources,
+        spine=old.spine if spine is None else _moved(old.spine, spine),
+        output=Path(out).name,
+        rows=rows.num_rows,
+        sha256=sha,
+    )
+    target = manifest_path(out)
+    if sha != old.sha256:
+        if target.resolve() != Path(manifest).resolve():
+            write_manifest(new, target)
+        engines = new.engines | {"loopline": new.loopline_version}
+        then = old.engines | {"loopline": old.loopline_version}
+        changed = [f"{k} {then.get(k)} -> {v}" for k, v in engines.items() if then.get(k) != v]
+        why = (
+            f"the libraries differ ({', '.join(changed)}): rebuild with the versions of the build"
+            if changed
+            else "the same records and declarations gave different bytes, which is a bug: "
+            "please report it with both manifests"
+        )
+        raise DatasetError(
+            f"the rebuilt {out} (sha256 {sha[:12]}...) differs from the dataset of the "
+            f"manifest (sha256 {old.sha256[:12]}...): {why}"
+        )
+    write_manifest(new, target)
+    return new
+
+
+def write_parquet(table: pa.Table, out: str | Path) -> str:
+    """Write `table` to `out` deterministically (same table, same bytes); return its SHA-256.
+
+    The file appears at `out` complete or not at all.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> rows = pa.table({"entity": ["m1", "m2"], "at": [1, 2]})
+    >>> write_parquet(rows, folder / "a.parquet") == write_parquet(rows, folder / "b.parquet")
+    True
+    >>> (folder / "a.parquet").read_bytes() == (folder / "b.parquet").read_bytes()
+    True
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = table.replace_schema_metadata(None)
+    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(handle)
+    try:
+        pq.write_table(table, temp, **PARQUET_OPTIONS)
+        sha = file_sha256(temp)
+        os.replace(temp, out)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return sha
+
+
+def _entity(app: App, entity: str | None) -> tuple[str, str, list[str]]:
+    """The spine's entity (name and key field) and the topics its features read, sorted."""
+    declared = {g.entity.name: g.entity for g in app.features.aggregations}
+    for t in app.features.tables:
+        declared.setdefault(t.entity.name, t.entity)
+    if entity is None:
+        if len(declared) != 1:
+            raise DatasetError(
+                f"the features of app {app.name!r} describe {len(declared)} entities "
+                f"({', '.join(declared) or 'none'}); say which one the spine holds with "
+                "--entity NAME"
+            )
+        entity = next(iter(declared))
+    if entity not in declared:
+        raise DatasetError(
+            f"no feature of app {app.name!r} describes entity {entity!r}; "
+            f"declared are {sorted(declared)}"
+        )
+    readers = [*app.features.aggregations, *app.features.tables]
+    topics = sorted({r.source for r in readers if r.entity.name == entity})
+    return entity, declared[entity].key, topics
+
+
+def _spine_file(log: Log, spine: str | Path) -> Path | None:
+    """`spine` as a file path, or None when it names a topic of the log."""
+    path = Path(spine)
+    if path.is_file():
+        return path
+    looks_like_file = (
+        isinstance(spine, Path) or path.suffix.lower() in FORMATS or os.sep in str(spine)
+    )
+    if not looks_like_file:
+        try:
+            log.describe_topic(str(spine))
+            return None
+        except TopicNotFound:
+            pass
+        raise DatasetError(
+            f"the spine {str(spine)!r} is neither a file nor a topic of {log.url}: give a "
+            "Parquet, CSV or JSON lines file, or the name of a topic holding spine records"
+        )
+    raise DatasetError(f"no spine file {str(spine)!r}: check the path")
+
+
+def _topic_spine(
+    log: Log,
+    ranges: TopicRange,
+    reader: SourceReader,
+    progress: Progress | None,
+    *,
+    key_field: str,
+    entity_column: str | None = None,
+    time_column: str | None = None,
+) -> tuple[Spine, TopicRange]:
+    """The spine held by the records of `ranges`, and the ranges with their counts."""
+    read = read_pinned(log, ranges.topic, ranges, reader.decoder(ranges.topic), progress=progress)
+    spine = spine_from_records(
+        ranges.topic,
+        read.records,
+        key_field=key_field,
+        entity_column=entity_column,
+        time_column=time_column,
+    )
+    return spine, read.ranges
+
+
+def _rows(
+    log: Log,
+    app: App,
+    entity: str,
+    spine: Spine,
+    pinned: Mapping[str, TopicRange],
+    reader: SourceReader,
+    progress: Progress | None,
+) -> tuple[pa.Table, list[TopicRange]]:
+    """The dataset's rows, and the ranges read with their counts, in topic order."""
+    tables, ranges = {}, []
+    for topic in sorted(pinned):
+        read = read_pinned(log, topic, pinned[topic], reader.decoder(topic), progress=progress)
+        tables[topic] = events_table(app.features, topic, read.records)
+        ranges.append(read.ranges)
+    rows = build(app.features, tables, spine.table, entity=entity)
+    return spine.restore(rows), ranges
+
+
+def _rebuild_app(manifest: Manifest, app: App | str | None) -> App:
+    spec = app if app is not None else manifest.app_spec
+    if spec is None:
+        raise DatasetError(
+            f"the manifest does not say where application {manifest.app!r} is declared (it was "
+            "built from an App object, not a module:attribute name): pass it with --app"
+        )
+    application = load_app(spec) if isinstance(spec, str) else spec
+    found = application.features.fingerprint()
+    if found != manifest.fingerprint:
+        raise DatasetError(
+            f"the features of {spec if isinstance(spec, str) else application.name!r} are not "
+            f"the ones the dataset was built with (fingerprint {found[:12]}... now, "
+            f"{manifest.fingerprint[:12]}... then): check out the code the dataset was built "
+            "with, then rebuild"
+        )
+    return application
+
+
+def _rebuild_spine(manifest: Manifest, spine: str | Path | None) -> Path:
+    path = Path(spine if spine is not None else manifest.spine.file or "")
+    if not path.is_file():
+        raise DatasetError(
+            f"the spine file {str(path)!r} of the manifest is gone: pass a copy of it with "
+            "--spine FILE"
+        )
+    found = file_sha256(path)
+    if found != manifest.spine.sha256:
+        raise DatasetError(
+            f"the spine file {str(path)!r} is not the one the dataset was built from "
+            f"(sha256 {found[:12]}... now, {str(manifest.spine.sha256)[:12]}... then): "
+            "pass the original with --spine FILE"
+        )
+    return path
+
+
+def _moved(source: SpineSource, spine: str | Path) -> SpineSource:
+    return SpineSource(
+        entity_column=source.entity_column,
+        time_column=source.time_column,
+        rows=source.rows,
+        file=str(Path(spine).resolve()),
+        sha256=source.sha256,
+        topic=source.topic,
+    )
+
+
+def _same_records(then: TopicRange, now: TopicRange) -> None:
+    """Raise `DatasetError` unless `now` read the very records `then` did."""
+    before = {p.partition: p for p in then.partitions}
+    for p in now.partitions:
+        old = before[p.partition]
+        if (p.records, p.sha256) != (old.records, old.sha256):
+            raise DatasetError(
+                f"topic {now.topic!r} partition {p.partition} holds other records in offsets "
+                f"[{p.start}, {p.end}) than when the dataset was built ({old.records} records "
+                f"then, {p.records} now): compaction removed some, or the topic was created "
+                "again. The dataset cannot be rebuilt from this log; build a new one"
+            )

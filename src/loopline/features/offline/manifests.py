@@ -1,0 +1,175 @@
+"""Dataset manifests: exactly what a training dataset was built from (docs/decisions/0009).
+
+A `Manifest` is written as JSON next to the dataset (``<out>.manifest.json``).
+It names the application and the fingerprint of its feature declarations,
+every topic partition read as a half-open offset range ``[start, end)`` with
+the number of records found there and a digest of them, the spine (a file and
+its SHA-256, or a topic's ranges), and the dataset's row count and SHA-256:
+enough to build the same file again, and to notice when that is impossible.
+
+>>> import tempfile, pathlib
+>>> ranges = [PartitionRange(0, start=0, end=3, records=3, undecodable=1)]
+>>> manifest = Manifest(
+...     app="shop", app_spec="shop:app", entity="member", features=["clicks_1h"],
+...     fingerprint="ab" * 32, sources=[TopicRange("clicks", ranges)],
+...     spine=SpineSource(entity_column="member_id", time_column="at", rows=2,
+...                       file="/data/spine.csv", sha256="cd" * 32),
+...     output="train.parquet", rows=2, sha256="ef" * 32)
+>>> manifest.sources[0].records, manifest.sources[0].undecodable
+(3, 1)
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "train.parquet.manifest.json"
+>>> write_manifest(manifest, path)
+>>> read_manifest(path) == manifest
+True
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import msgspec
+
+from loopline import __version__
+from loopline.features.offline.events import BuildError
+
+FORMAT = 1  # of the manifest's JSON; a reader refuses a later one
+
+
+class DatasetError(BuildError):
+    """A dataset that cannot be built or rebuilt as asked (the message says what to do)."""
+
+
+class PartitionRange(msgspec.Struct, frozen=True):
+    """Offsets ``[start, end)`` of one partition, and what was found there.
+
+    `records` counts every record read in the range (a compacted topic or a
+    transaction's markers may leave fewer than ``end - start``);
+    `undecodable` those the source's decoder refused, which change nothing
+    (online they go to the dead-letter topic); `sha256` digests the records
+    read, so a rebuild can prove it read the same ones.
+    """
+
+    partition: int
+    start: int
+    end: int
+    records: int = 0
+    undecodable: int = 0
+    sha256: str = ""
+
+
+class TopicRange(msgspec.Struct, frozen=True):
+    """The pinned ranges of every partition of one topic."""
+
+    topic: str
+    partitions: list[PartitionRange]
+
+    @property
+    def records(self) -> int:
+        return sum(p.records for p in self.partitions)
+
+    @property
+    def undecodable(self) -> int:
+        return sum(p.undecodable for p in self.partitions)
+
+
+class SpineSource(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the spine came from: a file (`file`, `sha256`) or a topic's ranges (`topic`).
+
+    `entity_column` and `time_column` are the spine's columns as chosen at
+    build time, so a rebuild reads them the same way.
+    """
+
+    entity_column: str
+    time_column: str
+    rows: int
+    file: str | None = None
+    sha256: str | None = None
+    topic: TopicRange | None = None
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def engine_versions() -> dict[str, str]:
+    """Versions of the libraries whose output is in the dataset's bytes."""
+    out = {}
+    for name in ("pyarrow", "duckdb"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover - both are dependencies
+            out[name] = "unknown"
+    return out
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    """What one dataset was built from; `loopline dataset rebuild` reads it back."""
+
+    app: str
+    app_spec: str | None  # module:attribute, to load the application again
+    entity: str
+    features: list[str]
+    fingerprint: str  # FeatureSet.fingerprint() of the declarations
+    sources: list[TopicRange]
+    spine: SpineSource
+    output: str  # the dataset's file name, next to the manifest
+    rows: int
+    sha256: str  # of the dataset file
+    loopline_version: str = __version__
+    engines: dict[str, str] = msgspec.field(default_factory=engine_versions)
+    created_at: str = msgspec.field(default_factory=_now)
+    format: int = FORMAT
+
+    @property
+    def topics(self) -> list[TopicRange]:
+        """Every topic read: the sources, then the spine's topic if any."""
+        return [*self.sources, *([self.spine.topic] if self.spine.topic else [])]
+
+
+def manifest_path(out: str | Path) -> Path:
+    """Where the manifest of the dataset at `out` is written: ``<out>.manifest.json``.
+
+    >>> manifest_path("data/train.parquet").as_posix()
+    'data/train.parquet.manifest.json'
+    """
+    out = Path(out)
+    return out.with_name(out.name + ".manifest.json")
+
+
+def write_manifest(manifest: Manifest, path: str | Path) -> None:
+    """Write `manifest` as indented JSON to `path`."""
+    data = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
+    Path(path).write_bytes(data)
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """The manifest in `path`; a `DatasetError` saying what is wrong with it otherwise."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"cannot read manifest {str(path)!r}: {exc.strerror}") from None
+    try:
+        found = msgspec.json.decode(data, type=dict).get("format", FORMAT)
+        if isinstance(found, int) and found > FORMAT:
+            raise DatasetError(
+                f"manifest {str(path)!r} has format {found}, newer than this loopline "
+                f"({__version__}) reads ({FORMAT}): upgrade loopline"
+            )
+        return msgspec.json.decode(data, type=Manifest)
+    except msgspec.DecodeError as exc:
+        raise DatasetError(
+            f"{str(path)!r} is not a dataset manifest ({exc}); give the "
+            "<dataset>.manifest.json file written by `loopline dataset build`"
+        ) from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the file at `path`, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,279 @@
+"""`loopline dataset build` and `loopline dataset rebuild`, as a user runs them, on both backends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from loopline.cli import cli
+from loopline.log import TopicConfig
+from support import unique
+
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+
+APP = """
+from loopline import App
+from loopline.features import Aggregations, Entity, FeatureSet
+from loopline.features.declarations import count, sum
+
+member = Entity("member", key="member_id")
+item = Entity("item", key="item_id")
+clicks = Aggregations(
+    {topic!r}, member,
+    [*count("clicks", windows=["1h"]), *sum("spent", field="amount", windows=["1h"])],
+    time="at",
+)
+app = App("shop", features=FeatureSet([clicks]))
+both = App("shop", features=FeatureSet(
+    [clicks, Aggregations({topic!r}, item, count("sales", windows=["1h"]), time="at")]))
+"""
+
+
+def run(url: str, *args: str):
+    return CliRunner().invoke(cli, ["--log", url, *args])
+
+
+@pytest.fixture
+def shop(log, tmp_path, monkeypatch):
+    """An application module in the working directory, and its clicks topic with 3 records
+    and one that is not JSON. Returns (module name, topic, first instant)."""
+    topic = unique("clicks")
+    module = unique("shop_app").replace("-", "_")
+    (tmp_path / f"{module}.py").write_text(APP.format(topic=topic))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    log.create_topic(topic, TopicConfig(partitions=2))
+    t0 = (int(time.time() * 1000) - 2 * DAY) // HOUR * HOUR
+    producer = log.producer()
+    for minute, who in [(1, "m1"), (2, "m1"), (3, "m2")]:
+        value = {"member_id": who, "item_id": "i1", "at": t0 + minute * MINUTE, "amount": 2.5}
+        producer.send(
+            topic, json.dumps(value).encode(), who.encode(), timestamp=t0 + minute * MINUTE
+        )
+    producer.send(topic, b"{broken", b"m1", timestamp=t0 + 4 * MINUTE)
+    producer.flush()
+    producer.close()
+    return module, topic, t0
+
+
+def spine_csv(path: Path, t0: int) -> Path:
+    path.write_text(f"member_id,at,label\nm1,{t0 + 10 * MINUTE},1\nm2,{t0 + 10 * MINUTE},0\n")
+    return path
+
+
+def test_build_then_rebuild_gives_the_same_bytes(log, log_url, shop, tmp_path):
+    module, topic, t0 = shop
+    spine = spine_csv(tmp_path / "spine.csv", t0)
+    built = run(
+        log_url,
+        "dataset",
+        "build",
+        f"{module}:app",
+        "--spine",
+        str(spine),
+        "--out",
+        "train.parquet",
+    )
+    assert built.exit_code == 0, built.output
+    assert built.stdout == (
+        "built train.parquet: 2 rows x 2 features from 1 topic (4 records read, "
+        "1 undecodable skipped); manifest train.parquet.manifest.json\n"
+    )
+    assert pq.read_table(tmp_path / "train.parquet").to_pylist() == [
+        {"member_id": "m1", "at": t0 + 10 * MINUTE, "label": 1, "clicks_1h": 2, "spent_1h": 5.0},
+        {"member_id": "m2", "at": t0 + 10 * MINUTE, "label": 0, "clicks_1h": 1, "spent_1h": 2.5},
+    ]
+    manifest = json.loads((tmp_path / "train.parquet.manifest.json").read_text())
+    assert manifest["app_spec"] == f"{module}:app"
+    assert sum(p["records"] for p in manifest["sources"][0]["partitions"]) == 4
+
+    producer = log.producer()  # more clicks, known before the spine's instants
+    producer.send(
+        topic,
+        json.dumps({"member_id": "m1", "at": t0 + 5 * MINUTE}).encode(),
+        b"m1",
+        timestamp=t0 + 5 * MINUTE,
+    )
+    producer.flush()
+    producer.close()
+    again = run(
+        log_url, "dataset", "rebuild", "train.parquet.manifest.json", "--out", "again.parquet"
+    )
+    assert again.exit_code == 0, again.output
+    original = (tmp_path / "train.parquet").read_bytes()
+    assert (tmp_path / "again.parquet").read_bytes() == original
+    sha = hashlib.sha256(original).hexdigest()
+    assert sha == manifest["sha256"]
+    assert again.stdout.startswith("rebuilt again.parquet: 2 rows x 2 features")
+    assert again.stdout.endswith(f"identical (sha256 {sha[:12]}...)\n")
+
+
+def test_spine_from_a_topic(log, log_url, shop):
+    module, _, t0 = shop
+    labels = unique("labels")
+    log.create_topic(labels)
+    producer = log.producer()
+    value = {"member_id": "m1", "at": t0 + 10 * MINUTE, "label": 1}
+    producer.send(labels, json.dumps(value).encode(), timestamp=t0 + 20 * MINUTE)
+    producer.flush()
+    producer.close()
+    built = run(
+        log_url, "dataset", "build", f"{module}:app", "--spine", labels, "--out", "t.parquet"
+    )
+    assert built.exit_code == 0, built.output
+    assert (
+        "1 row x 2 features from 2 topics (5 records read, 1 undecodable skipped)" in built.stdout
+    )
+    assert pq.read_table("t.parquet").column("clicks_1h").to_pylist() == [2]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "spine.csv",
+            "user_id,at\nm1,1700000000000\n",
+            "has no entity column: it needs a column 'entity' or 'member_id' holding entity ids; "
+            "its columns are ['user_id', 'at']",
+        ),
+        (
+            "spine.csv",
+            "member_id,when\nm1,1700000000000\n",
+            "has no time column 'at' or 'timestamp': its columns are ['member_id', 'when']; "
+            "name the column holding each row's instant with --time-column",
+        ),
+        (
+            "spine.csv",
+            "member_id,at\nm1,2024-05-01T12:00:00Z\nm2,next tuesday\n",
+            "row 2: cannot read time column 'at' from 'next tuesday'; use epoch milliseconds, "
+            "ISO 8601 text (2024-05-01T12:00:00Z) or a timestamp type",
+        ),
+        ("spine.txt", "member_id,at\n", "unknown file type '.txt'; use .parquet, .csv or .jsonl"),
+    ],
+)
+def test_bad_spines_say_what_is_wrong(log_url, shop, tmp_path, name, text, message):
+    module, _, _ = shop
+    (tmp_path / name).write_text(text)
+    result = run(
+        log_url, "dataset", "build", f"{module}:app", "--spine", name, "--out", "t.parquet"
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_a_spine_that_is_neither_file_nor_topic(log_url, shop):
+    module, _, _ = shop
+    result = run(
+        log_url,
+        "dataset",
+        "build",
+        f"{module}:app",
+        "--spine",
+        "nothing-here",
+        "--out",
+        "t.parquet",
+    )
+    assert result.exit_code == 1
+    assert "the spine 'nothing-here' is neither a file nor a topic of" in result.stderr
+    missing = run(
+        log_url, "dataset", "build", f"{module}:app", "--spine", "gone.csv", "--out", "t.parquet"
+    )
+    assert missing.stderr == "error: no spine file 'gone.csv': check the path\n"
+
+
+def test_several_entities_need_entity(log_url, shop, tmp_path):
+    module, _, t0 = shop
+    spine = spine_csv(tmp_path / "spine.csv", t0)
+    args = ["dataset", "build", f"{module}:both", "--spine", str(spine), "--out", "t.parquet"]
+    result = run(log_url, *args)
+    assert result.exit_code == 1
+    assert (
+        "describe 2 entities (member, item); say which one the spine holds with --entity NAME"
+        in (result.stderr)
+    )
+    assert run(log_url, *args, "--entity", "member").exit_code == 0
+    unknown = run(log_url, *args, "--entity", "shop")
+    assert "no feature of app 'shop' describes entity 'shop'; declared are ['item', 'member']" in (
+        unknown.stderr
+    )
+
+
+def test_unknown_application(log_url, shop, tmp_path):
+    spine = spine_csv(tmp_path / "spine.csv", 1_700_000_000_000)
+    result = run(
+        log_url, "dataset", "build", "nowhere:app", "--spine", str(spine), "--out", "t.parquet"
+    )
+    assert result.exit_code == 1
+    assert "no module named 'nowhere'" in result.stderr
+
+
+def test_rebuild_with_a_changed_spine_says_what_to_do(log_url, shop, tmp_path):
+    module, _, t0 = shop
+    spine = spine_csv(tmp_path / "spine.csv", t0)
+    assert (
+        run(
+            log_url,
+            "dataset",
+            "build",
+            f"{module}:app",
+            "--spine",
+            "spine.csv",
+            "--out",
+            "t.parquet",
+        ).exit_code
+        == 0
+    )
+    original = spine.read_text()
+    spine.write_text(original + "m3,1700000000000,1\n")
+    result = run(log_url, "dataset", "rebuild", "t.parquet.manifest.json", "--out", "u.parquet")
+    assert result.exit_code == 1
+    assert "is not the one the dataset was built from" in result.stderr
+    assert "pass the original with --spine FILE" in result.stderr
+    (tmp_path / "copy.csv").write_text(original)
+    fixed = run(
+        log_url,
+        "dataset",
+        "rebuild",
+        "t.parquet.manifest.json",
+        "--out",
+        "u.parquet",
+        "--spine",
+        "copy.csv",
+    )
+    assert fixed.exit_code == 0, fixed.output
+    assert Path("u.parquet").read_bytes() == Path("t.parquet").read_bytes()
+
+
+def test_rebuild_of_a_file_that_is_no_manifest(log_url, tmp_path):
+    (tmp_path / "m.json").write_text("[1, 2]")
+    result = run(
+        log_url,
+        "dataset",
+        "rebuild",
+        str(tmp_path / "m.json"),
+        "--out",
+        str(tmp_path / "o.parquet"),
+    )
+    assert result.exit_code == 1
+    assert "is not a dataset manifest" in result.stderr
+
+
+def test_help_shows_examples():
+    result = CliRunner().invoke(cli, ["dataset", "build", "--help"])
+    assert result.exit_code == 0
+    assert "loopline dataset build shop.features:app --spine labels.csv --out train.parquet" in (
+        result.output
+    )
+    rebuild = CliRunner().invoke(cli, ["dataset", "rebuild", "--help"])
+    assert (
+        "loopline dataset rebuild train.parquet.manifest.json --out again.parquet" in rebuild.output
+    )
