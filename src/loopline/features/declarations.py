@@ -320,8 +320,7 @@ class FeatureSet:
             for code_field in ("where", "fn"):
                 fn = getattr(f, code_field, None)
                 if fn is not None:
-                    code = getattr(fn, "__code__", None)
-                    item[code_field] = code.co_code.hex() if code else repr(fn)
+                    item[code_field] = _function_digest(fn)
             described.append(item)
         groups = [
             (g.source, g.entity.name, g.time, g.lateness, g.key_field) for g in self.aggregations
@@ -329,3 +328,35 @@ class FeatureSet:
         tables = [(t.source, t.entity.name, t.key_field) for t in self.tables]
         blob = json.dumps([described, groups, tables], sort_keys=True, default=repr)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+def _function_digest(fn: Callable[..., Any]) -> str:
+    """What a filter or derived function computes, as text stable across processes.
+
+    Its bytecode, constants, names and the plain values it closes over: so
+    ``lambda v: v["x"] > 60`` and ``> 90`` differ, while nothing that changes
+    from one process to the next (addresses) takes part.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return repr(fn)
+    cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ())]
+    closed = [repr(v) if isinstance(v, _PLAIN) else type(v).__name__ for v in cells]
+    globals_ = getattr(fn, "__globals__", {})
+    read = {n: repr(globals_[n]) for n in code.co_names if isinstance(globals_.get(n), _PLAIN)}
+    return json.dumps([_code_digest(code), closed, read], sort_keys=True)
+
+
+def _code_digest(code: Any) -> list[Any]:
+    consts = [
+        _code_digest(c)
+        if hasattr(c, "co_code")
+        else repr(c)
+        if isinstance(c, _PLAIN)
+        else type(c).__name__
+        for c in code.co_consts
+    ]
+    return [code.co_code.hex(), consts, list(code.co_names)]
