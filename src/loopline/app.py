@@ -21,9 +21,11 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from loopline.features.declarations import FeatureSet
+from loopline.models.declarations import Model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -43,6 +45,7 @@ class App:
 
     name: str
     features: FeatureSet = field(default_factory=FeatureSet)
+    models: Sequence[Model] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -50,10 +53,24 @@ class App:
                 f"application name {self.name!r} is not usable in topic names: "
                 "use letters, digits, '.', '_' and '-' (at most 100 characters)"
             )
+        object.__setattr__(self, "models", tuple(self.models))
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise AppError(f"application {self.name!r} declares two models with one name: {names}")
         if not isinstance(self.features, FeatureSet):
             raise AppError(
                 f"App.features must be a loopline.features.FeatureSet, not {type(self.features).__name__}"
             )
+
+    def model(self, name: str) -> Model:
+        """The model declared as `name` (AppError naming the declared ones otherwise)."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        declared = ", ".join(m.name for m in self.models) or "none"
+        raise AppError(
+            f"application {self.name!r} declares no model {name!r}: declared are {declared}"
+        )
 
     @property
     def topic_prefix(self) -> str:

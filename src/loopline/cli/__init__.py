@@ -21,6 +21,7 @@ from loopline.cli.dlq import dlq
 from loopline.cli.errors import CLIError, LogErrorGroup
 from loopline.cli.features import features
 from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
+from loopline.cli.models import models
 from loopline.cli.produce import produce
 from loopline.cli.settings import LogSettings, parse_pairs, read_properties
 from loopline.cli.topics import topics
@@ -109,6 +110,7 @@ cli.add_command(ingest_server)
 cli.add_command(schema_registry_command)
 cli.add_command(dataset)
 cli.add_command(features)
+cli.add_command(models)
 
 
 def main() -> None:

@@ -1,0 +1,573 @@
+"""The model registry, kept in the log: versions, aliases and their history, signed artifacts.
+
+Every model version and every move of an alias (``production``,
+``candidate``, any name) is a record of the compacted topic
+``_loopline_models``; artifacts travel in ``_loopline_model_artifacts`` in
+chunks (or, above a size limit, in a file or object store whose URI the
+version records). Every process reading the topics sees every change in the
+same order, compaction never loses history, and an artifact is handed out
+only after its signature and SHA-256 verify (docs/decisions/0011).
+
+>>> import tempfile
+>>> from loopline.log import open_log
+>>> from loopline.models.signing import HmacSigner
+>>> log = open_log("embedded:" + tempfile.mkdtemp())
+>>> signer = HmacSigner(b"a shared secret of at least 16 bytes")
+>>> registry = ModelRegistry(log, signer=signer, verifier=signer.verifier())
+>>> v1 = registry.publish("churn", b"model bytes", format="bytes", trainer="demo",
+...     params={"depth": 3}, features=[("clicks_1h", "int")], metrics={"auc": 0.71})
+>>> v2 = registry.publish("churn", b"better model", format="bytes", trainer="demo",
+...     params={"depth": 4}, features=[("clicks_1h", "int")], metrics={"auc": 0.74})
+>>> v1.version, v2.version
+(1, 2)
+>>> _ = registry.promote("churn", 1, "production")
+>>> _ = registry.promote("churn", 2, "production")
+>>> registry.alias("churn", "production").version
+2
+>>> _ = registry.rollback("churn", "production")
+>>> registry.load_artifact(registry.alias("churn", "production"))
+b'model bytes'
+>>> [(c.action, c.version) for c in registry.alias_history("churn", "production")]
+[('promote', 1), ('promote', 2), ('rollback', 1)]
+>>> registry.close(); log.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import logging
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from loopline.log import Log, TopicConfig, TopicExists, TopicPartition
+from loopline.models import artifacts
+from loopline.models.artifacts import ArtifactUnavailable
+from loopline.models.artifacts_log import LogArtifacts
+from loopline.models.registry_records import (
+    AliasChange,
+    ModelVersion,
+    RegistryEvent,
+    alias_key,
+    check_name,
+    parse_key,
+    plain,
+    plain_features,
+    version_key,
+)
+from loopline.models.signing import (
+    SIGNING_KEY_ENV,
+    SIGNING_KEY_FILE_ENV,
+    ModelLoadError,
+    Signer,
+    UntrustedModel,
+    Verifier,
+    signer_from_env,
+    verifier_from_env,
+)
+
+MODELS_TOPIC = "_loopline_models"
+ARTIFACTS_TOPIC = "_loopline_model_artifacts"
+CODE_VERSION_ENV = "LOOPLINE_CODE_VERSION"
+_MAX_PUBLISH_ATTEMPTS = 20
+
+logger = logging.getLogger(__name__)
+
+
+class ModelNotFound(KeyError):
+    """No model (or no such version) of that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ModelRegistryError(Exception):
+    """A registry operation that cannot be done as asked (the message says what to do)."""
+
+
+class SigningKeyMissing(ModelRegistryError):
+    """Publishing needs a signing key, and none was given or configured."""
+
+
+def detect_code_version() -> str | None:
+    """``$LOOPLINE_CODE_VERSION``, else the git commit here (``-dirty`` if changed), else None."""
+    if os.environ.get(CODE_VERSION_ENV):
+        return os.environ[CODE_VERSION_ENV]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dirty = status.returncode == 0 and bool(status.stdout.strip())
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _who() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # no user name in some containers
+        return socket.gethostname()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _Alias:
+    stack: list[int] = field(default_factory=list)  # what rollback returns to, newest last
+    history: list[AliasChange] = field(default_factory=list)
+
+
+class ModelRegistry:
+    """The model registry kept in `log` (see the module docstring).
+
+    `signer` signs what `publish` writes and `verifier` checks what
+    `load_artifact` reads; left out, both come from the environment
+    (``LOOPLINE_SIGNING_KEY``, ``LOOPLINE_SIGNING_KEY_FILE``,
+    ``LOOPLINE_VERIFY_KEY_FILE``: see `loopline.models.signing`), and a
+    registry with a signer but no verifier trusts its own signer's key.
+
+    Artifacts up to `max_in_log` bytes travel in the log in `chunk_size`
+    pieces; larger ones are written under `artifact_dir` (a directory,
+    ``file://`` URL or, with fsspec installed, an object-store URL; default
+    ``$LOOPLINE_ARTIFACT_DIR``).
+    """
+
+    def __init__(
+        self,
+        log: Log,
+        *,
+        signer: Signer | None = None,
+        verifier: Verifier | None = None,
+        artifact_dir: str | None = None,
+        max_in_log: int = artifacts.MAX_IN_LOG,
+        chunk_size: int = artifacts.CHUNK_SIZE,
+        topic: str = MODELS_TOPIC,
+        artifacts_topic: str = ARTIFACTS_TOPIC,
+    ) -> None:
+        self.log = log
+        self.signer = signer if signer is not None else signer_from_env()
+        if verifier is None:
+            verifier = verifier_from_env()
+        if verifier is None and self.signer is not None:
+            verifier = self.signer.verifier()
+        self.verifier = verifier
+        self.artifact_dir = artifact_dir or os.environ.get(artifacts.ARTIFACT_DIR_ENV) or None
+        self.max_in_log = max_in_log
+        self.chunk_size = chunk_size
+        self.topic = topic
+        self.artifacts_topic = artifacts_topic
+        self._lock = threading.RLock()
+        self._versions: dict[str, dict[int, ModelVersion]] = {}
+        self._aliases: dict[str, dict[str, _Alias]] = {}
+        self._alias_events: dict[str, AliasChange] = {}
+        self._events: list[RegistryEvent] = []
+        self._cursor = 0
+        for name in (topic, artifacts_topic):
+            with contextlib.suppress(TopicExists):
+                log.create_topic(name, TopicConfig(partitions=1, compact=True))
+            config = log.describe_topic(name).config
+            policy = config.extra.get("cleanup.policy", config.cleanup_policy)
+            if not config.compact or "delete" in policy:
+                raise ModelRegistryError(
+                    f"topic {name!r} has cleanup.policy={policy}: the model registry needs a "
+                    "compacted topic (cleanup.policy=compact), or retention would delete model "
+                    "versions and alias history; give another topic or change its policy"
+                )
+        self._consumer = log.consumer(None, [topic], reset="earliest")
+        self._producer = log.producer()
+        self._chunks = LogArtifacts(
+            log, artifacts_topic, chunk_size=chunk_size, producer=self._producer
+        )
+        self._read()
+
+    # -- reading the topic -------------------------------------------------------------
+
+    def _read(self) -> None:
+        """Apply every record appended since the last read, in log order."""
+        with self._lock:
+            end = self.log.describe_topic(self.topic).partitions[0].end
+            tp = TopicPartition(self.topic, 0)
+            deadline = time.monotonic() + 30
+            while self._consumer.position(tp) < end and time.monotonic() < deadline:
+                for record in self._consumer.poll(max_records=1000, timeout=0.2):
+                    self._apply(record.key, record.value)
+
+    def refresh(self) -> list[RegistryEvent]:
+        """Read what was appended since; return the changes since the last `refresh` call.
+
+        A serving process calls this (or `follow`) to see new versions and alias
+        changes, in the order every other process sees them.
+        """
+        with self._lock:
+            self._read()
+            new = self._events[self._cursor :]
+            self._cursor = len(self._events)
+            return new
+
+    def follow(
+        self,
+        callback: Callable[[RegistryEvent], None],
+        *,
+        stop: threading.Event | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        """Call `callback` with every change, in log order, until `stop` is set."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            for event in self.refresh():
+                callback(event)
+            stop.wait(interval)
+
+    def _apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
+        parsed = parse_key(raw_key.decode("utf-8", "replace")) if raw_key else None
+        if parsed is None:
+            return  # not ours (e.g. a record written by a newer loopline): leave it
+        kind, name, third, fourth = parsed
+        if raw_value is None:
+            return  # tombstone of a version claim that lost a race (see publish)
+        try:
+            entry = json.loads(raw_value)
+            if kind == "version":
+                version = ModelVersion.from_record(entry)
+                if (version.name, str(version.version)) != (name, third):
+                    raise ValueError(f"key {raw_key!r} names another version than its value")
+                self._apply_version(version, fourth)
+            else:
+                self._apply_alias(name, third, fourth, entry)
+        except (ValueError, KeyError, TypeError) as exc:
+            # A bad record never stops the registry; loading what it names is refused anyway.
+            logger.warning("skipping a malformed record of %s: %s", self.topic, exc)
+
+    def _apply_version(self, version: ModelVersion, artifact_id: str) -> None:
+        if version.artifact_id != artifact_id:
+            raise ValueError(f"key names artifact {artifact_id}, value {version.artifact_id}")
+        versions = self._versions.setdefault(version.name, {})
+        held = versions.get(version.version)
+        if held is None:
+            versions[version.version] = version
+            self._events.append(
+                RegistryEvent("version", version.name, version.version, None, version.created_at)
+            )
+        elif held.artifact_id == artifact_id:
+            versions[version.version] = version  # the same key again: the latest value holds
+        # else: a publisher that lost the race for this number; it publishes again
+
+    def _apply_alias(self, name: str, alias: str, event_id: str, entry: dict) -> None:
+        if event_id in self._alias_events:
+            return
+        state = self._aliases.setdefault(name, {}).setdefault(alias, _Alias())
+        version = int(entry["version"])
+        previous = state.stack[-1] if state.stack else None
+        action = entry["action"]
+        if action not in ("promote", "rollback"):
+            raise ValueError(f"unknown alias action {action!r}")
+        if version in state.stack and action == "rollback":
+            # Back to how things were when `version` last held the alias.
+            del state.stack[len(state.stack) - state.stack[::-1].index(version) :]
+        elif previous != version:
+            state.stack.append(version)
+        change = AliasChange(
+            int(entry["time"]), version, previous, action, entry.get("by", ""), entry.get("reason")
+        )
+        state.history.append(change)
+        self._alias_events[event_id] = change
+        self._events.append(RegistryEvent("alias", name, version, alias, change.time_ms))
+
+    def _append(self, key: str, entry: dict | None) -> None:
+        value = None if entry is None else json.dumps(entry).encode("utf-8")
+        self._producer.send(self.topic, value, key.encode("utf-8"))
+        self._producer.flush()
+
+    # -- versions ----------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Names of every model with at least one version."""
+        with self._lock:
+            return sorted(n for n, v in self._versions.items() if v)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of model `name`, oldest first."""
+        with self._lock:
+            if not self._versions.get(name):
+                self._read()
+            held = self._versions.get(name)
+            if not held:
+                known = ", ".join(self.names()) or "none yet"
+                raise ModelNotFound(
+                    f"no model named {name!r} in {self.topic} (models: {known}); "
+                    "publish a version with a trainer or ModelRegistry.publish"
+                )
+            return [held[v] for v in sorted(held)]
+
+    def version(self, name: str, version: int) -> ModelVersion:
+        """Version `version` of model `name`."""
+        versions = self.versions(name)
+        for v in versions:
+            if v.version == version:
+                return v
+        raise ModelNotFound(
+            f"model {name!r} has no version {version} "
+            f"(versions: {', '.join(str(v.version) for v in versions)})"
+        )
+
+    def latest(self, name: str) -> ModelVersion:
+        """The newest version of model `name`."""
+        return self.versions(name)[-1]
+
+    def publish(
+        self,
+        name: str,
+        artifact: bytes,
+        *,
+        format: str,
+        trainer: str,
+        params: Mapping[str, Any] | None = None,
+        features: Sequence[tuple[str, str]] | Mapping[str, str],
+        metrics: Mapping[str, Any] | None = None,
+        manifest: Any = None,
+        code_version: str | None = None,
+    ) -> ModelVersion:
+        """Publish `artifact` as the next version of model `name`, signed; return the version.
+
+        `features` lists the model's inputs in order with their types;
+        `manifest` is the dataset's (a dict or `loopline.features` Manifest);
+        `code_version` defaults to `detect_code_version()`. Publishers may
+        race: each attempt writes a key of its own, the first in log order
+        holds the number, and the others publish again as the next number.
+        """
+        check_name(name, "model")
+        check_name(format, "format")
+        if not isinstance(artifact, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"the artifact must be bytes, not {type(artifact).__name__}: "
+                "encode the model first (loopline.models.artifacts.encode)"
+            )
+        data = bytes(artifact)
+        if not data:
+            raise ValueError(f"the artifact of model {name!r} is empty")
+        if self.signer is None:
+            raise SigningKeyMissing(
+                f"cannot publish model {name!r} unsigned: set {SIGNING_KEY_ENV} (a shared "
+                f"HMAC secret) or {SIGNING_KEY_FILE_ENV} (an Ed25519 private key from "
+                "`loopline models keygen`), or pass signer= to ModelRegistry"
+            )
+        base = ModelVersion(
+            name=name,
+            version=0,
+            created_at=_now_ms(),
+            format=format,
+            trainer=str(trainer),
+            params=plain(dict(params or {}), "parameters"),
+            features=plain_features(features),
+            metrics=plain(dict(metrics or {}), "metrics"),
+            manifest=plain(manifest, "dataset manifest") if manifest is not None else None,
+            code_version=code_version if code_version is not None else detect_code_version(),
+            sha256=artifacts.sha256(data),
+            size=len(data),
+            published_by=_who(),
+            signature=None,
+            artifact_id=uuid.uuid4().hex,
+        )
+        base = self._store_artifact(base, data)
+        with self._lock:
+            for _ in range(_MAX_PUBLISH_ATTEMPTS):
+                self._read()
+                held = self._versions.get(name, {})
+                candidate = replace(base, version=max(held, default=0) + 1)
+                candidate = replace(candidate, signature=self.signer.sign(candidate.statement()))
+                key = version_key(name, candidate.version, candidate.artifact_id)
+                self._append(key, candidate.to_record())
+                self._read()
+                holder = self._versions.get(name, {}).get(candidate.version)
+                if holder is None:
+                    raise ModelRegistryError(
+                        f"published model {name!r} v{candidate.version} but could not read it "
+                        f"back from {self.topic} within 30 s; check the log, then list the "
+                        "versions before publishing again"
+                    )
+                if holder.artifact_id == candidate.artifact_id:
+                    return holder
+                self._append(key, None)  # lost the race: withdraw the claim, try the next number
+        raise ModelRegistryError(
+            f"could not publish model {name!r}: {_MAX_PUBLISH_ATTEMPTS} other publishers took "
+            "the next version number first; try again"
+        )
+
+    def _store_artifact(self, version: ModelVersion, data: bytes) -> ModelVersion:
+        if len(data) > self.max_in_log:
+            if not self.artifact_dir:
+                raise ModelRegistryError(
+                    f"the artifact of model {version.name!r} is {len(data)} bytes, more than the "
+                    f"{self.max_in_log} the log carries: give ModelRegistry an artifact_dir "
+                    f"(or set {artifacts.ARTIFACT_DIR_ENV}) to store it in a file or object store"
+                )
+            known = artifacts.FORMATS.get(version.format)
+            ext = known.extension if known else ".bin"
+            uri = artifacts.write_outside(
+                self.artifact_dir, f"{version.name}/{version.sha256}{ext}", data
+            )
+            return replace(version, uri=uri)
+        chunks, written = self._chunks.write(version.name, version.artifact_id, data)
+        return replace(version, chunks=chunks, artifact_time=written)
+
+    # -- reading artifacts ---------------------------------------------------------------
+
+    def load_artifact(self, version: ModelVersion) -> bytes:
+        """The artifact of `version`, only if its signature and SHA-256 verify.
+
+        Raises `UntrustedModel` (unsigned, tampered, unknown key, no key
+        configured) or `ArtifactUnavailable`, saying which and what to do;
+        never returns bytes that were not verified.
+        """
+        what = f"model {version.name!r} v{version.version}"
+        if self.verifier is None:
+            raise UntrustedModel(
+                f"{what} refused: this process trusts no signing key; set {SIGNING_KEY_ENV} "
+                "(the shared HMAC secret) or LOOPLINE_VERIFY_KEY_FILE (Ed25519 public keys)"
+            )
+        try:
+            self.verifier.verify(version.statement(), version.signature)
+        except UntrustedModel as exc:
+            raise UntrustedModel(f"{what} refused: {exc}") from None
+        try:
+            if version.uri is not None:
+                data = artifacts.read_outside(version.uri)
+            else:
+                data = self._chunks.read(
+                    version.name, version.artifact_id, version.chunks, version.artifact_time
+                )
+        except ArtifactUnavailable as exc:
+            raise ArtifactUnavailable(f"{what}: {exc}") from None
+        digest = artifacts.sha256(data)
+        if len(data) != version.size or digest != version.sha256:
+            raise UntrustedModel(
+                f"{what} refused: its artifact ({len(data)} bytes, sha256 {digest[:12]}...) is "
+                f"not the one that was signed ({version.size} bytes, sha256 "
+                f"{version.sha256[:12]}...): it was changed after publishing; publish it again"
+            )
+        return data
+
+    def load_model(self, version: ModelVersion) -> Any:
+        """The model object of `version`: `load_artifact`, then decoded by its format."""
+        return artifacts.decode(self.load_artifact(version), version.format, verified=True)
+
+    # -- aliases -----------------------------------------------------------------------
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """The version each alias of model `name` points at now."""
+        with self._lock:
+            return {a: s.stack[-1] for a, s in self._aliases.get(name, {}).items() if s.stack}
+
+    def alias(self, name: str, alias: str) -> ModelVersion | None:
+        """The version `alias` of model `name` points at now (None if it points nowhere)."""
+        with self._lock:
+            state = self._aliases.get(name, {}).get(alias)
+            if state is None or not state.stack:
+                return None
+            return self.version(name, state.stack[-1])
+
+    def alias_history(self, name: str, alias: str) -> list[AliasChange]:
+        """Every change of `alias`, in log order (the order every process saw them)."""
+        with self._lock:
+            state = self._aliases.get(name, {}).get(alias)
+            return list(state.history) if state else []
+
+    def at(self, name: str, alias: str, when_ms: int) -> ModelVersion | None:
+        """The version `alias` pointed at, at `when_ms` (ms since the epoch), or None."""
+        held = None
+        for change in self.alias_history(name, alias):
+            if change.time_ms > when_ms:
+                break
+            held = change.version
+        return None if held is None else self.version(name, held)
+
+    def promote(
+        self, name: str, version: int, alias: str, *, reason: str | None = None
+    ) -> AliasChange:
+        """Point `alias` of model `name` at `version` (a no-op if it points there already)."""
+        check_name(alias, "alias")
+        with self._lock:
+            self._read()
+            self.version(name, version)  # must exist
+            state = self._aliases.get(name, {}).get(alias)
+            if state and state.stack and state.stack[-1] == version:
+                return state.history[-1]
+            return self._move(name, alias, version, "promote", reason)
+
+    def rollback(self, name: str, alias: str, *, reason: str | None = None) -> AliasChange:
+        """Point `alias` back at the version it held before the current one."""
+        check_name(alias, "alias")
+        with self._lock:
+            self._read()
+            state = self._aliases.get(name, {}).get(alias)
+            if state is None or len(state.stack) < 2:
+                held = (
+                    f"it has only held v{state.stack[-1]}"
+                    if state and state.stack
+                    else ("it was never set")
+                )
+                raise ModelRegistryError(
+                    f"alias {alias!r} of model {name!r} has nothing to roll back to: {held}; "
+                    f"point it at a version with `loopline models promote {name} VERSION "
+                    f"--alias {alias}`"
+                )
+            return self._move(name, alias, state.stack[-2], "rollback", reason)
+
+    def _move(
+        self, name: str, alias: str, version: int, action: str, reason: str | None
+    ) -> AliasChange:
+        state = self._aliases.get(name, {}).get(alias)
+        event_id = uuid.uuid4().hex
+        entry = {
+            "kind": "alias",
+            "name": name,
+            "alias": alias,
+            "version": version,
+            "action": action,
+            "previous": state.stack[-1] if state and state.stack else None,
+            "time": _now_ms(),
+            "by": _who(),
+            "reason": reason,
+        }
+        self._append(alias_key(name, alias, event_id), entry)
+        self._read()
+        return self._alias_events[event_id]
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._chunks.close()
+        self._producer.close()
+
+
+__all__ = [
+    "ARTIFACTS_TOPIC",
+    "MODELS_TOPIC",
+    "AliasChange",
+    "ModelLoadError",
+    "ModelNotFound",
+    "ModelRegistry",
+    "ModelRegistryError",
+    "ModelVersion",
+    "RegistryEvent",
+    "SigningKeyMissing",
+    "detect_code_version",
+]

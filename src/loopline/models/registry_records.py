@@ -1,0 +1,241 @@
+"""What the model registry writes to the log: versions, alias changes, and their keys.
+
+Every record of ``_loopline_models`` has a key that compaction can never
+merge with another one that must survive (docs/decisions/0011):
+
+- ``version/<model>/<version>/<artifact id>``: a version (JSON). The artifact
+  id is unique per publish attempt, so two publishers racing for the same
+  version number write two keys; the first in log order holds the number.
+- ``alias/<model>/<alias>/<event id>``: one change of an alias (JSON). Keyed
+  per change, not per alias, so compaction keeps the whole history.
+
+Chunks of artifacts live in ``_loopline_model_artifacts`` keyed
+``<model>/<artifact id>/<chunk index>``.
+
+>>> version_key("churn", 3, "ab12")
+'version/churn/3/ab12'
+>>> parse_key("alias/churn/production/e1")
+('alias', 'churn', 'production', 'e1')
+>>> check_name("churn model", "model")
+Traceback (most recent call last):
+...
+ValueError: invalid model name 'churn model': use 1 to 200 letters, digits, '.', '_' or '-'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from loopline.models.signing import Signature
+
+STATEMENT_PREFIX = b"loopline model version statement v1\n"
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def check_name(name: str, what: str) -> str:
+    """`name` if it can name a model or an alias (it becomes part of record keys)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"invalid {what} name {name!r}: use 1 to 200 letters, digits, '.', '_' or '-'"
+        )
+    if what == "alias" and name.isdigit():
+        raise ValueError(f"invalid alias name {name!r}: an alias cannot be a number (a version)")
+    return name
+
+
+def version_key(name: str, version: int, artifact_id: str) -> str:
+    return f"version/{name}/{version}/{artifact_id}"
+
+
+def alias_key(name: str, alias: str, event_id: str) -> str:
+    return f"alias/{name}/{alias}/{event_id}"
+
+
+def parse_key(key: str) -> tuple[str, str, str, str] | None:
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] not in ("version", "alias"):
+        return None
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def canonical(value: Any) -> bytes:
+    """The one JSON text of `value` that signatures are computed over."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _enc_hook(value: Any) -> Any:
+    # numpy scalars and arrays (metrics and parameters often are) become plain numbers.
+    for attribute in ("tolist", "item"):
+        if hasattr(value, attribute):
+            return getattr(value, attribute)()
+    raise TypeError(f"cannot record a value of type {type(value).__name__} as JSON")
+
+
+def plain(value: Any, what: str) -> Any:
+    """`value` as plain JSON data (dicts, lists, str, numbers, None); NaN becomes None."""
+    try:
+        return _finite(msgspec.to_builtins(value, enc_hook=_enc_hook, str_keys=True))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ValueError(f"the {what} cannot be recorded: {exc}") from None
+
+
+def plain_features(features: Sequence[tuple[str, str]] | Mapping[str, str]) -> tuple:
+    """The feature list as a tuple of ``(name, type)`` pairs of strings, in model input order."""
+    items = features.items() if isinstance(features, Mapping) else features
+    out = []
+    for item in items:
+        try:
+            name, kind = item
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"each feature must be a (name, type) pair, e.g. ('clicks_1h', 'int'), not {item!r}"
+            ) from None
+        if not isinstance(name, str) or not isinstance(kind, str) or not name:
+            raise ValueError(f"a feature's name and type must be strings, not {item!r}")
+        out.append((name, kind))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"the feature list names {', '.join(duplicates)} more than once")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One published version of a model: what it is, what it was built from, and its signature.
+
+    The artifact itself is not held here: `ModelRegistry.load_artifact` reads
+    and verifies it. `uri` is set when the artifact lives outside the log;
+    otherwise it is `chunks` records of the artifacts topic.
+    """
+
+    name: str
+    version: int
+    created_at: int
+    format: str
+    trainer: str
+    params: dict = field(hash=False)
+    features: tuple[tuple[str, str], ...]
+    metrics: dict = field(hash=False)
+    manifest: dict | None = field(hash=False)
+    code_version: str | None
+    sha256: str
+    size: int
+    published_by: str
+    signature: Signature | None
+    artifact_id: str
+    chunks: int = 0
+    artifact_time: int = 0
+    uri: str | None = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [name for name, _ in self.features]
+
+    def signed_fields(self) -> dict[str, Any]:
+        """Everything the signature covers: all but the signature and where the bytes are."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "created_at": self.created_at,
+            "format": self.format,
+            "trainer": self.trainer,
+            "params": self.params,
+            "features": [list(f) for f in self.features],
+            "metrics": self.metrics,
+            "manifest": self.manifest,
+            "code_version": self.code_version,
+            "sha256": self.sha256,
+            "size": self.size,
+            "published_by": self.published_by,
+        }
+
+    def statement(self) -> bytes:
+        """The bytes that are signed."""
+        return STATEMENT_PREFIX + canonical(self.signed_fields())
+
+    def to_record(self) -> dict[str, Any]:
+        storage: dict[str, Any] = (
+            {"uri": self.uri}
+            if self.uri is not None
+            else {"chunks": self.chunks, "artifact_time": self.artifact_time}
+        )
+        return {
+            "kind": "version",
+            **self.signed_fields(),
+            "artifact_id": self.artifact_id,
+            "storage": storage,
+            "signature": self.signature.to_dict() if self.signature else None,
+        }
+
+    @classmethod
+    def from_record(cls, entry: dict[str, Any]) -> ModelVersion:
+        storage = entry.get("storage") or {}
+        return cls(
+            name=entry["name"],
+            version=int(entry["version"]),
+            created_at=int(entry["created_at"]),
+            format=entry["format"],
+            trainer=entry["trainer"],
+            params=entry.get("params") or {},
+            features=tuple((str(n), str(t)) for n, t in entry["features"]),
+            metrics=entry.get("metrics") or {},
+            manifest=entry.get("manifest"),
+            code_version=entry.get("code_version"),
+            sha256=entry["sha256"],
+            size=int(entry["size"]),
+            published_by=entry.get("published_by", ""),
+            signature=Signature.from_dict(entry.get("signature")),
+            artifact_id=entry["artifact_id"],
+            chunks=int(storage.get("chunks", 0)),
+            artifact_time=int(storage.get("artifact_time", 0)),
+            uri=storage.get("uri"),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The version as shown to people (``loopline models show``): no artifact bytes."""
+        out = {k: v for k, v in self.to_record().items() if k != "kind"}
+        out["features"] = [{"name": n, "type": t} for n, t in self.features]
+        return out
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """An alias moved: at `time_ms` it started to point at `version` (`previous` before)."""
+
+    time_ms: int
+    version: int
+    previous: int | None
+    action: Literal["promote", "rollback"]
+    by: str = ""
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistryEvent:
+    """Something that happened in the registry, in log order: a version or an alias change."""
+
+    kind: Literal["version", "alias"]
+    name: str
+    version: int
+    alias: str | None
+    time_ms: int
