@@ -46,3 +46,8 @@ def test_the_fingerprint_is_the_same_in_another_process():
         subprocess.check_output([sys.executable, "-c", script], text=True).strip() for _ in range(2)
     }
     assert runs == {here}
+
+
+def test_a_function_reading_attributes_and_globals_has_a_fingerprint():
+    features = _features(lambda v: (v.get("s") or 0) > 60, lambda n: max(n, 1))
+    assert len(features.fingerprint()) == 64

@@ -346,7 +346,11 @@ def _function_digest(fn: Callable[..., Any]) -> str:
     cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ())]
     closed = [repr(v) if isinstance(v, _PLAIN) else type(v).__name__ for v in cells]
     globals_ = getattr(fn, "__globals__", {})
-    read = {n: repr(globals_[n]) for n in code.co_names if isinstance(globals_.get(n), _PLAIN)}
+    read = {
+        n: repr(globals_[n])
+        for n in code.co_names
+        if n in globals_ and isinstance(globals_[n], _PLAIN)
+    }
     return json.dumps([_code_digest(code), closed, read], sort_keys=True)
 
 

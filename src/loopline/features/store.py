@@ -94,8 +94,13 @@ class FeatureStore:
         """The vectors of `entity_ids` (features `names`, default all) at `at` (default: now)."""
         if at is None:
             at = time.time_ns() // 1_000_000
-        vector = self._view.online.vector
-        return [vector(entity_name, entity_id, names, at) for entity_id in entity_ids]
+        view = self._view
+        vector, ready = view.online.vector, view.ready
+        out = []
+        for entity_id in entity_ids:
+            ready(entity_name, entity_id)
+            out.append(vector(entity_name, entity_id, names, at))
+        return out
 
     def vector(
         self,
@@ -152,8 +157,12 @@ class FeatureStore:
             at = time.time_ns() // 1_000_000
         if isinstance(entities, Mapping):
             entities = [entities]
-        vector = self._view.online.vector
-        return [vector(ids, names=names, at=at) for ids in entities]
+        view = self._view
+        for ids in entities:
+            for entity_name, entity_id in ids.items():
+                if entity_id is not None:
+                    view.ready(entity_name, str(entity_id))
+        return [view.online.vector(ids, names=names, at=at) for ids in entities]
 
     def catch_up(self, timeout: float = 60.0) -> None:
         """Wait until every change committed before this call is readable."""
@@ -219,56 +228,98 @@ class FeatureStore:
                 metrics.STORE_FRESHNESS.labels(self.app.name).observe(max(0, now - oldest) / 1000)
             self._view.clock(meta["clock"])
             return
-        data = None if record.value is None else decode(record.value)
+        kind = entry[0]
+        if record.value is None:
+            data = None
+        else:  # aggregation states are decoded when first read
+            data = record.value if kind == "a" else decode(record.value)
         self._view.put(*entry, record.partition, data)
 
 
 class Merger:
-    """Per-partition states and rows of entities, merged into one readable `OnlineFeatures`."""
+    """Per-partition states and rows of entities, merged into one readable `OnlineFeatures`.
+
+    Aggregation states arrive as changelog bytes and are decoded lazily, on
+    the first read of the entity after a change (`ready`): catching up with a
+    changelog of millions of entries is then a dictionary store per entry,
+    and an entity never read is never decoded.
+    """
 
     def __init__(self, features: FeatureSet) -> None:
         self.online = OnlineFeatures(features)
         self._parts: dict[tuple[str, int, str], dict[int, Any]] = {}
+        self._stale: set[tuple[int, str]] = set()
+        self._lock = threading.Lock()
+        self._groups: dict[str, tuple[int, ...]] = {}
+        for i, group in enumerate(features.aggregations):
+            self._groups[group.entity.name] = (*self._groups.get(group.entity.name, ()), i)
 
     def clock(self, clock: int | None) -> None:
         if clock is not None and (self.online.clock is None or clock > self.online.clock):
             self.online.clock = clock
 
     def put(self, kind: str, index: int, entity: str, partition: int, data: Any | None) -> None:
-        """Set the entry of (kind, index, entity) from `partition` (None removes it)."""
+        """Set the entry of (kind, index, entity) from `partition` (None removes it).
+
+        `data` is what `OnlineFeatures.dump_entry` gave, or for an aggregation
+        state also its msgpack bytes (decoded when the entity is next read).
+        """
         key = (kind, index, entity)
-        parts = self._parts.get(key)
-        if parts is None:
-            if data is None:
-                return
-            parts = self._parts[key] = {}
-        if kind == "a":
-            plan = self.online.plan(index)
-            if data is None:
-                parts.pop(partition, None)
-            else:
-                parts[partition] = EntityState.load(plan, data)
-            states = list(parts.values())
-            if not states:
-                del self._parts[key]
-            merged = (
-                None
-                if not states
-                else states[0]
-                if len(states) == 1
-                else EntityState.merged(plan, states)
-            )
-            self.online.set_state(index, entity, merged)
-        else:
+        with self._lock:
+            parts = self._parts.get(key)
+            if parts is None:
+                if data is None:
+                    return
+                parts = self._parts[key] = {}
             if data is None:
                 parts.pop(partition, None)
             else:
                 parts[partition] = data
-            rows = list(parts.values())
-            if not rows:
+            if not parts:
                 del self._parts[key]
+            if kind == "a":
+                self._stale.add((index, entity))
+                return
+            rows = list(parts.values())
             latest = max(rows, key=lambda row: (row[0], row[1])) if rows else None
             self.online.load_entry("t", index, entity, latest)
+
+    def ready(self, entity_name: str, entity_id: str) -> None:
+        """Decode and merge the changed states of one entity before it is read."""
+        stale = self._stale
+        if not stale:
+            return
+        if not isinstance(entity_id, str):
+            entity_id = str(entity_id)  # as OnlineFeatures keys them
+        for index in self._groups.get(entity_name, ()):
+            key = (index, entity_id)
+            if key in stale:
+                with self._lock:
+                    if key in stale:
+                        stale.discard(key)
+                        self._merge(index, entity_id)
+
+    def ready_all(self) -> None:
+        """Decode every changed state (for callers that read the states directly)."""
+        with self._lock:
+            for index, entity in list(self._stale):
+                self._merge(index, entity)
+            self._stale.clear()
+
+    def _merge(self, index: int, entity: str) -> None:
+        plan = self.online.plan(index)
+        parts = self._parts.get(("a", index, entity))
+        if not parts:
+            self.online.set_state(index, entity, None)
+            return
+        for partition, data in parts.items():
+            if not isinstance(data, EntityState):
+                parts[partition] = EntityState.load(
+                    plan, decode(data) if isinstance(data, bytes) else data
+                )
+        states = list(parts.values())
+        merged = states[0] if len(states) == 1 else EntityState.merged(plan, states)
+        self.online.set_state(index, entity, merged)
 
 
 def merged_view(
@@ -280,4 +331,5 @@ def merged_view(
         merger.clock(unit.clock)
         for kind, index, entity in unit.entries():
             merger.put(kind, index, entity, tp.partition, unit.dump_entry(kind, index, entity))
+    merger.ready_all()
     return merger.online
