@@ -57,7 +57,7 @@ import pyarrow.parquet as pq
 from loopline.app import App, load_app
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.builder import build
-from loopline.features.offline.events import events_table
+from loopline.features.offline.events import events_table_of_columns
 from loopline.features.offline.manifests import (
     DatasetError,
     Manifest,
@@ -348,7 +348,7 @@ def _rows(
     tables, ranges = {}, []
     for topic in sorted(pinned):
         read = read_pinned(log, topic, pinned[topic], reader.decoder(topic), progress=progress)
-        tables[topic] = events_table(app.features, topic, read.records)
+        tables[topic] = events_table_of_columns(app.features, topic, read.columns)
         ranges.append(read.ranges)
     rows = build(app.features, tables, spine.table, entity=entity)
     return spine.restore(rows), ranges

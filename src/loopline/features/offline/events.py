@@ -45,8 +45,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from loopline.features.declarations import FeatureSet
@@ -182,6 +184,208 @@ def events_table(
             passes[id(fn)] = pa.array(column, pa.bool_())
         columns[pass_column(feature)] = passes[id(fn)]
     return pa.table(columns)
+
+
+@dataclass
+class EventColumns:
+    """Decoded records of a topic as columns: what `events_table_of_columns` reads.
+
+    Row i is the record at ``offset[i]`` of ``partition[i]``, with log timestamp
+    ``arrival[i]``, log key ``key[i]`` (bytes or None) and decoded value ``value[i]``
+    (a field dict, None for a tombstone).
+    """
+
+    partition: list[int]
+    offset: list[int]
+    arrival: list[int]
+    key: list[Any]
+    value: list[Mapping[str, Any] | None]
+
+    @classmethod
+    def empty(cls) -> EventColumns:
+        return cls([], [], [], [], [])
+
+    @classmethod
+    def of(cls, records: Iterable[Mapping[str, Any]]) -> EventColumns:
+        """The columns of records as `events_table` takes them."""
+        columns = cls.empty()
+        for r in records:
+            columns.append(r["partition"], r["offset"], r["arrival"], r.get("key"), r["value"])
+        return columns
+
+    @classmethod
+    def concat(cls, parts: Iterable[EventColumns]) -> EventColumns:
+        columns = cls.empty()
+        for part in parts:
+            columns.partition += part.partition
+            columns.offset += part.offset
+            columns.arrival += part.arrival
+            columns.key += part.key
+            columns.value += part.value
+        return columns
+
+    def append(
+        self, partition: int, offset: int, arrival: int, key: Any, value: Mapping[str, Any] | None
+    ) -> None:
+        self.partition.append(partition)
+        self.offset.append(offset)
+        self.arrival.append(arrival)
+        self.key.append(key)
+        self.value.append(value)
+
+    def extend(
+        self,
+        partition: int,
+        offsets: list[int],
+        arrivals: list[int],
+        keys: list[Any],
+        values: list[Mapping[str, Any] | None],
+    ) -> None:
+        """Append the records of one partition."""
+        self.partition += [partition] * len(offsets)
+        self.offset += offsets
+        self.arrival += arrivals
+        self.key += keys
+        self.value += values
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The records one by one, as `events_table` takes them."""
+        return [
+            {"partition": p, "offset": o, "arrival": a, "key": k, "value": v}
+            for p, o, a, k, v in zip(
+                self.partition, self.offset, self.arrival, self.key, self.value, strict=True
+            )
+        ]
+
+
+def events_table_of_columns(
+    feature_set: FeatureSet, source: str, columns: EventColumns
+) -> pa.Table:
+    """`events_table` of the records `columns` hold: the same table, built column-wise.
+
+    What is simple is computed over whole columns (entity ids that are strings
+    or integers, event times that are integers or finite floats); anything else
+    (ISO strings, mixed types, missing values) is read record by record exactly
+    as `events_table` reads it. `where` filters run once per record, as there.
+    """
+    layout = SourceLayout.of(feature_set, source)
+    values = columns.value
+    n = len(values)
+    tombstones = None in values
+    if tombstones:
+        dicts: list[Any] = [_EMPTY if v is None else v for v in values]
+    else:
+        dicts = values
+    get = dict.get if {dict}.issuperset(map(type, dicts)) else _get
+    entities = {k: _entities(dicts, k, get, values, columns.key) for k in layout.key_fields}
+    times = {t: _times(dicts, t, get, values, columns.arrival) for t in layout.time_fields}
+    keep: np.ndarray | None = None
+    for column in entities.values():
+        if None in column:
+            missing = np.fromiter((e is None for e in column), bool, n)
+            keep = ~missing if keep is None else keep & ~missing
+    for column in times.values():
+        if isinstance(column, list):  # has None: unreadable, unless a tombstone
+            bad = np.fromiter(
+                (t is None and v is not None for t, v in zip(column, values, strict=True)), bool, n
+            )
+            keep = ~bad if keep is None else keep & ~bad
+    partition = np.asarray(columns.partition, np.int32)
+    offset = np.asarray(columns.offset, np.int64)
+    arrival = np.asarray(columns.arrival, np.int64)
+    if keep is not None and not keep.all():  # unreadable online: they changed nothing there
+        index = np.flatnonzero(keep).tolist()
+        partition, offset, arrival = partition[keep], offset[keep], arrival[keep]
+        values = [values[i] for i in index]
+        dicts = [dicts[i] for i in index]
+        entities = {k: [column[i] for i in index] for k, column in entities.items()}
+        times = {
+            t: column[keep] if isinstance(column, np.ndarray) else [column[i] for i in index]
+            for t, column in times.items()
+        }
+    table: dict[str, pa.Array] = {
+        "partition": pa.array(partition, pa.int32()),
+        "offset": pa.array(offset, pa.int64()),
+        "arrival": pa.array(arrival, pa.int64()),
+    }
+    for k, column in entities.items():
+        name = "entity" if len(entities) == 1 else f"entity.{k}"
+        table[name] = pa.array(column, pa.string())
+    for t, column in times.items():
+        name = "event_time" if len(times) == 1 else f"event_time.{t or ARRIVAL}"
+        table[name] = pa.array(column, pa.int64())
+    if layout.tabled:
+        if tombstones:
+            table["deleted"] = pa.array([v is None for v in values], pa.bool_())
+        else:
+            table["deleted"] = pa.array(np.zeros(len(values), bool), pa.bool_())
+    for field in layout.fields:
+        column = list(map(get, dicts, repeat(field)))
+        table[field_column(field)] = _typed(source, field, column)
+    passes: dict[int, pa.Array] = {}
+    for feature, fn in layout.filters:
+        if id(fn) not in passes:
+            passed = [v is not None and _passes(fn, v) for v in values]
+            passes[id(fn)] = pa.array(passed, pa.bool_())
+        table[pass_column(feature)] = passes[id(fn)]
+    return pa.table(table)
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _get(value: Mapping[str, Any], field: str) -> Any:
+    return value.get(field)
+
+
+def _entities(
+    dicts: list[Any], key_field: str, get: Callable[..., Any], values: list[Any], keys: list[Any]
+) -> list[str | None]:
+    """The entity ids read from `key_field` (else the log key), as `_entity_id` reads them."""
+    found = list(map(get, dicts, repeat(key_field)))
+    types = set(map(type, found))
+    if types <= {str, int} and "" not in found:
+        return found if types == {str} else list(map(str, found))
+    return [_entity_id(v, key_field, k) for v, k in zip(values, keys, strict=True)]
+
+
+def _times(
+    dicts: list[Any],
+    field: str | None,
+    get: Callable[..., Any],
+    values: list[Any],
+    arrivals: list[int],
+) -> np.ndarray | list[int | None]:
+    """The event times read from `field`, as `_event_time` reads them: an array when every
+    record has one, else a list with None for the unreadable ones and tombstones."""
+    if field is None:
+        if None in values:
+            return [None if v is None else a for v, a in zip(values, arrivals, strict=True)]
+        return np.asarray(arrivals, np.int64)
+    found = list(map(get, dicts, repeat(field)))
+    types = set(map(type, found))
+    if None not in values and types == {int}:
+        try:
+            raw = np.asarray(found, np.int64)
+        except OverflowError:
+            raw = None
+        if raw is not None:
+            seconds = (raw > -_SECONDS_BELOW) & (raw < _SECONDS_BELOW)
+            return np.where(seconds, raw * 1000, raw)
+    if None not in values and types == {float}:
+        raw = np.asarray(found, np.float64)
+        if np.isfinite(raw).all() and (np.abs(raw) < 2.0**63).all():
+            seconds = np.abs(raw) < _SECONDS_BELOW
+            with np.errstate(over="ignore", invalid="ignore"):
+                ms = np.where(seconds, np.rint(raw * 1000), np.floor(raw))
+            return ms.astype(np.int64)
+    return [_event_time(v, field, a) for v, a in zip(values, arrivals, strict=True)]
+
+
+_SECONDS_BELOW = 100_000_000_000  # as `event_time_ms`
 
 
 def _kept(column: list[Any], keep: list[bool]) -> list[Any]:

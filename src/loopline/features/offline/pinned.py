@@ -31,15 +31,24 @@ commit marker all leave offsets without a record.
 from __future__ import annotations
 
 import hashlib
+import operator
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
+import msgspec
+import numpy as np
+
 from loopline.contracts.codecs import ContractViolation
+from loopline.features.offline.events import EventColumns
 from loopline.features.offline.manifests import DatasetError, PartitionRange, TopicRange
 from loopline.features.sources import Decode, SourceReader
+from loopline.features.sources import _decode_json as _decode_json_value
+from loopline.features.sources import _json_object as _plain_json
 from loopline.log import Log, Record, TopicNotFound, TopicPartition
 
 Progress = Callable[[str, int, int], None]  # (topic, offsets read, offsets to read)
@@ -68,13 +77,21 @@ def pin(log: Log, topic: str) -> TopicRange:
     return TopicRange(topic, ranges)
 
 
+BATCH = 50_000  # records asked of the consumer at once
+
+
 @dataclass
 class PinnedRead:
-    """What `read_pinned` read: decoded records (as `events_table` takes them) and the ranges
-    with their counts and digests."""
+    """What `read_pinned` read: the decoded records as columns (as `events_table_of_columns`
+    takes them) and the ranges with their counts and digests."""
 
-    records: list[dict[str, Any]]
+    columns: EventColumns
     ranges: TopicRange
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The decoded records one by one, as `events_table` takes them."""
+        return self.columns.records()
 
 
 def read_pinned(
@@ -109,10 +126,11 @@ def read_pinned(
             consumer.pause(list(done))
         read, last_read, since = 0, -1, time.monotonic()
         while len(done) < len(wanted):
-            for record in consumer.poll(max_records=10_000, timeout=0.5):
-                p = wanted.get(TopicPartition(record.topic, record.partition))
-                if p is not None and p.start <= record.offset < p.end:
-                    counts[TopicPartition(record.topic, record.partition)].add(record, decode)
+            batch = consumer.poll(max_records=BATCH, timeout=0.5)
+            for tp, records in _by_partition(batch):
+                p = wanted.get(tp)
+                if p is not None:
+                    counts[tp].add_batch(records, p, decode)
             read = 0
             for tp, p in wanted.items():
                 position = p.end if tp in done else min(consumer.position(tp), p.end)
@@ -138,11 +156,28 @@ def read_pinned(
         consumer.close()
     check_held(log, ranges, while_reading=True)
     return PinnedRead(
-        records=[r for tp in sorted(wanted) for r in counts[tp].records],
+        columns=EventColumns.concat([counts[tp].columns for tp in sorted(wanted)]),
         ranges=TopicRange(
             topic, [counts[tp].range(p) for tp, p in sorted(wanted.items(), key=_first)]
         ),
     )
+
+
+def _by_partition(batch: list[Record]) -> list[tuple[TopicPartition, list[Record]]]:
+    """The records of one poll in runs of one partition each, in the order polled."""
+    if not batch:
+        return []
+    topics = set(map(itemgetter(0), batch))
+    if len(topics) > 1:  # not asked for: read one by one
+        return [(TopicPartition(r.topic, r.partition), [r]) for r in batch]
+    topic = next(iter(topics))
+    partitions = np.fromiter(map(itemgetter(1), batch), np.int64, len(batch))
+    starts = [0, *(np.flatnonzero(partitions[1:] != partitions[:-1]) + 1).tolist()]
+    ends = [*starts[1:], len(batch)]
+    return [
+        (TopicPartition(topic, int(partitions[i])), batch[i:j])
+        for i, j in zip(starts, ends, strict=True)
+    ]
 
 
 def _first(item: tuple[TopicPartition, PartitionRange]) -> TopicPartition:
@@ -187,17 +222,22 @@ def _describe(log: Log, topic: str) -> Any:
         ) from None
 
 
+_HEAD = struct.Struct(">qqq").pack  # offset, timestamp, key size
+_SIZE = struct.Struct(">q").pack  # value size
+
+
 class _Count:
-    """The records of one partition read so far, their count and digest."""
+    """The records of one partition read so far, as columns, their count and digest."""
 
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
+        self.columns = EventColumns.empty()
         self.read = 0
         self.undecodable = 0
         self.digest = hashlib.sha256()
         self.last = -1
 
     def add(self, record: Record, decode: Decode) -> None:
+        """Count one record (read one at a time: the reference for `add_batch`)."""
         if record.offset <= self.last:
             return  # delivered again: a record counts once
         self.last = record.offset
@@ -212,15 +252,63 @@ class _Count:
         except ContractViolation:
             self.undecodable += 1
             return
-        self.records.append(
-            {
-                "partition": record.partition,
-                "offset": record.offset,
-                "arrival": record.timestamp,
-                "key": key,
-                "value": fields,
-            }
+        self.columns.append(record.partition, record.offset, record.timestamp, key, fields)
+
+    def add_batch(self, records: list[Record], pinned: PartitionRange, decode: Decode) -> None:
+        """Count the records of one partition polled together, in the order polled, that lie
+        in `pinned`: the same counts, digest and columns as `add` on each in turn."""
+        offsets = list(map(itemgetter(2), records))
+        if not (
+            offsets[0] > self.last
+            and pinned.start <= offsets[0]
+            and offsets[-1] < pinned.end
+            and all(map(operator.lt, offsets, offsets[1:]))
+        ):
+            kept = []  # out of the range, or delivered again: pick them one by one
+            for record in records:
+                if pinned.start <= record.offset < pinned.end and record.offset > self.last:
+                    kept.append(record)
+                    self.last = record.offset
+            if not kept:
+                return
+            records, offsets = kept, list(map(itemgetter(2), kept))
+        self.last = offsets[-1]
+        self.read += len(records)
+        stamps = list(map(itemgetter(3), records))
+        keys = list(map(itemgetter(4), records))
+        values = list(map(itemgetter(5), records))
+        key_sizes = [_size(k) for k in keys] if None in keys else list(map(len, keys))
+        value_sizes = [_size(v) for v in values] if None in values else list(map(len, values))
+        self.digest.update(
+            b"".join(
+                chain.from_iterable(
+                    zip(
+                        map(_HEAD, offsets, stamps, key_sizes),
+                        [k or b"" for k in keys] if None in keys else keys,
+                        map(_SIZE, value_sizes),
+                        [v or b"" for v in values] if None in values else values,
+                        strict=True,
+                    )
+                )
+            )
         )
+        decoded = _decode_batch(values) if decode is _plain_json else None
+        if decoded is None:  # one by one: a contract's decoder, or some record is not an object
+            keep = []
+            decoded = []
+            for value in values:
+                try:
+                    decoded.append(decode(value))
+                except ContractViolation:
+                    keep.append(False)
+                    continue
+                keep.append(True)
+            if not all(keep):
+                self.undecodable += keep.count(False)
+                offsets = [x for x, k in zip(offsets, keep, strict=True) if k]
+                stamps = [x for x, k in zip(stamps, keep, strict=True) if k]
+                keys = [x for x, k in zip(keys, keep, strict=True) if k]
+        self.columns.extend(records[0].partition, offsets, stamps, keys, decoded)
 
     def range(self, pinned: PartitionRange) -> PartitionRange:
         return PartitionRange(
@@ -231,6 +319,23 @@ class _Count:
             undecodable=self.undecodable,
             sha256=self.digest.hexdigest(),
         )
+
+
+def _decode_batch(values: list[bytes | None]) -> list[dict[str, Any] | None] | None:
+    """The JSON objects `values` hold (None for a tombstone), as `SourceReader` decodes them
+    one by one; None unless every value is a JSON object or a tombstone."""
+    try:
+        if None in values:
+            decoded = [None if v is None else _decode_json_value(v) for v in values]
+        else:
+            decoded = list(map(_decode_json_value, values))
+    except msgspec.DecodeError:
+        return None
+    if not {dict, type(None)}.issuperset(map(type, decoded)):
+        return None
+    if None in decoded and decoded.count(None) != values.count(None):
+        return None  # some value is JSON null, not a tombstone
+    return decoded
 
 
 def _size(data: bytes | None) -> int:

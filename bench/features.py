@@ -1,0 +1,476 @@
+"""Features: loopline's stream processor, online store and dataset builder, against Quix Streams and pandas.
+
+One run, one machine, one Kafka topic. N JSON events (default 1,000,000) of
+``{"member_id", "amount", "at"}`` over M members (default 100,000), event
+times spread over the last two days with mild disorder, record timestamps =
+event time, 4 partitions. Figures:
+
+- `loopline features run` throughput (count/sum/mean over 1h and 24h) on each
+  backend, and Quix Streams computing the same windowed aggregations from the
+  same Kafka topic (hopping windows 1h/1m and 24h/1h, the tiles of loopline's
+  windows), and their ratio;
+- online `get` latency p50/p99 for 1 and for 100 entities;
+- `dataset build` of a spine of S rows (default 1,000,000) with 10 features,
+  against the textbook pandas `merge_asof` version of the same point-in-time
+  values (checked to agree on a sample of rows), twice: with the events already
+  in memory, and reading them from the log first (loopline's consumer, JSON
+  decoded batch by batch into DataFrames), as a pandas user building the same
+  dataset must.
+
+    bash scripts/kafka.sh start
+    python bench/features.py --kafka 127.0.0.1:9092
+    python bench/features.py --events 20000 --entities 2000 --spine-rows 20000  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loopline.app import App
+from loopline.features import Aggregations, Entity, FeatureSet
+from loopline.features.declarations import count, mean
+from loopline.features.declarations import sum as sum_
+from loopline.log import Log, TopicConfig, open_log
+
+MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
+CHUNK = 10_000
+PARTITIONS = 4
+LATENESS = "5m"
+# Every event is at most 2 * JITTER behind any event produced before it, which is less
+# than LATENESS: no event is late, online or offline, so pandas needs no lateness model.
+JITTER = MINUTE
+# The dataset's windows: (name, length, tile), tiles as docs/decisions/0008 assigns them.
+DATASET_WINDOWS = (("10m", 10 * MINUTE, MINUTE), ("1h", HOUR, MINUTE))
+DATASET_WINDOWS += (("24h", DAY, HOUR), ("7d", 7 * DAY, HOUR))
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+@dataclass
+class Events:
+    """The benchmark's events, in production order, as columns and as log records."""
+
+    member: np.ndarray  # int entity number
+    amount: np.ndarray  # float64
+    at: np.ndarray  # int64 epoch ms
+    values: list[bytes]
+    keys: list[bytes]
+
+    def frame(self) -> pd.DataFrame:
+        ids = np.char.add("m", self.member.astype(str)).astype(object)
+        return pd.DataFrame({"member_id": ids, "amount": self.amount, "at": self.at})
+
+
+def make_events(n: int, entities: int, seed: int = 7) -> Events:
+    rng = np.random.default_rng(seed)
+    now = int(time.time() * 1000)
+    # Production order follows event time over [now - 2d, now - 10m], each event moved by up
+    # to +-JITTER: mildly out of order, never late, never in the future.
+    base = np.linspace(now - 2 * DAY, now - 10 * MINUTE, n).astype(np.int64)
+    at = base + rng.integers(-JITTER, JITTER + 1, n)
+    member = rng.integers(0, entities, n)
+    amount = np.round(rng.gamma(2.0, 25.0, n), 2)
+    keys = [b"m%d" % k for k in member.tolist()]
+    values = [
+        b'{"member_id":"%s","amount":%r,"at":%d}' % (k, a, t)
+        for k, a, t in zip(keys, amount.tolist(), at.tolist(), strict=True)
+    ]
+    return Events(member, amount, at, values, keys)
+
+
+def produce(log: Log, topic: str, events: Events) -> float:
+    """Seconds to write `events` to a new 4-partition `topic`, timestamps = event time."""
+    log.create_topic(topic, TopicConfig(partitions=PARTITIONS))
+    stamps = events.at.tolist()
+    start = time.perf_counter()
+    producer = log.producer()
+    for i in range(0, len(events.values), CHUNK):
+        j = i + CHUNK
+        producer.send_batch(topic, events.values[i:j], events.keys[i:j], stamps[i:j])
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - start
+
+
+def make_spine(path: str, events: Events, rows: int, entities: int, seed: int = 11) -> None:
+    """A spine of (member_id, at): random members at random instants over the events' span."""
+    rng = np.random.default_rng(seed)
+    lo, hi = int(events.at.min()), int(events.at.max()) + HOUR
+    member = rng.integers(0, entities, rows)
+    at = rng.integers(lo, hi, rows)
+    ids = np.char.add("m", member.astype(str))
+    pq.write_table(pa.table({"member_id": ids, "at": at}), path)
+
+
+# -- declarations -----------------------------------------------------------------------
+
+
+def stream_app(name: str, topic: str) -> App:
+    """count/sum/mean of amount over 1h and 24h per member: what Quix computes too."""
+    member = Entity("member", key="member_id")
+    windows = ["1h", "24h"]
+    features = [
+        *count("n", windows=windows),
+        *sum_("amount_sum", field="amount", windows=windows),
+        *mean("amount_mean", field="amount", windows=windows),
+    ]
+    group = Aggregations(topic, member, features, time="at", lateness=LATENESS)
+    return App(name, features=FeatureSet([group]))
+
+
+def dataset_app(name: str, topic: str) -> App:
+    """The dataset's 10 features: count over 10m/1h/24h/7d, sum and mean over 1h/24h/7d."""
+    member = Entity("member", key="member_id")
+    features = [
+        *count("n", windows=["10m", "1h", "24h", "7d"]),
+        *sum_("amount_sum", field="amount", windows=["1h", "24h", "7d"]),
+        *mean("amount_mean", field="amount", windows=["1h", "24h", "7d"]),
+    ]
+    group = Aggregations(topic, member, features, time="at", lateness=LATENESS)
+    return App(name, features=FeatureSet([group]))
+
+
+# -- Quix Streams -----------------------------------------------------------------------
+
+
+QUIX_WINDOWS = {
+    # name: [(duration, step)] per loopline window; step None = sliding, 0 = tumbling
+    "hopping": [(HOUR, MINUTE), (DAY, HOUR)],
+    "sliding": [(HOUR, None), (DAY, None)],
+    "tumbling": [(HOUR, 0), (DAY, 0)],
+}
+
+
+def quix_run(bootstrap: str, topic: str, n: int, windows: str) -> tuple[float, int]:
+    """Events/s of Quix Streams aggregating `topic` from the start, and how many were late.
+
+    Per member: count, sum and mean of amount over 1h and 24h `windows` ("hopping": 1h
+    every 1m and 24h every 1h, the tiles of loopline's windows; "sliding"; "tumbling") on
+    the record timestamp (= "at"), grace = loopline's allowed lateness, RocksDB state with
+    its changelog topics, as a user would run it. Timed from `run()` to its return (group
+    join and final commit included), as loopline's run is.
+    """
+    from quixstreams import Application
+    from quixstreams.dataframe.windows import Count, Mean, Sum
+
+    late = 0
+
+    def on_late(*_args: object) -> bool:
+        nonlocal late
+        late += 1
+        return False  # do not log each one
+
+    processed = 0
+
+    def on_processed(_topic: str, _partition: int, _offset: int) -> None:
+        nonlocal processed
+        processed += 1
+        if processed == n:
+            app.stop()
+
+    with tempfile.TemporaryDirectory() as state_dir:
+        app = Application(
+            broker_address=bootstrap,
+            consumer_group=f"bench-quix-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            state_dir=state_dir,
+            loglevel="WARNING",
+            on_message_processed=on_processed,
+        )
+        sdf = app.dataframe(app.topic(topic, value_deserializer="json", key_deserializer="str"))
+        grace = 5 * MINUTE
+        for duration, step in QUIX_WINDOWS[windows]:
+            if step is None:
+                window = sdf.sliding_window(duration, grace_ms=grace, on_late=on_late)
+            elif step == 0:
+                window = sdf.tumbling_window(duration, grace_ms=grace, on_late=on_late)
+            else:
+                window = sdf.hopping_window(duration, step, grace_ms=grace, on_late=on_late)
+            window.agg(n=Count(), amount_sum=Sum("amount"), amount_mean=Mean("amount")).final()
+        start = time.perf_counter()
+        app.run()
+        elapsed = time.perf_counter() - start
+    if processed != n:
+        raise SystemExit(f"quix streams processed {processed} of {n} events")
+    return n / elapsed, late
+
+
+# -- pandas -----------------------------------------------------------------------------
+
+
+def pandas_dataset(events: pd.DataFrame, spine_path: str, out_path: str) -> pd.DataFrame:
+    """The 10 features of every spine row, point-in-time, the textbook merge_asof way.
+
+    Cumulative count and sum per member, read with `merge_asof` just before the window's
+    end T and just before its start S; the window value is the difference. The windows
+    are loopline's tiled ones: [floor(T / tile) * tile - length + tile, T).
+    """
+    spine = pd.read_parquet(spine_path)
+    ev = events.sort_values("at", kind="stable")
+    by_member = ev.groupby("member_id", sort=False)
+    right = pd.DataFrame(
+        {
+            "member_id": ev["member_id"],
+            "at": ev["at"],
+            "cum_n": by_member.cumcount().to_numpy() + 1,
+            "cum_amount": by_member["amount"].cumsum().to_numpy(),
+        }
+    )
+    members = spine["member_id"].to_numpy()
+
+    def before(instants: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cumulative count and sum of each spine row's member over events before `instants`."""
+        order = np.argsort(instants, kind="stable")
+        left = pd.DataFrame({"member_id": members[order], "t": instants[order]})
+        found = pd.merge_asof(
+            left, right, left_on="t", right_on="at", by="member_id", allow_exact_matches=False
+        )
+        n = np.empty(len(order), dtype=np.int64)
+        total = np.empty(len(order), dtype=np.float64)
+        n[order] = found["cum_n"].fillna(0).to_numpy(dtype=np.int64)
+        total[order] = found["cum_amount"].fillna(0.0).to_numpy()
+        return n, total
+
+    t = spine["at"].to_numpy(dtype=np.int64)
+    n_end, sum_end = before(t)
+    out = spine.copy()
+    sums = {}
+    for name, length, tile in DATASET_WINDOWS:
+        n_start, sum_start = before((t // tile) * tile - length + tile)
+        out[f"n_{name}"] = n_end - n_start
+        sums[name] = sum_end - sum_start
+    for name in ("1h", "24h", "7d"):
+        out[f"amount_sum_{name}"] = sums[name]
+    for name in ("1h", "24h", "7d"):
+        counts = out[f"n_{name}"].to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"amount_mean_{name}"] = np.where(counts > 0, sums[name] / counts, np.nan)
+    out.to_parquet(out_path)
+    return out
+
+
+def pandas_read_log(log: Log, topic: str) -> pd.DataFrame:
+    """The events of `topic` as a DataFrame, read from the log the plain way a pandas user would:
+    loopline's consumer from the earliest offset to every partition's end, each batch of JSON
+    values decoded into a DataFrame."""
+    consumer = log.consumer(None, [topic], reset="earliest")
+    frames = []
+    try:
+        while True:
+            batch = consumer.poll(max_records=50_000, timeout=0.5)
+            if batch:
+                rows = msgspec.json.decode(b"[" + b",".join(r.value for r in batch) + b"]")
+                frames.append(pd.DataFrame(rows))
+            lag = consumer.lag()
+            if lag and not any(lag.values()):
+                break
+    finally:
+        consumer.close()
+    return pd.concat(frames, ignore_index=True)
+
+
+def pandas_from_log(log: Log, topic: str, spine_path: str, out_path: str) -> float:
+    """Seconds to read `topic` from the log into pandas, then build the dataset with it."""
+    start = time.perf_counter()
+    pandas_dataset(pandas_read_log(log, topic), spine_path, out_path)
+    return time.perf_counter() - start
+
+
+def mismatches(expected: pd.DataFrame, actual: pd.DataFrame, names: list[str], rows: int) -> int:
+    """Rows of a random sample where any feature differs (floats within 1e-9 relative)."""
+    sample = random.Random(3).sample(range(len(expected)), min(rows, len(expected)))
+    bad = 0
+    for i in sample:
+        for name in names:
+            a, b = expected[name].iloc[i], actual[name].iloc[i]
+            a_missing = a is None or (isinstance(a, float) and math.isnan(a))
+            b_missing = b is None or (isinstance(b, float) and math.isnan(b))
+            if a_missing or b_missing:
+                if a_missing != b_missing:
+                    bad += 1
+                    break
+            elif not math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6):
+                bad += 1
+                break
+    return bad
+
+
+# -- loopline ---------------------------------------------------------------------------
+
+
+def loopline_run(log: Log, app: App, n: int) -> float:
+    """Events/s of `FeatureProcessor.run_until_caught_up` over every record of the source."""
+    from loopline.features.processor import FeatureProcessor
+
+    start = time.perf_counter()
+    processor = FeatureProcessor(log, app)
+    stats = processor.run_until_caught_up()
+    elapsed = time.perf_counter() - start
+    processor.close()
+    if stats.records != n:
+        raise SystemExit(f"loopline features run processed {stats.records} of {n} events")
+    if stats.late or stats.dead_letters:
+        print(f"note: loopline found {stats.late:,} late events, {stats.dead_letters:,} unreadable")
+    return n / elapsed
+
+
+def loopline_get(log: Log, app: App, entities: int, label: str) -> None:
+    """Prints p50/p99 of `FeatureStore.get` for 1 and for 100 random members."""
+    from loopline.features.store import FeatureStore
+
+    start = time.perf_counter()
+    store = FeatureStore(log, app)
+    store.catch_up(timeout=1800)
+    print(f"loopline online store catch-up ({label}): {time.perf_counter() - start:.1f} s")
+    rng = random.Random(5)
+    clock = time.perf_counter_ns
+    for batch, calls in ((1, 10_000), (100, 2_000)):
+        lists = [[f"m{rng.randrange(entities)}" for _ in range(batch)] for _ in range(calls)]
+        store.get("member", lists[0])  # warm
+        took = np.empty(calls)
+        for i, ids in enumerate(lists):
+            start = clock()
+            store.get("member", ids)
+            took[i] = clock() - start
+        what = "1 entity" if batch == 1 else f"{batch} entities"
+        p50, p99 = np.percentile(took, [50, 99]) / 1000
+        print(f"loopline get {what} ({label}) p50: {p50:,.1f} µs")
+        print(f"loopline get {what} ({label}) p99: {p99:,.1f} µs")
+    store.close()
+
+
+def loopline_dataset(log: Log, app: App, spine_path: str, out_path: str) -> float:
+    """Seconds of `build_dataset` from the spine file to a parquet file."""
+    from loopline.features.offline.datasets import build_dataset
+
+    start = time.perf_counter()
+    build_dataset(log, app, spine_path, out_path)
+    return time.perf_counter() - start
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--spine-rows", type=int, default=1_000_000)
+    parser.add_argument("--backends", default="embedded,kafka", help="comma-separated")
+    parser.add_argument("--skip-quix", action="store_true")
+    parser.add_argument(
+        "--quix-windows",
+        default="sliding,tumbling",
+        help="Quix Streams window types to run, comma-separated: sliding, tumbling, hopping "
+        "(1h every 1m and 24h every 1h: 84 window updates per event, too slow for 1M events)",
+    )
+    parser.add_argument("--skip-loopline", action="store_true", help="baselines only")
+    parser.add_argument(
+        "--kafka",
+        default=os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        help="bootstrap servers of the broker to compare on",
+    )
+    args = parser.parse_args()
+    backends = [b for b in args.backends.split(",") if b]
+    unknown = set(backends) - {"embedded", "kafka"}
+    if unknown:
+        parser.error(f"unknown backend(s) {', '.join(sorted(unknown))}: use embedded, kafka")
+    quix_windows = [w for w in args.quix_windows.split(",") if w]
+    unknown = set(quix_windows) - set(QUIX_WINDOWS)
+    if unknown:
+        parser.error(f"unknown Quix window type(s) {', '.join(sorted(unknown))}")
+    logging.getLogger("quixstreams").setLevel(logging.WARNING)
+    n = args.events
+    print(
+        f"features: {n:,} events over {args.entities:,} members, {PARTITIONS} partitions, "
+        f"spine of {args.spine_rows:,} rows"
+    )
+    events = make_events(n, args.entities)
+    run_id = uuid.uuid4().hex[:8]
+    topic = f"bench-features-{run_id}"
+    rates: dict[str, float] = {}
+    builds: dict[str, float] = {}
+    from_log: dict[str, float] = {}  # pandas reading the events from the log first
+    with tempfile.TemporaryDirectory() as tmp:
+        spine_path = os.path.join(tmp, "spine.parquet")
+        make_spine(spine_path, events, args.spine_rows, args.entities)
+        names = dataset_app("x", topic).features.names()
+        for backend in backends:
+            url = f"kafka://{args.kafka}" if backend == "kafka" else f"embedded:{tmp}/log"
+            log = open_log(url)
+            seconds = produce(log, topic, events)
+            print(f"produced to {backend}: {n / seconds:,.0f} events/s (setup, not compared)")
+            from_log[backend] = pandas_from_log(
+                log, topic, spine_path, os.path.join(tmp, f"pandas-{backend}.parquet")
+            )
+            print(
+                f"pandas merge_asof dataset build, reading the log ({backend}): "
+                f"{from_log[backend]:.1f} s"
+            )
+            if args.skip_loopline:
+                log.close()
+                continue
+            app = stream_app(f"bench-{run_id}-{backend}", topic)
+            rates[backend] = loopline_run(log, app, n)
+            print(f"loopline features run ({backend}): {rates[backend]:,.0f} events/s")
+            loopline_get(log, app, args.entities, backend)
+            out = os.path.join(tmp, f"loopline-{backend}.parquet")
+            builds[backend] = loopline_dataset(
+                log, dataset_app(f"bench-{run_id}-ds-{backend}", topic), spine_path, out
+            )
+            print(f"loopline dataset build ({backend}): {builds[backend]:.1f} s")
+            log.close()
+
+        if not args.skip_quix and "kafka" in backends:
+            if "hopping" not in quix_windows:
+                print(
+                    "note: quix streams runs sliding/tumbling 1h and 24h windows, not hopping "
+                    "1h/1m and 24h/1h (84 window updates per event: too slow for 1M events)"
+                )
+            for windows in quix_windows:
+                quix, late = quix_run(args.kafka, topic, n, windows)
+                print(f"quix streams ({windows} windows): {quix:,.0f} events/s")
+                if late:
+                    print(f"note: quix streams ({windows}) dropped {late:,} late window updates")
+                if "kafka" in rates:
+                    ratio = rates["kafka"] / quix
+                    print(
+                        f"ratio loopline features run (kafka) / quix streams ({windows}): "
+                        f"{ratio:.2f}"
+                    )
+
+        frame = events.frame()
+        pandas_out = os.path.join(tmp, "pandas.parquet")
+        start = time.perf_counter()
+        expected = pandas_dataset(frame, spine_path, pandas_out)
+        pandas_seconds = time.perf_counter() - start
+        print(f"pandas merge_asof dataset build, events already in memory: {pandas_seconds:.1f} s")
+        for backend, seconds in builds.items():
+            ratio = pandas_seconds / seconds
+            print(f"ratio pandas (in memory) / loopline dataset build ({backend}): {ratio:.2f}")
+            ratio = from_log[backend] / seconds
+            print(
+                f"ratio pandas (reading the log) / loopline dataset build ({backend}): {ratio:.2f}"
+            )
+            actual = pd.read_parquet(os.path.join(tmp, f"loopline-{backend}.parquet"))
+            bad = mismatches(expected, actual, names, 2_000)
+            print(f"dataset rows differing from pandas ({backend}, of 2,000 sampled): {bad}")
+
+
+if __name__ == "__main__":
+    main()

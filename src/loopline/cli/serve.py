@@ -1,0 +1,91 @@
+"""``loopline serve``: the prediction service of an application, over HTTP."""
+
+from __future__ import annotations
+
+import click
+
+from loopline.app import AppError, load_app
+from loopline.cli.contracts import opened_registry
+from loopline.cli.errors import CLIError
+from loopline.cli.settings import LogSettings
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  loopline serve shop.app:app --port 8000
+  LOOPLINE_SERVE_TOKEN=s3cret loopline serve shop.app:app --model accept --alias candidate
+  curl -d '{"entity": "m-42", "candidates": ["i-1", "i-2"], "k": 1}' localhost:8000/v1/rank
+
+\b
+The model's artifacts are verified with $LOOPLINE_SIGNING_KEY (or
+$LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic.""",
+)
+@click.argument("app_spec", metavar="APP")
+@click.option("--model", "model", help="The model to serve (default: the application's only one).")
+@click.option("--alias", default="production", show_default=True, help="The alias to follow.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--token",
+    envvar="LOOPLINE_SERVE_TOKEN",
+    metavar="TOKEN",
+    help="Require 'Authorization: Bearer TOKEN' on predict and rank "
+    "(default: $LOOPLINE_SERVE_TOKEN).",
+)
+@click.option(
+    "--max-candidates", default=1000, show_default=True, type=int, help="Per rank request."
+)
+@click.option(
+    "--state-dir",
+    default=".loopline-serve",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where decisions wait (durably) while the log is unreachable.",
+)
+@click.pass_obj
+def serve(
+    settings: LogSettings,
+    app_spec: str,
+    model: str | None,
+    alias: str,
+    host: str,
+    port: int,
+    token: str | None,
+    max_candidates: int,
+    state_dir: str,
+) -> None:
+    """Serve APP's model: POST /v1/predict and /v1/rank (OpenAPI at /docs).
+
+    Features come from the online store (run `loopline features run APP`);
+    the model is the version ALIAS points at, swapped without a restart when
+    the alias moves. /healthz, /readyz and /metrics (Prometheus) need no token.
+    """
+    import uvicorn
+
+    from loopline.serving.http import create_app
+    from loopline.serving.service import PredictionService
+
+    try:
+        app = load_app(app_spec)
+    except AppError as exc:
+        raise CLIError(str(exc)) from None
+    with opened_registry(settings) as (log, registry):
+        try:
+            service = PredictionService(
+                log,
+                app,
+                registry,
+                state_dir=state_dir,
+                model=model,
+                alias=alias,
+                max_candidates=max_candidates,
+            )
+        except (AppError, ValueError) as exc:
+            raise CLIError(str(exc)) from None
+        click.echo(
+            f"serving {app.name} model {service.declaration.name!r} at alias {alias!r} "
+            f"on http://{host}:{port} (OpenAPI at /docs)",
+            err=True,
+        )
+        uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")

@@ -1,0 +1,1 @@
+"""Serving: the prediction service (predict, rank) and the decision log."""

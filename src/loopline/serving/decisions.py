@@ -1,0 +1,106 @@
+"""The decision contract: what the prediction service writes for every answer it gives.
+
+Every answer of ``/v1/predict`` and ``/v1/rank`` becomes one `Decision` on the
+application's decisions topic (``<app>.decisions``), bound to the contract
+``loopline.decision`` (version 1 is the `Decision` below, JSON-encoded; later
+versions may only add fields with defaults, the registry's ``backward`` rule).
+The record key is the entity id, so one entity's decisions stay in order in
+one partition; the record timestamp is the decision's time.
+
+A decision holds everything needed to learn from it later without
+training/serving skew: the request (entity and context), the model version,
+every candidate with its score and the feature values exactly as the model
+saw them (also the candidates that were not returned), what was returned in
+which order with the probability it was chosen (1.0 for a deterministic
+ranking), the experiment and arm (empty until experiments fill them) and
+the latency. Delivery is at least once: a consumer that must not count a
+decision twice keys on `Decision.decision_id`.
+
+>>> import datetime
+>>> d = Decision(decision_id="0190a6f4-9d2e-7a3b-8c4d-5e6f7a8b9c0d",
+...     at=datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.UTC), kind="rank",
+...     model="accept", model_version=3, entity_name="member", entity="m-1",
+...     context={"page": "home"},
+...     candidates=[Candidate("i-1", 0.2, {"views_1h": 4}), Candidate("i-2", 0.9, {"views_1h": 0})],
+...     returned=[Returned("i-2", 0.9, 1.0)], latency_ms=1.5)
+>>> msgspec.json.decode(msgspec.json.encode(d), type=Decision) == d
+True
+>>> from loopline.contracts import avro_schema
+>>> [f["name"] for f in avro_schema(Decision)["fields"]][:4]
+['decision_id', 'at', 'kind', 'model']
+>>> decisions_topic("shop").name
+'shop.decisions'
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Literal
+
+import msgspec
+
+from loopline.contracts import Topic
+
+__all__ = [
+    "CONTRACT",
+    "Candidate",
+    "Decision",
+    "Returned",
+    "Value",
+    "decisions_topic",
+]
+
+CONTRACT = "loopline.decision"
+
+Value = str | int | float | bool | None
+"""A feature or context value: decisions carry scalars only."""
+
+
+class Candidate(msgspec.Struct, frozen=True):
+    """One scored candidate: its id, its score, and the features the model saw for it.
+
+    For ``predict`` the one candidate is the entity itself.
+    """
+
+    id: str
+    score: float
+    features: dict[str, Value]
+
+
+class Returned(msgspec.Struct, frozen=True):
+    """One item of the answer, in answer order, with the probability it was chosen."""
+
+    id: str
+    score: float
+    probability: float = 1.0
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """One answer of the prediction service (contract ``loopline.decision`` v1)."""
+
+    decision_id: str
+    at: datetime.datetime
+    kind: Literal["predict", "rank"]
+    model: str
+    model_version: int
+    entity_name: str
+    entity: str
+    context: dict[str, Value]
+    candidates: list[Candidate]
+    returned: list[Returned]
+    latency_ms: float
+    experiment: str = ""
+    arm: str = ""
+
+
+def decisions_topic(app_name: str, *, partitions: int = 1) -> Topic[Decision]:
+    """The decisions topic of application `app_name` (``<app>.decisions``)."""
+    return Topic(
+        f"{app_name}.decisions",
+        Decision,
+        key="entity",
+        time="at",
+        encoding="json",
+        contract=CONTRACT,
+        partitions=partitions,
+    )

@@ -1,0 +1,85 @@
+"""Prometheus metrics of the prediction service and its decision log.
+
+Defined once per process and labelled by application (and model), as
+prometheus-client expects; ``GET /metrics`` of the service serves them with
+every other loopline metric of the process (the online store's freshness).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+REQUESTS = Counter(
+    "loopline_serving_requests",
+    "Requests answered, by endpoint and HTTP status.",
+    ["app", "endpoint", "status"],
+)
+LATENCY = Histogram(
+    "loopline_serving_latency_seconds",
+    "Time from a request's arrival to its answer (features, scoring, queuing the decision).",
+    ["app", "endpoint"],
+    buckets=_LATENCY_BUCKETS,
+)
+MISSING_FEATURES = Counter(
+    "loopline_serving_missing_features",
+    "Feature values served without a value: the declared default (None: NaN to the model).",
+    ["app", "model", "feature"],
+)
+MODEL_VERSION = Gauge(
+    "loopline_serving_model_version",
+    "The model version this service answers with.",
+    ["app", "model"],
+)
+SWAPS = Counter(
+    "loopline_serving_model_swaps",
+    "New model versions checked and swapped in without a restart.",
+    ["app", "model"],
+)
+REFUSED = Counter(
+    "loopline_serving_models_refused",
+    "Model versions refused (signature, feature list or a failed test score); the old kept serving.",
+    ["app", "model"],
+)
+DECISIONS_BACKLOG = Gauge(
+    "loopline_decisions_backlog",
+    "Decisions kept in the local durable buffer because the log did not take them yet.",
+    ["app"],
+)
+DECISIONS_PENDING = Gauge(
+    "loopline_decisions_pending",
+    "Decisions queued in memory for the next batch to the log.",
+    ["app"],
+)
+DECISIONS_WRITTEN = Counter(
+    "loopline_decisions_written",
+    "Decisions the log acknowledged.",
+    ["app"],
+)
+DECISIONS_DROPPED = Counter(
+    "loopline_decisions_dropped",
+    "Decisions lost because the local buffer was full (or, a bug, broke their contract).",
+    ["app"],
+)
+
+
+@dataclass(frozen=True)
+class DecisionMetrics:
+    """The decision-log metrics of one application, labelled once."""
+
+    backlog: Gauge
+    pending: Gauge
+    written: Counter
+    dropped: Counter
+
+
+def decision_metrics(app: str) -> DecisionMetrics:
+    return DecisionMetrics(
+        DECISIONS_BACKLOG.labels(app),
+        DECISIONS_PENDING.labels(app),
+        DECISIONS_WRITTEN.labels(app),
+        DECISIONS_DROPPED.labels(app),
+    )

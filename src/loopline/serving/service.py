@@ -1,0 +1,323 @@
+"""The prediction service: features from the online store, a followed model, a decision per answer.
+
+`PredictionService` is what ``loopline serve`` runs behind HTTP
+(`loopline.serving.http`). It reads feature vectors from a `FeatureStore`
+(an in-memory look-up, no network hop), scores them with the version the
+model's alias points at, and hands every answer to the `DecisionLog`.
+
+Hot swap. A background thread refreshes an `AliasFollower` every
+`refresh_interval` seconds. When the alias moves, the new version is loaded,
+its signature verified and its feature list checked (`load_served`) in that
+thread; only a version that passes replaces the one serving, by assigning
+one attribute. A request reads that attribute once, so it is scored and
+recorded wholly by one version, and no request waits for or fails because of
+a swap. A refused version is logged and counted; the old one keeps serving.
+
+Missing values. The store gives every feature its declared default when an
+entity has no value; a value that is still None (a declared default of None)
+is counted in ``loopline_serving_missing_features`` and reaches the model as
+NaN. The decision records exactly what the model saw.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loopline.app import App
+from loopline.contracts import SchemaRegistry, Topic
+from loopline.features.declarations import DeclarationError
+from loopline.features.store import FeatureStore
+from loopline.log import Log
+from loopline.models.registry import ModelRegistry
+from loopline.models.registry_follower import AliasFollower
+from loopline.serving import metrics
+from loopline.serving.decision_log import DecisionLog
+from loopline.serving.decisions import Candidate, Decision, Returned, Value, decisions_topic
+from loopline.serving.ids import uuid7
+from loopline.serving.models import ServedModel, load_served
+from loopline.serving.requests import PredictRequest, RankRequest, ServingError
+
+__all__ = ["PredictionService"]
+
+logger = logging.getLogger(__name__)
+
+
+class PredictionService:
+    """Answers predict and rank requests for model `model` of `app` (see the module docstring).
+
+    `model` defaults to the application's only model; `alias` is the alias
+    followed. `state_dir` holds the decision backlog. `store`, `models` and
+    `decisions` may be given (tests, ``loopline demo``); otherwise they are
+    made on `log` and closed by `close`.
+    """
+
+    def __init__(
+        self,
+        log: Log,
+        app: App,
+        schemas: SchemaRegistry,
+        *,
+        state_dir: str | Path,
+        model: str | None = None,
+        alias: str = "production",
+        max_candidates: int = 1000,
+        refresh_interval: float = 0.5,
+        store: FeatureStore | None = None,
+        models: ModelRegistry | None = None,
+        decisions: DecisionLog | None = None,
+        decisions_to: Topic[Decision] | None = None,
+    ) -> None:
+        if model is None:
+            if len(app.models) != 1:
+                declared = ", ".join(m.name for m in app.models) or "none"
+                raise ValueError(
+                    f"application {app.name!r} declares {len(app.models)} models ({declared}): "
+                    "say which one to serve"
+                )
+            model = app.models[0].name
+        self.app, self.log = app, log
+        self.declaration = app.model(model)
+        self.alias = alias
+        self.max_candidates = max_candidates
+        self.refresh_interval = refresh_interval
+        self._owned: list[Any] = []
+        if store is None:
+            store = FeatureStore(log, app)
+            self._owned.append(store)
+        if models is None:
+            models = ModelRegistry(log)
+            self._owned.append(models)
+        if decisions is None:
+            decisions = DecisionLog(
+                log, schemas, decisions_to or decisions_topic(app.name), state_dir, label=app.name
+            )
+            self._owned.append(decisions)
+        self.store, self.models, self.decisions = store, models, decisions
+        self.follower = AliasFollower(
+            models,
+            model,
+            alias,
+            decode=lambda data, version: load_served(
+                data, version, app.features, self.declaration.entity
+            ),
+        )
+        self.served: ServedModel | None = None
+        self.features_loaded = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._labels = (app.name, model)
+        self._missing: dict[str, Any] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the features and the model, and follow the alias, in a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._follow, name="loopline-serve", daemon=True)
+            self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stop.is_set() and not self.features_loaded:
+            try:
+                self.store.catch_up(timeout=self.refresh_interval + 5)
+                self.features_loaded = True
+            except TimeoutError:
+                continue
+            except Exception:
+                logger.exception("the online features of %s are not loading", self.app.name)
+                self._stop.wait(1.0)
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self.refresh_interval)
+
+    def refresh(self) -> bool:
+        """Look for a move of the alias now; True when a new version was swapped in."""
+        refused = set(self.follower.refused)
+        try:
+            swapped = self.follower.refresh()
+        except Exception:  # a registry hiccup: keep serving, try again next time
+            logger.exception("cannot read the model registry; the current model keeps serving")
+            return False
+        for _ in set(self.follower.refused) - refused:
+            metrics.REFUSED.labels(*self._labels).inc()
+        if swapped:
+            served: ServedModel = self.follower.model
+            self.served = served  # one assignment: requests see the old or the new, whole
+            metrics.SWAPS.labels(*self._labels).inc()
+            metrics.MODEL_VERSION.labels(*self._labels).set(served.number)
+            logger.info("serving model %r v%d", served.name, served.number)
+        return swapped
+
+    def readiness(self) -> list[str]:
+        """What the service still waits for before it can answer (empty: ready)."""
+        waiting = []
+        if not self.features_loaded:
+            waiting.append("the online features are loading")
+        if self.served is None:
+            name = self.declaration.name
+            refused = "; ".join(self.follower.refused.values())
+            waiting.append(
+                f"no version of model {name!r} is at alias {self.alias!r} yet"
+                + (f" ({refused})" if refused else "")
+            )
+        if self.decisions.full:
+            waiting.append("the decision backlog is full: decisions are being dropped")
+        return waiting
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for part in reversed(self._owned):
+            part.close()
+
+    # -- answering -------------------------------------------------------------------------
+
+    def _model(self) -> ServedModel:
+        served = self.served
+        if served is None:
+            raise ServingError(
+                503,
+                "not ready: " + "; ".join(self.readiness() or ["no model"]),
+                headers={"Retry-After": "1"},
+            )
+        return served
+
+    def predict(self, request: PredictRequest, started: float) -> dict[str, Any]:
+        """Score one entity; the answer carries the decision id."""
+        served = self._model()
+        if served.candidate_entity is not None:
+            raise ServingError(
+                422,
+                f"model {served.name!r} v{served.number} scores a {served.entity} with each "
+                f"{served.candidate_entity}: use POST /v1/rank with candidates",
+            )
+        rows = self._vectors(served, [{served.entity: request.entity}])
+        score = self._scores(served, rows)[0]
+        decision = self._decide(
+            "predict",
+            served,
+            request.entity,
+            request.context,
+            [Candidate(request.entity, score, rows[0])],
+            [Returned(request.entity, score, 1.0)],
+            started,
+        )
+        return {
+            "decision_id": decision.decision_id,
+            "model": served.name,
+            "version": served.number,
+            "score": score,
+        }
+
+    def rank(self, request: RankRequest, started: float) -> dict[str, Any]:
+        """Order the candidates by score (best first, ties in request order), keep `k`."""
+        candidates = request.candidates
+        if len(candidates) > self.max_candidates:
+            raise ServingError(
+                413,
+                f"{len(candidates)} candidates in one request; the limit is {self.max_candidates}",
+            )
+        if not candidates:
+            raise ServingError(422, "candidates is empty: give at least one candidate id")
+        if len(set(candidates)) != len(candidates):
+            seen: set[str] = set()
+            for candidate in candidates:
+                if candidate in seen:
+                    raise ServingError(422, f"candidate {candidate!r} is listed more than once")
+                seen.add(candidate)
+        served = self._model()
+        other = served.candidate_entity
+        if other is None:
+            raise ServingError(
+                422,
+                f"model {served.name!r} v{served.number} reads only {served.entity} features, "
+                "so every candidate would score the same: use POST /v1/predict",
+            )
+        entity = request.entity
+        rows = self._vectors(served, [{served.entity: entity, other: c} for c in candidates])
+        scores = self._scores(served, rows)
+        order = sorted(range(len(candidates)), key=lambda i: -scores[i])[: request.k]
+        returned = [Returned(candidates[i], scores[i], 1.0) for i in order]
+        decision = self._decide(
+            "rank",
+            served,
+            entity,
+            request.context,
+            [Candidate(c, s, r) for c, s, r in zip(candidates, scores, rows, strict=True)],
+            returned,
+            started,
+        )
+        return {
+            "decision_id": decision.decision_id,
+            "model": served.name,
+            "version": served.number,
+            "items": [{"id": r.id, "score": r.score} for r in returned],
+        }
+
+    def _vectors(
+        self, served: ServedModel, ids: Sequence[dict[str, str]]
+    ) -> list[dict[str, Value]]:
+        try:
+            rows = self.store.vectors(ids, served.features)
+        except DeclarationError as exc:  # checked when the version was loaded
+            raise ServingError(500, f"cannot read the model's features: {exc}") from None
+        defaults = served.defaults
+        for row in rows:
+            for name, value in row.items():
+                if value is None:
+                    row[name] = defaults[name]
+                    counter = self._missing.get(name)
+                    if counter is None:
+                        counter = self._missing[name] = metrics.MISSING_FEATURES.labels(
+                            *self._labels, name
+                        )
+                    counter.inc()
+        return rows
+
+    def _scores(self, served: ServedModel, rows: list[dict[str, Value]]) -> list[float]:
+        try:
+            scores = [float(s) for s in served.scorer.predict(rows)]
+        except Exception as exc:
+            logger.exception("model %r v%d failed to score", served.name, served.number)
+            raise ServingError(
+                500, f"model {served.name!r} v{served.number} failed to score: {exc}"
+            ) from None
+        if not all(math.isfinite(s) for s in scores):
+            raise ServingError(
+                500, f"model {served.name!r} v{served.number} gave a score that is not a number"
+            )
+        return scores
+
+    def _decide(
+        self,
+        kind: str,
+        served: ServedModel,
+        entity: str,
+        context: dict[str, Value],
+        candidates: list[Candidate],
+        returned: list[Returned],
+        started: float,
+    ) -> Decision:
+        decision = Decision(
+            decision_id=str(uuid7()),
+            at=datetime.datetime.now(datetime.UTC),
+            kind=kind,  # type: ignore[arg-type]
+            model=served.name,
+            model_version=served.number,
+            entity_name=served.entity,
+            entity=entity,
+            context=context,
+            candidates=candidates,
+            returned=returned,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        self.decisions.submit(decision)
+        return decision

@@ -1,0 +1,194 @@
+"""Hot swap under load, refusal of untrusted versions, and decisions kept through a log outage."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+
+import httpx
+import pytest
+
+from loopline.log import Log, LogUnavailable
+from loopline.models.registry import ModelRegistry
+from loopline.models.signing import HmacSigner
+from loopline.serving.decision_log import DecisionLog
+from loopline.serving.decisions import Decision, decisions_topic
+from serving.helpers import decisions, fit, make_shop, publish, serving, wait_ready
+from support import consume_all, unique
+
+
+@pytest.fixture
+def shop(log, monkeypatch):
+    monkeypatch.setenv("LOOPLINE_SIGNING_KEY", "a serving test secret, 16+ bytes")
+    shop = make_shop(log)
+    yield shop
+    shop.models.close()
+    shop.schemas.close()
+
+
+def test_a_new_version_is_swapped_in_under_load_without_a_failed_request(shop, tmp_path) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    with serving(shop, shop.scorer, tmp_path) as (client, service):
+        wait_ready(client)
+        stop = threading.Event()
+        answers: list[tuple[int, int | None]] = []
+
+        def load() -> None:
+            with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
+                while not stop.is_set():
+                    answer = own.post("/v1/predict", json={"entity": "m-3"})
+                    ok = answer.status_code == 200
+                    answers.append((answer.status_code, answer.json()["version"] if ok else None))
+
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        publish(shop, shop.scorer, fit(["age"], flip=True))
+        deadline = time.monotonic() + 60
+        while not any(v == 2 for _, v in answers[-20:]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        recorded = decisions(shop.log, service, len(answers))
+    assert [status for status, _ in answers if status != 200] == []
+    versions = [v for _, v in answers]
+    assert versions[0] == 1 and versions[-1] == 2
+    assert len(recorded) == len(answers)
+    last = max(recorded, key=lambda d: d["decision_id"])
+    assert last["model_version"] == 2
+
+
+def test_an_untrusted_version_is_refused_and_the_old_keeps_serving(shop, tmp_path) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    with serving(shop, shop.scorer, tmp_path) as (client, service):
+        wait_ready(client)
+        stranger = ModelRegistry(shop.log, signer=HmacSigner(b"someone else's key, 16+ bytes"))
+        try:
+            publish(shop, shop.scorer, fit(["age"], flip=True), registry=stranger)
+        finally:
+            stranger.close()
+        deadline = time.monotonic() + 30
+        while 2 not in service.follower.refused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "does not trust" in service.follower.refused[2]
+        answer = client.post("/v1/predict", json={"entity": "m-1"})
+        assert answer.status_code == 200 and answer.json()["version"] == 1
+        assert client.get("/readyz").json()["version"] == 1
+        assert "loopline_serving_models_refused_total" in client.get("/metrics").text
+
+
+def test_a_version_reading_undeclared_features_is_refused(shop, tmp_path) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    with serving(shop, shop.scorer, tmp_path) as (client, service):
+        wait_ready(client)
+        publish(shop, shop.scorer, fit(["age", "clicks_1h"]))
+        deadline = time.monotonic() + 30
+        while 2 not in service.follower.refused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "does not declare: clicks_1h" in service.follower.refused[2]
+        assert client.post("/v1/predict", json={"entity": "m-1"}).json()["version"] == 1
+
+
+class FlakyLog:
+    """A log whose producers fail while `down` is set: the log unreachable, as seen by a client."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.down = threading.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self.log, name)
+
+    def producer(self, **kw):
+        flaky = self
+
+        class Producer:
+            def __init__(self) -> None:
+                self.inner = flaky.log.producer(**kw)
+
+            def send(self, *args, **kwargs) -> None:
+                if flaky.down.is_set():
+                    raise LogUnavailable("the log is down (test)")
+                self.inner.send(*args, **kwargs)
+
+            def flush(self, timeout=None) -> int:
+                if flaky.down.is_set():
+                    raise LogUnavailable("the log is down (test)")
+                return self.inner.flush(timeout)
+
+            def close(self) -> None:
+                self.inner.close()
+
+        return Producer()
+
+
+def _decision(n: int) -> Decision:
+    return Decision(
+        f"d-{n}", datetime.datetime.now(datetime.UTC), "predict", "m", 1, "member", f"m-{n}",
+        {}, [], [], latency_ms=0.1,
+    )  # fmt: skip
+
+
+def test_decisions_wait_in_a_durable_backlog_while_the_log_is_down(log, tmp_path) -> None:
+    from loopline.contracts import LogRegistry
+
+    flaky = FlakyLog(log)
+    registry = LogRegistry(log)
+    topic = decisions_topic(unique("shop"))
+    writer = DecisionLog(flaky, registry, topic, tmp_path, label=topic.name, retry_interval=0.1)
+    for n in range(5):
+        writer.submit(_decision(n))
+    assert writer.flush(30)
+    flaky.down.set()
+    for n in range(5, 20):
+        writer.submit(_decision(n))
+    deadline = time.monotonic() + 30
+    while len(writer.backlog) < 15 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(writer.backlog) == 15 and writer.pending == 0
+    writer.close()  # a restart while the log is down: the backlog is on disk
+    writer = DecisionLog(flaky, registry, topic, tmp_path, label=topic.name, retry_interval=0.1)
+    assert len(writer.backlog) == 15
+    writer.submit(_decision(20))
+    time.sleep(0.3)
+    assert len(writer.backlog) == 16
+    flaky.down.clear()
+    assert writer.flush(60)
+    writer.close()
+    registry.close()
+    consumer = log.consumer(None, [topic.name], reset="earliest")
+    try:
+        records = consume_all(consumer, 21)
+    finally:
+        consumer.close()
+    ids = [r.value.split(b'"decision_id":"')[1].split(b'"')[0].decode() for r in records]
+    assert ids == [f"d-{n}" for n in range(21)]  # none lost, in order (one partition)
+
+
+@pytest.mark.parametrize("backend", ["embedded"])  # deleting a shared Kafka topic: not here
+def test_the_service_keeps_answering_when_the_decisions_topic_is_gone(log, shop, tmp_path) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    with serving(shop, shop.scorer, tmp_path) as (client, service):
+        wait_ready(client)
+        service.decisions.retry_interval = 0.1
+        first = client.post("/v1/predict", json={"entity": "m-1"}).json()["decision_id"]
+        assert service.decisions.flush(30)
+        topic = service.decisions.topic.name
+        log.delete_topic(topic)
+        during = [client.post("/v1/predict", json={"entity": "m-2"}) for _ in range(10)]
+        assert {a.status_code for a in during} == {200}
+        deadline = time.monotonic() + 30
+        while len(service.decisions.backlog) < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "loopline_decisions_backlog{" in client.get("/metrics").text
+        assert len(service.decisions.backlog) == 10
+        service.decisions.topic.create(log, shop.schemas)
+        recorded = decisions(log, service, 10)
+    assert first not in {d["decision_id"] for d in recorded}  # deleted with the topic
+    assert sorted(d["decision_id"] for d in recorded) == sorted(
+        a.json()["decision_id"] for a in during
+    )
