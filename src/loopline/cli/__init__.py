@@ -23,8 +23,10 @@ from loopline.cli.features import features
 from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
 from loopline.cli.models import models
 from loopline.cli.produce import produce
+from loopline.cli.serve import serve
 from loopline.cli.settings import LogSettings, parse_pairs, read_properties
 from loopline.cli.topics import topics
+from loopline.cli.train import train
 from loopline.log import DEFAULT_LOG_URL, default_log_url
 
 __all__ = ["CLIError", "cli", "main"]
@@ -111,6 +113,8 @@ cli.add_command(schema_registry_command)
 cli.add_command(dataset)
 cli.add_command(features)
 cli.add_command(models)
+cli.add_command(serve)
+cli.add_command(train)
 
 
 def main() -> None:

@@ -1,0 +1,551 @@
+"""Training: from a pinned dataset to a signed model version, once, on a schedule, or again.
+
+`train_once` is what ``loopline train APP --model NAME`` does: read the data
+(a spine's dataset, or a topic of labelled examples; see
+`loopline.models.training_data`), check it, split it by time, fit the model's
+trainer on the earlier part, evaluate it on the later part with the metrics of
+its task, and publish the fitted model to the registry with its feature list,
+metrics, parameters, data lineage (the manifest) and code version. The version
+published is the model that was evaluated, so its metrics describe it exactly.
+
+`train_every` does the same on a schedule, each time from the newest data;
+`loopline.models.online.train_online` learns continuously from the labelled
+stream. The model's declaration is the same for all three.
+
+`reproduce` rebuilds a version's data from its manifest, trains again, and puts
+the new model's scores beside the published model's, so anyone can check that
+the version is what its manifest says.
+
+>>> import json, tempfile
+>>> from loopline import App
+>>> from loopline.log import open_log
+>>> from loopline.models import HmacSigner, ModelRegistry
+>>> from loopline.models.declarations import Model
+>>> from loopline.models.trainers import LightGBMTrainer
+>>> log = open_log("embedded:" + tempfile.mkdtemp())
+>>> log.create_topic("examples")
+>>> producer = log.producer()
+>>> for i in range(400):
+...     spend = (i * 37) % 100 / 10
+...     example = {"spend": spend, "label": int(spend > 5), "at": 1_700_000_000_000 + i}
+...     producer.send("examples", json.dumps(example).encode())
+>>> producer.flush()
+400
+>>> app = App("shop", models=[Model("buy", entity="member", trainer=lambda: LightGBMTrainer(
+...     {"num_leaves": 4, "min_data_in_leaf": 5}, num_boost_round=10))])
+>>> signer = HmacSigner(b"a secret of sixteen bytes or more")
+>>> registry = ModelRegistry(log, signer=signer)
+>>> result = train_once(log, app, "buy", labelled_topic="examples", registry=registry,
+...                     alias="candidate")
+>>> result.version.version, result.train_rows, result.test_rows, result.metrics["auc"]
+(1, 320, 80, 1.0)
+>>> sorted(result.timings)
+['evaluate', 'fit', 'load', 'publish']
+>>> registry.alias("buy", "candidate").version
+1
+>>> again = reproduce(log, app, "buy", 1, registry=registry)
+>>> again.identical, len(again.original)
+(True, 80)
+>>> registry.close(); producer.close(); log.close()
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from loopline.app import App, load_app
+from loopline.contracts.registry import SchemaRegistry
+from loopline.log import Log
+from loopline.models.declarations import Model
+from loopline.models.evaluation import (
+    DataError,
+    check_features,
+    check_labels,
+    evaluate,
+    split_by_time,
+)
+from loopline.models.registry import ModelRegistry, SigningKeyMissing
+from loopline.models.registry_records import ModelVersion, plain
+from loopline.models.signing import SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV
+from loopline.models.trainers import FORMATS, Trainer, load_trainer
+from loopline.models.training_data import (
+    Progress,
+    TrainingData,
+    dataset_again,
+    feature_types,
+    from_labelled,
+    from_spine,
+    group_column,
+    labelled_again,
+)
+
+__all__ = [
+    "STEPS",
+    "Progress",
+    "Reproduction",
+    "TrainResult",
+    "TrainingError",
+    "reproduce",
+    "train_every",
+    "train_once",
+]
+
+STEPS = ("load", "fit", "evaluate", "publish")
+
+
+class TrainingError(ValueError):
+    """A training run that cannot start as asked (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A published version, how it scored on the later data, and how long each step took.
+
+    `timings` holds the seconds of each of `STEPS`: load (read and check the
+    data, split it), fit, evaluate, publish (save, sign, write, move the alias).
+    """
+
+    version: ModelVersion
+    metrics: dict[str, float]
+    train_rows: int
+    test_rows: int
+    timings: dict[str, float]
+    alias: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        """The whole run, in seconds."""
+        return sum(self.timings.values())
+
+    def shares(self) -> dict[str, float]:
+        """Each step's share of the whole run (0 to 1).
+
+        >>> TrainResult(None, {}, 1, 1, {"load": 1.0, "fit": 3.0}).shares()
+        {'load': 0.25, 'fit': 0.75}
+        """
+        total = self.seconds or 1.0
+        return {step: seconds / total for step, seconds in self.timings.items()}
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A version trained again from its manifest: both models' scores on the same later rows.
+
+    `original` are the scores of the published model (loaded through the
+    registry, its signature verified); `rebuilt` those of the model trained
+    again. A deterministic trainer gives identical scores (and artifact).
+    """
+
+    version: ModelVersion
+    original: np.ndarray
+    rebuilt: np.ndarray
+    metrics: dict[str, float]
+    same_artifact: bool
+    same_params: bool
+    test_rows: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "test_rows", len(self.rebuilt))
+
+    @property
+    def identical(self) -> bool:
+        """Whether every score is the same, bit for bit."""
+        return self.original.shape == self.rebuilt.shape and bool(
+            np.array_equal(self.original, self.rebuilt)
+        )
+
+    @property
+    def max_difference(self) -> float:
+        """The largest absolute difference between the two models' scores."""
+        if self.original.shape != self.rebuilt.shape or not len(self.original):
+            return float("inf") if self.original.shape != self.rebuilt.shape else 0.0
+        return float(np.max(np.abs(self.original - self.rebuilt)))
+
+
+# -- the steps ---------------------------------------------------------------------------
+
+
+def _application(app: App | str) -> App:
+    return load_app(app) if isinstance(app, str) else app
+
+
+def new_trainer(model: Model) -> Trainer:
+    """A fresh trainer of `model`, checked to follow the trainer protocol."""
+    trainer = model.new_trainer()
+    if not isinstance(trainer, Trainer):
+        raise TrainingError(
+            f"model {model.name!r}: its trainer made a {type(trainer).__name__}, which is not a "
+            "trainer (it needs name, task, fit, predict, save, load and params; see "
+            "loopline.models.trainers.protocol)"
+        )
+    return trainer
+
+
+def check_signer(registry: ModelRegistry, model: str) -> None:
+    """Fail before any work when nothing could be published: no signing key."""
+    if registry.signer is None:
+        raise SigningKeyMissing(
+            f"cannot publish model {model!r} unsigned: set {SIGNING_KEY_ENV} (a shared secret "
+            f"of 16 bytes or more) or {SIGNING_KEY_FILE_ENV} (an Ed25519 private key from "
+            "`loopline models keygen`), then train again"
+        )
+
+
+def _load(
+    log: Log,
+    app: App | str,
+    application: App,
+    model: Model,
+    *,
+    spine: str | Path | None,
+    labelled_topic: str | None,
+    schemas: SchemaRegistry | None,
+    progress: Progress | None,
+) -> TrainingData:
+    if (spine is None) == (labelled_topic is None):
+        raise TrainingError(
+            f"train model {model.name!r} from a spine (a file or topic of entity, instant and "
+            "label: --spine) or from a topic of labelled examples (--labelled), one of the two"
+        )
+    if spine is not None:
+        return from_spine(log, app, model, spine, schemas=schemas, progress=progress)
+    assert labelled_topic is not None
+    return from_labelled(
+        log, application, model, labelled_topic, schemas=schemas, progress=progress
+    )
+
+
+@dataclass(frozen=True)
+class _Split:
+    train: pa.Table
+    test: pa.Table
+    summary: dict[str, Any]
+
+
+def _split(data: TrainingData, model: Model, task: str, test_fraction: float) -> _Split:
+    """The checked data, split by time; `DataError`s name the part that is wrong."""
+    table = data.table
+    if table.num_rows == 0:
+        raise DataError(
+            f"the data is empty: {data.origin} gave 0 rows; check that the spine or topic "
+            "holds labelled rows"
+        )
+    check_features(table, data.features)
+    if data.label not in table.column_names:
+        raise DataError(
+            f"the data of {data.origin} has no label column {data.label!r} (its columns are "
+            f"{', '.join(table.column_names)}): set label= on model {model.name!r}"
+        )
+    check_labels(task, table[data.label])
+    train, test = split_by_time(table, data.time, test_fraction)
+    cutoff = test[data.time][0].as_py()
+    for rows, part, when in ((train, "earlier", "before"), (test, "later", "from")):
+        try:
+            check_labels(task, rows[data.label])
+        except DataError as exc:
+            raise DataError(
+                f"the {part} part of the data ({rows.num_rows:,} rows {when} {data.time} "
+                f"{_instant(cutoff)}) cannot be used: {exc}; use more data, or a test_fraction "
+                "that leaves both labels on each side"
+            ) from None
+    summary = {
+        "label": data.label,
+        "time": data.time,
+        "test_fraction": test_fraction,
+        "cutoff": cutoff,
+        "train_rows": train.num_rows,
+        "test_rows": test.num_rows,
+    }
+    return _Split(train, test, summary)
+
+
+def _instant(value: Any) -> str:
+    """A cutoff as people read it: ISO 8601 for epoch milliseconds.
+
+    >>> _instant(1_700_000_000_000), _instant(7)
+    ('2023-11-14T22:13:20Z', '7')
+    """
+    if isinstance(value, int) and value >= 100_000_000_000:
+        moment = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.UTC)
+        text = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return text.replace(".000Z", "Z")
+    return str(value)
+
+
+def _fit(trainer: Trainer, split: _Split, data: TrainingData, groups: str | None) -> None:
+    options: dict[str, Any] = {"features": list(data.features)}
+    if groups is not None:
+        options["groups"] = split.train[groups].to_numpy(zero_copy_only=False)
+    labels = check_labels(trainer.task, split.train[data.label])
+    trainer.fit(split.train.select(list(data.features)), labels, **options)
+
+
+def _scores(trainer: Trainer, table: pa.Table, features: tuple[str, ...]) -> np.ndarray:
+    columns = [table[name].cast(pa.float64()).to_numpy(zero_copy_only=False) for name in features]
+    return np.asarray(trainer.predict(np.column_stack(columns)), dtype=np.float64)
+
+
+def _metrics(
+    trainer: Trainer, split: _Split, data: TrainingData, groups: str | None
+) -> tuple[dict[str, float], np.ndarray]:
+    scores = _scores(trainer, split.test, data.features)
+    ids = split.test[groups] if groups is not None else None
+    return evaluate(trainer.task, split.test[data.label], scores, ids), scores
+
+
+# -- once --------------------------------------------------------------------------------
+
+
+def train_once(
+    log: Log,
+    app: App | str,
+    model_name: str,
+    *,
+    spine: str | Path | None = None,
+    labelled_topic: str | None = None,
+    registry: ModelRegistry,
+    alias: str | None = None,
+    schemas: SchemaRegistry | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train model `model_name` of `app` once and publish it; see the module docstring.
+
+    The data is the dataset of `spine` (a file or a topic; the application's
+    features are computed for it as of each row's instant) or the labelled
+    examples of `labelled_topic`. `app` is an App or its ``module:attribute``
+    name (recorded in the manifest, so a rebuild can find it). `alias`, if
+    given, is moved to the new version. `schemas` decodes topics bound to a
+    contract. `progress(what, done, total)` follows loading and fitting (total
+    None while a step's size is unknown).
+
+    Raises `DataError` for data a model cannot learn from (empty, one class,
+    a declared feature missing), `SigningKeyMissing` before reading anything
+    when the registry cannot sign, `TrainingError` for a bad request.
+    """
+    application = _application(app)
+    model = application.model(model_name)
+    check_signer(registry, model.name)
+    trainer = new_trainer(model)
+    groups = group_column(model)
+    timings: dict[str, float] = {}
+
+    started = time.perf_counter()
+    data = _load(
+        log,
+        app,
+        application,
+        model,
+        spine=spine,
+        labelled_topic=labelled_topic,
+        schemas=schemas,
+        progress=progress,
+    )
+    split = _split(data, model, trainer.task, model.test_fraction)
+    timings["load"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    what = f"fit {trainer.name} on {split.train.num_rows:,} rows"
+    if progress is not None:
+        progress(what, 0, None)
+    _fit(trainer, split, data, groups)
+    if progress is not None:
+        progress(what, 1, 1)
+    timings["fit"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    metrics, _ = _metrics(trainer, split, data, groups)
+    timings["evaluate"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    version = _publish(registry, model, trainer, data, split, metrics, alias)
+    timings["publish"] = time.perf_counter() - started
+    return TrainResult(
+        version=version,
+        metrics=metrics,
+        train_rows=split.train.num_rows,
+        test_rows=split.test.num_rows,
+        timings=timings,
+        alias=alias,
+    )
+
+
+def _publish(
+    registry: ModelRegistry,
+    model: Model,
+    trainer: Trainer,
+    data: TrainingData,
+    split: _Split,
+    metrics: dict[str, float],
+    alias: str | None,
+) -> ModelVersion:
+    artifact, format = trainer.save()
+    manifest = {**data.manifest, "split": split.summary}
+    version = registry.publish(
+        model.name,
+        artifact,
+        format=format,
+        trainer=trainer.name,
+        params=trainer.params(),
+        features=feature_types(split.train, data.features),
+        metrics=metrics,
+        manifest=manifest,
+    )
+    if alias is not None:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:3])
+        registry.promote(model.name, version.version, alias, reason=f"loopline train: {shown}")
+    return version
+
+
+# -- again -------------------------------------------------------------------------------
+
+
+def reproduce(
+    log: Log,
+    app: App | str,
+    model_name: str,
+    version: int,
+    *,
+    registry: ModelRegistry,
+    schemas: SchemaRegistry | None = None,
+    progress: Progress | None = None,
+) -> Reproduction:
+    """Train version `version` of model `model_name` again from its manifest; nothing is
+    published. Returns both models' scores on the later part of the rebuilt data.
+
+    Raises `DatasetError` when the log no longer holds the records read then,
+    `TrainingError` for a version that was not trained by `train_once`, and
+    `UntrustedModel` when the published artifact does not verify.
+    """
+    application = _application(app)
+    model = application.model(model_name)
+    published = registry.version(model.name, version)
+    recorded = published.manifest or {}
+    kind = recorded.get("kind")
+    if kind not in ("dataset", "labelled"):
+        how = (
+            "it was learned online, from a stream in arrival order"
+            if kind == "online"
+            else "its manifest does not say which data built it"
+        )
+        raise TrainingError(
+            f"model {model.name!r} v{version} cannot be reproduced: {how}; reproduce a version "
+            "published by `loopline train` from a spine or a labelled topic"
+        )
+    trainer = new_trainer(model)
+    if kind == "dataset":
+        data = dataset_again(log, application, model, recorded, schemas=schemas, progress=progress)
+    else:
+        data = labelled_again(log, application, model, recorded, schemas=schemas, progress=progress)
+    summary = recorded.get("split") or {}
+    data = TrainingData(
+        data.table,
+        tuple(published.feature_names) or data.features,
+        summary.get("label", data.label),
+        summary.get("time", data.time),
+        data.manifest,
+        data.origin,
+    )
+    split = _split(data, model, trainer.task, summary.get("test_fraction", model.test_fraction))
+    what = f"fit {trainer.name} on {split.train.num_rows:,} rows"
+    if progress is not None:
+        progress(what, 0, None)
+    _fit(trainer, split, data, group_column(model))
+    if progress is not None:
+        progress(what, 1, 1)
+    metrics, rebuilt = _metrics(trainer, split, data, group_column(model))
+    artifact = registry.load_artifact(published)  # verified, or UntrustedModel
+    known = published.format in FORMATS
+    original_model = load_trainer(
+        artifact, published.format, trainer_class=None if known else type(trainer)
+    )
+    original = _scores(original_model, split.test, data.features)
+    again, _ = trainer.save()
+    return Reproduction(
+        version=published,
+        original=original,
+        rebuilt=rebuilt,
+        metrics=metrics,
+        same_artifact=again == artifact,
+        same_params=_plain(trainer.params()) == published.params,
+    )
+
+
+def _plain(params: dict[str, Any]) -> Any:
+    return plain(params, "parameters")
+
+
+# -- on a schedule -----------------------------------------------------------------------
+
+
+def train_every(
+    interval_s: float,
+    stop: threading.Event,
+    log: Log,
+    app: App | str,
+    model_name: str,
+    *,
+    spine: str | Path | None = None,
+    labelled_topic: str | None = None,
+    registry: ModelRegistry,
+    alias: str | None = None,
+    schemas: SchemaRegistry | None = None,
+    progress: Progress | None = None,
+    on_result: Callable[[TrainResult], None] | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+    runs: int | None = None,
+) -> list[TrainResult]:
+    """Run `train_once` now and then every `interval_s` seconds until `stop` is set (or
+    `runs` trainings were attempted); return the results.
+
+    Every run pins the data again, so it trains on the newest records. The
+    schedule is fixed-rate: a run that takes longer than the interval delays
+    the next one, and missed ticks are skipped, not made up. `on_result` sees
+    each published version; a run whose data is not usable (a `DataError` or
+    `DatasetError`: no rows yet, one class) goes to `on_error` and the
+    schedule goes on; without `on_error` it is raised.
+    """
+    from loopline.features.offline.events import BuildError
+
+    if interval_s <= 0:
+        raise TrainingError(f"the interval must be positive, not {interval_s} s")
+    application = _application(app)
+    check_signer(registry, application.model(model_name).name)
+    results: list[TrainResult] = []
+    attempts = 0
+    first = time.monotonic()
+    while not stop.is_set():
+        try:
+            result = train_once(
+                log,
+                app,
+                model_name,
+                spine=spine,
+                labelled_topic=labelled_topic,
+                registry=registry,
+                alias=alias,
+                schemas=schemas,
+                progress=progress,
+            )
+        except (DataError, BuildError) as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+        else:
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        attempts += 1
+        if runs is not None and attempts >= runs:
+            break
+        elapsed = time.monotonic() - first
+        stop.wait(interval_s - elapsed % interval_s)
+    return results
