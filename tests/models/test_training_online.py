@@ -191,3 +191,31 @@ def test_a_trainer_that_does_not_learn_online_is_a_clear_error(log, registry):
     app = online_app(trainer=LightGBMTrainer)
     with pytest.raises(TrainingError, match=r"cannot learn online: its trainer \(lightgbm\)"):
         train_online(log, app, app.models[0].name, topic, registry=registry)
+
+
+def test_the_model_learned_online_is_the_one_learn_one_gives(log, registry):
+    """The batch path hands River exactly what RiverTrainer.learn_one would: the same
+    examples, in offset order, every feature a float (ints too)."""
+    topic = unique("examples")
+    log.create_topic(topic)  # one partition: one order
+    rng = np.random.default_rng(3)
+    values = []
+    for _ in range(700):
+        visits = int(rng.integers(0, 20))  # an int feature: learned as a float
+        spend = round(float(rng.normal()), 3)
+        label = bool(spend + visits / 10 + rng.normal() > 1)
+        values.append(json.dumps({"visits": visits, "spend": spend, "label": label}).encode())
+    send(log, topic, values)
+    app = online_app(features=["visits", "spend"])
+    stats = train_online(
+        log, app, app.models[0].name, topic, registry=registry, until_caught_up=True
+    )
+    assert stats.examples == 700
+    learned = registry.latest(app.models[0].name)
+    online = load_trainer(registry.load_artifact(learned), learned.format)
+    by_hand = slow_learner()
+    for value in values:
+        row = json.loads(value)
+        by_hand.learn_one({"visits": row["visits"], "spend": row["spend"]}, row["label"])
+    probe = [{"visits": v, "spend": s} for v in (0, 5, 19) for s in (-1.0, 0.0, 2.5)]
+    assert online.predict(probe).tobytes() == by_hand.predict(probe).tobytes()

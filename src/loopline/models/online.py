@@ -199,15 +199,15 @@ def train_online(
     trainer = check_online(model)
     group = group or default_group(application, model)
     stop = stop or threading.Event()
-    run = _Run(log, application, model, labelled_topic, registry, trainer, group, alias)
-    run.resume()
-    run.validate_every = validate_every
-    run.on_publish = on_publish
     reader = SourceReader(schemas).decoder(labelled_topic)
     binding = getattr(schemas, "binding", None)
+    run = _Run(log, application, model, labelled_topic, registry, trainer, group, alias)
+    run.validate_every = validate_every
+    run.on_publish = on_publish
     run.plain_json = not (binding and binding(labelled_topic))
-    ends = {p.partition: p.end for p in pin(log, labelled_topic).partitions}
     try:
+        run.resume()
+        ends = {p.partition: p.end for p in pin(log, labelled_topic).partitions}
         run.loop(reader, stop, every_examples, every_seconds, until_caught_up, ends, progress)
     finally:
         run.close()

@@ -64,7 +64,7 @@ import pyarrow as pa
 
 from loopline.app import App, load_app
 from loopline.contracts.registry import SchemaRegistry
-from loopline.log import Log
+from loopline.log import Log, LogError
 from loopline.models.declarations import Model
 from loopline.models.evaluation import (
     DataError,
@@ -511,7 +511,8 @@ def train_every(
     the next one, and missed ticks are skipped, not made up. `on_result` sees
     each published version; a run whose data is not usable (a `DataError` or
     `DatasetError`: no rows yet, one class) goes to `on_error` and the
-    schedule goes on; without `on_error` it is raised.
+    schedule goes on, as it does when the log cannot be reached for a while
+    (a `LogError`); without `on_error` it is raised.
     """
     from loopline.features.offline.events import BuildError
 
@@ -535,7 +536,7 @@ def train_every(
                 schemas=schemas,
                 progress=progress,
             )
-        except (DataError, BuildError) as exc:
+        except (DataError, BuildError, LogError) as exc:
             if on_error is None:
                 raise
             on_error(exc)

@@ -334,9 +334,9 @@ def _examples(app: App, model: Model, tables: list[ExampleChunk], read: TopicRan
             f"the examples of {origin} have no label field {model.label!r}; their fields are "
             f"{', '.join(c for c in columns if c != LOG_TIME)}: set label= on the model"
         )
-    labelled = pc.is_valid(table[model.label])
-    unlabelled = table.num_rows - pc.sum(labelled).as_py()
-    table = table.filter(labelled)
+    unlabelled = table[model.label].null_count
+    if unlabelled:
+        table = table.filter(pc.is_valid(table[model.label]))
     if table.num_rows == 0:
         raise DataError(
             f"the data is empty: none of the {records:,} examples of {origin} has a label "
