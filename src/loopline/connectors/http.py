@@ -317,32 +317,41 @@ class Ingest:
                 self._producer = None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(
+    request: Request, limit: int, error: Callable[..., Exception] = IngestError
+) -> bytes:
+    """The request's body, refused with `error` (status 413) once it passes `limit` bytes.
+
+    Shared by every loopline HTTP endpoint; `error` is the endpoint's own error type.
+    """
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise IngestError(413, f"the body is {length} bytes; the limit is {limit}")
+        raise error(413, f"the body is {length} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise IngestError(413, f"the body is over the limit of {limit} bytes")
+            raise error(413, f"the body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _authorize(request: Request, token: str | None) -> None:
+def authorize(
+    request: Request, token: str | None, error: Callable[..., Exception] = IngestError
+) -> None:
+    """Check ``Authorization: Bearer TOKEN`` when `token` is set (constant time); 401 via `error`."""
     if token is None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise IngestError(
+        raise error(
             401,
             "this endpoint needs a bearer token: send `Authorization: Bearer TOKEN`",
             headers={"WWW-Authenticate": 'Bearer realm="loopline"'},
         )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise IngestError(
+        raise error(
             401,
             "the bearer token is not valid",
             headers={"WWW-Authenticate": 'Bearer realm="loopline", error="invalid_token"'},
@@ -405,8 +414,8 @@ def create_app(
             Query(alias="time", description="Field that holds the event time (datetime or epoch)."),
         ] = None,
     ) -> dict[str, Any]:
-        _authorize(request, token)
-        body = await _read_body(request, max_body_bytes)
+        authorize(request, token)
+        body = await read_body(request, max_body_bytes)
         return await run_in_threadpool(ingest.produce, topic, body, key, time_field)
 
     return app

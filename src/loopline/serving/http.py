@@ -44,7 +44,6 @@ fields and wrong types are 422 naming the place, a body over
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -55,6 +54,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from loopline.connectors.http import authorize, read_body
 from loopline.serving import metrics
 from loopline.serving.requests import (
     PredictRequest,
@@ -94,38 +94,6 @@ def _body(kind: type, example: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise ServingError(413, f"the body is {length} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ServingError(413, f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _authorize(request: Request, token: str | None) -> None:
-    if token is None:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise ServingError(
-            401,
-            "this endpoint needs a bearer token: send `Authorization: Bearer TOKEN`",
-            headers={"WWW-Authenticate": 'Bearer realm="loopline"'},
-        )
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ServingError(
-            401,
-            "the bearer token is not valid",
-            headers={"WWW-Authenticate": 'Bearer realm="loopline", error="invalid_token"'},
-        )
-
-
 def create_app(
     service: PredictionService,
     *,
@@ -159,8 +127,8 @@ def create_app(
         started = time.perf_counter()
         status = 200
         try:
-            _authorize(request, token)
-            body = await _read_body(request, max_body_bytes)
+            authorize(request, token, ServingError)
+            body = await read_body(request, max_body_bytes, ServingError)
             parsed = decode(body, kind)
             return await run_in_threadpool(run, parsed, started)
         except ServingError as exc:
