@@ -144,7 +144,13 @@ class FeatureProcessor:
         last_commit = time.monotonic()
         while not stop.is_set():
             records = self._consumer.poll(self.max_batch, timeout=0.2)
-            self._follow_assignment()
+            if self._follow_assignment():
+                records = []  # the consumer was rewound: these come again
+            elif records:
+                # records of partitions another member now owns: never apply them here,
+                # or this member would write that partition's changelog and offsets too
+                owned = set(self._consumer.assignment())
+                records = [r for r in records if TopicPartition(r.topic, r.partition) in owned]
             if records:
                 self._apply(records)
             due = time.monotonic() - last_commit >= self.commit_interval
@@ -314,16 +320,20 @@ class FeatureProcessor:
             else:
                 self._consumer.seek(tp, offset)
 
-    def _follow_assignment(self) -> None:
+    def _follow_assignment(self) -> bool:
+        """Drop the units of partitions this member lost; True when it had to rewind."""
         gone = self._units.keys() - set(self._consumer.assignment())
         if not gone:
-            return
+            return False
+        rewound = False
         if self._in_transaction:  # changes of partitions now owned by another member
             self._in_transaction = False
             self._dirty = {}
             self._recover()
+            rewound = True
         for tp in gone:
             self._units.pop(tp, None)
+        return rewound
 
     # -- restoring ------------------------------------------------------------------------
 
