@@ -4,6 +4,7 @@
 #
 #   scripts/kafka.sh start    # fetch jars (first time), format fresh storage, start, wait until ready
 #   scripts/kafka.sh stop     # TERM (up to 20 s) then KILL; ok if not running
+#   scripts/kafka.sh resume   # start again on the storage of the last start: topics and records kept
 #   scripts/kafka.sh status   # exit 0 if running, 3 if not
 #
 # Environment:
@@ -52,7 +53,7 @@ log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|resume|status" >&2
     exit 2
 }
 
@@ -224,6 +225,7 @@ EOF
 }
 
 cmd_start() {
+    local fresh=${1:-fresh}
     check_port_number LOOPLINE_KAFKA_PORT "$PORT"
     check_port_number LOOPLINE_KAFKA_CONTROLLER_PORT "$CPORT"
     [[ $PORT != "$CPORT" ]] || die "broker and controller ports must differ (both $PORT)"
@@ -242,6 +244,13 @@ cmd_start() {
         fi
     done
 
+    if [[ $fresh == resume ]]; then
+        [[ -f "$DATA_DIR/meta.properties" ]] ||
+            die "nothing to resume in $DATA_DIR: use 'start' for a fresh broker"
+        rm -f "$PID_FILE"
+        launch
+        return
+    fi
     # fresh broker every time
     mkdir -p "$STATE"
     rm -rf "$DATA_DIR" "$LOG_DIR" "$PID_FILE"
@@ -258,7 +267,11 @@ cmd_start() {
         cat "$LOG_DIR/format.log" >&2
         die "formatting storage in $DATA_DIR failed"
     fi
+    launch
+}
 
+launch() {
+    local pid
     log "starting Kafka $KAFKA_VERSION on $BOOTSTRAP (controller 127.0.0.1:$CPORT, state in $STATE)"
     # setsid: own session, so the broker survives the caller's terminal/process group.
     # (setsid and nohup both exec, so $! is the java pid.)
@@ -333,6 +346,7 @@ cmd_status() {
 case $1 in
 start) cmd_start ;;
 stop) cmd_stop ;;
+resume) cmd_start resume ;;
 status) cmd_status ;;
 *) usage ;;
 esac

@@ -66,6 +66,21 @@ def test_predict_scores_one_entity_and_records_it(shop, tmp_path) -> None:
     assert decision["context"] == {"n": 1}
 
 
+def test_unknown_entities_are_refused_or_scored_on_defaults(shop, tmp_path) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    with serving(shop, shop.scorer, tmp_path) as (client, _):
+        wait_ready(client)
+        answer = client.post("/v1/predict", json={"entity": "m-new"})
+        assert answer.status_code == 404, answer.text
+        assert "unknown member 'm-new'" in answer.json()["error"]
+    with serving(shop, shop.scorer, tmp_path, unknown_entities="defaults") as (client, service):
+        wait_ready(client)
+        new = client.post("/v1/predict", json={"entity": "m-new"}).json()
+        recorded = {d["decision_id"]: d for d in decisions(shop.log, service, 1)}
+    features = recorded[new["decision_id"]]["candidates"][0]["features"]
+    assert features == {"age": 30}  # the declared default
+
+
 def test_bad_requests_get_a_4xx_with_a_message(shop, tmp_path) -> None:
     publish(shop, shop.ranker, fit(["age", "price"]))
     with serving(shop, shop.ranker, tmp_path, max_candidates=5, token="s3cret") as (client, _):
@@ -105,6 +120,8 @@ def test_bad_requests_get_a_4xx_with_a_message(shop, tmp_path) -> None:
         too_many = '{"entity": "m-1", "candidates": ["a", "b", "c", "d", "e", "f"]}'
         assert post("/v1/rank", too_many) == (413, "6 candidates in one request; the limit is 5")
         assert post("/v1/rank", '{"entity": "' + "x" * 2_000_000 + '"}')[0] == 413
+        status, error = post("/v1/rank", '{"entity": "m-nobody", "candidates": ["i-1"]}')
+        assert status == 404 and "unknown member 'm-nobody'" in error
         status, error = post("/v1/predict", '{"entity": "m-1"}')
         assert status == 422 and "use POST /v1/rank" in error
         assert client.get("/openapi.json").json()["paths"]["/v1/rank"]["post"]["requestBody"]

@@ -1,21 +1,19 @@
-"""Hot swap under load, refusal of untrusted versions, and decisions kept through a log outage."""
+"""Hot swap under load, refusal of untrusted versions, and decisions kept when their topic is gone.
+
+(A real broker outage: test_log_outage.py.)
+"""
 
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 
 import httpx
 import pytest
 
-from loopline.log import Log, LogUnavailable
 from loopline.models.registry import ModelRegistry
 from loopline.models.signing import HmacSigner
-from loopline.serving.decision_log import DecisionLog
-from loopline.serving.decisions import Decision, decisions_topic
 from serving.helpers import decisions, fit, make_shop, publish, serving, wait_ready
-from support import consume_all, unique
 
 
 @pytest.fixture
@@ -91,82 +89,6 @@ def test_a_version_reading_undeclared_features_is_refused(shop, tmp_path) -> Non
             time.sleep(0.05)
         assert "does not declare: clicks_1h" in service.follower.refused[2]
         assert client.post("/v1/predict", json={"entity": "m-1"}).json()["version"] == 1
-
-
-class FlakyLog:
-    """A log whose producers fail while `down` is set: the log unreachable, as seen by a client."""
-
-    def __init__(self, log: Log) -> None:
-        self.log = log
-        self.down = threading.Event()
-
-    def __getattr__(self, name: str):
-        return getattr(self.log, name)
-
-    def producer(self, **kw):
-        flaky = self
-
-        class Producer:
-            def __init__(self) -> None:
-                self.inner = flaky.log.producer(**kw)
-
-            def send(self, *args, **kwargs) -> None:
-                if flaky.down.is_set():
-                    raise LogUnavailable("the log is down (test)")
-                self.inner.send(*args, **kwargs)
-
-            def flush(self, timeout=None) -> int:
-                if flaky.down.is_set():
-                    raise LogUnavailable("the log is down (test)")
-                return self.inner.flush(timeout)
-
-            def close(self) -> None:
-                self.inner.close()
-
-        return Producer()
-
-
-def _decision(n: int) -> Decision:
-    return Decision(
-        f"d-{n}", datetime.datetime.now(datetime.UTC), "predict", "m", 1, "member", f"m-{n}",
-        {}, [], [], latency_ms=0.1,
-    )  # fmt: skip
-
-
-def test_decisions_wait_in_a_durable_backlog_while_the_log_is_down(log, tmp_path) -> None:
-    from loopline.contracts import LogRegistry
-
-    flaky = FlakyLog(log)
-    registry = LogRegistry(log)
-    topic = decisions_topic(unique("shop"))
-    writer = DecisionLog(flaky, registry, topic, tmp_path, label=topic.name, retry_interval=0.1)
-    for n in range(5):
-        writer.submit(_decision(n))
-    assert writer.flush(30)
-    flaky.down.set()
-    for n in range(5, 20):
-        writer.submit(_decision(n))
-    deadline = time.monotonic() + 30
-    while len(writer.backlog) < 15 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(writer.backlog) == 15 and writer.pending == 0
-    writer.close()  # a restart while the log is down: the backlog is on disk
-    writer = DecisionLog(flaky, registry, topic, tmp_path, label=topic.name, retry_interval=0.1)
-    assert len(writer.backlog) == 15
-    writer.submit(_decision(20))
-    time.sleep(0.3)
-    assert len(writer.backlog) == 16
-    flaky.down.clear()
-    assert writer.flush(60)
-    writer.close()
-    registry.close()
-    consumer = log.consumer(None, [topic.name], reset="earliest")
-    try:
-        records = consume_all(consumer, 21)
-    finally:
-        consumer.close()
-    ids = [r.value.split(b'"decision_id":"')[1].split(b'"')[0].decode() for r in records]
-    assert ids == [f"d-{n}" for n in range(21)]  # none lost, in order (one partition)
 
 
 @pytest.mark.parametrize("backend", ["embedded"])  # deleting a shared Kafka topic: not here

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 
 from loopline.app import App, AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
+from loopline.cli.interrupts import stopping
 from loopline.cli.output import echo_table, plural
 from loopline.cli.settings import LogSettings
 from loopline.features.declarations import DeclarationError
@@ -144,7 +141,7 @@ def run(
             err=True,
         )
         started = time.monotonic()
-        with _stopping() as stop:
+        with stopping() as stop:
             try:
                 stats = processor.run(stop, until_caught_up=until_caught_up)
             finally:
@@ -155,20 +152,6 @@ def run(
         f"{stats.late} late (to {processor.names.late}), {stats.dead_letters} dead-lettered, "
         f"{plural(stats.commits, 'commit')}"
     )
-
-
-@contextmanager
-def _stopping() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM, so the processor commits before it stops."""
-    stop = threading.Event()
-    handlers = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        handlers[sig] = signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield stop
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
 
 
 @features.command(

@@ -70,3 +70,22 @@ class InterruptGuard:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+
+@contextmanager
+def stopping() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM, so a long-running part commits before it stops.
+
+    Signals reach only the main thread: elsewhere (a command run in a thread)
+    the event is set by no signal, only by whoever holds it.
+    """
+    stop = threading.Event()
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

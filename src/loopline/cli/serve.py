@@ -7,6 +7,7 @@ import click
 from loopline.app import AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
+from loopline.cli.interrupts import stopping
 from loopline.cli.settings import LogSettings
 
 
@@ -37,6 +38,21 @@ $LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic."
     "--max-candidates", default=1000, show_default=True, type=int, help="Per rank request."
 )
 @click.option(
+    "--unknown-entities",
+    type=click.Choice(["reject", "defaults"]),
+    default="reject",
+    show_default=True,
+    help="An entity the online features hold nothing of: refuse with 404, or score "
+    "it on the declared defaults.",
+)
+@click.option(
+    "--from",
+    "source",
+    metavar="TOPIC",
+    help="Score the requests of TOPIC (JSON bodies of predict or rank) instead of serving HTTP.",
+)
+@click.option("--to", "target", metavar="TOPIC", help="With --from: the topic the answers go to.")
+@click.option(
     "--state-dir",
     default=".loopline-serve",
     show_default=True,
@@ -53,6 +69,9 @@ def serve(
     port: int,
     token: str | None,
     max_candidates: int,
+    unknown_entities: str,
+    source: str | None,
+    target: str | None,
     state_dir: str,
 ) -> None:
     """Serve APP's model: POST /v1/predict and /v1/rank (OpenAPI at /docs).
@@ -66,6 +85,8 @@ def serve(
     from loopline.serving.http import create_app
     from loopline.serving.service import PredictionService
 
+    if (source is None) != (target is None):
+        raise CLIError("--from and --to go together: --from REQUESTS --to ANSWERS")
     try:
         app = load_app(app_spec)
     except AppError as exc:
@@ -80,12 +101,37 @@ def serve(
                 model=model,
                 alias=alias,
                 max_candidates=max_candidates,
+                unknown_entities=unknown_entities,  # type: ignore[arg-type]
             )
         except (AppError, ValueError) as exc:
             raise CLIError(str(exc)) from None
+        if source is not None:
+            _score_stream(service, source, target)  # type: ignore[arg-type]
+            return
         click.echo(
             f"serving {app.name} model {service.declaration.name!r} at alias {alias!r} "
             f"on http://{host}:{port} (OpenAPI at /docs)",
             err=True,
         )
         uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")
+
+
+def _score_stream(service, source: str, target: str) -> None:
+    from loopline.serving.stream import StreamScorer
+
+    scorer = StreamScorer(service, source, target)
+    click.echo(
+        f"scoring {source} into {target} with model {service.declaration.name!r} "
+        f"(dead letters: {source}.dlq); Ctrl-C stops",
+        err=True,
+    )
+    try:
+        with stopping() as stop:
+            stats = scorer.run(stop)
+    finally:
+        scorer.close()
+        service.close()
+    click.echo(
+        f"{stats.requests} requests: {stats.answered} answered, {stats.dead_letters} dead-lettered",
+        err=True,
+    )

@@ -8,8 +8,6 @@ stream of labelled examples.
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ from click.core import ParameterSource
 from loopline.app import App, AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
+from loopline.cli.interrupts import stopping
 from loopline.cli.output import is_terminal, plural
 from loopline.cli.settings import LogSettings
 from loopline.features.offline.events import BuildError
@@ -87,21 +86,6 @@ def _bars() -> Iterator[_Bars | None]:
     bars = _Bars()
     with bars.progress:
         yield bars
-
-
-@contextmanager
-def _stopping() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM: the run in progress finishes, then training stops."""
-    stop = threading.Event()
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            handlers[sig] = signal.signal(sig, lambda *_: stop.set())
-    try:
-        yield stop
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -397,7 +381,7 @@ def _periodic(
             bars.clear()
         click.echo(f"error: {exc} (trying again at the next run)", err=True)
 
-    with _stopping() as stop:
+    with stopping() as stop:
         train_every(
             _interval(every),
             stop,
@@ -451,7 +435,7 @@ def _online(
         )
 
     started = time.monotonic()
-    with _stopping() as stop:
+    with stopping() as stop:
         stats = train_online(
             log,
             app,

@@ -33,6 +33,8 @@ keyed by the entity) has one state per partition; the store merges them.
 >>> store.catch_up()
 >>> store.get("member", ["m1", "m2", "m3"])
 [{'clicks_1h': 2}, {'clicks_1h': 1}, {'clicks_1h': 0}]
+>>> store.known("member", "m2"), store.known("member", "m3")
+(True, False)
 >>> store.close(); processor.close(); log.close()
 """
 
@@ -164,6 +166,14 @@ class FeatureStore:
                     view.ready(entity_name, str(entity_id))
         return [view.online.vector(ids, names=names, at=at) for ids in entities]
 
+    def known(self, entity_name: str, entity_id: str) -> bool:
+        """Whether the online features hold anything of `entity_id` (an event, a table row).
+
+        An entity never seen, or whose every window has passed and every table
+        row was deleted, is unknown: its vector would be all defaults.
+        """
+        return self._view.known(entity_name, str(entity_id))
+
     def catch_up(self, timeout: float = 60.0) -> None:
         """Wait until every change committed before this call is readable."""
         ends = {
@@ -253,6 +263,9 @@ class Merger:
         self._groups: dict[str, tuple[int, ...]] = {}
         for i, group in enumerate(features.aggregations):
             self._groups[group.entity.name] = (*self._groups.get(group.entity.name, ()), i)
+        self._tables: dict[str, tuple[int, ...]] = {}
+        for i, table in enumerate(features.tables):
+            self._tables[table.entity.name] = (*self._tables.get(table.entity.name, ()), i)
 
     def clock(self, clock: int | None) -> None:
         if clock is not None and (self.online.clock is None or clock > self.online.clock):
@@ -283,6 +296,13 @@ class Merger:
             rows = list(parts.values())
             latest = max(rows, key=lambda row: (row[0], row[1])) if rows else None
             self.online.load_entry("t", index, entity, latest)
+
+    def known(self, entity_name: str, entity_id: str) -> bool:
+        """Whether any aggregation or table of `entity_name` holds state for `entity_id`."""
+        parts = self._parts
+        return any(("a", i, entity_id) in parts for i in self._groups.get(entity_name, ())) or any(
+            ("t", i, entity_id) in parts for i in self._tables.get(entity_name, ())
+        )
 
     def ready(self, entity_name: str, entity_id: str) -> None:
         """Decode and merge the changed states of one entity before it is read."""

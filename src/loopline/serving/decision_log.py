@@ -39,6 +39,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 
@@ -95,6 +96,9 @@ class DecisionLog:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._producer: Producer | None = None
+        # Each batch is one transaction: a batch the log did not take is aborted before it
+        # goes to the backlog, so a read_committed reader never sees a decision twice.
+        self._transactional_id = f"loopline-decisions-{topic.name}-{uuid.uuid4().hex[:16]}"
         self._retry_at = 0.0
         self._full = False
         self._busy = False  # the writer holds decisions it took from the queue
@@ -175,12 +179,15 @@ class DecisionLog:
     def _send(self, records: list[Encoded]) -> bool:
         try:
             if self._producer is None:
-                self._producer = self.log.producer()
-            send = self._producer.send
+                self._producer = self.log.producer(transactional_id=self._transactional_id)
+            producer = self._producer
+            producer.begin_transaction()
+            send = producer.send
             name = self.topic.name
             for key, value, timestamp in records:
                 send(name, value, key, timestamp=timestamp)
-            self._producer.flush(self.flush_timeout)
+            producer.flush(self.flush_timeout)
+            producer.commit_transaction()
         except LogError as exc:
             self._retry_at = time.monotonic() + self.retry_interval
             logger.warning(
@@ -228,6 +235,8 @@ class DecisionLog:
     def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.abort_transaction()
             with contextlib.suppress(Exception):
                 producer.close()
 

@@ -14,7 +14,8 @@ before); ``GET /metrics`` is Prometheus' text format; ``/docs`` and
 ``Authorization: Bearer TOKEN`` (health, readiness and metrics do not).
 
 Bad requests never cause a 5xx: a body that is not JSON is 400, unknown
-fields and wrong types are 422 naming the place, a body over
+fields and wrong types are 422 naming the place, an entity the online
+features hold nothing of is 404, a body over
 ``max_body_bytes`` or more candidates than the limit is 413.
 
 >>> import tempfile
@@ -76,6 +77,10 @@ decisions topic under the `decision_id` the answer carries (contract `loopline.d
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not valid JSON."},
     401: {"description": "A bearer token is required (`Authorization: Bearer TOKEN`)."},
+    404: {
+        "description": "Unknown entity: the online features hold nothing of it "
+        "(unless the service scores unknown entities on their defaults)."
+    },
     413: {"description": "The body is too large, or there are more candidates than the limit."},
     422: {
         "description": "An unknown field, a value of the wrong type, or a request the model "

@@ -13,6 +13,13 @@ one attribute. A request reads that attribute once, so it is scored and
 recorded wholly by one version, and no request waits for or fails because of
 a swap. A refused version is logged and counted; the old one keeps serving.
 
+Unknown entities. A request for an entity the online features hold nothing
+of (no event, no table row) is refused with a 404 by default: an id from
+another system or a typo would otherwise be scored on defaults alone. With
+``unknown_entities="defaults"`` (a cold-start policy) it is scored on its
+declared defaults. Unknown *candidates* are always scored on defaults: a new
+item must be rankable before its first event.
+
 Missing values. The store gives every feature its declared default when an
 entity has no value; a value that is still None (a declared default of None)
 is counted in ``loopline_serving_missing_features`` and reaches the model as
@@ -28,7 +35,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from loopline.app import App
 from loopline.contracts import SchemaRegistry, Topic
@@ -68,6 +75,7 @@ class PredictionService:
         model: str | None = None,
         alias: str = "production",
         max_candidates: int = 1000,
+        unknown_entities: Literal["reject", "defaults"] = "reject",
         refresh_interval: float = 0.5,
         store: FeatureStore | None = None,
         models: ModelRegistry | None = None,
@@ -86,6 +94,11 @@ class PredictionService:
         self.declaration = app.model(model)
         self.alias = alias
         self.max_candidates = max_candidates
+        if unknown_entities not in ("reject", "defaults"):
+            raise ValueError(
+                f"unknown_entities must be 'reject' or 'defaults', not {unknown_entities!r}"
+            )
+        self.unknown_entities = unknown_entities
         self.refresh_interval = refresh_interval
         self._owned: list[Any] = []
         if store is None:
@@ -199,6 +212,7 @@ class PredictionService:
                 f"model {served.name!r} v{served.number} scores a {served.entity} with each "
                 f"{served.candidate_entity}: use POST /v1/rank with candidates",
             )
+        self._check_known(served, request.entity)
         rows = self._vectors(served, [{served.entity: request.entity}])
         score = self._scores(served, rows)[0]
         decision = self._decide(
@@ -242,6 +256,7 @@ class PredictionService:
                 "so every candidate would score the same: use POST /v1/predict",
             )
         entity = request.entity
+        self._check_known(served, entity)
         rows = self._vectors(served, [{served.entity: entity, other: c} for c in candidates])
         scores = self._scores(served, rows)
         order = sorted(range(len(candidates)), key=lambda i: -scores[i])[: request.k]
@@ -261,6 +276,15 @@ class PredictionService:
             "version": served.number,
             "items": [{"id": r.id, "score": r.score} for r in returned],
         }
+
+    def _check_known(self, served: ServedModel, entity: str) -> None:
+        if self.unknown_entities == "reject" and not self.store.known(served.entity, entity):
+            raise ServingError(
+                404,
+                f"unknown {served.entity} {entity!r}: the online features hold nothing of it "
+                "(no event, no table row); check the id, or serve unknown entities with their "
+                "declared defaults (loopline serve --unknown-entities defaults)",
+            )
 
     def _vectors(
         self, served: ServedModel, ids: Sequence[dict[str, str]]
