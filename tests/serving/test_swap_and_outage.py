@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -25,32 +27,41 @@ def shop(log, monkeypatch):
     shop.schemas.close()
 
 
+@contextmanager
+def under_load(client: httpx.Client, threads: int = 3) -> Iterator[list[tuple[int, int | None]]]:
+    """Predict requests from `threads` threads until the block ends: (status, version) each."""
+    stop = threading.Event()
+    answers: list[tuple[int, int | None]] = []
+
+    def load() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
+            while not stop.is_set():
+                answer = own.post("/v1/predict", json={"entity": "m-3"})
+                ok = answer.status_code == 200
+                answers.append((answer.status_code, answer.json()["version"] if ok else None))
+
+    running = [threading.Thread(target=load) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        yield answers
+    finally:
+        stop.set()
+        for thread in running:
+            thread.join()
+
+
 def test_a_new_version_is_swapped_in_under_load_without_a_failed_request(shop, tmp_path) -> None:
     publish(shop, shop.scorer, fit(["age"]))
     with serving(shop, shop.scorer, tmp_path) as (client, service):
         wait_ready(client)
-        stop = threading.Event()
-        answers: list[tuple[int, int | None]] = []
-
-        def load() -> None:
-            with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
-                while not stop.is_set():
-                    answer = own.post("/v1/predict", json={"entity": "m-3"})
-                    ok = answer.status_code == 200
-                    answers.append((answer.status_code, answer.json()["version"] if ok else None))
-
-        threads = [threading.Thread(target=load) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        time.sleep(0.5)
-        publish(shop, shop.scorer, fit(["age"], flip=True))
-        deadline = time.monotonic() + 60
-        while not any(v == 2 for _, v in answers[-20:]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        stop.set()
-        for thread in threads:
-            thread.join()
+        with under_load(client) as answers:
+            publish(shop, shop.scorer, fit(["age"], flip=True))
+            deadline = time.monotonic() + 60
+            while not any(v == 2 for _, v in answers[-20:]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
         recorded = decisions(shop.log, service, len(answers))
     assert [status for status, _ in answers if status != 200] == []
     versions = [v for _, v in answers]
@@ -60,21 +71,25 @@ def test_a_new_version_is_swapped_in_under_load_without_a_failed_request(shop, t
     assert last["model_version"] == 2
 
 
-def test_an_untrusted_version_is_refused_and_the_old_keeps_serving(shop, tmp_path) -> None:
+def test_an_untrusted_version_is_refused_mid_traffic_and_the_old_keeps_serving(
+    shop, tmp_path
+) -> None:
     publish(shop, shop.scorer, fit(["age"]))
     with serving(shop, shop.scorer, tmp_path) as (client, service):
         wait_ready(client)
-        stranger = ModelRegistry(shop.log, signer=HmacSigner(b"someone else's key, 16+ bytes"))
-        try:
-            publish(shop, shop.scorer, fit(["age"], flip=True), registry=stranger)
-        finally:
-            stranger.close()
-        deadline = time.monotonic() + 30
-        while 2 not in service.follower.refused and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with under_load(client) as answers:
+            stranger = ModelRegistry(shop.log, signer=HmacSigner(b"someone else's key, 16+ bytes"))
+            try:
+                publish(shop, shop.scorer, fit(["age"], flip=True), registry=stranger)
+            finally:
+                stranger.close()
+            deadline = time.monotonic() + 30
+            while 2 not in service.follower.refused and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
         assert "does not trust" in service.follower.refused[2]
-        answer = client.post("/v1/predict", json={"entity": "m-1"})
-        assert answer.status_code == 200 and answer.json()["version"] == 1
+        assert len(answers) > 10
+        assert set(answers) == {(200, 1)}  # no failed request, every answer from v1
         assert client.get("/readyz").json()["version"] == 1
         assert "loopline_serving_models_refused_total" in client.get("/metrics").text
 
