@@ -9,7 +9,9 @@ that appear and go quiet, table updates and tombstones) and instants to read.
 
 from __future__ import annotations
 
+import datetime
 import math
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -136,3 +138,41 @@ def same(a, b) -> bool:
             return a is b
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
     return a == b
+
+
+# -- building blocks of generated event streams (also used by the in-memory parity and
+# reference tests) ----------------------------------------------------------------------
+
+HOUR, DAY = 3_600_000, 86_400_000
+
+# Time between two arrivals on a partition: bursts, minutes, hours, and tile-sized jumps.
+gaps = st.one_of(
+    st.just(0),
+    st.integers(0, 2_000),
+    st.integers(0, 15 * MINUTE),
+    st.integers(0, 3 * HOUR),
+    st.sampled_from([MINUTE, HOUR, DAY, DAY + 1]),
+)
+# Event time minus arrival: in order, late by minutes or more than a day, a little ahead.
+skews = st.one_of(
+    st.just(0),
+    st.integers(-20 * MINUTE, 0),
+    st.integers(-30 * HOUR, 0),
+    st.integers(0, 2 * HOUR),
+    st.sampled_from([-1, 1, -MINUTE, -HOUR, -DAY, MINUTE]),
+)
+# Field values: missing, small integers, wide floats, and values that cancel badly.
+wide_values = st.one_of(
+    st.none(),
+    st.integers(-5, 5),
+    st.floats(-1e6, 1e6, allow_nan=False),
+    st.sampled_from([1e16, -1e16, 0.1, 1e-9, 3.0, -0.0]),
+)
+
+
+def encode_time(ms: int, how: int) -> Any:
+    """`ms` as epoch milliseconds, a datetime, or an ISO string (`how` 0, 1, 2)."""
+    moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+        milliseconds=ms
+    )
+    return [ms, moment, moment.isoformat(timespec="milliseconds")][how]

@@ -10,7 +10,6 @@ arrivals and tile edges) is built, and every feature of every row must equal
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import math
 from typing import Any
 
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.reference import Event, value_at
+from features.streams import encode_time, gaps, skews, wide_values
 from loopline.features import Aggregate, Aggregations, Derived, Entity, FeatureSet, Window
 from loopline.features.declarations import KINDS
 from loopline.features.offline import build, events_table
@@ -68,39 +68,12 @@ def feature_set(lateness: int, tag_lateness: int, default: Any) -> FeatureSet:
     return FeatureSet([clicks, by_tag, views], derived=[per_click])
 
 
-gaps = st.one_of(
-    st.just(0),
-    st.integers(0, 2_000),
-    st.integers(0, 15 * MINUTE),
-    st.integers(0, 3 * HOUR),
-    st.sampled_from([MINUTE, HOUR, DAY, DAY + 1]),
-)
-skews = st.one_of(
-    st.just(0),
-    st.integers(-20 * MINUTE, 0),
-    st.integers(-30 * HOUR, 0),
-    st.integers(0, 2 * HOUR),
-    st.sampled_from([-1, 1, -MINUTE, -HOUR, -DAY, MINUTE]),
-)
-wide_values = st.one_of(
-    st.none(),
-    st.integers(-5, 5),
-    st.floats(-1e6, 1e6, allow_nan=False),
-    st.sampled_from([1e16, -1e16, 0.1, 1e-9, 3.0, -0.0]),
-)
 # Values a 127-bit fixed point holds: sums take the HUGEINT path, cancellation included.
 decimal_values = st.one_of(
     st.none(),
     st.integers(-5, 5),
     st.sampled_from([1e9, -1e9, 0.1, 0.25, 0.01, -0.3, 1e-6, 2.5]),
 )
-
-
-def encode_time(ms: int, how: int) -> Any:
-    moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
-        milliseconds=ms
-    )
-    return [ms, moment, moment.isoformat(timespec="milliseconds")][how]
 
 
 @st.composite

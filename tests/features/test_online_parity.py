@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import json
 import math
 import random
@@ -22,6 +21,8 @@ from hypothesis import strategies as st
 
 from features import reference
 from features.reference import Event, value_at
+from features.streams import encode_time, gaps, skews
+from features.streams import wide_values as values
 from loopline.features import Aggregate, Aggregations, Derived, Entity, FeatureSet, Window
 from loopline.features.declarations import KINDS
 from loopline.features.online import OnlineFeatures
@@ -76,35 +77,6 @@ def feature_set(lateness: int, tag_lateness: int) -> FeatureSet:
         "v_per_click", ("sum_1h", "count_1h"), lambda s, n: s / n, default="no clicks"
     )
     return FeatureSet([clicks, by_tag, views], derived=[per_click])
-
-
-gaps = st.one_of(
-    st.just(0),
-    st.integers(0, 2_000),
-    st.integers(0, 15 * MINUTE),
-    st.integers(0, 3 * HOUR),
-    st.sampled_from([MINUTE, HOUR, DAY, DAY + 1]),
-)
-skews = st.one_of(
-    st.just(0),
-    st.integers(-20 * MINUTE, 0),
-    st.integers(-30 * HOUR, 0),
-    st.integers(0, 2 * HOUR),
-    st.sampled_from([-1, 1, -MINUTE, -HOUR, -DAY, MINUTE]),
-)
-values = st.one_of(
-    st.none(),
-    st.integers(-5, 5),
-    st.floats(-1e6, 1e6, allow_nan=False),
-    st.sampled_from([1e16, -1e16, 0.1, 1e-9, 3.0, -0.0]),
-)
-
-
-def encode_time(ms: int, how: int) -> Any:
-    moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
-        milliseconds=ms
-    )
-    return [ms, moment, moment.isoformat(timespec="milliseconds")][how]
 
 
 @st.composite
