@@ -13,10 +13,13 @@ import datetime
 import math
 from typing import Any
 
+import pyarrow as pa
 from hypothesis import strategies as st
 
 from loopline.features import Aggregations, Derived, Entity, FeatureSet, Table, TableFeature
 from loopline.features.declarations import count, distinct, last, max, mean, min, sum
+from loopline.features.offline.builder import build
+from loopline.features.offline.events import events_table
 
 MINUTE = 60_000
 BASE = 1_700_000_000_000 - (1_700_000_000_000 % 3_600_000)
@@ -138,6 +141,43 @@ def same(a, b) -> bool:
             return a is b
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
     return a == b
+
+
+def offline_mismatches(
+    features: FeatureSet,
+    records: list[dict],
+    instants: list[tuple[int, str]],
+    online: list[dict],
+    topic: dict[str, str] | None = None,
+) -> list[tuple]:
+    """Where the offline builder disagrees with `online`, the vectors read at `instants`.
+
+    `records` are what `streams` drew; `topic` names the topics of the
+    sources ``views`` and ``profiles`` (default: those names).
+    """
+    topic = topic or {"views": "views", "profiles": "profiles"}
+    fields = ("partition", "offset", "arrival", "key", "value")
+    sources = {
+        topic[name]: events_table(
+            features,
+            topic[name],
+            [{k: r[k] for k in fields} for r in records if r["source"] == name],
+        )
+        for name in ("views", "profiles")
+    }
+    spine = pa.table(
+        {
+            "entity": [entity for _, entity in instants],
+            "at": pa.array([at for at, _ in instants], pa.int64()),
+        }
+    )
+    offline = build(features, sources, spine).to_pylist()
+    return [
+        (row["entity"], row["at"], name, want[name], row[name])
+        for row, want in zip(offline, online, strict=True)
+        for name in features.names()
+        if not same(want[name], row[name])
+    ]
 
 
 # -- building blocks of generated event streams (also used by the in-memory parity and

@@ -13,12 +13,9 @@ the processor; this one pins the two computations to each other.)
 
 from __future__ import annotations
 
-import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 
-from features.streams import FEATURES, same, streams
-from loopline.features.offline.builder import build
-from loopline.features.offline.events import events_table
+from features.streams import FEATURES, offline_mismatches, streams
 from loopline.features.online.vectors import OnlineFeatures
 
 
@@ -40,36 +37,5 @@ def test_parity_online_equals_offline(stream):
             fed += 1
         expected.append(online.vector("member", entity, at=at))
 
-    sources = {
-        name: events_table(
-            FEATURES,
-            name,
-            [
-                {
-                    "partition": r["partition"],
-                    "offset": r["offset"],
-                    "arrival": r["arrival"],
-                    "key": r["key"],
-                    "value": r["value"],
-                }
-                for r in records
-                if r["source"] == name
-            ],
-        )
-        for name in ("views", "profiles")
-    }
-    spine = pa.table(
-        {
-            "entity": [entity for _, entity in instants],
-            "at": pa.array([at for at, _ in instants], pa.int64()),
-        }
-    )
-    offline = build(FEATURES, sources, spine).to_pylist()
-
-    mismatches = [
-        (row["entity"], row["at"], name, want[name], row[name])
-        for row, want in zip(offline, expected, strict=True)
-        for name in FEATURES.names()
-        if not same(want[name], row[name])
-    ]
+    mismatches = offline_mismatches(FEATURES, records, instants, expected)
     assert mismatches == []

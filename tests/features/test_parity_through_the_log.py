@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import time
 
-import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 
-from features.streams import VIEW_PARTITIONS, feature_set, same, streams
+from features.streams import VIEW_PARTITIONS, feature_set, offline_mismatches, streams
 from loopline.app import App
-from loopline.features.offline.builder import build
-from loopline.features.offline.events import events_table
 from loopline.features.processor import FeatureProcessor
 from loopline.features.store import FeatureStore
 from loopline.log import TopicConfig
@@ -76,31 +73,7 @@ def test_parity_through_the_log(log, backend):
             processor.close()
             producer.close()
 
-        sources = {
-            topic[name]: events_table(
-                features,
-                topic[name],
-                [
-                    {k: r[k] for k in ("partition", "offset", "arrival", "key", "value")}
-                    for r in records
-                    if r["source"] == name
-                ],
-            )
-            for name in ("views", "profiles")
-        }
-        spine = pa.table(
-            {
-                "entity": [entity for _, entity in instants],
-                "at": pa.array([at for at, _ in instants], pa.int64()),
-            }
-        )
-        offline = build(features, sources, spine).to_pylist()
-        mismatches = [
-            (row["entity"], row["at"], name, want[name], row[name])
-            for row, want in zip(offline, online, strict=True)
-            for name in features.names()
-            if not same(want[name], row[name])
-        ]
+        mismatches = offline_mismatches(features, records, instants, online, topic)
         assert mismatches == []
 
     check()
