@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from loopline.features.declarations import FeatureSet
 from loopline.models.declarations import Model
+from loopline.outcomes.declarations import Outcomes
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -38,6 +39,7 @@ class AppError(ValueError):
 class App:
     """A loopline application: its name and what it declares.
 
+    `outcomes` says how outcomes become labels (`loopline.outcomes.Outcomes`).
     `name` prefixes every topic and consumer group loopline makes for the
     application (changelogs, late events), so two applications on one log
     never share state.
@@ -46,6 +48,7 @@ class App:
     name: str
     features: FeatureSet = field(default_factory=FeatureSet)
     models: Sequence[Model] = ()
+    outcomes: Outcomes | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):

@@ -22,6 +22,7 @@ from loopline.cli.errors import CLIError, LogErrorGroup
 from loopline.cli.features import features
 from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
 from loopline.cli.models import models
+from loopline.cli.outcomes import outcomes
 from loopline.cli.produce import produce
 from loopline.cli.serve import serve
 from loopline.cli.settings import LogSettings, parse_pairs, read_properties
@@ -114,6 +115,7 @@ cli.add_command(dataset)
 cli.add_command(features)
 cli.add_command(models)
 cli.add_command(serve)
+cli.add_command(outcomes)
 cli.add_command(train)
 
 

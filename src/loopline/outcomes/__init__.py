@@ -1,0 +1,6 @@
+"""Outcomes: what happened after a decision, joined to it into labelled examples."""
+
+from loopline.outcomes.declarations import Outcomes
+from loopline.outcomes.outcome import Outcome, outcomes_topic
+
+__all__ = ["Outcome", "Outcomes", "outcomes_topic"]

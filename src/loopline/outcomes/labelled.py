@@ -1,0 +1,75 @@
+"""Labelled examples: a decision's served features plus the label its outcomes gave.
+
+The joiner writes one example per returned item of a rank decision (one per
+predict decision) to ``<app>.labelled``, keyed by the entity and stamped with
+the decision's time. The features are exactly those of the decision, so a
+model trained on them cannot suffer from training/serving skew; the trainers
+read this topic directly (``loopline train APP --labelled APP.labelled``).
+
+>>> decision = {"decision_id": "d-1", "at": "2024-05-01T12:00:00Z", "kind": "rank",
+...     "model": "pymk", "model_version": 2, "entity": "m-1", "experiment": "", "arm": "",
+...     "candidates": [{"id": "m-7", "score": 0.9, "features": {"same_city": 1}},
+...                    {"id": "m-8", "score": 0.4, "features": {"same_city": 0}}],
+...     "returned": [{"id": "m-7", "score": 0.9, "probability": 1.0}]}
+>>> (example,) = examples(decision, 1714564800000, [("accepted", "m-7", 1.0)],
+...                       Outcomes(window="1h"), closed_at=1714568400000)
+>>> example["item"], example["position"], example["label"], example["features"]
+('m-7', 0, 1.0, {'same_city': 1})
+>>> labelled_topic("pymk")
+'pymk.labelled'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopline.outcomes.declarations import Outcomes
+
+__all__ = ["examples", "labelled_topic"]
+
+
+def labelled_topic(app_name: str) -> str:
+    """The topic the joiner writes the labelled examples of `app_name` to."""
+    return f"{app_name}.labelled"
+
+
+def examples(
+    decision: dict[str, Any],
+    at: int,
+    matched: list[tuple[str, str, float]],
+    outcomes: Outcomes,
+    *,
+    closed_at: int,
+) -> list[dict[str, Any]]:
+    """The labelled examples of `decision` (decoded JSON), its window closed with `matched`.
+
+    `matched` holds (type, item, value) of every outcome joined to it.
+    """
+    features = {c["id"]: c for c in decision["candidates"]}
+    out = []
+    for position, returned in enumerate(decision["returned"]):
+        item = returned["id"]
+        hits = [(t, v) for t, i, v in matched if i == item]
+        positive = [v for t, v in hits if outcomes.counts(t)]
+        label = float(sum(positive)) if outcomes.label == "value" else float(bool(positive))
+        candidate = features.get(item, {})
+        out.append(
+            {
+                "features": candidate.get("features", {}),
+                "label": label,
+                "at": at,
+                "decision_id": decision["decision_id"],
+                "model": decision["model"],
+                "model_version": decision["model_version"],
+                "entity": decision["entity"],
+                "item": item,
+                "position": position,
+                "probability": returned.get("probability", 1.0),
+                "score": returned.get("score"),
+                "experiment": decision.get("experiment", ""),
+                "arm": decision.get("arm", ""),
+                "outcomes": sorted(t for t, _ in hits),
+                "closed_at": closed_at,
+            }
+        )
+    return out

@@ -1,0 +1,56 @@
+"""The outcome contract: what happened after a decision (a click, an accepted invitation, ...).
+
+An outcome names its decision by ``decision_id``, or by the entity and the
+``item`` it is about (the most recent open decision of that entity that
+returned the item). Outcomes are keyed by the entity, like decisions, so
+that an entity's decisions and outcomes share a partition number.
+
+>>> import datetime
+>>> o = Outcome(entity="m-1", type="accepted", at=datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC),
+...             item="m-7")
+>>> msgspec.json.decode(msgspec.json.encode(o), type=Outcome) == o
+True
+>>> outcomes_topic("pymk").name
+'pymk.outcomes'
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import msgspec
+
+from loopline.contracts import Topic
+
+__all__ = ["CONTRACT", "Outcome", "outcomes_topic"]
+
+CONTRACT = "loopline.outcome"
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """One outcome (contract ``loopline.outcome`` v1).
+
+    `entity` is the decision's entity (and the record key); `type` what
+    happened; `value` how much (1.0 by default: a click, an acceptance);
+    `decision_id` or `item` say which decision and which returned item.
+    """
+
+    entity: str
+    type: str
+    at: datetime.datetime
+    decision_id: str = ""
+    item: str = ""
+    value: float = 1.0
+
+
+def outcomes_topic(app_name: str, *, partitions: int = 1) -> Topic[Outcome]:
+    """The outcomes topic of application `app_name` (``<app>.outcomes``)."""
+    return Topic(
+        f"{app_name}.outcomes",
+        Outcome,
+        key="entity",
+        time="at",
+        encoding="json",
+        contract=CONTRACT,
+        partitions=partitions,
+    )
