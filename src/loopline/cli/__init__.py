@@ -17,6 +17,7 @@ from loopline import __version__
 from loopline.cli.consume import consume
 from loopline.cli.contracts import contracts
 from loopline.cli.dataset import dataset
+from loopline.cli.demo import demo
 from loopline.cli.dlq import dlq
 from loopline.cli.errors import CLIError, LogErrorGroup
 from loopline.cli.features import features
@@ -91,8 +92,9 @@ def cli(
 ) -> None:
     """loopline: machine learning in production on a streaming log.
 
-    Manage topics and their contracts, bring data in from files and HTTP,
-    write JSON lines and read them back, on the embedded log or on Apache Kafka.
+    Start with `loopline demo`: the whole loop on a simulated business. Then:
+    topics and their contracts, data in from files and HTTP, features, models,
+    serving, outcomes, on the embedded log or on Apache Kafka.
     """
     url = log_url or default_log_url()
     from_env = ctx.get_parameter_source("kafka_config_file") is ParameterSource.ENVIRONMENT
@@ -103,6 +105,7 @@ def cli(
     ctx.obj = LogSettings(url=url, kafka_config=config, schema_registry=schema_registry)
 
 
+cli.add_command(demo)
 cli.add_command(topics)
 cli.add_command(produce)
 cli.add_command(consume)

@@ -1,0 +1,1 @@
+"""The simulated business behind ``loopline demo``: the whole loop in one command."""

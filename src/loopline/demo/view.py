@@ -1,0 +1,93 @@
+"""What ``loopline demo`` shows: a live view while it runs, and a summary at the end.
+
+>>> from loopline.demo.loop import DemoStats, VersionStats
+>>> stats = DemoStats("demo-1", "embedded:/tmp/x", 60.0)
+>>> stats.versions = {1: VersionStats(1, 100, 300, 30), 3: VersionStats(3, 100, 300, 60, 40.0)}
+>>> verdict(stats)
+'the learned model (v3) beats the starting heuristic (v1): 20.0% of suggestions accepted vs 10.0% (2.00x)'
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+
+from loopline.demo.loop import DemoStats, VersionStats
+
+__all__ = ["live_view", "plain_line", "summary", "verdict"]
+
+# A version must have shown this many suggestions before its rate is compared.
+MIN_SHOWN = 60
+
+
+def _versions(stats: DemoStats) -> Table:
+    table = Table(title="acceptance rate per model version", expand=False)
+    for column in ("version", "from", "requests", "shown", "accepted", "rate"):
+        table.add_column(column, justify="right")
+    for v in sorted(stats.versions.values(), key=lambda v: v.version):
+        label = f"v{v.version}" + (" (heuristic)" if v.version == 1 else "")
+        table.add_row(
+            label, f"{v.since:.0f}s", str(v.requests), str(v.shown), str(v.accepted),
+            f"{v.rate:.1%}",
+        )  # fmt: skip
+    return table
+
+
+def live_view(stats: DemoStats) -> Panel:
+    """The panel the live view redraws."""
+    loop = Table.grid(padding=(0, 2))
+    loop.add_column(style="bold")
+    loop.add_column()
+    freshness = "-" if stats.freshness_ms is None else f"{stats.freshness_ms:,.0f} ms"
+    rows = [
+        ("log", stats.log_url),
+        ("time", f"{stats.elapsed:,.0f} / {stats.duration:,.0f} s"),
+        ("events", f"{stats.events:,} ({stats.events_per_s:,.0f}/s)"),
+        ("feature freshness", f"{freshness} (append to readable)"),
+        ("model in production", f"v{stats.production}" if stats.production else "-"),
+        ("ranking requests", f"{stats.requests:,} ({stats.failed} failed)"),
+        ("decisions logged", f"{stats.decisions_logged:,}"),
+        ("outcomes (accepted)", f"{stats.outcomes:,}"),
+        ("labelled examples", f"{stats.labelled:,}"),
+    ]
+    for key, value in rows:
+        loop.add_row(key, value)
+    parts: list = [loop, _versions(stats)]
+    if stats.training:
+        parts.append("\n".join(["training:", *stats.training[-6:]]))
+    return Panel(Group(*parts), title=f"loopline demo: {stats.app}", expand=False)
+
+
+def plain_line(stats: DemoStats) -> str:
+    """One line of progress for a terminal without a live view (CI, a pipe)."""
+    rates = ", ".join(f"v{v.version} {v.rate:.1%}" for v in sorted(
+        stats.versions.values(), key=lambda v: v.version))  # fmt: skip
+    return (
+        f"{stats.elapsed:5.0f}s  events {stats.events:,}  requests {stats.requests:,}  "
+        f"decisions {stats.decisions_logged:,}  labelled {stats.labelled:,}  "
+        f"production v{stats.production}  acceptance: {rates}"
+    )
+
+
+def verdict(stats: DemoStats) -> str:
+    """Whether the learned model beat the heuristic, in one sentence."""
+    heuristic = stats.versions.get(1)
+    learned = [v for v in stats.versions.values() if v.version > 1 and v.shown >= MIN_SHOWN]
+    if heuristic is None or not learned:
+        return (
+            "no learned version served long enough to compare with the heuristic: "
+            "run longer (--duration)"
+        )
+    best: VersionStats = max(learned, key=lambda v: v.version)  # the latest learned
+    ratio = best.rate / heuristic.rate if heuristic.rate else float("inf")
+    word = "beats" if best.rate > heuristic.rate else "does not beat"
+    return (
+        f"the learned model (v{best.version}) {word} the starting heuristic (v1): "
+        f"{best.rate:.1%} of suggestions accepted vs {heuristic.rate:.1%} ({ratio:.2f}x)"
+    )
+
+
+def summary(stats: DemoStats) -> Group:
+    """The final summary: the loop's counts, the versions, and the verdict."""
+    return Group(live_view(stats), f"\n[bold]{verdict(stats)}[/bold]")
