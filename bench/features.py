@@ -20,6 +20,7 @@ event time, 4 partitions. Figures:
     bash scripts/kafka.sh start
     python bench/features.py --kafka 127.0.0.1:9092
     python bench/features.py --events 20000 --entities 2000 --spine-rows 20000  # smoke
+    python bench/features.py --only dataset --backends embedded --phases  # the dataset only
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ import random
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -371,13 +375,57 @@ def loopline_get(log: Log, app: App, entities: int, label: str) -> None:
     store.close()
 
 
-def loopline_dataset(log: Log, app: App, spine_path: str, out_path: str) -> float:
-    """Seconds of `build_dataset` from the spine file to a parquet file."""
+def loopline_dataset(
+    log: Log, app: App, spine_path: str, out_path: str, phases: dict[str, float] | None = None
+) -> float:
+    """Seconds of `build_dataset` from the spine file to a parquet file; with `phases`, the
+    seconds of each of its phases are added to it (see `timed_phases`)."""
     from loopline.features.offline.datasets import build_dataset
 
-    start = time.perf_counter()
-    build_dataset(log, app, spine_path, out_path)
-    return time.perf_counter() - start
+    with timed_phases(phases):
+        start = time.perf_counter()
+        build_dataset(log, app, spine_path, out_path)
+        return time.perf_counter() - start
+
+
+# The phases of `build_dataset`: (its module's name for the function, the phase's label).
+PHASES = (
+    ("read_spine_file", "spine"),
+    ("read_pinned", "read the log"),
+    ("events_table_of_columns", "events table"),
+    ("build", "features"),
+    ("write_parquet", "parquet"),
+)
+
+
+@contextmanager
+def timed_phases(phases: dict[str, float] | None) -> Iterator[None]:
+    """While inside, the functions `build_dataset` calls for each of `PHASES` add their
+    seconds to `phases[label]` (the rest, manifest and pinning, is the total's remainder).
+    Timing a handful of calls per build changes nothing measurable."""
+    if phases is None:
+        yield
+        return
+    from loopline.features.offline import datasets
+
+    def timed(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[label] = phases.get(label, 0.0) + time.perf_counter() - start
+
+        return call
+
+    originals = {name: getattr(datasets, name) for name, _ in PHASES}
+    for name, label in PHASES:
+        setattr(datasets, name, timed(originals[name], label))
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(datasets, name, fn)
 
 
 # -- main -------------------------------------------------------------------------------
@@ -397,6 +445,16 @@ def main() -> None:
         "(1h every 1m and 24h every 1h: 84 window updates per event, too slow for 1M events)",
     )
     parser.add_argument("--skip-loopline", action="store_true", help="baselines only")
+    parser.add_argument(
+        "--only",
+        choices=["dataset"],
+        help="run one part: 'dataset' builds the dataset (loopline and pandas) and nothing else",
+    )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also print the seconds of each phase of loopline's dataset build",
+    )
     parser.add_argument(
         "--kafka",
         default=os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
@@ -442,22 +500,31 @@ def main() -> None:
             if args.skip_loopline:
                 log.close()
                 continue
-            app = stream_app(f"bench-{run_id}-{backend}", topic)
-            rates[backend] = loopline_run(log, app, n)
-            print(f"loopline features run ({backend}): {rates[backend]:,.0f} events/s")
-            loopline_get(log, app, args.entities, backend)
-            if backend == backends[0]:  # reads are in memory: the backend does not matter
-                wide = wide_app(f"bench-{run_id}-wide-{backend}", topic)
-                loopline_run(log, wide, n)
-                loopline_get(log, wide, args.entities, f"{backend}, 20 features")
+            if args.only is None:
+                app = stream_app(f"bench-{run_id}-{backend}", topic)
+                rates[backend] = loopline_run(log, app, n)
+                print(f"loopline features run ({backend}): {rates[backend]:,.0f} events/s")
+                loopline_get(log, app, args.entities, backend)
+                if backend == backends[0]:  # reads are in memory: the backend does not matter
+                    wide = wide_app(f"bench-{run_id}-wide-{backend}", topic)
+                    loopline_run(log, wide, n)
+                    loopline_get(log, wide, args.entities, f"{backend}, 20 features")
             out = os.path.join(tmp, f"loopline-{backend}.parquet")
+            phases: dict[str, float] | None = {} if args.phases else None
             builds[backend] = loopline_dataset(
-                log, dataset_app(f"bench-{run_id}-ds-{backend}", topic), spine_path, out
+                log, dataset_app(f"bench-{run_id}-ds-{backend}", topic), spine_path, out, phases
             )
             print(f"loopline dataset build ({backend}): {builds[backend]:.1f} s")
+            if phases is not None:
+                rest = builds[backend] - sum(phases.values())
+                parts = [f"{label} {seconds:.2f} s" for label, seconds in phases.items()]
+                print(
+                    f"loopline dataset build phases ({backend}): {', '.join(parts)}, "
+                    f"other {rest:.2f} s"
+                )
             log.close()
 
-        if not args.skip_quix and "kafka" in backends:
+        if not args.skip_quix and args.only is None and "kafka" in backends:
             if "hopping" not in quix_windows:
                 print(
                     "note: quix streams runs sliding/tumbling 1h and 24h windows, not hopping "

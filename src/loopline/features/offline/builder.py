@@ -1,9 +1,11 @@
 """The point-in-time builder: feature vectors of a spine of (entity, instant) rows.
 
 `build` answers, for every spine row, what the online processor would have
-read for that entity at that instant (docs/decisions/0008): aggregations and
-tables in DuckDB, set-based, from the source tables of `events_table`;
-derived features in Python, by the declared functions themselves.
+read for that entity at that instant (docs/decisions/0008), set-based, from
+the source tables of `events_table`: counts, sums and means as differences of
+running sums in numpy (`running`), the other aggregations and tables in
+DuckDB (`aggregations`, `tables`); derived features in Python, by the
+declared functions themselves.
 
 >>> from loopline.features import Aggregations, Derived, Entity, FeatureSet
 >>> from loopline.features.declarations import count, sum
@@ -35,8 +37,15 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.features.declarations import Aggregations, Derived, FeatureSet, Table
-from loopline.features.offline.aggregations import GroupPlan, check_types
-from loopline.features.offline.events import BuildError
+from loopline.features.offline.aggregations import (
+    GroupPlan,
+    by_difference,
+    check_types,
+    exact_scales,
+)
+from loopline.features.offline.events import BuildError, entity_column, time_column
+from loopline.features.offline.records import Records, SpineKeys
+from loopline.features.offline.running import Measures, Running
 from loopline.features.offline.sql import quote, start_column, start_sql
 from loopline.features.offline.tables import check_columns, table_sql
 from loopline.features.offline.values import canonical, derived_order, run_derived, with_default
@@ -153,12 +162,11 @@ def _features(
     spine: pa.Table,
 ) -> dict[str, pa.ChunkedArray]:
     """The aggregation and table features of the spine's (entity, at) rows, defaults filled in."""
-    with duckdb.connect() as con:
-        columns = _query(con, groups, tables, sources, spine)
+    columns = _query(groups, tables, sources, spine)
     defaults = {f.name: f.default for g in groups for f in g.features}
     defaults |= {f.name: f.default for t in tables for f in t.features}
     return {
-        name: canonical(with_default(columns.column(name), name, default))
+        name: canonical(with_default(columns[name], name, default))
         for name, default in defaults.items()
     }
 
@@ -205,13 +213,55 @@ def _check_spine(
 
 
 def _query(
-    con: duckdb.DuckDBPyConnection,
     groups: list[Aggregations],
     tables: list[Table],
     sources: Mapping[str, pa.Table],
     spine: pa.Table,
+) -> dict[str, pa.ChunkedArray]:
+    """Every aggregation and table feature, one value per spine row in its order (null:
+    missing): differences of running sums in numpy, the rest in DuckDB."""
+    keys = SpineKeys.of(spine)
+    out: dict[str, pa.ChunkedArray] = {}
+    plans: list[tuple[GroupPlan, pa.Table]] = []
+    for i, group in enumerate(groups):
+        source = _source(sources, group.source, group)
+        check_types(group, source)
+        scales = exact_scales(group, source)
+        entity = entity_column(source, group.key_field)
+        time = time_column(source, group.time)
+        records = Records.of(source, entity, time, lateness=int(group.lateness), keys=keys)
+        direct = [f for f in group.features if by_difference(f, scales)]
+        if direct:
+            running = Running(Measures(source, records, scales), keys)
+            for f in direct:
+                where = f.name if f.where is not None else None
+                if f.kind == "count":
+                    array = running.count(where, f.window)
+                elif f.kind == "sum":
+                    array = running.total(f.field or "", where, f.window)
+                else:
+                    array = running.mean(f.field or "", where, f.window)
+                out[f.name] = pa.chunked_array([array])
+        rest = [f for f in group.features if not by_difference(f, scales)]
+        if rest:
+            plan = GroupPlan(group, rest, f"__group_{i}", scales)
+            plans.append((plan, records.table(source, entity, time, plan.columns())))
+    if plans or tables:
+        with duckdb.connect() as con:
+            result = _sql(con, plans, tables, sources, spine)
+        out |= {name: result.column(name) for name in result.column_names}
+    return out
+
+
+def _sql(
+    con: duckdb.DuckDBPyConnection,
+    plans: list[tuple[GroupPlan, pa.Table]],
+    tables: list[Table],
+    sources: Mapping[str, pa.Table],
+    spine: pa.Table,
 ) -> pa.Table:
-    """Every aggregation and table feature, one row per spine row in its order (NULL: missing)."""
+    """The features of `plans` (each with its group's records) and `tables`, one row per
+    spine row in its order (NULL: missing)."""
     rows = pa.table(
         {
             "__row": pa.array(np.arange(spine.num_rows, dtype=np.int64)),
@@ -220,7 +270,7 @@ def _query(
         }
     )
     con.register("__spine", rows)
-    windows = {f.window for g in groups for f in g.features if f.window.length is not None}
+    windows = {w for plan, _ in plans for w in plan.windows()}
     starts = "".join(
         f", {start_sql(w)} AS {quote(start_column(w))}" for w in sorted(windows, key=str)
     )
@@ -231,16 +281,11 @@ def _query(
         "WHERE entity IS NOT NULL)"
     )
     parts: list[tuple[str, list[str]]] = []
-    plans = []
-    for i, group in enumerate(groups):
-        source = _source(sources, group.source, group)
-        check_types(group, source)
-        con.register(f"__source_{i}", source)
-        plan = GroupPlan(group, f"__group_{i}", source)
-        for statement in plan.statements(f"__source_{i}", "__keys"):
+    for plan, records in plans:
+        con.register(f"{plan.name}_e", records)
+        for statement in plan.statements("__keys"):
             con.execute(statement)
-        plans.append(plan)
-        parts.append((plan.name, [f.name for f in group.features]))
+        parts.append((plan.name, list(plan.expressions)))
     for i, table in enumerate(tables):
         source = _source(sources, table.source, table)
         check_columns(table, source)
@@ -248,15 +293,13 @@ def _query(
         sql = table_sql(table, f"__table_source_{i}", source, "__keys")
         con.execute(f"CREATE TEMP TABLE __table_{i} AS {sql}")
         parts.append((f"__table_{i}", [f.name for f in table.features]))
-    if not parts:
-        return pa.table({})
     selected = ", ".join(f"{p}.{quote(n)}" for p, names in parts for n in names)
     joins = "".join(f" LEFT JOIN {p} ON {p}.__key = k.__key" for p, _ in parts)
     result = con.sql(
         f"SELECT {selected} FROM __spine s "
         f'LEFT JOIN __keys k ON k.entity = s.entity AND k."at" = s."at"{joins} ORDER BY s.__row'
     ).to_arrow_table()
-    for plan in plans:
+    for plan, _ in plans:
         result = plan.finish(result)
     return result
 
