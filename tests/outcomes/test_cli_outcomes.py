@@ -32,7 +32,7 @@ def test_loopline_outcomes_joins_until_caught_up(log, log_url, tmp_path, monkeyp
         cli, ["--log", log_url, "outcomes", f"{module}:app", "--until-caught-up"]
     )
     assert result.exit_code == 0, result.output
-    assert "2 labelled examples (1 positive), 1 outcomes joined" in result.output
+    assert "2 labelled examples (1 positive), 1 outcome joined" in result.output
     consumer = log.consumer(None, [f"{name}.labelled"], reset="earliest")
     labels = sorted(
         (e["item"], e["label"])

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 
 import pytest
 
 from loopline.app import App, AppError
+from loopline.contracts import LogRegistry
+from loopline.log import TopicConfig
 from loopline.models.training_data import from_labelled
-from loopline.outcomes import Outcomes
+from loopline.outcomes import Outcome, Outcomes, outcomes_topic
 from loopline.outcomes.joiner import LATE_REASON, OutcomeJoiner
 from serving.helpers import KEY, fit, make_shop, publish, serving, wait_ready
 from support import consume_all, unique
@@ -163,6 +166,49 @@ def test_an_app_without_outcomes_is_refused_with_what_to_add(log) -> None:
         OutcomeJoiner(log, App(unique("bare")))
 
 
+def test_topics_partitioned_differently_are_refused(log) -> None:
+    app = App(unique("shop"), outcomes=Outcomes(window="1h"))
+    log.create_topic(f"{app.name}.decisions", TopicConfig(partitions=2))
+    log.create_topic(f"{app.name}.outcomes", TopicConfig(partitions=3))
+    with pytest.raises(AppError, match=r"2 partitions and .* 3: .* give both the same number"):
+        OutcomeJoiner(log, app)
+
+
+def test_a_quiet_stream_closes_by_the_clock_also_after_a_restart(log) -> None:
+    """Nothing new arrives: the clock closes the window, in a joiner restarted meanwhile.
+
+    The outcomes topic is bound to the outcome contract in Avro: the joiner
+    reads it with the registry.
+    """
+    registry = LogRegistry(log)
+    app = App(unique("shop"), outcomes=Outcomes(window="10m", positive=["accepted"]))
+    typed = dataclasses.replace(outcomes_topic(app.name), encoding="avro")
+    typed.create(log, registry)
+    now = T0 + MINUTE
+    joiner = OutcomeJoiner(log, app, registry, clock=lambda: now)
+    produce(log, f"{app.name}.decisions", [(rank_decision("d-1", "m-1", T0, ["m-7", "m-8"]), T0)])
+    at = datetime.datetime.fromtimestamp((T0 + 30_000) / 1000, datetime.UTC)
+    producer = typed.producer(log, registry)
+    producer.send(Outcome(entity="m-1", type="accepted", at=at, item="m-7"))
+    producer.flush()
+    producer.close()
+    try:
+        stats = joiner.run_until_caught_up()
+    finally:
+        joiner.close()
+    assert (stats.matched, stats.examples, stats.dead_letters) == (1, 0, 0)  # still open
+    now = T0 + 11 * MINUTE
+    again = OutcomeJoiner(log, app, registry, clock=lambda: now)
+    try:
+        stats = again.run_until_caught_up()
+    finally:
+        again.close()
+        registry.close()
+    assert (stats.decisions, stats.outcomes, stats.examples, stats.positives) == (0, 0, 2, 1)
+    got = sorted((e["item"], e["label"], e["closed_at"]) for e in labelled(log, app, 2))
+    assert got == [("m-7", 1.0, T0 + 10 * MINUTE), ("m-8", 0.0, T0 + 10 * MINUTE)]
+
+
 def test_decisions_of_a_real_service_become_training_data(log, tmp_path, monkeypatch) -> None:
     """Service -> decisions -> outcomes -> joiner -> labelled -> the trainer's reader."""
     monkeypatch.setenv("LOOPLINE_SIGNING_KEY", KEY)
@@ -183,7 +229,7 @@ def test_decisions_of_a_real_service_become_training_data(log, tmp_path, monkeyp
         assert service.decisions.flush(60)
     now = datetime.datetime.now(datetime.UTC)
     at = int(now.timestamp() * 1000)
-    joiner = OutcomeJoiner(log, app)  # makes the outcomes topic
+    joiner = OutcomeJoiner(log, app, shop.schemas)  # reads the decisions with their contract
     produce(
         log,
         f"{app.name}.outcomes",

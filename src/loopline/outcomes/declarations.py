@@ -3,6 +3,8 @@
 >>> o = Outcomes(window="10m", positive=["accepted"])
 >>> o.window_ms, o.lateness_ms, o.positive
 (600000, 0, ('accepted',))
+>>> Outcomes(window=3_600_000, positive="click").positive  # ms, and one type
+('click',)
 >>> Outcomes(window="soon")
 Traceback (most recent call last):
 ...
@@ -41,11 +43,12 @@ class Outcomes:
     lateness: str | int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "positive", tuple(self.positive))
+        positive = (self.positive,) if isinstance(self.positive, str) else self.positive
+        object.__setattr__(self, "positive", tuple(positive))
         for name in ("window", "lateness"):
             try:
                 ms = parse_duration(getattr(self, name))
-            except Exception:
+            except (TypeError, ValueError):
                 ms = None
             if ms is None or ms < (1 if name == "window" else 0):
                 raise ValueError(

@@ -6,6 +6,14 @@ the decision's time. The features are exactly those of the decision, so a
 model trained on them cannot suffer from training/serving skew; the trainers
 read this topic directly (``loopline train APP --labelled APP.labelled``).
 
+An example is a JSON object: ``features`` (the candidate's features as
+served), ``label`` (1.0/0.0, or the sum of the positive outcomes' values),
+``at`` (the decision's time, epoch ms), ``decision_id``, ``model``,
+``model_version``, ``entity``, ``item``, ``position`` (0-based, in the
+answer), ``probability`` and ``score`` (as returned), ``experiment``,
+``arm``, ``outcomes`` (the types of every outcome joined to the item, sorted)
+and ``closed_at`` (the end of the window, epoch ms).
+
 >>> decision = {"decision_id": "d-1", "at": "2024-05-01T12:00:00Z", "kind": "rank",
 ...     "model": "pymk", "model_version": 2, "entity": "m-1", "experiment": "", "arm": "",
 ...     "candidates": [{"id": "m-7", "score": 0.9, "features": {"same_city": 1}},

@@ -1,9 +1,15 @@
 """The outcome contract: what happened after a decision (a click, an accepted invitation, ...).
 
 An outcome names its decision by ``decision_id``, or by the entity and the
-``item`` it is about (the most recent open decision of that entity that
-returned the item). Outcomes are keyed by the entity, like decisions, so
-that an entity's decisions and outcomes share a partition number.
+``item`` it is about: then it is about the most recent decision of that
+entity that returned the item. Either way it counts only if it happened
+(``at``) within the attribution window after the decision, and not before
+it. Without an item, an outcome is about the entity itself (the one item
+of a predict decision); with a decision id but no item, about the top of a
+ranked answer.
+Outcomes are keyed by the entity, like decisions, so that an entity's
+decisions and outcomes share a partition number; ``at`` is the outcome's
+event time (the joiner reads it from the value, not the record timestamp).
 
 >>> import datetime
 >>> o = Outcome(entity="m-1", type="accepted", at=datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC),
