@@ -1,46 +1,140 @@
-"""`loopline demo`: the simulation, and the whole loop as a newcomer runs it (smoke tests)."""
+"""`loopline demo`: the simulation, and the whole loop as a newcomer runs it (smoke tests).
+
+The smoke tests run the real command in a subprocess for 30 s, on the embedded
+log and on the Kafka broker, and read what it printed: decisions logged,
+labelled examples, a learned version published and serving, the summary.
+They do not ask the learned model to win: 30 s is too short to promise it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 
+import pytest
+from click.testing import CliRunner
+
+from loopline.cli import cli
 from loopline.demo.network import Network
+from loopline.demo.stats import DemoStats, VersionStats
+from loopline.demo.traffic import history
+from loopline.demo.view import verdict
+from loopline.log import open_log
+
+# -- the simulation ------------------------------------------------------------------------
+
+
+def _pairs(network: Network, same: str) -> tuple[list[float], list[float]]:
+    """Acceptance of pairs that agree on `same` and of pairs that do not."""
+    alike, unlike = [], []
+    for a in network.ids()[:40]:
+        for b in network.ids()[40:200]:
+            agree = getattr(network[a], same) == getattr(network[b], same)
+            (alike if agree else unlike).append(network.acceptance(a, b))
+    return alike, unlike
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def test_acceptance_follows_the_hidden_factors() -> None:
     network = Network(members=400, seed=3)
-    by_id = {m.member_id: m for m in network.members}
-    same, other = [], []
-    for a in network.ids()[:40]:
-        for b in network.ids()[40:120]:
-            (same if by_id[a].industry == by_id[b].industry else other).append(
-                network.acceptance(a, b)
-            )
-    assert sum(same) / len(same) > 3 * sum(other) / len(other)
-    assert Network(seed=3).acceptance("m-1", "m-2") == network.acceptance("m-1", "m-2")
+    industry, other_industry = _pairs(network, "industry")
+    assert _mean(industry) > 3 * _mean(other_industry)
+    city, other_city = _pairs(network, "city")
+    assert _mean(city) > 1.2 * _mean(other_city)
+    # Sociability is never shown, yet a sociable candidate is accepted more often.
+    by_sociability = sorted(network.members, key=lambda m: m.sociability)
+    shy, sociable = by_sociability[:50], by_sociability[-50:]
+    a = network.ids()[0]
+    assert _mean([network.acceptance(a, m.member_id) for m in sociable if m.member_id != a]) > (
+        3 * _mean([network.acceptance(a, m.member_id) for m in shy if m.member_id != a])
+    )
+    assert all("sociability" not in profile for profile in network.profiles())
+
+
+def test_sociable_members_are_more_active() -> None:
+    network = Network(members=200, seed=5)
+    events = Counter(e["member_id"] for e in history(network, random.Random(1), 300, 100, now_ms=0))
+    by_sociability = sorted(network.members, key=lambda m: m.sociability)
+    shy, sociable = by_sociability[:40], by_sociability[-40:]
+    assert sum(events[m.member_id] for m in sociable) > 5 * sum(events[m.member_id] for m in shy)
+
+
+def test_the_simulation_is_reproducible_with_a_seed() -> None:
+    assert Network(seed=3).profiles() == Network(seed=3).profiles()
+    assert Network(seed=3).profiles() != Network(seed=4).profiles()
+    assert Network(seed=3).acceptance("m-1", "m-2") == Network(seed=3).acceptance("m-1", "m-2")
+    runs = [list(history(Network(seed=3), random.Random(9), 5, 20, now_ms=10_000)) for _ in "ab"]
+    assert runs[0] == runs[1]
+
+
+def test_the_verdict_names_the_heuristic_by_its_version() -> None:
+    stats = DemoStats("demo-1", "kafka://x", 60.0, heuristic=5)
+    stats.versions = {5: VersionStats(5, 100, 300, 45), 6: VersionStats(6, 100, 300, 30, 20.0)}
+    assert verdict(stats).startswith("the learned model (v6) does not beat the starting heuristic")
+    assert "(v5)" in verdict(stats)
+
+
+def test_demo_help_shows_the_options_and_examples() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--help"])
+    assert result.exit_code == 0, result.output
+    for text in ("--duration", "--log", "--seed", "--no-live", "loopline demo --duration 60"):
+        assert text in result.output
+
+
+# -- the whole loop ------------------------------------------------------------------------
+
+DURATION = 30
+
+
+def _command(*args: str, duration: int = DURATION) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "loopline",
+        *args,
+        "demo",
+        "--duration",
+        str(duration),
+        "--no-live",
+    ]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200"}
 
 
 def _demo(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "loopline", *args, "demo", "--duration", "30", "--no-live"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    started = time.monotonic()
+    done = subprocess.run(_command(*args), capture_output=True, text=True, timeout=240, env=_env())
+    took = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # Start-up (the processor catches up two minutes of activity history) and shutdown.
+    assert took < DURATION + 60, f"the demo took {took:.0f} s\n{done.stdout}"
     return done.stdout
 
 
+def _figure(name: str, out: str) -> int:
+    found = re.search(rf"{name}\s+([\d,]+)", out)
+    assert found, f"no {name!r} in:\n{out}"
+    return int(found.group(1).replace(",", ""))
+
+
 def _check(out: str) -> None:
-    decisions = int(re.search(r"decisions logged\s+([\d,]+)", out).group(1).replace(",", ""))
-    labelled = int(re.search(r"labelled examples\s+([\d,]+)", out).group(1).replace(",", ""))
-    assert decisions > 200 and labelled > 200, out
-    assert re.search(r"v2 trained on \d+ examples", out), out  # a learned version was published
-    assert re.search(r"│\s+v2 │\s+\d+s │\s+[1-9]", out), out  # ... and it answered requests
+    assert _figure("decisions logged", out) > 200, out
+    assert _figure("labelled examples", out) > 200, out
+    assert re.search(r"v2 trained on [\d,]+ examples", out), out  # a learned version, published
+    assert re.search(r"│\s+v2 │\s+\d+s │\s+[1-9]", out), out  # ... which answered requests
+    assert re.search(r"model in production\s+demo-[0-9a-f]{8}\.pymk v[2-9]", out), out
     assert "the starting heuristic (v1)" in out or "run longer" in out, out
     assert "(0 failed)" in out, out
 
@@ -51,4 +145,50 @@ def test_loopline_demo_runs_the_whole_loop_on_the_embedded_log() -> None:
 
 def test_loopline_demo_runs_on_kafka() -> None:
     bootstrap = os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    _check(_demo("--log", f"kafka://{bootstrap}"))
+    url = f"kafka://{bootstrap}"
+    out = ""
+    try:
+        out = _demo("--log", url)
+        _check(out)
+        assert "stay on kafka://" in out, out
+    finally:
+        if app := re.search(r"application (demo-[0-9a-f]{8})", out):
+            _delete_topics(url, app.group(1))
+
+
+def _delete_topics(url: str, app: str) -> None:
+    """The run's topics, so that test runs do not pile up on a shared broker."""
+    log = open_log(url)
+    try:
+        for topic in log.list_topics():
+            if topic.startswith(f"{app}.") or topic.startswith(f"{app}-"):
+                with contextlib.suppress(Exception):
+                    log.delete_topic(topic)
+    finally:
+        log.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_ctrl_c_stops_the_demo_early_and_still_shows_the_summary() -> None:
+    demo = subprocess.Popen(
+        _command(duration=120),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # wait until the simulated business runs
+            if line.startswith("application demo-"):
+                break
+        time.sleep(2)
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, out + err
+    assert "stopped early, after" in out, out
+    assert _figure("decisions logged", out) > 0, out

@@ -8,16 +8,26 @@ import tempfile
 import click
 
 from loopline.cli.errors import CLIError
+from loopline.cli.interrupts import stopping
 from loopline.cli.output import is_terminal
 from loopline.cli.settings import LogSettings
+
+PLAIN_EVERY = 10.0  # seconds between two progress lines without a live view
 
 
 @click.command(
     epilog="""\b
 Examples:
-  loopline demo
+  loopline demo                                   # about 2.5 minutes, embedded log
   loopline demo --duration 60
-  loopline demo --log kafka://localhost:9092""",
+  loopline demo --log kafka://localhost:9092      # or: loopline --log kafka://... demo
+  loopline demo --duration 30 --no-live > demo.txt
+
+\b
+Without --log (on the demo or on loopline itself) the demo runs on an embedded
+log in a temporary directory, removed at the end. On a log you name, the run's
+topics (demo-XXXXXXXX.*) and its model (demo-XXXXXXXX.pymk) stay, to look at
+with 'loopline topics list', 'loopline consume' and 'loopline models list'.""",
 )
 @click.option(
     "--duration",
@@ -31,18 +41,23 @@ Examples:
     "--log",
     "log_url",
     metavar="URL",
-    help="Run on this log (e.g. kafka://localhost:9092); default: an embedded log in a "
-    "temporary directory, removed at the end.",
+    help="Run on this log (embedded:PATH or kafka://host:port); default: an embedded log in "
+    "a temporary directory.",
 )
 @click.option("--seed", default=7, show_default=True, type=int, help="The simulation's seed.")
 @click.option(
     "--rate",
     default=25.0,
     show_default=True,
-    type=click.FloatRange(min=1),
+    type=click.FloatRange(min=1, max=200),
     help="Ranking requests per second from the simulated application.",
 )
-@click.option("--no-live", is_flag=True, help="Print a line every 10 s instead of a live view.")
+@click.option(
+    "--no-live",
+    is_flag=True,
+    help=f"Print a line every {PLAIN_EVERY:.0f} s instead of a live view (the default when "
+    "stdout is not a terminal).",
+)
 @click.pass_obj
 def demo(
     settings: LogSettings, duration: float, log_url: str | None, seed: int, rate: float,
@@ -56,7 +71,7 @@ def demo(
     factors; outcomes are joined to decisions into labelled examples; a
     trainer retrains from them, publishes signed versions, and the service
     hot-swaps each one. At the end: the learned model against the starting
-    heuristic, on acceptance rate.
+    heuristic, on acceptance rate. Ctrl-C stops early and still shows it.
     """
     from rich.console import Console
     from rich.live import Live
@@ -68,33 +83,57 @@ def demo(
     logging.getLogger("loopline").setLevel(logging.ERROR)  # the view says what happens
     console = Console()
     live = not no_live and is_terminal()
+    # The root command's --log, if given, counts too; $LOOPLINE_LOG does not: a newcomer's
+    # first run must not write into whatever log their shell points at.
+    root = click.get_current_context().find_root().params.get("log_url")
+    named = log_url or root
     with tempfile.TemporaryDirectory(prefix="loopline-demo-") as tmp:
-        root = click.get_current_context().find_root().params.get("log_url")
-        url = log_url or root or f"embedded:{tmp}/log"
+        url = named or f"embedded:{tmp}/log"
         try:
             log = open_log(url, kafka_config=settings.kafka_config or None)
-        except LogError as exc:
-            raise CLIError(str(exc)) from None
+        except (LogError, ImportError) as exc:
+            raise CLIError(settings.redact(f"cannot open the log {url}: {exc}")) from None
         console.print(f"loopline demo on {url} for {duration:.0f} s (Ctrl-C stops early)")
-        last_line = [0.0]
+        last_line, last_view = [0.0], [0.0]
 
-        def lines(stats) -> None:
-            if stats.elapsed - last_line[0] >= 10:
+        def line(stats) -> None:
+            if stats.elapsed - last_line[0] >= PLAIN_EVERY:
                 last_line[0] = stats.elapsed
                 click.echo(plain_line(stats))
 
+        def redraw(view: Live, stats) -> None:  # the view redraws 4 times a second, no more
+            if stats.elapsed - last_view[0] >= 0.25:
+                last_view[0] = stats.elapsed
+                view.update(live_view(stats))
+
+        def started(stats) -> None:
+            console.print(
+                f"application {stats.app}: model {stats.model}, heuristic "
+                f"v{stats.heuristic} in production"
+            )
+
         try:
-            if live:
-                with Live(console=console, refresh_per_second=4, transient=True) as view:
+            with stopping() as stop:
+                if live:
+                    with Live(console=console, refresh_per_second=4, transient=True) as view:
+                        stats = run_demo(
+                            log, duration=duration, seed=seed, rate=rate, stop=stop,
+                            state_dir=f"{tmp}/serve", on_start=started,
+                            on_tick=lambda s: redraw(view, s),
+                        )  # fmt: skip
+                else:
                     stats = run_demo(
-                        log, duration=duration, seed=seed, rate=rate, state_dir=f"{tmp}/serve",
-                        on_tick=lambda s: view.update(live_view(s)),
+                        log, duration=duration, seed=seed, rate=rate, stop=stop,
+                        state_dir=f"{tmp}/serve", on_start=started, on_tick=line,
                     )  # fmt: skip
-            else:
-                stats = run_demo(
-                    log, duration=duration, seed=seed, rate=rate, state_dir=f"{tmp}/serve",
-                    on_tick=lines,
-                )  # fmt: skip
+        except LogError as exc:
+            raise CLIError(settings.redact(f"the demo stopped: {exc}")) from None
         finally:
             log.close()
         console.print(summary(stats))
+        if stats.stopped_early:
+            console.print(f"stopped early, after {stats.elapsed:.0f} s")
+        if named:
+            console.print(
+                f"the run's topics ({stats.app}.*) and model ({stats.model}) stay on {url}"
+            )

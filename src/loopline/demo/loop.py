@@ -1,25 +1,25 @@
 """The whole loop of ``loopline demo``, on one log, in one process.
 
 Started in order: the profiles are published and the feature processor
-catches up; the heuristic is published as version 1 of the model; then the
-parts run side by side, each in its thread, exactly as their commands would
-(``features run``, ``serve``, ``outcomes``, ``train --every``):
+catches up; the heuristic is published, signed, as version 1 of the model
+and promoted to ``production``; then the parts run side by side, each in
+its thread, as their commands would (``features run``, ``serve``,
+``outcomes``, ``train --labelled ... --every``):
 
-- the simulated application sends activity events and ranking requests
-  (a member and 20 candidates, keep 3) to the prediction service;
-- simulated members accept suggestions with their true probability; an
-  acceptance is an outcome on ``<app>.outcomes`` a moment later;
+- the simulated application (`loopline.demo.traffic`) sends activity events
+  and ranking requests to the prediction service, and outcomes a moment later;
 - the joiner turns decisions and outcomes into labelled examples;
 - the trainer retrains from ``<app>.labelled`` on a schedule, publishes a
   signed version and moves the ``production`` alias; the service swaps it in.
 
-`DemoStats` holds what the view shows; `run_demo` returns it at the end.
+Every run has its own application name (``demo-<8 hex digits>``), so its
+topics and its model never meet another run's on a shared Kafka.
+`run_demo` returns the run's `DemoStats`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import json
 import logging
 import os
@@ -27,66 +27,42 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from loopline.app import App
 from loopline.contracts import LogRegistry
-from loopline.demo.application import FEATURES, MODEL, demo_app, heuristic_trainer
+from loopline.demo.application import FEATURES, demo_app, model_name
+from loopline.demo.heuristic import heuristic_trainer
 from loopline.demo.network import Network
+from loopline.demo.stats import DemoStats
+from loopline.demo.traffic import ACTIVITY_PER_STEP, Traffic, history
 from loopline.features.processor import FeatureProcessor
 from loopline.log import Log, TopicConfig, TopicExists
 from loopline.models.registry import ModelRegistry
 from loopline.models.signing import HmacSigner
-from loopline.models.training import train_once
+from loopline.models.training import TrainResult, train_every
+from loopline.outcomes import outcomes_topic
 from loopline.outcomes.joiner import OutcomeJoiner
-from loopline.serving.requests import RankRequest, ServingError
 from loopline.serving.service import PredictionService
 
-__all__ = ["DemoStats", "VersionStats", "run_demo"]
+__all__ = ["run_demo", "schedule"]
 
 logger = logging.getLogger(__name__)
 
-CANDIDATES, SHOWN = 20, 3
+STEPS_PER_SECOND = 25.0  # ranking requests per second; 4 activity events each
+HISTORY = 120.0  # seconds of activity before the demo starts
 
 
-@dataclass
-class VersionStats:
-    """How one model version did: requests answered, suggestions shown and accepted."""
+def schedule(duration: float) -> tuple[float, float]:
+    """When the first retraining starts and how often the next ones follow (seconds).
 
-    version: int
-    requests: int = 0
-    shown: int = 0
-    accepted: int = 0
-    since: float = 0.0  # seconds into the run when it first answered
+    About six versions in any run, the first once a fifth of the run has
+    produced outcomes, never more often than every 8 s:
 
-    @property
-    def rate(self) -> float:
-        return self.accepted / self.shown if self.shown else 0.0
-
-
-@dataclass
-class DemoStats:
-    """What the live view shows, updated while the demo runs."""
-
-    app: str
-    log_url: str
-    duration: float
-    started: float = field(default_factory=time.monotonic)
-    events: int = 0
-    requests: int = 0
-    failed: int = 0
-    outcomes: int = 0
-    decisions_logged: int = 0
-    labelled: int = 0
-    production: int = 0
-    versions: dict[int, VersionStats] = field(default_factory=dict)
-    training: list[str] = field(default_factory=list)
-    freshness_ms: float | None = None
-    events_per_s: float = 0.0
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
+    >>> schedule(150), schedule(30), schedule(600)
+    ((30.0, 25.0), (8.0, 8.0), (120.0, 100.0))
+    """
+    return max(8.0, duration * 0.2), max(8.0, duration / 6)
 
 
 def run_demo(
@@ -94,198 +70,212 @@ def run_demo(
     *,
     duration: float = 150.0,
     seed: int = 7,
-    rate: float = 25.0,
-    on_tick: Callable[[DemoStats], None] | None = None,
+    rate: float = STEPS_PER_SECOND,
     state_dir: str,
+    stop: threading.Event | None = None,
+    on_tick: Callable[[DemoStats], None] | None = None,
+    on_start: Callable[[DemoStats], None] | None = None,
 ) -> DemoStats:
-    """Run the simulated business for `duration` seconds; return the final `DemoStats`."""
-    name = f"demo-{random.Random().getrandbits(32):08x}"
+    """Run the simulated business on `log` for `duration` seconds (or until `stop` is set).
+
+    `rate` is the application's ranking requests per second; `state_dir` holds
+    the decision backlog; `on_start` sees the stats once every part runs,
+    `on_tick` after every step. Returns the final `DemoStats`.
+    """
+    stop = stop or threading.Event()
+    name = f"demo-{random.Random().getrandbits(32):08x}"  # not the seed: every run is new
     app = demo_app(name)
     network = Network(seed=seed)
-    rng = random.Random(seed)
-    stats = DemoStats(name, log.url, duration)
-    for topic, compact in ((f"{name}.profiles", True), (f"{name}.activity", False)):
-        with contextlib.suppress(TopicExists):
-            log.create_topic(topic, TopicConfig(partitions=1, compact=compact))
-    producer = log.producer()
-    for profile in network.profiles():
-        producer.send(
-            f"{name}.profiles", json.dumps(profile).encode(), profile["member_id"].encode()
-        )
-    producer.flush()
-    processor = FeatureProcessor(log, app, commit_interval=0.2)
-    processor.run_until_caught_up()
+    stats = DemoStats(name, log.url, duration, model=model_name(name))
+    with contextlib.ExitStack() as parts:
+        schemas = _closing(parts, LogRegistry(log))
+        _create_topics(log, schemas, app)
+        _publish_history(log, network, name, random.Random(seed + 1), rate * ACTIVITY_PER_STEP)
+        processor = _closing(parts, FeatureProcessor(log, app, commit_interval=0.2))
+        processor.run_until_caught_up()
 
-    key = os.urandom(32)
-    models = ModelRegistry(log, signer=HmacSigner(key))
-    schemas = LogRegistry(log)
-    heuristic = heuristic_trainer(seed)
-    data, format = heuristic.save()
-    v1 = models.publish(
-        MODEL, data, format=format, trainer="lightgbm", features=[(f, "float") for f in FEATURES]
-    )
-    models.promote(MODEL, v1.version, "production")
-    service = PredictionService(
-        log, app, schemas, state_dir=state_dir, models=models, refresh_interval=0.2
-    )
-    joiner = OutcomeJoiner(log, app, commit_interval=0.2)
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=processor.run, args=(stop,), name="demo-features", daemon=True),
-        threading.Thread(target=joiner.run, args=(stop,), name="demo-outcomes", daemon=True),
-        threading.Thread(
-            target=_retrain, args=(log, app, models, stats, stop, duration), daemon=True
-        ),
-    ]
-    service.start()
-    try:
-        _wait_ready(service)
+        signer = HmacSigner(os.urandom(32))  # a key for this run only; never leaves the process
+        models = _closing(parts, ModelRegistry(log, signer=signer, verifier=signer.verifier()))
+        heuristic = heuristic_trainer(FEATURES, seed)
+        artifact, format = heuristic.save()
+        v1 = models.publish(
+            stats.model,
+            artifact,
+            format=format,
+            trainer=heuristic.name,
+            params=heuristic.params(),
+            features=[(f, "float") for f in FEATURES],
+        )
+        models.promote(stats.model, v1.version, "production", reason="the starting heuristic")
+        stats.heuristic = v1.version
+
+        service = PredictionService(
+            log, app, schemas, state_dir=state_dir, models=models, refresh_interval=0.2
+        )
+        parts.callback(_close_service, service, stats)
+        joiner = _closing(parts, OutcomeJoiner(log, app, commit_interval=0.2))
+        traffic = Traffic(log, schemas, network, service, stats, random.Random(seed))
+        parts.callback(traffic.close)
+        service.start()
+        _wait_ready(service, stop)
+
+        done = threading.Event()  # the parts' own stop: set when the traffic ends
+        threads = [
+            threading.Thread(target=processor.run, args=(done,), name="demo-features", daemon=True),
+            threading.Thread(target=joiner.run, args=(done,), name="demo-outcomes", daemon=True),
+            threading.Thread(
+                target=_retrain,
+                args=(log, app, models, stats, done),
+                name="demo-train",
+                daemon=True,  # a stuck part must not keep the process alive after the summary
+            ),
+        ]
+        parts.callback(_join, threads, done)
         stats.started = time.monotonic()
         for thread in threads:
             thread.start()
-        _traffic(service, network, producer, rng, stats, stop, rate, on_tick, joiner)
-    finally:
-        stop.set()
-        for thread in threads:
-            if thread.is_alive():
-                thread.join(timeout=60)
-        service.decisions.flush(10)
-        stats.decisions_logged = service.decisions.written
-        stats.labelled = joiner.stats.examples
-        for part in (service, joiner, processor, producer, models, schemas):
-            with contextlib.suppress(Exception):
-                part.close()
+        if on_start is not None:
+            on_start(stats)
+        _run_traffic(traffic, service, joiner, stats, stop, rate, on_tick)
+        stats.stopped_early = stop.is_set()
+    # What the joiner labelled up to its last commit, once it has stopped.
+    stats.labelled, stats.positives = joiner.stats.examples, joiner.stats.positives
     return stats
 
 
-def _wait_ready(service: PredictionService, timeout: float = 120.0) -> None:
+def _closing(parts: contextlib.ExitStack, part: Any) -> Any:
+    parts.callback(part.close)
+    return part
+
+
+def _create_topics(log: Log, schemas: LogRegistry, app: App) -> None:
+    for topic, compact in ((f"{app.name}.profiles", True), (f"{app.name}.activity", False)):
+        with contextlib.suppress(TopicExists):
+            log.create_topic(topic, TopicConfig(partitions=1, compact=compact))
+    outcomes_topic(app.name).create(log, schemas)  # binds the loopline.outcome contract
+
+
+def _publish_history(
+    log: Log, network: Network, name: str, rng: random.Random, per_second: float
+) -> None:
+    """The members' profiles, and their activity of the last `HISTORY` seconds."""
+    producer = log.producer()
+    try:
+        for profile in network.profiles():
+            producer.send(
+                f"{name}.profiles", json.dumps(profile).encode(), profile["member_id"].encode()
+            )
+        for event in history(network, rng, HISTORY, per_second, now_ms=time.time_ns() // 10**6):
+            producer.send(
+                f"{name}.activity",
+                json.dumps(event).encode(),
+                event["member_id"].encode(),
+                timestamp=event["at"],
+            )
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def _wait_ready(service: PredictionService, stop: threading.Event, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while waiting := service.readiness():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the demo's service is not ready: {'; '.join(waiting)}")
-        time.sleep(0.05)
+            raise TimeoutError(f"the demo's prediction service is not ready: {'; '.join(waiting)}")
+        if stop.wait(0.05):
+            return
 
 
-def _traffic(
+def _run_traffic(
+    traffic: Traffic,
     service: PredictionService,
-    network: Network,
-    producer: Any,
-    rng: random.Random,
+    joiner: OutcomeJoiner,
     stats: DemoStats,
     stop: threading.Event,
     rate: float,
     on_tick: Callable[[DemoStats], None] | None,
-    joiner: OutcomeJoiner,
 ) -> None:
-    """The simulated application and its members, until the duration has passed."""
-    app = service.app.name
-    ids = network.ids()
-    due: list[tuple[float, int, dict]] = []  # outcomes not yet happened: (when, n, outcome)
-    interval, next_tick, counted = 1.0 / rate, time.monotonic(), 0
-    window: list[tuple[float, int]] = []
-    freshness = _Freshness(app)
-    while stats.elapsed < stats.duration:
+    """Step the application `rate` times a second until the duration has passed."""
+    interval, next_step = 1.0 / rate, time.monotonic()
+    recent: list[tuple[float, int]] = []  # (when, events so far) over the last 5 s
+    freshness = _Freshness(stats.app)
+    while not stop.is_set() and stats.elapsed < stats.duration:
+        traffic.step()
         now = time.monotonic()
-        for _ in range(4):  # activity: views and searches
-            who, whom = rng.sample(ids, 2)
-            kind = rng.choice(["view", "view", "search"])
-            event = {"member_id": who, "target": whom, "kind": kind, "at": _now_ms()}
-            producer.send(f"{app}.activity", json.dumps(event).encode(), who.encode())
-            stats.events += 1
-        member = rng.choice(ids)
-        candidates = rng.sample([i for i in ids if i != member], CANDIDATES)
-        try:
-            answer = service.rank(
-                RankRequest(member, candidates, k=SHOWN, context={"page": "pymk"}),
-                time.perf_counter(),
-            )
-        except ServingError as exc:
-            stats.failed += 1
-            logger.warning("the demo's request failed: %s", exc.message)
-            answer = None
-        if answer is not None:
-            stats.requests += 1
-            version = answer["version"]
-            vs = stats.versions.get(version)
-            if vs is None:
-                vs = stats.versions[version] = VersionStats(version, since=stats.elapsed)
-            stats.production = max(stats.production, version)
-            vs.requests += 1
-            for item in answer["items"]:
-                vs.shown += 1
-                if rng.random() < network.acceptance(member, item["id"]):
-                    vs.accepted += 1
-                    counted += 1
-                    outcome = {"entity": member, "type": "accepted", "item": item["id"]}
-                    heapq.heappush(due, (now + rng.uniform(0.2, 1.5), counted, outcome))
-        while due and due[0][0] <= now:
-            _, _, outcome = heapq.heappop(due)
-            outcome["at"] = _iso(_now_ms())
-            producer.send(
-                f"{app}.outcomes", json.dumps(outcome).encode(), outcome["entity"].encode()
-            )
-            stats.outcomes += 1
-        producer.flush()  # the application's events and outcomes reach the log now
-        window.append((now, stats.events))
-        while window and now - window[0][0] > 5:
-            window.pop(0)
-        if len(window) > 1 and now > window[0][0]:
-            stats.events_per_s = (window[-1][1] - window[0][1]) / (now - window[0][0])
+        recent.append((now, stats.events))
+        while now - recent[0][0] > 5:
+            recent.pop(0)
+        if now > recent[0][0]:
+            stats.events_per_s = (stats.events - recent[0][1]) / (now - recent[0][0])
         stats.decisions_logged = service.decisions.written
-        stats.labelled = joiner.stats.examples
-        fresh = freshness()
-        if fresh is not None:
+        stats.labelled, stats.positives = joiner.stats.examples, joiner.stats.positives
+        if now - freshness.read_at >= 1.0 and (fresh := freshness(now)) is not None:
             stats.freshness_ms = fresh
         if on_tick is not None:
             on_tick(stats)
-        next_tick += interval
-        time.sleep(max(0.0, next_tick - time.monotonic()))
-        if stop.is_set():
-            break
-    producer.flush()
+        next_step += interval
+        stop.wait(max(0.0, next_step - time.monotonic()))
 
 
 def _retrain(
-    log: Log, app: Any, models: ModelRegistry, stats: DemoStats, stop: threading.Event,
-    duration: float,
-) -> None:  # fmt: skip
-    """Train from the labelled examples on a schedule, and promote every new version."""
-    first, every = max(8.0, duration * 0.2), max(8.0, duration / 6)
-    next_at = first
-    while not stop.wait(0.2):
-        if stats.elapsed < next_at:
-            continue
-        next_at = stats.elapsed + every
-        try:
-            result = train_once(
-                log, app, MODEL, labelled_topic=f"{app.name}.labelled", registry=models,
-                alias="production",
-            )  # fmt: skip
-        except Exception as exc:  # too little data yet, one class, ...: try again next time
-            stats.training.append(f"{stats.elapsed:5.0f}s  not yet: {exc}")
-            continue
+    log: Log, app: App, models: ModelRegistry, stats: DemoStats, done: threading.Event
+) -> None:
+    """``loopline train --labelled <app>.labelled --every ... --alias production``, in a thread."""
+    first, every = schedule(stats.duration)
+    if done.wait(max(0.0, first - stats.elapsed)):
+        return
+
+    def published(result: TrainResult) -> None:
         auc = result.metrics.get("auc")
         stats.training.append(
             f"{stats.elapsed:5.0f}s  v{result.version.version} trained on "
-            f"{result.train_rows} examples"
+            f"{result.train_rows:,} examples"
             + (f", test AUC {auc:.3f}" if isinstance(auc, float) else "")
             + ", promoted"
         )
 
+    def failed(exc: Exception) -> None:  # too few examples yet, one class: next time
+        stats.training.append(f"{stats.elapsed:5.0f}s  not yet: {exc}")
+
+    try:
+        train_every(
+            every, done, log, app, stats.model, labelled_topic=f"{app.name}.labelled",
+            registry=models, alias="production", on_result=published, on_error=failed,
+        )  # fmt: skip
+    except Exception as exc:  # shown in the view; the rest of the loop goes on
+        logger.exception("the demo's trainer stopped")
+        stats.training.append(f"{stats.elapsed:5.0f}s  the trainer stopped: {exc}")
+
+
+def _join(threads: list[threading.Thread], done: threading.Event) -> None:
+    done.set()
+    for thread in threads:
+        if thread.is_alive():
+            thread.join(timeout=60)
+
+
+def _close_service(service: PredictionService, stats: DemoStats) -> None:
+    service.decisions.flush(10)
+    stats.decisions_logged = service.decisions.written
+    service.close()
+
 
 class _Freshness:
-    """Mean time from an event's append to its effect being readable, over the last tick.
+    """Mean time from an event's append to its effect being readable, since the last call.
 
-    Read from the online store's Prometheus histogram, as a dashboard would.
+    Read from the online store's Prometheus histogram, as a dashboard would
+    (once a second: collecting the registry is not free).
     """
 
     def __init__(self, app: str) -> None:
         self.labels = {"app": app}
         self.last = (0.0, 0.0)
+        self.read_at = 0.0
 
-    def __call__(self) -> float | None:
+    def __call__(self, now: float) -> float | None:
         from prometheus_client import REGISTRY
 
+        self.read_at = now
         name = "loopline_features_store_freshness_seconds"
         total = REGISTRY.get_sample_value(f"{name}_sum", self.labels) or 0.0
         count = REGISTRY.get_sample_value(f"{name}_count", self.labels) or 0.0
@@ -293,13 +283,3 @@ class _Freshness:
         if count <= last_count:
             return None
         return 1000 * (total - last_total) / (count - last_count)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _iso(ms: int) -> str:
-    import datetime
-
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat()

@@ -4,8 +4,10 @@ Members have a profile (industry, city, seniority: what the application can
 see) and a hidden sociability. Whether a member accepts a suggested
 connection depends on the true factors: the same industry matters most,
 then a small seniority gap, then the same city, and the candidate's hidden
-sociability. A model that learns from outcomes can find this; the starting
-heuristic (suggest people from the same city) gets only part of it.
+sociability. Sociability is never published, but it shows in behaviour:
+sociable members are active more often (they view profiles and search), so
+a model that reads activity features can find it. The starting heuristic
+(people from the same city, senior ones first) gets only part of this.
 
 >>> network = Network(members=50, seed=1)
 >>> len(network.profiles()), sorted(network.profiles()[0])
@@ -15,10 +17,14 @@ heuristic (suggest people from the same city) gets only part of it.
 True
 >>> network.acceptance("m-0", "m-1") == Network(members=50, seed=1).acceptance("m-0", "m-1")
 True
+>>> import random
+>>> sorted(network.activity(random.Random(3), at=1_000))
+['at', 'kind', 'member_id', 'target']
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -39,11 +45,21 @@ class Member:
     seniority: int
     sociability: float
 
+    @property
+    def activity(self) -> float:
+        """How often this member is active, relative to others (hidden; up to ~12x apart)."""
+        return (0.1 + self.sociability) ** 2
+
 
 class Network:
-    """`members` simulated members and the true chance that one accepts another."""
+    """`members` simulated members and the true chance that one accepts another.
+
+    Everything is drawn from `seed`: the same seed gives the same members.
+    """
 
     def __init__(self, members: int = 400, seed: int = 7) -> None:
+        if members < 2:
+            raise ValueError(f"a network needs at least 2 members, not {members}")
         rng = random.Random(seed)
         self.members = [
             Member(
@@ -56,6 +72,15 @@ class Network:
             for i in range(members)
         ]
         self._by_id = {m.member_id: m for m in self.members}
+        self._ids = [m.member_id for m in self.members]
+        self._active = list(itertools.accumulate(m.activity for m in self.members))
+
+    def __getitem__(self, member_id: str) -> Member:
+        return self._by_id[member_id]
+
+    def ids(self) -> list[str]:
+        """Every member's id."""
+        return list(self._ids)
 
     def profiles(self) -> list[dict]:
         """What the application sees of every member (the profiles table topic)."""
@@ -69,13 +94,18 @@ class Network:
         """The true probability that `member` accepts a suggested connection to `candidate`."""
         a, b = self._by_id[member], self._by_id[candidate]
         logit = (
-            -3.0
+            -3.8
             + 2.2 * (a.industry == b.industry)
             + 0.5 * (a.city == b.city)
             - 0.7 * abs(a.seniority - b.seniority)
-            + 1.5 * b.sociability
+            + 3.0 * b.sociability
         )
         return 1.0 / (1.0 + math.exp(-logit))
 
-    def ids(self) -> list[str]:
-        return [m.member_id for m in self.members]
+    def activity(self, rng: random.Random, at: int) -> dict:
+        """One activity event at `at` (ms): a member, chosen by how active they are, views a
+        profile or searches."""
+        who = rng.choices(self._ids, cum_weights=self._active)[0]
+        kind = "search" if rng.random() < 0.3 else "view"
+        target = rng.choice(self._ids) if kind == "view" else ""
+        return {"member_id": who, "kind": kind, "target": target, "at": at}

@@ -1,24 +1,31 @@
 """What ``loopline demo`` shows: a live view while it runs, and a summary at the end.
 
->>> from loopline.demo.loop import DemoStats, VersionStats
+>>> from loopline.demo.stats import DemoStats, VersionStats
 >>> stats = DemoStats("demo-1", "embedded:/tmp/x", 60.0)
 >>> stats.versions = {1: VersionStats(1, 100, 300, 30), 3: VersionStats(3, 100, 300, 60, 40.0)}
 >>> verdict(stats)
 'the learned model (v3) beats the starting heuristic (v1): 20.0% of suggestions accepted vs 10.0% (2.00x)'
+>>> stats.versions = {1: VersionStats(1, 100, 300, 30), 2: VersionStats(2, 5, 15, 9, 50.0)}
+>>> verdict(stats)
+'no learned version served long enough to compare with the heuristic (v1): run longer (--duration)'
 """
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
-from loopline.demo.loop import DemoStats, VersionStats
+from loopline.demo.stats import DemoStats, VersionStats
 
-__all__ = ["live_view", "plain_line", "summary", "verdict"]
+__all__ = ["MIN_SHOWN", "live_view", "plain_line", "summary", "verdict"]
 
 # A version must have shown this many suggestions before its rate is compared.
 MIN_SHOWN = 60
+
+
+def _label(stats: DemoStats, version: int) -> str:
+    return f"v{version}" + (" (heuristic)" if version == stats.heuristic else "")
 
 
 def _versions(stats: DemoStats) -> Table:
@@ -26,10 +33,9 @@ def _versions(stats: DemoStats) -> Table:
     for column in ("version", "from", "requests", "shown", "accepted", "rate"):
         table.add_column(column, justify="right")
     for v in sorted(stats.versions.values(), key=lambda v: v.version):
-        label = f"v{v.version}" + (" (heuristic)" if v.version == 1 else "")
         table.add_row(
-            label, f"{v.since:.0f}s", str(v.requests), str(v.shown), str(v.accepted),
-            f"{v.rate:.1%}",
+            _label(stats, v.version), f"{v.since:.0f}s", f"{v.requests:,}", f"{v.shown:,}",
+            f"{v.accepted:,}", f"{v.rate:.1%}",
         )  # fmt: skip
     return table
 
@@ -40,20 +46,21 @@ def live_view(stats: DemoStats) -> Panel:
     loop.add_column(style="bold")
     loop.add_column()
     freshness = "-" if stats.freshness_ms is None else f"{stats.freshness_ms:,.0f} ms"
+    production = _label(stats, stats.production) if stats.production else "-"
     rows = [
         ("log", stats.log_url),
         ("time", f"{stats.elapsed:,.0f} / {stats.duration:,.0f} s"),
         ("events", f"{stats.events:,} ({stats.events_per_s:,.0f}/s)"),
         ("feature freshness", f"{freshness} (append to readable)"),
-        ("model in production", f"v{stats.production}" if stats.production else "-"),
+        ("model in production", f"{stats.model} {production}"),
         ("ranking requests", f"{stats.requests:,} ({stats.failed} failed)"),
         ("decisions logged", f"{stats.decisions_logged:,}"),
         ("outcomes (accepted)", f"{stats.outcomes:,}"),
-        ("labelled examples", f"{stats.labelled:,}"),
+        ("labelled examples", f"{stats.labelled:,} ({stats.positives:,} positive)"),
     ]
     for key, value in rows:
         loop.add_row(key, value)
-    parts: list = [loop, _versions(stats)]
+    parts: list[RenderableType] = [loop, _versions(stats)]
     if stats.training:
         parts.append("\n".join(["training:", *stats.training[-6:]]))
     return Panel(Group(*parts), title=f"loopline demo: {stats.app}", expand=False)
@@ -72,19 +79,22 @@ def plain_line(stats: DemoStats) -> str:
 
 def verdict(stats: DemoStats) -> str:
     """Whether the learned model beat the heuristic, in one sentence."""
-    heuristic = stats.versions.get(1)
-    learned = [v for v in stats.versions.values() if v.version > 1 and v.shown >= MIN_SHOWN]
+    heuristic = stats.versions.get(stats.heuristic)
+    learned = [
+        v for v in stats.versions.values() if v.version > stats.heuristic and v.shown >= MIN_SHOWN
+    ]
     if heuristic is None or not learned:
         return (
-            "no learned version served long enough to compare with the heuristic: "
-            "run longer (--duration)"
+            f"no learned version served long enough to compare with the heuristic "
+            f"(v{stats.heuristic}): run longer (--duration)"
         )
     best: VersionStats = max(learned, key=lambda v: v.version)  # the latest learned
-    ratio = best.rate / heuristic.rate if heuristic.rate else float("inf")
+    ratio = f"{best.rate / heuristic.rate:.2f}x" if heuristic.rate else "none for the heuristic"
     word = "beats" if best.rate > heuristic.rate else "does not beat"
     return (
-        f"the learned model (v{best.version}) {word} the starting heuristic (v1): "
-        f"{best.rate:.1%} of suggestions accepted vs {heuristic.rate:.1%} ({ratio:.2f}x)"
+        f"the learned model (v{best.version}) {word} the starting heuristic "
+        f"(v{heuristic.version}): {best.rate:.1%} of suggestions accepted vs "
+        f"{heuristic.rate:.1%} ({ratio})"
     )
 
 

@@ -1,0 +1,73 @@
+"""What a demo run counts while it runs: the figures of the live view and of the summary.
+
+>>> stats = DemoStats("demo-1", "embedded:/tmp/x", duration=60.0)
+>>> v1 = stats.served(1, shown=3, accepted=1)
+>>> v1 = stats.served(1, shown=3, accepted=0)
+>>> v1.requests, v1.shown, v1.accepted, f"{v1.rate:.1%}", stats.production
+(2, 6, 1, '16.7%', 1)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["DemoStats", "VersionStats"]
+
+
+@dataclass
+class VersionStats:
+    """How one model version did: requests answered, suggestions shown and accepted."""
+
+    version: int
+    requests: int = 0
+    shown: int = 0
+    accepted: int = 0
+    since: float = 0.0  # seconds into the run when it first answered
+
+    @property
+    def rate(self) -> float:
+        """The share of shown suggestions that were accepted."""
+        return self.accepted / self.shown if self.shown else 0.0
+
+
+@dataclass
+class DemoStats:
+    """The figures of one run, updated while it runs (read by the view, never written)."""
+
+    app: str
+    log_url: str
+    duration: float
+    model: str = ""
+    heuristic: int = 1  # the version number of the starting heuristic
+    started: float = field(default_factory=time.monotonic)
+    events: int = 0
+    events_per_s: float = 0.0
+    requests: int = 0
+    failed: int = 0
+    outcomes: int = 0
+    decisions_logged: int = 0
+    labelled: int = 0
+    positives: int = 0
+    production: int = 0
+    freshness_ms: float | None = None
+    versions: dict[int, VersionStats] = field(default_factory=dict)
+    training: list[str] = field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the simulated business started."""
+        return time.monotonic() - self.started
+
+    def served(self, version: int, *, shown: int, accepted: int) -> VersionStats:
+        """Count one answered ranking request of `version`."""
+        vs = self.versions.get(version)
+        if vs is None:
+            vs = self.versions[version] = VersionStats(version, since=self.elapsed)
+        vs.requests += 1
+        vs.shown += shown
+        vs.accepted += accepted
+        self.requests += 1
+        self.production = version
+        return vs
