@@ -213,6 +213,10 @@ def test_parity_related_entities_online_equals_offline(stream):
             fed += 1
         related.append(online.vector({"member": m, "item": it}, at=at))
         members.append(online.vector("member", m, at=at))
+        # One call for many candidates reads each entity once, and gives the same vectors.
+        batch = [{"member": m, "item": i} for i in [it, *ITEMS, None, it]]
+        each = [online.vector(ids, at=at) for ids in batch]
+        assert mismatches(online.vectors(batch, at=at), each) == []
         if it is not None:
             items.append(online.vector("item", it, at=at))
 

@@ -367,3 +367,20 @@ def test_river_refuses_a_model_that_does_not_fit_the_task():
         RiverTrainer(river_linear.LinearRegression(), task="classification")
     with pytest.raises(ValueError, match="StandardScaler is neither a River classifier"):
         RiverTrainer(river_preprocessing.StandardScaler())
+
+
+def test_rows_of_plain_and_numpy_numbers_read_alike():
+    """Plain numbers take numpy's one-pass path, numpy scalars the checked loop: same matrix."""
+    from loopline.models.trainers.data import row_matrix
+
+    plain = [{"a": 1, "b": None, "c": True}, {"a": 2.5, "b": -3, "c": False}]
+    numpy = [
+        {"a": np.int64(1), "b": None, "c": np.bool_(True)},
+        {"a": np.float32(2.5), "b": np.int8(-3), "c": np.bool_(False)},
+    ]
+    expected = np.array([[1.0, np.nan, 1.0], [2.5, -3.0, 0.0]])
+    for rows in (plain, numpy):
+        np.testing.assert_array_equal(row_matrix(rows, ["a", "b", "c"]), expected)
+    np.testing.assert_array_equal(row_matrix(plain, ["c", "a"]), expected[:, [2, 0]])
+    with pytest.raises(DataError, match=r"row 1 feature 'a' is str '2.5'"):
+        row_matrix([plain[0], {**plain[1], "a": "2.5"}], ["a", "b", "c"])

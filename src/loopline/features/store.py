@@ -164,7 +164,7 @@ class FeatureStore:
             for entity_name, entity_id in ids.items():
                 if entity_id is not None:
                     view.ready(entity_name, str(entity_id))
-        return [view.online.vector(ids, names=names, at=at) for ids in entities]
+        return view.online.vectors(entities, names, at)
 
     def known(self, entity_name: str, entity_id: str) -> bool:
         """Whether the online features hold anything of `entity_id` (an event, a table row).

@@ -191,14 +191,42 @@ class OnlineFeatures:
                 values[d.name] = d.default
         return {name: values[name] for name in plan.names}
 
+    def vectors(
+        self,
+        entities: Sequence[Mapping[str, Any]],
+        names: Sequence[str] | None = None,
+        at: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """`vector` of each mapping of entity name -> id in `entities`, at one instant.
+
+        Each entity's features are read once however many mappings name it
+        (a member ranked with 50 candidate items is read once, not 50 times).
+
+        >>> from loopline.features import Entity, FeatureSet, Table, TableFeature
+        >>> member, item = Entity("member", "member_id"), Entity("item", "item_id")
+        >>> online = OnlineFeatures(FeatureSet(tables=[
+        ...     Table("profiles", member, [TableFeature("country", "country", default="??")]),
+        ...     Table("items", item, [TableFeature("price", "price", default=0.0)])]))
+        >>> online.process("items", 0, 0, 1_000, "i7", {"price": 9.5})
+        False
+        >>> online.vectors([{"member": "m1", "item": "i7"}, {"member": "m1", "item": "i8"}])
+        [{'country': '??', 'price': 9.5}, {'country': '??', 'price': 0.0}]
+        """
+        if at is None:
+            at = self.clock if self.clock is not None else 0
+        memo: dict[tuple[bool, int, str | None], dict[str, Any]] = {}
+        return [self._related_vector(ids, None, names, at, memo) for ids in entities]
+
     def _related_vector(
         self,
         ids: Mapping[str, Any],
         entity_id: object,
         names: Sequence[str] | None,
         at: int | None,
+        memo: dict[tuple[bool, int, str | None], dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """`vector` of several entities: `ids` maps each entity's name to its id."""
+        """`vector` of several entities: `ids` maps each entity's name to its id; `memo`
+        keeps the values read of each (aggregation group or table, entity id) for reuse."""
         if not isinstance(ids, Mapping):
             raise TypeError(
                 "vector takes an entity name and id, or a mapping of entity name -> id; "
@@ -222,11 +250,22 @@ class OnlineFeatures:
         if at is None:
             at = self.clock if self.clock is not None else 0
         values: dict[str, Any] = {}
+        if memo is None:
+            memo = {}
         for i, entity in plan.group_entities:
-            state = self._entities[i].get(keys[entity])  # type: ignore[arg-type]
-            values.update(state.read(at) if state is not None else self._plans[i].defaults)
+            key = keys[entity]
+            part = memo.get((False, i, key))
+            if part is None:
+                state = self._entities[i].get(key)  # type: ignore[arg-type]
+                part = state.read(at) if state is not None else self._plans[i].defaults
+                memo[False, i, key] = part
+            values.update(part)
         for i, entity in plan.table_entities:
-            values.update(self._tables[i].read(keys[entity]))  # type: ignore[arg-type]
+            key = keys[entity]
+            part = memo.get((True, i, key))
+            if part is None:
+                part = memo[True, i, key] = self._tables[i].read(key)  # type: ignore[arg-type]
+            values.update(part)
         for d in plan.derived:
             try:
                 values[d.name] = d.fn(*(values[name] for name in d.inputs))

@@ -80,6 +80,12 @@ def row_matrix(rows: Any, features: Sequence[str]) -> np.ndarray:
         if rows.ndim != 2:
             raise DataError(f"rows must be a 2-D array; got an array of shape {rows.shape}")
         return _array_matrix(rows, names)
+    try:  # the common case in one pass of numpy: dicts holding every feature, plain numbers
+        flat = [row[name] for row in rows for name in names]
+    except (KeyError, TypeError):
+        flat = None  # the loop below says which row is wrong, and how
+    if flat is not None and set(map(type, flat)) <= _PLAIN:
+        return np.array(flat, dtype=np.float64).reshape(len(rows), len(names))
     matrix = np.empty((len(rows), len(names)), dtype=np.float64)
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -181,6 +187,9 @@ def _array_matrix(array: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     for (i, j), value in np.ndenumerate(array):
         matrix[i, j] = _number(value, i, names[j])
     return matrix
+
+
+_PLAIN = {int, float, bool, type(None)}  # numpy reads None as NaN
 
 
 def _number(value: Any, row: int, name: str) -> float:
