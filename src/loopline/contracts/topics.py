@@ -129,10 +129,13 @@ class TypedProducer(Generic[T]):
         self._producer = log.producer()
         self._label = f"contract {topic.contract_name!r} v{self.version.version}"
 
-    def encode(self, record: T | dict) -> tuple[bytes | None, bytes, int | None]:
-        """Key, value and timestamp of `record`, or `ContractViolation`."""
+    def encode(
+        self, record: T | dict, *, checked: bool = False
+    ) -> tuple[bytes | None, bytes, int | None]:
+        """Key, value and timestamp of `record`, or `ContractViolation`; `checked`: the
+        caller has checked the record's field types itself (the codec skips its check)."""
         try:
-            value = self._codec.encode(record)
+            value = self._codec.encode(record, checked=checked)
         except ContractViolation as exc:
             raise ContractViolation(f"{self._label}: {exc}") from None
         get = record.get if isinstance(record, dict) else lambda f: getattr(record, f, None)

@@ -48,7 +48,7 @@ from loopline.contracts.registry import LogRegistry
 from loopline.log import Log, LogError, Producer
 from loopline.serving import metrics
 from loopline.serving.backlog import Backlog, Encoded
-from loopline.serving.decisions import Decision
+from loopline.serving.decisions import Decision, check_values
 
 __all__ = ["DecisionLog"]
 
@@ -170,7 +170,8 @@ class DecisionLog:
 
     def _encode(self, decision: Decision) -> Encoded | None:
         try:
-            return self._encoder.encode(decision)
+            check_values(decision)  # the rest the service made with the contract's types
+            return self._encoder.encode(decision, checked=True)
         except ContractViolation as exc:  # a bug in the service, not a reason to stop
             logger.error("decision %s breaks its contract: %s", decision.decision_id, exc)
             self._drop(1)

@@ -39,7 +39,7 @@ from typing import Literal
 
 import msgspec
 
-from loopline.contracts import Topic
+from loopline.contracts import ContractViolation, Topic
 
 __all__ = [
     "CONTRACT",
@@ -47,6 +47,7 @@ __all__ = [
     "Decision",
     "Returned",
     "Value",
+    "check_values",
     "decisions_topic",
 ]
 
@@ -54,6 +55,8 @@ CONTRACT = "loopline.decision"
 
 Value = str | int | float | bool | None
 """A feature or context value: decisions carry scalars only."""
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class Candidate(msgspec.Struct, frozen=True):
@@ -103,4 +106,34 @@ def decisions_topic(app_name: str, *, partitions: int = 1) -> Topic[Decision]:
         encoding="json",
         contract=CONTRACT,
         partitions=partitions,
+    )
+
+
+def check_values(decision: Decision) -> None:
+    """`ContractViolation` unless every context and feature value of `decision` is a `Value`.
+
+    The service makes the rest of a decision itself, with the contract's types;
+    these values come from outside it (the request, the online store), and
+    checking only them is a fraction of the cost of a full check of the record.
+
+    >>> at = datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.UTC)
+    >>> d = Decision("0190a6f4-9d2e-7a3b-8c4d-5e6f7a8b9c0d", at, "predict", "accept", 3,
+    ...     "member", "m-1", {}, [Candidate("m-1", 0.5, {"tags": ["a", "b"]})], [], 1.5)
+    >>> check_values(d)
+    Traceback (most recent call last):
+    ...
+    loopline.contracts.codecs.ContractViolation: candidate 'm-1' feature 'tags' is list ['a', 'b']: decisions carry scalars only (str, int, float, bool, None)
+    """
+    _check_scalars(decision.context, "context value")
+    for candidate in decision.candidates:
+        _check_scalars(candidate.features, f"candidate {candidate.id!r} feature")
+
+
+def _check_scalars(values: dict[str, Value], what: str) -> None:
+    if _SCALARS.issuperset(map(type, values.values())):
+        return
+    name, value = next((n, v) for n, v in values.items() if type(v) not in _SCALARS)
+    raise ContractViolation(
+        f"{what} {name!r} is {type(value).__name__} {value!r}: decisions carry scalars only "
+        "(str, int, float, bool, None)"
     )
