@@ -1,9 +1,9 @@
 """Writing decisions to the log: asynchronous, batched, and never lost when the log is down.
 
-`DecisionLog.submit` only appends the decision to an in-memory queue: no
-encoding, no I/O on the request path. A background thread takes what has
-queued (waiting at most `linger` seconds to fill a batch), encodes it with
-the decision contract, sends it and flushes. If the log refuses (unreachable,
+`DecisionLog.submit` encodes the decision with the decision contract (tens
+of microseconds) and appends it to an in-memory queue: no I/O on the
+request path. A background thread takes what has queued (waiting at most
+`linger` seconds to fill a batch), sends it and flushes. If the log refuses (unreachable,
 topic gone, no acknowledgement in `flush_timeout`), the batch goes to the
 `Backlog` on local disk, and from then on new decisions queue behind it so
 order is kept; every `retry_interval` seconds the thread tries to drain the
@@ -92,7 +92,7 @@ class DecisionLog:
         self.max_pending = max_pending
         self.written = 0
         self.dropped = 0
-        self._queue: deque[Decision] = deque()
+        self._queue: deque[Encoded] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._producer: Producer | None = None
@@ -110,11 +110,20 @@ class DecisionLog:
     # -- the request path ------------------------------------------------------------------
 
     def submit(self, decision: Decision) -> None:
-        """Queue `decision` for the log; returns at once."""
-        if len(self._queue) >= self.max_pending:
-            self._keep([self._encode(decision)])
+        """Queue `decision` for the log, encoded; returns at once.
+
+        Encoding here, not in the writer, keeps one bytes object per queued
+        decision instead of hundreds (candidates, feature dicts): they would
+        live long enough to reach the garbage collector's oldest generation
+        and make its full passes, which stop every request, frequent.
+        """
+        encoded = self._encode(decision)
+        if encoded is None:
             return
-        self._queue.append(decision)
+        if len(self._queue) >= self.max_pending:
+            self._keep([encoded])
+            return
+        self._queue.append(encoded)
         self._metrics.pending.inc()
         if len(self._queue) >= self.max_batch:
             self._wake.set()
@@ -153,12 +162,11 @@ class DecisionLog:
             self._busy = False
 
     def _write_batch(self) -> None:
-        batch: list[Decision] = []
-        while self._queue and len(batch) < self.max_batch:
-            batch.append(self._queue.popleft())
-        if batch:
-            self._metrics.pending.dec(len(batch))
-        encoded = [e for e in map(self._encode, batch) if e is not None]
+        encoded: list[Encoded] = []
+        while self._queue and len(encoded) < self.max_batch:
+            encoded.append(self._queue.popleft())
+        if encoded:
+            self._metrics.pending.dec(len(encoded))
         if len(self.backlog) and time.monotonic() >= self._retry_at:
             self._drain()
         if not encoded:
@@ -215,8 +223,7 @@ class DecisionLog:
             self._full = False
             self._metrics.backlog.set(len(self.backlog))
 
-    def _keep(self, records: list[Encoded | None]) -> None:
-        records = [r for r in records if r is not None]
+    def _keep(self, records: list[Encoded]) -> None:
         kept = self.backlog.append(records)
         self._metrics.backlog.set(len(self.backlog))
         if kept < len(records):
