@@ -29,7 +29,6 @@ NaN. The decision records exactly what the model saw.
 from __future__ import annotations
 
 import datetime
-import gc
 import logging
 import math
 import threading
@@ -141,7 +140,6 @@ class PredictionService:
         while not self._stop.is_set() and not self.features_loaded:
             try:
                 self.store.catch_up(timeout=self.refresh_interval + 5)
-                _freeze_what_is_loaded()
                 self.features_loaded = True
             except TimeoutError:
                 continue
@@ -347,17 +345,3 @@ class PredictionService:
         )
         self.decisions.submit(decision)
         return decision
-
-
-def _freeze_what_is_loaded() -> None:
-    """Keep the loaded online features out of the cyclic garbage collector's full passes.
-
-    The store holds hundreds of thousands of objects; a full pass over them
-    takes a few hundred milliseconds on this machine, holding the GIL, and
-    every request waiting meanwhile misses its latency (the p99 of
-    bench/serving.py). They are alive for good and hold no cycles to find:
-    `gc.freeze` moves everything alive now out of the passes, once, before
-    the service says it is ready. Objects made later are collected as usual.
-    """
-    gc.collect()
-    gc.freeze()
