@@ -36,6 +36,7 @@ work took meanwhile. (Over 600 lines: the benchmark, its servers, run by
     bash scripts/kafka.sh start
     python bench/serving.py --log kafka://127.0.0.1:9092
     python bench/serving.py --small                          # smoke, ~1.5 minutes
+    python bench/serving.py --only predict --predict-seconds 30  # /v1/predict alone
 """
 
 from __future__ import annotations
@@ -216,6 +217,7 @@ def serve_discarding(url: str, model: str, port: int, state_dir: str) -> None:
     import uvicorn
 
     from loopline.contracts import LogRegistry
+    from loopline.serving.collector import quiet_collector
     from loopline.serving.http import create_app
     from loopline.serving.service import PredictionService
 
@@ -224,6 +226,7 @@ def serve_discarding(url: str, model: str, port: int, state_dir: str) -> None:
     service = PredictionService(
         log, bench_app(), LogRegistry(log), state_dir=state_dir, model=model, decisions=decisions
     )
+    quiet_collector()  # as `loopline serve` does
     uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -583,6 +586,31 @@ class MachineUse:
 # -- main --------------------------------------------------------------------------------
 
 
+def swap(
+    load: LoadGenerator,
+    servers: dict[str, Server],
+    ranks: list[bytes],
+    registry: Any,
+    ranker: str,
+    version: int,
+) -> None:
+    """The other servers stopped, the hot swap on the logging server, then that one stopped."""
+    for key in ("off", "bare", "bare1"):
+        servers[key].stop()
+    r = hot_swap(load, servers["on"], ranks, registry, ranker, version)
+    print(
+        f"hot swap, promote to first decision with the new version: {r['swap']:.2f} s "
+        f"(target < 1 s: {met(r['swap'] < 1)})"
+    )
+    print(
+        f"hot swap failed requests: {r['failed']} of {r['sent']:,} at 100/s (target 0: "
+        f"{met(r['failed'] == 0)}); p99 {r['before']:.2f} ms in the 3 s before the promote, "
+        f"{r['after']:.2f} ms in the 5 s from it",
+        flush=True,
+    )
+    servers["on"].stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -590,6 +618,14 @@ def main() -> None:
     )
     parser.add_argument("--small", action="store_true", help="small data, short steps: a smoke run")
     parser.add_argument("--rate", type=float, default=50, help="the light load, requests/s")
+    parser.add_argument(
+        "--only", choices=["predict"], help="run one part: 'predict' is /v1/predict at 500/s alone"
+    )
+    parser.add_argument(
+        "--predict-seconds",
+        type=float,
+        help="how long /v1/predict runs at 500/s (default: 2 steps)",
+    )
     parser.add_argument("--role", help=argparse.SUPPRESS)  # a server process of this benchmark
     parser.add_argument("--argv", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -684,6 +720,8 @@ def main() -> None:
             [this, "--role", "bare", "--argv", *files, "1", "{port}"],
         ),
     }
+    if args.only == "predict":
+        variants = {}
     servers: dict[str, Server] = {}
     results: dict[str, dict[str, Any]] = {key: {} for key in variants}
     load = LoadGenerator()
@@ -727,28 +765,16 @@ def main() -> None:
             if r is not None:
                 print(f"{server.label} at {best:,.0f}/s p50: {r['p50']:.2f} ms")
                 print(f"{server.label} at {best:,.0f}/s p99: {r['p99']:.2f} ms", flush=True)
-        for key in ("off", "bare", "bare1"):
-            servers[key].stop()
-
-        r = hot_swap(load, servers["on"], ranks, registry, ranker, swap_version)
-        print(
-            f"hot swap, promote to first decision with the new version: {r['swap']:.2f} s "
-            f"(target < 1 s: {met(r['swap'] < 1)})"
-        )
-        print(
-            f"hot swap failed requests: {r['failed']} of {r['sent']:,} at 100/s (target 0: "
-            f"{met(r['failed'] == 0)}); p99 {r['before']:.2f} ms in the 3 s before the promote, "
-            f"{r['after']:.2f} ms in the 5 s from it",
-            flush=True,
-        )
-        servers["on"].stop()
-
+        if servers:
+            swap(load, servers, ranks, registry, ranker, swap_version)
         scoring = servers["predict"] = start_server(
             "loopline /v1/predict (logging on)", loopline_serve(scorer, "predict"), env, tmp
         )
         wait_ready(scoring)
         load.open(scoring.port, "/v1/predict", predicts, 100, seconds)  # warm up
-        r = load.open(scoring.port, "/v1/predict", predicts, 500, 2 * seconds)
+        r = load.open(
+            scoring.port, "/v1/predict", predicts, 500, args.predict_seconds or 2 * seconds
+        )
         cpu = scoring.cpu_seconds()
         saturated = load.closed(scoring.port, "/v1/predict", predicts, 2 * seconds)["rate"]
         used = (scoring.cpu_seconds() - cpu) / (saturated * 2 * seconds) * 1000
@@ -776,7 +802,8 @@ def main() -> None:
                     log.delete_topic(topic)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    report_ratios(results, args.rate)
+    if results:
+        report_ratios(results, args.rate)
     other, ours = machine.cores()
     print(
         f"machine: other work used {other:.1f} of the {os.cpu_count()} cores on average during "

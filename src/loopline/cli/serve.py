@@ -82,6 +82,7 @@ def serve(
     """
     import uvicorn
 
+    from loopline.serving.collector import quiet_collector
     from loopline.serving.http import create_app
     from loopline.serving.service import PredictionService
 
@@ -113,6 +114,7 @@ def serve(
             f"on http://{host}:{port} (OpenAPI at /docs)",
             err=True,
         )
+        quiet_collector()  # no 100 ms full collections in the way of requests
         uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")
 
 
