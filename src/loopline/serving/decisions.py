@@ -124,16 +124,20 @@ def check_values(decision: Decision) -> None:
     ...
     loopline.contracts.codecs.ContractViolation: candidate 'm-1' feature 'tags' is list ['a', 'b']: decisions carry scalars only (str, int, float, bool, None)
     """
-    _check_scalars(decision.context, "context value")
+    types = set(map(type, decision.context.values()))
+    for candidate in decision.candidates:
+        types.update(map(type, candidate.features.values()))
+    if types <= _SCALARS:
+        return
+    _check_scalars(decision.context, "context value")  # which one, to say so
     for candidate in decision.candidates:
         _check_scalars(candidate.features, f"candidate {candidate.id!r} feature")
 
 
 def _check_scalars(values: dict[str, Value], what: str) -> None:
-    if _SCALARS.issuperset(map(type, values.values())):
-        return
-    name, value = next((n, v) for n, v in values.items() if type(v) not in _SCALARS)
-    raise ContractViolation(
-        f"{what} {name!r} is {type(value).__name__} {value!r}: decisions carry scalars only "
-        "(str, int, float, bool, None)"
-    )
+    for name, value in values.items():
+        if type(value) not in _SCALARS:
+            raise ContractViolation(
+                f"{what} {name!r} is {type(value).__name__} {value!r}: decisions carry scalars "
+                "only (str, int, float, bool, None)"
+            )
