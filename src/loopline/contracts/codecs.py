@@ -24,7 +24,6 @@ loopline.contracts.codecs.ContractViolation: Expected `int`, got `str` - at `$.i
 from __future__ import annotations
 
 import datetime
-import gc
 import io
 import uuid
 from collections.abc import Callable
@@ -78,16 +77,7 @@ class JsonCodec:
         data = self._encoder.encode(record)
         if checked:
             return data
-        # A Struct's fields are not type-checked on construction: decoding checks them. The
-        # objects decoded cannot form cycles and are freed at once, so the cyclic garbage
-        # collector, which thousands of them would set off again and again, is paused.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            self.decode(data)
-        finally:
-            if paused:
-                gc.enable()
+        self.decode(data)  # a Struct's fields are not type-checked on construction
         return data
 
     def decode(self, data: bytes) -> Any:
