@@ -15,7 +15,6 @@ import pytest
 from river import linear_model, optim
 
 from loopline import App
-from loopline.contracts.deadletters import DeadLetter
 from loopline.log import TopicConfig
 from loopline.models import HmacSigner, ModelRegistry
 from loopline.models.declarations import Model
@@ -23,6 +22,7 @@ from loopline.models.evaluation import evaluate
 from loopline.models.online import train_online
 from loopline.models.trainers import LightGBMTrainer, RiverTrainer, load_trainer
 from loopline.models.training import TrainingError
+from loopline.stream.deadletters import DeadLetter
 from support import consume_all, unique
 
 SIGNER = HmacSigner(b"the online training tests' secret")

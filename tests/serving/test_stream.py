@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from loopline.contracts.deadletters import REASON
 from loopline.serving.service import PredictionService
 from loopline.serving.stream import REQUEST_OFFSET, StreamScorer
+from loopline.stream.deadletters import REASON
 from serving.helpers import KEY, fit, make_shop, publish
 from support import consume_all, unique
 

@@ -27,8 +27,8 @@ import msgspec
 from loopline.connectors._readers import Chunk, Malformed
 from loopline.connectors._times import row_time
 from loopline.contracts.codecs import ContractViolation
-from loopline.contracts.deadletters import dead_letter
 from loopline.log import Headers, timestamp_problem
+from loopline.stream.deadletters import dead_letter
 
 _TIME_HINT = "use ISO-8601 such as 2024-05-01T12:00:00Z, or epoch seconds or milliseconds"
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)

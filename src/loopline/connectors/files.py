@@ -58,11 +58,11 @@ from loopline.connectors._progress import (
 )
 from loopline.connectors._readers import columns_of, count_rows, format_of, read_chunks
 from loopline.connectors._rows import Encoded, Plan, encode_chunk
-from loopline.contracts.deadletters import dlq_topic
 from loopline.contracts.registry import LogRegistry
 from loopline.contracts.schemas import record_type
 from loopline.contracts.topics import codec_for
 from loopline.log import Log, Producer, TopicExists
+from loopline.stream.deadletters import dlq_topic
 
 __all__ = ["IngestReport", "count_rows", "ingest_file"]
 

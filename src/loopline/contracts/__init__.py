@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from loopline.contracts.codecs import AvroCodec, ContractViolation, JsonCodec
 from loopline.contracts.compatibility import Incompatibility, IncompatibleSchema, Mode
-from loopline.contracts.deadletters import DeadLetter, dead_letter, dlq_topic
 from loopline.contracts.registry import (
     SCHEMAS_TOPIC,
     Binding,
@@ -20,6 +19,7 @@ from loopline.contracts.registry import (
 )
 from loopline.contracts.schemas import SchemaError, avro_schema, json_schema_to_avro, record_type
 from loopline.contracts.topics import Message, Topic, TypedConsumer, TypedProducer
+from loopline.stream.deadletters import DeadLetter, dead_letter, dlq_topic
 
 __all__ = [
     "SCHEMAS_TOPIC",

@@ -35,11 +35,11 @@ import json
 from dataclasses import dataclass
 
 from loopline.contracts.codecs import Codec, ContractViolation
-from loopline.contracts.deadletters import DeadLetter, dead_letter, dlq_topic
 from loopline.contracts.registry import LogRegistry
 from loopline.contracts.schemas import record_type
 from loopline.contracts.topics import codec_for
 from loopline.log import Log, Record, TopicExists, TopicNotFound
+from loopline.stream.deadletters import DeadLetter, dead_letter, dlq_topic
 
 BATCH = 500
 

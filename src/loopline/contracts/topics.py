@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from loopline.contracts.codecs import AvroCodec, Codec, ContractViolation, JsonCodec
-from loopline.contracts.deadletters import dead_letter, dlq_topic
 from loopline.contracts.registry import ContractVersion, Encoding, LogRegistry, SchemaRegistry
 from loopline.contracts.schemas import avro_schema
 from loopline.log import Log, Record, Reset, TopicConfig, TopicExists, timestamp_problem
+from loopline.stream.deadletters import dead_letter, dlq_topic
 
 T = TypeVar("T")
 

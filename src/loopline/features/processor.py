@@ -45,7 +45,6 @@ from dataclasses import dataclass
 
 from loopline.app import App, AppError
 from loopline.contracts.codecs import ContractViolation
-from loopline.contracts.deadletters import dead_letter, dlq_topic
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features import metrics
 from loopline.features.changelog import (
@@ -62,6 +61,8 @@ from loopline.features.online import OnlineFeatures, UnreadableRecord
 from loopline.features.sources import SourceReader
 from loopline.log import Log, Record, TopicExists, TopicPartition
 from loopline.log.errors import LogError
+from loopline.stream.deadletters import dead_letter, dlq_topic
+from loopline.stream.ranges import read_partitions
 
 logger = logging.getLogger(__name__)
 
@@ -367,30 +368,3 @@ class FeatureProcessor:
             raise AppError(f"application {self.app.name!r}: {exc}") from None
         with contextlib.suppress(TopicExists):
             self.log.create_topic(self.names.late)
-
-
-def read_partitions(
-    log: Log, topic: str, partitions: set[TopicPartition], ends: dict[int, int]
-) -> list[tuple[TopicPartition, Record]]:
-    """Every committed record of `partitions` of `topic`, up to the `ends` offsets (by partition)."""
-    consumer = log.consumer(None, [topic], reset="earliest")
-    out: list[tuple[TopicPartition, Record]] = []
-    try:
-        others = [tp for tp in consumer.assignment() if tp not in partitions]
-        if others:
-            consumer.pause(others)
-        consumer.seek_to_beginning(list(partitions))
-        left = {tp for tp in partitions if consumer.position(tp) < ends[tp.partition]}
-        deadline = time.monotonic() + 120
-        while left:
-            for record in consumer.poll(10_000, timeout=0.5):
-                out.append((TopicPartition(record.topic, record.partition), record))
-            left = {tp for tp in left if consumer.position(tp) < ends[tp.partition]}
-            if left and time.monotonic() > deadline:
-                raise LogError(
-                    f"could not read {topic} to its end in 120 s (an open transaction of a "
-                    "crashed processor?): try again once the transaction times out"
-                )
-    finally:
-        consumer.close()
-    return out

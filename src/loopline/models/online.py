@@ -66,7 +66,6 @@ from typing import Any
 from loopline import __version__
 from loopline.app import App, load_app
 from loopline.contracts.codecs import ContractViolation
-from loopline.contracts.deadletters import dead_letter, dlq_topic
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.pinned import pin
 from loopline.features.sources import SourceReader
@@ -87,6 +86,7 @@ from loopline.models.training_learners import (
     learner,
     scorer,
 )
+from loopline.stream.deadletters import dead_letter, dlq_topic
 
 __all__ = ["OnlineStats", "OnlineVersion", "check_online", "default_group", "train_online"]
 

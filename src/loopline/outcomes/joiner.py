@@ -63,16 +63,16 @@ import msgspec
 from loopline.app import App, AppError
 from loopline.contracts import LogRegistry
 from loopline.contracts.codecs import Codec, ContractViolation, JsonCodec
-from loopline.contracts.deadletters import dead_letter, dlq_topic
 from loopline.contracts.registry import SchemaRegistry
 from loopline.contracts.topics import codec_for, event_time
-from loopline.features.processor import read_partitions
 from loopline.log import Log, LogError, Record, TopicConfig, TopicExists, TopicPartition
 from loopline.outcomes import metrics
 from loopline.outcomes.labelled import labelled_topic
 from loopline.outcomes.outcome import Outcome, outcomes_topic
 from loopline.outcomes.state import JoinState, Late
 from loopline.serving.decisions import Decision, decisions_topic
+from loopline.stream.deadletters import dead_letter, dlq_topic
+from loopline.stream.ranges import read_partitions
 
 __all__ = ["LATE_REASON", "JoinerStats", "OutcomeJoiner", "wall_clock"]
 

@@ -53,10 +53,10 @@ from dataclasses import dataclass
 
 import msgspec
 
-from loopline.contracts.deadletters import dead_letter, dlq_topic
 from loopline.log import LogError, Record, TopicExists
 from loopline.serving.requests import PredictRequest, RankRequest, ServingError, decode
 from loopline.serving.service import PredictionService
+from loopline.stream.deadletters import dead_letter, dlq_topic
 
 __all__ = ["StreamScorer", "StreamStats"]
 
