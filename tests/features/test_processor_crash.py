@@ -230,8 +230,8 @@ def test_processors_split_partitions_and_take_over_on_kafka(tmp_path):
     member = FeatureProcessor(log, crashed, instance="b", commit_interval=0.05, max_batch=50)
 
     def on_commit(p: FeatureProcessor) -> None:
-        owned.append(len(p._consumer.assignment()))
-        lag.append(sum(p._consumer.lag().values()))
+        owned.append(len(p.runner.consumer.assignment()))
+        lag.append(sum(p.runner.consumer.lag().values()))
         if owned[-1] == 5 and lag[-1] == 0 and other.poll() is not None:
             stop.set()
 
@@ -265,7 +265,7 @@ def test_processors_split_partitions_and_take_over_on_kafka(tmp_path):
             other.kill()
     # Records produced while the survivor was stopping (the loop above may be mid-send
     # when it stops) are the survivor's to process too: it owns every partition now.
-    assert len(member._consumer.assignment()) == 5
+    assert len(member.runner.consumer.assignment()) == 5
     member.run_until_caught_up()
     member.close()
     _same_as_clean(log, crashed, clean, views, bad)

@@ -56,7 +56,7 @@ PROCESS = textwrap.dedent(
     app = App(name, outcomes=Outcomes(window="5m", positive=["accepted"]))
     joiner = OutcomeJoiner(log, app, instance="a", commit_interval=0.02, max_batch=25,
                            clock=lambda: int(clock))
-    joiner.run(on_commit=lambda j: print("commit", sum(j._consumer.lag().values()), flush=True))
+    joiner.run(on_commit=lambda j: print("commit", sum(j.runner.consumer.lag().values()), flush=True))
     """
 )
 

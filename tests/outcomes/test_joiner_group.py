@@ -45,7 +45,7 @@ def test_two_joiners_in_one_group_never_join_half_a_partition() -> None:
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # until the group has split the four partitions
-            owned = [len(j._consumer.assignment()) for j in (first, second)]
+            owned = [len(j.runner.consumer.assignment()) for j in (first, second)]
             if sum(owned) == 4 and min(owned) > 0:
                 break
             time.sleep(0.1)

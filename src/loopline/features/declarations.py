@@ -303,6 +303,11 @@ class FeatureSet:
     def names(self) -> list[str]:
         return list(self._index)
 
+    @property
+    def sources(self) -> list[str]:
+        """The topics the features are computed from (aggregations and tables), sorted."""
+        return sorted({g.source for g in self.aggregations} | {t.source for t in self.tables})
+
     def __getitem__(self, name: str) -> Aggregate | TableFeature | Derived:
         try:
             return self._index[name]

@@ -44,7 +44,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loopline.app import App
@@ -66,10 +66,7 @@ class FeatureStore:
 
     def __init__(self, log: Log, app: App, *, poll_timeout: float = 0.1) -> None:
         self.log, self.app, self.features = log, app, app.features
-        sources = sorted(
-            {g.source for g in self.features.aggregations}
-            | {t.source for t in self.features.tables}
-        )
+        sources = self.features.sources
         self.names = ChangelogNames(app.name, self.features.fingerprint())
         self._topics = ensure_changelogs(log, self.names, sources)
         self._source_of = {self.names.changelog(s): s for s in sources}
@@ -340,16 +337,3 @@ class Merger:
         states = list(parts.values())
         merged = states[0] if len(states) == 1 else EntityState.merged(plan, states)
         self.online.set_state(index, entity, merged)
-
-
-def merged_view(
-    features: FeatureSet, units: Iterable[tuple[TopicPartition, OnlineFeatures]]
-) -> OnlineFeatures:
-    """One `OnlineFeatures` reading the states of many units (a processor's own, for tests)."""
-    merger = Merger(features)
-    for tp, unit in units:
-        merger.clock(unit.clock)
-        for kind, index, entity in unit.entries():
-            merger.put(kind, index, entity, tp.partition, unit.dump_entry(kind, index, entity))
-    merger.ready_all()
-    return merger.online

@@ -8,7 +8,7 @@ labelled examples go to ``<app>.labelled``; an outcome that joins no decision
 goes to ``<app>.outcomes-late`` with the reason; an unreadable record goes to
 ``<topic>.dlq``. Every state change goes to the compacted changelog
 ``<app>-outcomes-changelog`` in the same transaction as those records and
-the input offsets, so after a ``kill -9`` and a restart no labelled example
+the input offsets (it is a co-partitioned task on `loopline.stream`), so after a ``kill -9`` and a restart no labelled example
 is lost or written twice.
 
 Windows close by event time (see `loopline.outcomes.state`) and, once the
@@ -51,10 +51,9 @@ joiner in the group, or a moment of a rebalance) pauses it and says so.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,12 +70,12 @@ from loopline.outcomes.labelled import labelled_topic
 from loopline.outcomes.outcome import Outcome, outcomes_topic
 from loopline.outcomes.state import JoinState, Late
 from loopline.serving.decisions import Decision, decisions_topic
-from loopline.stream.deadletters import dead_letter, dlq_topic
-from loopline.stream.ranges import read_partitions
+from loopline.stream.deadletters import dlq_topic
+from loopline.stream.runner import Runner
+from loopline.stream.state import PartitionedState, StateCodec
+from loopline.stream.task import Context, Task, TaskStats
 
 __all__ = ["LATE_REASON", "JoinerStats", "OutcomeJoiner", "wall_clock"]
-
-logger = logging.getLogger(__name__)
 
 LATE_REASON = "loopline.late.reason"
 
@@ -87,7 +86,7 @@ def wall_clock() -> int:
 
 
 @dataclass
-class JoinerStats:
+class JoinerStats(TaskStats):
     """What an `OutcomeJoiner` did since it started.
 
     `late` counts outcomes that joined no decision; `late_decisions` decisions
@@ -104,13 +103,30 @@ class JoinerStats:
     positives: int = 0
     negatives: int = 0
     dropped: int = 0
-    dead_letters: int = 0
-    commits: int = 0
-    aborts: int = 0
     late_decisions: int = 0
 
 
-class OutcomeJoiner:
+class _States(StateCodec[int, JoinState]):
+    """The join state of one partition number in the changelog: one JSON entry per key."""
+
+    def __init__(self, joiner: OutcomeJoiner) -> None:
+        self.joiner = joiner
+
+    def new(self, unit: int) -> JoinState:
+        return JoinState(self.joiner.outcomes)
+
+    def load(self, state: JoinState, key: bytes, value: bytes | None) -> None:
+        state.load(key.decode(), None if value is None else msgspec.json.decode(value))
+
+    def settle(self, state: JoinState) -> None:
+        state.take_changes()  # restored entries are in the changelog already
+
+    def dump(self, unit: int, state: JoinState) -> Iterable[tuple[bytes, bytes | None]]:
+        for key, value in state.take_changes():
+            yield key.encode(), None if value is None else msgspec.json.encode(value)
+
+
+class OutcomeJoiner(Task):
     """Joins the outcomes of application `app` to its decisions (see the module docstring).
 
     `registry` (optional): with a `LogRegistry`, the decisions and outcomes
@@ -123,6 +139,9 @@ class OutcomeJoiner:
     default `wall_clock`) is the time windows also close by once the joiner
     has caught up.
     """
+
+    name = "outcomes"
+    co_partitioned = True
 
     def __init__(
         self,
@@ -143,10 +162,10 @@ class OutcomeJoiner:
             )
         self.log, self.app, self.outcomes, self.registry = log, app, app.outcomes, registry
         self.decisions_topic, self.outcomes_topic = f"{app.name}.decisions", f"{app.name}.outcomes"
+        self.topics = (self.decisions_topic, self.outcomes_topic)
         self.labelled, self.late = labelled_topic(app.name), f"{app.name}.outcomes-late"
         self.changelog = f"{app.name}-outcomes-changelog"
         self.group = f"{app.name}-outcomes"
-        self.commit_interval, self.max_batch = commit_interval, max_batch
         self.clock = clock or wall_clock
         self.stats = JoinerStats()
         self.partitions = self._ensure_topics()
@@ -154,16 +173,9 @@ class OutcomeJoiner:
             self.decisions_topic: self._decoder(self.decisions_topic, Decision),
             self.outcomes_topic: self._decoder(self.outcomes_topic, Outcome),
         }
-        self._consumer = log.consumer(
-            self.group, [self.decisions_topic, self.outcomes_topic], reset="earliest"
+        self.states = PartitionedState(
+            log, _States(self), lambda n: TopicPartition(self.changelog, n)
         )
-        self._producer = log.producer(transactional_id=f"{self.group}-{instance}")
-        self._states: dict[int, JoinState] = {}
-        self._dirty: set[int] = set()
-        self._in_transaction = False
-        self._assigned: set[TopicPartition] = set()
-        self._complete: set[int] = set()  # partition numbers owned on both topics
-        self._paused: set[TopicPartition] = set()
         name = app.name
         self._metrics = {
             "decisions": metrics.DECISIONS.labels(name),
@@ -172,12 +184,20 @@ class OutcomeJoiner:
             "late": metrics.LATE.labels(name),
             "late_decisions": metrics.LATE_DECISIONS.labels(name),
             "duplicates": metrics.DUPLICATES.labels(name),
-            "dead_letters": metrics.DEAD_LETTERS.labels(name),
             "positive": metrics.EXAMPLES.labels(name, "positive"),
             "negative": metrics.EXAMPLES.labels(name, "negative"),
             "dropped": metrics.EXAMPLES.labels(name, "dropped"),
         }
         self._open = metrics.OPEN.labels(name)
+        self._now = self.clock
+        self.runner = Runner(
+            log,
+            self,
+            group=self.group,
+            instance=instance,
+            commit_interval=commit_interval,
+            max_batch=max_batch,
+        )
 
     # -- running --------------------------------------------------------------------------
 
@@ -194,31 +214,12 @@ class OutcomeJoiner:
         Whenever the joiner has read everything, windows that ended before
         the clock (`clock`, default the joiner's) minus the lateness close too.
         """
-        stop = stop or threading.Event()
-        clock = clock or self.clock
-        last_commit = time.monotonic()
-        while not stop.is_set():
-            records = self._consumer.poll(self.max_batch, timeout=0.2)
-            if self._follow_assignment():
-                records = []  # the consumer was rewound: these come again
-            elif records:
-                records = self._owned(records)
-            if records:
-                self._apply(records)
-            caught_up = not records and not self._lag()
-            if caught_up:
-                self._close_by_clock(clock())
-            aborts = self.stats.aborts
-            due = time.monotonic() - last_commit >= self.commit_interval
-            if self._in_transaction and (due or not records):
-                self._commit()
-                last_commit = time.monotonic()
-                if on_commit is not None:
-                    on_commit(self)
-            if caught_up and until_caught_up and self.stats.aborts == aborts:
-                break
-        if self._in_transaction:
-            self._commit()
+        self._now = clock or self.clock
+        self.runner.run(
+            stop,
+            until_caught_up=until_caught_up,
+            on_commit=None if on_commit is None else lambda: on_commit(self),
+        )
         return self.stats
 
     def run_until_caught_up(self, clock: Callable[[], int] | None = None) -> JoinerStats:
@@ -227,34 +228,18 @@ class OutcomeJoiner:
 
     def close(self) -> None:
         """Leave the group (an open transaction is aborted) and release resources."""
-        if self._in_transaction:
-            with contextlib.suppress(LogError):
-                self._producer.abort_transaction()
-        self._consumer.close()
-        self._producer.close()
+        self.runner.close()
 
     # -- joining --------------------------------------------------------------------------
 
-    def _state(self, partition: int) -> JoinState:
-        state = self._states.get(partition)
-        if state is None:
-            state = self._states[partition] = self._restore(partition)
-        return state
-
-    def _begin(self) -> None:
-        if not self._in_transaction:
-            self._producer.begin_transaction()
-            self._in_transaction = True
-
-    def _apply(self, records: list[Record]) -> None:
-        for partition in {r.partition for r in records}:
-            self._state(partition)
-        self._begin()
+    def process(self, records: list[Record], context: Context) -> None:
+        states = self.states
+        states.restore({r.partition for r in records})
         stats, counters = self.stats, self._metrics
         decode_decision = self._decoders[self.decisions_topic][0]
         decode_outcome = self._decoders[self.outcomes_topic][0]
         for record in records:
-            state = self._states[record.partition]
+            state = states.get(record.partition)
             before = (state.joined, state.duplicates, state.late_decisions)
             try:
                 if record.topic == self.decisions_topic:
@@ -270,11 +255,27 @@ class OutcomeJoiner:
                     value = msgspec.structs.asdict(outcome) | {"at": outcome.at.isoformat()}
                     done = state.outcome(value, at, key=str(record.offset))
             except ContractViolation as exc:
-                self._dead_letter(record, str(exc))
+                context.dead_letter(record, str(exc), self._decoders[record.topic][1])
                 continue
             self._count(state, before)
-            self._emit(record.partition, *done)
-            self._dirty.add(record.partition)
+            self._emit(context, record.partition, *done)
+            states.changed(record.partition)
+
+    def tick(self, context: Context, caught_up: bool) -> None:
+        """Once everything is read, close the windows the clock has passed."""
+        if not caught_up:
+            return
+        now = self._now()
+        for partition in sorted({tp.partition for tp in context.owned}):
+            state = self.states.get(partition)  # also a quiet partition, restored after a restart
+            if not state.open and not state.waiting:
+                continue
+            before = (state.joined, state.duplicates, state.late_decisions)
+            examples, late = state.close_until(now)
+            self._count(state, before)
+            if examples or late or state.joined > before[0]:
+                self._emit(context, partition, examples, late)
+                self.states.changed(partition)
 
     def _count(self, state: JoinState, before: tuple[int, int, int]) -> None:
         """Add what `state` counted since `before` (joined, duplicates, late decisions)."""
@@ -288,21 +289,10 @@ class OutcomeJoiner:
                 setattr(self.stats, name, getattr(self.stats, name) + now - was)
                 self._metrics[name].inc(now - was)
 
-    def _close_by_clock(self, now: int) -> None:
-        for partition in sorted(self._complete):
-            state = self._state(partition)  # also a quiet partition, restored after a restart
-            if not state.open and not state.waiting:
-                continue
-            before = (state.joined, state.duplicates, state.late_decisions)
-            examples, late = state.close_until(now)
-            self._count(state, before)
-            if examples or late or state.joined > before[0]:
-                self._begin()
-                self._emit(partition, examples, late)
-                self._dirty.add(partition)
-
-    def _emit(self, partition: int, examples: list[dict], late: list[Late]) -> None:
-        send, stats, counters = self._producer.send, self.stats, self._metrics
+    def _emit(
+        self, context: Context, partition: int, examples: list[dict], late: list[Late]
+    ) -> None:
+        send, stats, counters = context.send, self.stats, self._metrics
         for example in examples:
             positive = example["label"] > 0
             if not positive and not self.outcomes.negatives:
@@ -335,126 +325,25 @@ class OutcomeJoiner:
             stats.late += 1
             counters["late"].inc()
 
-    def _dead_letter(self, record: Record, reason: str) -> None:
-        contract = self._decoders[record.topic][1]
-        name, version = contract if contract is not None else (None, None)
-        key, value, headers = dead_letter(record, reason, name, version)
-        self._producer.send(dlq_topic(record.topic), value, key, headers=headers)
-        self.stats.dead_letters += 1
-        self._metrics["dead_letters"].inc()
-
     # -- committing -----------------------------------------------------------------------
 
-    def _commit(self) -> None:
-        producer = self._producer
-        try:
-            for partition in sorted(self._dirty):
-                for key, value in self._states[partition].take_changes():
-                    data = None if value is None else msgspec.json.encode(value)
-                    producer.send(self.changelog, data, key.encode(), partition=partition)
-            producer.send_offsets(self._consumer)
-            producer.commit_transaction()
-        except LogError as exc:
-            logger.warning("outcome joiner: commit failed (%s); recovering from the log", exc)
-            self._recover()
-            return
-        finally:
-            self._in_transaction = False
-            self._dirty = set()
-        self.stats.commits += 1
-        self._open.set(sum(len(s.open) for s in self._states.values()))
-
-    def _recover(self) -> None:
-        """After a failed commit: drop all state and resume from what the log committed."""
-        self.stats.aborts += 1
-        with contextlib.suppress(LogError):
-            self._producer.abort_transaction()
-        self._states.clear()
-        committed = self._consumer.committed(self._consumer.assignment())
-        for tp, offset in committed.items():
-            if offset is None:
-                self._consumer.seek_to_beginning([tp])
-            else:
-                self._consumer.seek(tp, offset)
-
-    # -- assignment -----------------------------------------------------------------------
-
-    def _follow_assignment(self) -> bool:
-        """Keep only whole partitions (both topics); True when the consumer had to rewind.
-
-        A partition number owned on one topic only is paused, and its state
-        dropped: joining it needs the other topic's partition too.
-        """
-        assigned = set(self._consumer.assignment())
-        if assigned == self._assigned:
-            return False
-        self._assigned = assigned
-        owned = [
-            {tp.partition for tp in assigned if tp.topic == topic}
-            for topic in (self.decisions_topic, self.outcomes_topic)
-        ]
-        self._complete = owned[0] & owned[1]
-        half = {tp for tp in assigned if tp.partition not in self._complete}
-        if half - self._paused:
-            self._consumer.pause(sorted(half - self._paused))
-            logger.warning(
-                "outcome joiner of %s: owns %s without the same partition of the other topic; "
-                "paused them. Run one joiner per application (`loopline outcomes %s`): "
-                "partition p of %s is joined with partition p of %s",
-                self.app.name,
-                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(half)),
-                self.app.name,
-                self.decisions_topic,
-                self.outcomes_topic,
+    def checkpoint(self, context: Context) -> None:
+        self.states.write(
+            lambda topic, value, key, partition: context.send(
+                topic, value, key, partition=partition
             )
-        whole = (self._paused & assigned) - half
-        if whole:
-            self._consumer.resume(sorted(whole))
-        self._paused = half
-        gone = self._states.keys() - self._complete
-        if not gone:
-            return False
-        rewound = False
-        if self._in_transaction:  # changes of partitions this member no longer joins
-            self._in_transaction = False
-            self._dirty = set()
-            self._recover()
-            rewound = True
-        for partition in gone:
-            self._states.pop(partition, None)
-        return rewound
+        )
 
-    def _owned(self, records: list[Record]) -> list[Record]:
-        """The records of whole partitions; the consumer goes back for those of half ones."""
-        complete = self._complete
-        keep = [r for r in records if r.partition in complete]
-        if len(keep) < len(records):
-            back: dict[TopicPartition, int] = {}
-            for r in records:
-                tp = TopicPartition(r.topic, r.partition)
-                if r.partition not in complete and tp in self._assigned:
-                    back[tp] = min(back.get(tp, r.offset), r.offset)
-            for tp, offset in back.items():
-                self._consumer.seek(tp, offset)
-        return keep
+    def committed(self) -> None:
+        self._open.set(sum(len(s.open) for s in self.states.values()))
 
-    def _lag(self) -> int:
-        complete = self._complete
-        return sum(n for tp, n in self._consumer.lag().items() if tp.partition in complete)
+    def revoke(self, partitions: set[TopicPartition]) -> None:
+        self.states.drop({tp.partition for tp in partitions})
 
-    # -- restoring and topics -------------------------------------------------------------
+    def reset(self) -> None:
+        self.states.clear()
 
-    def _restore(self, partition: int) -> JoinState:
-        state = JoinState(self.outcomes)
-        ends = {p.partition: p.end for p in self.log.describe_topic(self.changelog).partitions}
-        if ends.get(partition, 0) > 0:
-            wanted = {TopicPartition(self.changelog, partition)}
-            for _, record in read_partitions(self.log, self.changelog, wanted, ends):
-                value = None if record.value is None else msgspec.json.decode(record.value)
-                state.load(record.key.decode(), value)
-        state.take_changes()  # restored entries are in the changelog already
-        return state
-
+    # -- topics ---------------------------------------------------------------------------
     def _decoder(
         self, topic: str, record_type: type
     ) -> tuple[Callable[[bytes | None], Any], tuple[str, int] | None]:

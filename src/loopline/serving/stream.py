@@ -11,7 +11,8 @@ offset.
 
 A request the service refuses (what HTTP answers with a 4xx, or a model that
 fails to score) goes to ``<from>.dlq`` with the reason; the stream goes on.
-Answers, dead letters and the input offsets commit in one transaction, so
+Answers, dead letters and the input offsets commit in one transaction (it
+is a task on `loopline.stream`), so
 after a crash every request has exactly one answer or dead letter on the
 log. (A request scored again after a crash is a second decision on the
 decisions topic: decisions record what the service did.)
@@ -46,21 +47,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import threading
 import time
 from dataclasses import dataclass
 
 import msgspec
 
-from loopline.log import LogError, Record, TopicExists
+from loopline.log import Record, TopicExists
 from loopline.serving.requests import PredictRequest, RankRequest, ServingError, decode
 from loopline.serving.service import PredictionService
-from loopline.stream.deadletters import dead_letter, dlq_topic
+from loopline.stream.deadletters import dlq_topic
+from loopline.stream.runner import Runner
+from loopline.stream.task import Context, Task, TaskStats
 
 __all__ = ["StreamScorer", "StreamStats"]
-
-logger = logging.getLogger(__name__)
 
 REQUEST_TOPIC = "loopline.request.topic"
 REQUEST_PARTITION = "loopline.request.partition"
@@ -68,23 +68,25 @@ REQUEST_OFFSET = "loopline.request.offset"
 
 
 @dataclass
-class StreamStats:
-    """What a `StreamScorer` did: requests read, answered, dead-lettered; commits, aborts."""
+class StreamStats(TaskStats):
+    """What a `StreamScorer` did: requests read (`records`), answered, dead-lettered; commits."""
 
-    requests: int = 0
     answered: int = 0
-    dead_letters: int = 0
-    commits: int = 0
-    aborts: int = 0
+
+    @property
+    def requests(self) -> int:
+        return self.records
 
 
-class StreamScorer:
+class StreamScorer(Task):
     """Answers the requests of topic `source` into topic `target` (see the module docstring).
 
     The consumer group is ``<app>-serve-<source>``, so several scorers split
     the request topic's partitions; `instance` tells their transactional ids
     apart.
     """
+
+    name = "scorer"
 
     def __init__(
         self,
@@ -97,17 +99,15 @@ class StreamScorer:
     ) -> None:
         self.service, self.source, self.target = service, source, target
         self.log = log = service.log
-        self.max_batch = max_batch
+        self.topics = (source,)
         self.stats = StreamStats()
         self.group = f"{service.app.name}-serve-{source}"
-        for topic in (source, target):
+        for topic in (source, target, dlq_topic(source)):
             with contextlib.suppress(TopicExists):
                 log.create_topic(topic)
-        self._dlq = dlq_topic(source)
-        with contextlib.suppress(TopicExists):
-            log.create_topic(self._dlq)
-        self._consumer = log.consumer(self.group, [source], reset="earliest")
-        self._producer = log.producer(transactional_id=f"{self.group}-{instance}")
+        self.runner = Runner(
+            log, self, group=self.group, instance=instance, commit_interval=0, max_batch=max_batch
+        )
 
     def run(
         self,
@@ -119,12 +119,7 @@ class StreamScorer:
         """Answer requests until `stop` is set (or, with `until_caught_up`, none is left)."""
         stop = stop or threading.Event()
         self._wait_ready(stop, ready_timeout)
-        while not stop.is_set():
-            records = self._consumer.poll(self.max_batch, timeout=0.2)
-            if records:
-                self._answer(records)
-            elif until_caught_up and not any(self._consumer.lag().values()):
-                break
+        self.runner.run(stop, until_caught_up=until_caught_up)
         return self.stats
 
     def run_until_caught_up(self, ready_timeout: float = 300.0) -> StreamStats:
@@ -132,8 +127,7 @@ class StreamScorer:
         return self.run(until_caught_up=True, ready_timeout=ready_timeout)
 
     def close(self) -> None:
-        self._consumer.close()
-        self._producer.close()
+        self.runner.close()
 
     def _wait_ready(self, stop: threading.Event, timeout: float) -> None:
         self.service.start()
@@ -145,36 +139,21 @@ class StreamScorer:
                 raise TimeoutError(f"not ready after {timeout:g} s: {'; '.join(waiting)}")
             time.sleep(0.05)
 
-    def _answer(self, records: list[Record]) -> None:
-        producer = self._producer
-        producer.begin_transaction()
-        try:
-            for record in records:
-                self.stats.requests += 1
-                try:
-                    entity, answer = self._score(record.value)
-                except ServingError as exc:
-                    key, value, headers = dead_letter(
-                        record, f"{exc.status}: {exc.message}", None, None
-                    )
-                    producer.send(self._dlq, value, key, headers=headers)
-                    self.stats.dead_letters += 1
-                    continue
-                headers = (
-                    (REQUEST_TOPIC, record.topic.encode()),
-                    (REQUEST_PARTITION, str(record.partition).encode()),
-                    (REQUEST_OFFSET, str(record.offset).encode()),
-                )
-                key = record.key if record.key is not None else entity.encode()
-                producer.send(self.target, json.dumps(answer).encode(), key, headers=headers)
-                self.stats.answered += 1
-            producer.send_offsets(self._consumer)
-            producer.commit_transaction()
-        except LogError as exc:
-            logger.warning("stream scorer: commit failed (%s); answering again from the log", exc)
-            self._recover()
-            return
-        self.stats.commits += 1
+    def process(self, records: list[Record], context: Context) -> None:
+        for record in records:
+            try:
+                entity, answer = self._score(record.value)
+            except ServingError as exc:
+                context.dead_letter(record, f"{exc.status}: {exc.message}")
+                continue
+            headers = (
+                (REQUEST_TOPIC, record.topic.encode()),
+                (REQUEST_PARTITION, str(record.partition).encode()),
+                (REQUEST_OFFSET, str(record.offset).encode()),
+            )
+            key = record.key if record.key is not None else entity.encode()
+            context.send(self.target, json.dumps(answer).encode(), key, headers=headers)
+            self.stats.answered += 1
 
     def _score(self, value: bytes | None) -> tuple[str, dict]:
         if value is None:
@@ -192,14 +171,3 @@ class StreamScorer:
             request = decode(value, PredictRequest)
             answer = self.service.predict(request, started)
         return request.entity, {"entity": request.entity, **answer}
-
-    def _recover(self) -> None:
-        self.stats.aborts += 1
-        with contextlib.suppress(LogError):
-            self._producer.abort_transaction()
-        committed = self._consumer.committed(self._consumer.assignment())
-        for tp, offset in committed.items():
-            if offset is None:
-                self._consumer.seek_to_beginning([tp])
-            else:
-                self._consumer.seek(tp, offset)
