@@ -1,4 +1,4 @@
-"""`loopline outcomes APP` as a user runs it, on both backends."""
+"""`loopline outcomes run APP` as a user runs it, on both backends."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_loopline_outcomes_joins_until_caught_up(log, log_url, tmp_path, monkeyp
     produce(log, f"{name}.outcomes", [(outcome("m-1", T0 + 1_000, item="m-7"), T0 + 1_000)])
     runner = CliRunner()
     result = runner.invoke(
-        cli, ["--log", log_url, "outcomes", f"{module}:app", "--until-caught-up"]
+        cli, ["--log", log_url, "outcomes", "run", f"{module}:app", "--until-caught-up"]
     )
     assert result.exit_code == 0, result.output
     assert "2 labelled examples (1 positive), 1 outcome joined" in result.output
@@ -40,5 +40,5 @@ def test_loopline_outcomes_joins_until_caught_up(log, log_url, tmp_path, monkeyp
     )
     consumer.close()
     assert labels == [("m-7", 1.0), ("m-8", 0.0)]
-    bare = runner.invoke(cli, ["--log", log_url, "outcomes", f"{module}:bare"])
+    bare = runner.invoke(cli, ["--log", log_url, "outcomes", "run", f"{module}:bare"])
     assert bare.exit_code != 0 and "outcomes=Outcomes(" in bare.output

@@ -12,6 +12,7 @@ from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
 from loopline.cli.interrupts import stopping
 from loopline.cli.output import echo_table, plural
+from loopline.cli.runner_options import RunnerOptions, runner_options
 from loopline.cli.settings import LogSettings
 from loopline.features.declarations import DeclarationError
 
@@ -77,44 +78,9 @@ On Kafka, start several with different --instance names: they split the
 source partitions, and take over those of one that stops or dies.""",
 )
 @click.argument("app_spec", metavar="APP")
-@click.option(
-    "--instance",
-    default="0",
-    show_default=True,
-    help="This processor's name in its group; a restarted one must keep its name.",
-)
-@click.option(
-    "--commit-interval",
-    default=0.5,
-    show_default=True,
-    type=float,
-    metavar="SECONDS",
-    help="How long a change may wait before it is committed (and readable).",
-)
-@click.option(
-    "--metrics-port",
-    type=int,
-    metavar="PORT",
-    help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.",
-)
-@click.option(
-    "--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port."
-)
-@click.option(
-    "--until-caught-up",
-    is_flag=True,
-    help="Stop once every source record present at the start is processed.",
-)
+@runner_options()
 @click.pass_obj
-def run(
-    settings: LogSettings,
-    app_spec: str,
-    instance: str,
-    commit_interval: float,
-    metrics_port: int | None,
-    metrics_host: str,
-    until_caught_up: bool,
-) -> None:
+def run(settings: LogSettings, app_spec: str, options: RunnerOptions) -> None:
     """Compute APP's online features from its source topics, exactly once, until stopped.
 
     State is kept in changelog topics (APP-features-*-changelog), records that
@@ -124,14 +90,15 @@ def run(
     from loopline.features.processor import FeatureProcessor
 
     app = _app(app_spec)
-    if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr=metrics_host)
+    options.serve_metrics()
     with opened_registry(settings) as (log, registry):
         try:
             processor = FeatureProcessor(
-                log, app, registry=registry, instance=instance, commit_interval=commit_interval
+                log,
+                app,
+                registry=registry,
+                instance=options.instance,
+                commit_interval=options.commit_interval,
             )
         except AppError as exc:
             raise CLIError(str(exc)) from None
@@ -143,7 +110,7 @@ def run(
         started = time.monotonic()
         with stopping() as stop:
             try:
-                stats = processor.run(stop, until_caught_up=until_caught_up)
+                stats = processor.run(stop, until_caught_up=options.until_caught_up)
             finally:
                 processor.close()
     seconds = time.monotonic() - started

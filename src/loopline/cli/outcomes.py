@@ -1,4 +1,4 @@
-"""``loopline outcomes``: join outcomes to decisions into labelled examples, exactly once."""
+"""``loopline outcomes run``: join outcomes to decisions into labelled examples, exactly once."""
 
 from __future__ import annotations
 
@@ -11,15 +11,21 @@ from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
 from loopline.cli.interrupts import stopping
 from loopline.cli.output import plural
+from loopline.cli.runner_options import RunnerOptions, runner_options
 from loopline.cli.settings import LogSettings
 
 
-@click.command(
+@click.group()
+def outcomes() -> None:
+    """Outcomes joined to decisions: labelled examples for training."""
+
+
+@outcomes.command(
     epilog="""\b
 Examples:
-  loopline outcomes pymk.app:app
-  loopline outcomes pymk.app:app --metrics-port 9110
-  loopline --log kafka://localhost:9092 outcomes pymk.app:app --until-caught-up
+  loopline outcomes run pymk.app:app
+  loopline outcomes run pymk.app:app --metrics-port 9110
+  loopline --log kafka://localhost:9092 outcomes run pymk.app:app --until-caught-up
   loopline train pymk.app:app --model accept --labelled pymk.labelled
 
 \b
@@ -32,44 +38,9 @@ Run one per application: partition p of APP.decisions is joined with
 partition p of APP.outcomes.""",
 )
 @click.argument("app_spec", metavar="APP")
-@click.option(
-    "--instance",
-    default="0",
-    show_default=True,
-    help="This joiner's name; a restarted one must keep its name.",
-)
-@click.option(
-    "--commit-interval",
-    default=0.5,
-    show_default=True,
-    type=float,
-    metavar="SECONDS",
-    help="How long a labelled example may wait before it is committed (and readable).",
-)
-@click.option(
-    "--metrics-port",
-    type=int,
-    metavar="PORT",
-    help="Serve Prometheus metrics (loopline_outcomes_*) on PORT, path /metrics.",
-)
-@click.option(
-    "--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port."
-)
-@click.option(
-    "--until-caught-up",
-    is_flag=True,
-    help="Stop once nothing is left to read (and the windows the clock has passed are closed).",
-)
+@runner_options()
 @click.pass_obj
-def outcomes(
-    settings: LogSettings,
-    app_spec: str,
-    instance: str,
-    commit_interval: float,
-    metrics_port: int | None,
-    metrics_host: str,
-    until_caught_up: bool,
-) -> None:
+def run(settings: LogSettings, app_spec: str, options: RunnerOptions) -> None:
     """Join APP's outcomes to its decisions into labelled examples, until stopped.
 
     Reads APP.decisions and APP.outcomes; when a decision's attribution window
@@ -86,14 +57,15 @@ def outcomes(
         app = load_app(app_spec)
     except AppError as exc:
         raise CLIError(str(exc)) from None
-    if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr=metrics_host)
+    options.serve_metrics()
     with opened_registry(settings) as (log, registry):
         try:
             joiner = OutcomeJoiner(
-                log, app, registry, instance=instance, commit_interval=commit_interval
+                log,
+                app,
+                registry,
+                instance=options.instance,
+                commit_interval=options.commit_interval,
             )
         except AppError as exc:
             raise CLIError(str(exc)) from None
@@ -105,7 +77,7 @@ def outcomes(
         started = time.monotonic()
         with stopping() as stop:
             try:
-                stats = joiner.run(stop, until_caught_up=until_caught_up)
+                stats = joiner.run(stop, until_caught_up=options.until_caught_up)
             finally:
                 joiner.close()
     extra = ""

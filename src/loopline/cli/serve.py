@@ -8,6 +8,7 @@ from loopline.app import AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
 from loopline.cli.interrupts import stopping
+from loopline.cli.runner_options import RunnerOptions, runner_options
 from loopline.cli.settings import LogSettings
 
 
@@ -59,6 +60,7 @@ $LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic."
     type=click.Path(file_okay=False),
     help="Where decisions wait (durably) while the log is unreachable.",
 )
+@runner_options("instance", "until_caught_up", "metrics_port", "metrics_host")
 @click.pass_obj
 def serve(
     settings: LogSettings,
@@ -73,12 +75,15 @@ def serve(
     source: str | None,
     target: str | None,
     state_dir: str,
+    options: RunnerOptions,
 ) -> None:
     """Serve APP's model: POST /v1/predict and /v1/rank (OpenAPI at /docs).
 
     Features come from the online store (run `loopline features run APP`);
     the model is the version ALIAS points at, swapped without a restart when
     the alias moves. /healthz, /readyz and /metrics (Prometheus) need no token.
+    With --from, --instance, --until-caught-up and --metrics-port apply to the
+    stream of requests.
     """
     import uvicorn
 
@@ -107,7 +112,7 @@ def serve(
         except (AppError, ValueError) as exc:
             raise CLIError(str(exc)) from None
         if source is not None:
-            _score_stream(service, source, target)  # type: ignore[arg-type]
+            _score_stream(service, source, target, options)  # type: ignore[arg-type]
             return
         click.echo(
             f"serving {app.name} model {service.declaration.name!r} at alias {alias!r} "
@@ -118,10 +123,11 @@ def serve(
         uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")
 
 
-def _score_stream(service, source: str, target: str) -> None:
+def _score_stream(service, source: str, target: str, options: RunnerOptions) -> None:
     from loopline.serving.stream import StreamScorer
 
-    scorer = StreamScorer(service, source, target)
+    options.serve_metrics()
+    scorer = StreamScorer(service, source, target, instance=options.instance)
     click.echo(
         f"scoring {source} into {target} with model {service.declaration.name!r} "
         f"(dead letters: {source}.dlq); Ctrl-C stops",
@@ -129,7 +135,7 @@ def _score_stream(service, source: str, target: str) -> None:
     )
     try:
         with stopping() as stop:
-            stats = scorer.run(stop)
+            stats = scorer.run(stop, until_caught_up=options.until_caught_up)
     finally:
         scorer.close()
         service.close()

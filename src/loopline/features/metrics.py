@@ -1,7 +1,9 @@
 """Prometheus metrics of online features (the processor and the online store).
 
 Defined once per process, labelled by application, as prometheus-client
-expects; `loopline features run --metrics-port` serves them.
+expects; `loopline features run --metrics-port` serves them. What every stage
+has in common (records, dead letters, commits, lag) is `loopline_stream_*`
+(`loopline.stream.sensor`).
 """
 
 from __future__ import annotations
@@ -12,25 +14,10 @@ from prometheus_client import Counter, Gauge, Histogram
 # stamped with old event times), so the buckets do too.
 _FRESHNESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400)
 
-RECORDS = Counter(
-    "loopline_features_records",
-    "Source records the feature processor applied (late ones included).",
-    ["app", "source"],
-)
 LATE_RECORDS = Counter(
     "loopline_features_late_records",
     "Source records that arrived later than the declared lateness; sent to the late topic.",
     ["app", "source"],
-)
-DEAD_LETTERS = Counter(
-    "loopline_features_dead_letters",
-    "Source records that could not be read (no entity id, bad time, broken contract).",
-    ["app", "source"],
-)
-COMMITS = Counter(
-    "loopline_features_commits",
-    "Transactions committed: changelog and input offsets together.",
-    ["app"],
 )
 FRESHNESS = Histogram(
     "loopline_features_freshness_seconds",

@@ -69,7 +69,7 @@ from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.pinned import pin
 from loopline.features.sources import SourceReader
-from loopline.log import Log, Record, TopicExists, TopicPartition
+from loopline.log import Log, Record, TopicPartition
 from loopline.models.declarations import Model
 from loopline.models.evaluation import DataError, evaluate
 from loopline.models.registry import ModelNotFound, ModelRegistry
@@ -86,7 +86,8 @@ from loopline.models.training_learners import (
     learner,
     scorer,
 )
-from loopline.stream.deadletters import dead_letter, dlq_topic
+from loopline.stream.runner import Runner
+from loopline.stream.task import Context, Task, TaskStats
 
 __all__ = ["OnlineStats", "OnlineVersion", "check_online", "default_group", "train_online"]
 
@@ -104,11 +105,10 @@ class OnlineVersion:
 
 
 @dataclass
-class OnlineStats:
-    """What one `train_online` run did."""
+class OnlineStats(TaskStats):
+    """What one `train_online` run did (`records` read, `examples` learned)."""
 
     examples: int = 0  # learned in this run
-    dead_letters: int = 0
     versions: list[OnlineVersion] = field(default_factory=list)
     resumed_from: int | None = None  # the version this run went on from
 
@@ -198,24 +198,31 @@ def train_online(
         )
     trainer = check_online(model)
     group = group or default_group(application, model)
-    stop = stop or threading.Event()
     reader = SourceReader(schemas).decoder(labelled_topic)
     binding = getattr(schemas, "binding", None)
-    run = _Run(log, application, model, labelled_topic, registry, trainer, group, alias)
-    run.validate_every = validate_every
-    run.on_publish = on_publish
-    run.plain_json = not (binding and binding(labelled_topic))
+    task = OnlineLearning(log, application, model, labelled_topic, registry, trainer, group, alias)
+    task.validate_every = validate_every
+    task.on_publish = on_publish
+    task.plain_json = not (binding and binding(labelled_topic))
+    task.decode, task.progress = reader, progress
+    task.every_examples, task.every_seconds = every_examples, every_seconds
     try:
-        run.resume()
-        ends = {p.partition: p.end for p in pin(log, labelled_topic).partitions}
-        run.loop(reader, stop, every_examples, every_seconds, until_caught_up, ends, progress)
+        task.resume()
+        task.ends = {p.partition: p.end for p in pin(log, labelled_topic).partitions}
+        task.runner.run(stop, until_caught_up=until_caught_up)
+        if until_caught_up and task.window and task.caught_up(task.runner.context):
+            task.publish()
     finally:
-        run.close()
-    return run.stats
+        task.runner.close()
+    return task.stats
 
 
-class _Run:
-    """One online training run: the consumer, the trainer, and what was learned."""
+class OnlineLearning(Task):
+    """One online training run as a task on the stream runtime: the trainer and what
+    it learned. Not transactional: its checkpoint is a published version, after
+    which it commits the offsets that version records (see the module docstring)."""
+
+    name = "train-online"
 
     def __init__(
         self,
@@ -229,13 +236,16 @@ class _Run:
         alias: str | None,
     ) -> None:
         self.log, self.app, self.model, self.topic = log, app, model, topic
+        self.topics = (topic,)
         self.registry, self.trainer, self.group, self.alias = registry, trainer, group, alias
         self.stats = OnlineStats()
         self.validate_every = 10
         self.plain_json = True  # the topic holds JSON, not records of a contract
         self.on_publish: Callable[[OnlineVersion], None] | None = None
-        self.consumer = log.consumer(group, [topic], reset="earliest")
-        self.producer: Any = None  # for dead letters, made when the first one comes
+        self.decode: Callable[[bytes | None], dict[str, Any] | None] = lambda v: None
+        self.progress: Progress | None = None
+        self.every_examples, self.every_seconds = 10_000, 60.0
+        self.ends: dict[int, int] = {}
         self.starts: dict[int, int] = {}
         self.next: dict[int, int] = {}
         self.total = 0
@@ -245,12 +255,15 @@ class _Run:
         self.labels: list[float] = []
         self.scores: list[float] = []
         self.last_version: int | None = None
-        self.every_examples = 10_000
         self.composed: tuple | None = None  # (batch reader, batch learner) once known; () if none
-        self.published_at: float | None = None  # when publish last ran, for the loop's clock
+        self.published_at = time.monotonic()
+        self.extract: Callable[[Mapping[str, Any]], tuple[Any, Any]] | None = None
+        self.runner = Runner(log, self, group=group, transactional=False, max_batch=10_000)
+        self.context = self.runner.context
 
     def resume(self) -> None:
         """Go on from the last version this trainer published, or start at the beginning."""
+        consumer = self.runner.consumer
         info = {p.partition: p for p in self.log.describe_topic(self.topic).partitions}
         previous = _previous(self.registry, self.model.name, self.topic, self.group)
         if previous is not None:
@@ -267,53 +280,38 @@ class _Run:
             self.names = tuple(previous.feature_names) or None
             self.kinds = dict(previous.features)
             self.stats.resumed_from = self.last_version = previous.version
-        for tp in self.consumer.assignment():
+        for tp in consumer.assignment():
             at = self.next.get(tp.partition, info[tp.partition].start)
             self.starts.setdefault(tp.partition, at)
             self.next[tp.partition] = at
-            self.consumer.seek(tp, at)
-
-    def loop(
-        self,
-        decode: Callable[[bytes | None], dict[str, Any] | None],
-        stop: threading.Event,
-        every_examples: int,
-        every_seconds: float,
-        until_caught_up: bool,
-        ends: dict[int, int],
-        progress: Progress | None,
-    ) -> None:
-        """Learn batch after batch until stopped (or caught up), publishing on the way."""
-        self.every_examples = every_examples
+            consumer.seek(tp, at)
         self.learn, self.score = learner(self.trainer), scorer(self.trainer)
         self.choose = chooser(self.app, self.model)
         self.extract = extractor(self.names, self.model) if self.names is not None else None
-        read_batch: Callable[[list[bytes | None]], Any] | None = None
-        learn_batch: Callable[[list[dict[str, float]], list[Any]], None] | None = None
-        what, poll = f"learn from {self.topic}", self.consumer.poll
-        published_at = time.monotonic()
-        while not stop.is_set():
-            records = poll(max_records=10_000, timeout=0.2)
-            if records:
-                batch = read_batch([r.value for r in records]) if read_batch else None
-                if batch is not None and learn_batch is not None:
-                    self._learn_batch(records, *batch, learn_batch)
-                else:
-                    self._learn_each(records, decode)
-                    if read_batch is None and self.composed:
-                        read_batch, learn_batch = self.composed
-            if self.window >= every_examples or (
-                self.window and time.monotonic() - published_at >= every_seconds
-            ):
-                self.publish()
-            if self.published_at is not None:
-                published_at, self.published_at = self.published_at, None
-            if progress is not None:
-                progress(what, self.stats.examples + self.window, None)
-            if until_caught_up and self._caught_up(ends):
-                if self.window:
-                    self.publish()
-                break
+        self.published_at = time.monotonic()
+
+    def process(self, records: list[Record], context: Context) -> None:
+        """Learn a batch: by the composed batch path once known, else one by one."""
+        if self.composed:
+            read_batch, learn_batch = self.composed
+            batch = read_batch([r.value for r in records])
+            if batch is not None:
+                self._learn_batch(records, *batch, learn_batch)
+                return
+        self._learn_each(records, self.decode)
+
+    def tick(self, context: Context, caught_up: bool) -> None:
+        """Publish when the window is full or old enough; report progress."""
+        if self.window >= self.every_examples or (
+            self.window and time.monotonic() - self.published_at >= self.every_seconds
+        ):
+            self.publish()
+        if self.progress is not None:
+            self.progress(f"learn from {self.topic}", self.stats.examples + self.window, None)
+
+    def caught_up(self, context: Context) -> bool:
+        """Every example present when the run started has been learned."""
+        return all(context.position(tp) >= self.ends.get(tp.partition, 0) for tp in context.owned)
 
     def _learn_batch(
         self,
@@ -366,7 +364,7 @@ class _Run:
             except TrainingError:
                 raise
             except (ContractViolation, DataError, KeyError, TypeError, ValueError) as exc:
-                self._dead_letter(record, _reason(exc, label_field, self.names))
+                self.context.dead_letter(record, _reason(exc, label_field, self.names))
                 continue
             if self.composed is None:  # the trainer now knows its features: compose
                 nested = isinstance(row.get("features"), dict)
@@ -390,26 +388,8 @@ class _Run:
             )
         self.kinds = {n: _kind(source.get(n)) for n in self.names}
 
-    def _caught_up(self, ends: dict[int, int]) -> bool:
-        return all(
-            self.consumer.position(tp) >= ends.get(tp.partition, 0)
-            for tp in self.consumer.assignment()
-        )
-
-    def _dead_letter(self, record: Record, reason: str) -> None:
-        topic = dlq_topic(record.topic)
-        if self.producer is None:
-            with contextlib.suppress(TopicExists):
-                self.log.create_topic(topic)
-            self.producer = self.log.producer()
-        key, value, headers = dead_letter(record, reason, None, None)
-        self.producer.send(topic, value, key, headers=headers)
-        self.stats.dead_letters += 1
-
     def publish(self) -> None:
         """Publish what was learned, then commit the offsets it was learned up to."""
-        if self.producer is not None:
-            self.producer.flush()  # dead letters are durable before their offsets commit
         metrics: dict[str, float] = {}
         if self.labels and self.trainer.task != "ranking":
             with contextlib.suppress(DataError):  # e.g. one class in this window
@@ -450,7 +430,8 @@ class _Run:
             self.registry.promote(
                 self.model.name, version.version, self.alias, reason="loopline train --online"
             )
-        self.consumer.commit({TopicPartition(self.topic, p): o for p, o in self.next.items()})
+        # dead letters are flushed first: durable before their offsets commit
+        self.context.commit({TopicPartition(self.topic, p): o for p, o in self.next.items()})
         published = OnlineVersion(version, self.window, self.total, metrics, len(self.labels))
         self.stats.versions.append(published)
         self.last_version = version.version
@@ -459,11 +440,6 @@ class _Run:
         self.published_at = time.monotonic()
         if self.on_publish is not None:
             self.on_publish(published)
-
-    def close(self) -> None:
-        self.consumer.close()
-        if self.producer is not None:
-            self.producer.close()
 
 
 def _advance(offsets: dict[int, int], records: list[Record]) -> None:

@@ -20,11 +20,6 @@ LATE_DECISIONS = Counter(
 DUPLICATES = Counter(
     "loopline_outcomes_duplicate_decisions", "Decisions read again (same id), ignored.", ["app"]
 )
-DEAD_LETTERS = Counter(
-    "loopline_outcomes_dead_letters",
-    "Unreadable decisions and outcomes, sent to <topic>.dlq.",
-    ["app"],
-)
 EXAMPLES = Counter(
     "loopline_outcomes_examples",
     "Labelled examples by label: positive, negative, or dropped (negatives off).",
