@@ -91,7 +91,7 @@ def test_late_records_go_to_the_late_topic_and_are_counted(log):
     assert _metric("loopline_features_freshness_seconds_count", app=app.name) >= 1
 
     late = consume_all(
-        log.consumer(None, [f"{app.name}-features-late"], reset="earliest"), 1, timeout=10
+        log.consumer(None, [f"{app.name}.features.late"], reset="earliest"), 1, timeout=10
     )
     assert len(late) == 1
     headers = dict(late[0].headers)

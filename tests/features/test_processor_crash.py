@@ -170,7 +170,7 @@ def _same_as_clean(log, crashed: App, clean: App, views: str, bad: list[str]) ->
     late = [
         len(
             consume_all(
-                log.consumer(None, [f"{app.name}-features-late"], reset="earliest"),
+                log.consumer(None, [f"{app.name}.features.late"], reset="earliest"),
                 10**6,
                 timeout=5,
             )

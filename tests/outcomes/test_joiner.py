@@ -68,7 +68,7 @@ def labelled(log, app: App, expected: int) -> list[dict]:
 
 
 def late(log, app: App, expected: int) -> list[tuple[dict, str]]:
-    consumer = log.consumer(None, [f"{app.name}.outcomes-late"], reset="earliest")
+    consumer = log.consumer(None, [f"{app.name}.outcomes.late"], reset="earliest")
     try:
         return [
             (json.loads(r.value), dict(r.headers)[LATE_REASON].decode())

@@ -208,7 +208,7 @@ def test_joiner_after_kill_9_writes_every_example_exactly_once(log_url, backend)
     assert max(after_crashes.values()) == 1, "a labelled example was written twice"
     assert after_crashes == reference
     late = [
-        collections.Counter(_topic(log, f"{app.name}.outcomes-late")) for app in (crashed, clean)
+        collections.Counter(_topic(log, f"{app.name}.outcomes.late")) for app in (crashed, clean)
     ]
     assert late[0] == late[1]
     assert sum(late[1].values()) == clean_stats.late

@@ -83,8 +83,8 @@ source partitions, and take over those of one that stops or dies.""",
 def run(settings: LogSettings, app_spec: str, options: RunnerOptions) -> None:
     """Compute APP's online features from its source topics, exactly once, until stopped.
 
-    State is kept in changelog topics (APP-features-*-changelog), records that
-    arrive too late in APP-features-late, unreadable ones in SOURCE.dlq.
+    State is kept in changelog topics (APP.features.*.changelog), records that
+    arrive too late in APP.features.late, unreadable ones in SOURCE.dlq.
     Ctrl-C or SIGTERM commits what was processed and stops.
     """
     from loopline.features.processor import FeatureProcessor

@@ -46,7 +46,7 @@ def run(settings: LogSettings, app_spec: str, options: RunnerOptions) -> None:
     Reads APP.decisions and APP.outcomes; when a decision's attribution window
     closes, one labelled example per returned item (the features as served
     plus the label) goes to APP.labelled. Outcomes that join no decision go to
-    APP.outcomes-late. State is in APP-outcomes-changelog, committed with the
+    APP.outcomes.late. State is in APP.outcomes.changelog, committed with the
     input offsets: kill -9 and restart lose and repeat nothing. Windows close
     by event time, and by the wall clock once everything is read. Ctrl-C or
     SIGTERM commits what was joined and stops.

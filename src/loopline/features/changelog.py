@@ -18,7 +18,7 @@ a tombstone removes an entity. Values are msgpack.
 
 >>> names = ChangelogNames("shop", "0123456789abcdef")
 >>> names.changelog("clicks"), names.group, names.late
-('shop-features-0123456789-clicks-changelog', 'shop-features-0123456789', 'shop-features-late')
+('shop.features.0123456789.clicks.changelog', 'shop.features.0123456789', 'shop.features.late')
 >>> entry_key("a", 0, "m-1"), parse_key(b"a0/m-1")
 (b'a0/m-1', ('a', 0, 'm-1'))
 """
@@ -33,9 +33,9 @@ from typing import Any
 import msgspec
 
 from loopline.log import Log, LogError, TopicConfig, TopicExists
+from loopline.stream import names
 
 META = b"m"
-FINGERPRINT_CHARS = 10
 
 encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder().decode
@@ -54,22 +54,18 @@ class ChangelogNames:
     fingerprint: str
 
     @property
-    def prefix(self) -> str:
-        return f"{self.app}-features-{self.fingerprint[:FINGERPRINT_CHARS]}"
-
-    @property
     def group(self) -> str:
         """The consumer group of the processors (on Kafka: many members split the sources)."""
-        return self.prefix
+        return names.features_group(self.app, self.fingerprint)
 
     @property
     def late(self) -> str:
         """Where records that arrived too late to count go, with the reason in headers."""
-        return f"{self.app}-features-late"
+        return names.features_late(self.app)
 
     def changelog(self, source: str) -> str:
         """The changelog topic of the units of `source` (partition p: source partition p)."""
-        return f"{self.prefix}-{source}-changelog"
+        return names.features_changelog(self.app, self.fingerprint, source)
 
 
 def entry_key(kind: str, index: int, entity: str) -> bytes:

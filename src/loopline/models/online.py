@@ -86,6 +86,7 @@ from loopline.models.training_learners import (
     learner,
     scorer,
 )
+from loopline.stream import names
 from loopline.stream.runner import Runner
 from loopline.stream.task import Context, Task, TaskStats
 
@@ -138,9 +139,9 @@ def default_group(app: App, model: Model) -> str:
 
     >>> from loopline.models.declarations import Model
     >>> default_group(App("shop"), Model("buy", trainer=object, entity="member"))
-    'shop-train-buy'
+    'shop.train.buy'
     """
-    return f"{app.topic_prefix}-train-{model.name}"
+    return names.trainer_group(app.name, model.name)
 
 
 def _previous(registry: ModelRegistry, name: str, topic: str, group: str) -> ModelVersion | None:

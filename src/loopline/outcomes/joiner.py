@@ -1,13 +1,13 @@
 """The outcome joiner: decisions + outcomes -> labelled examples, exactly once.
 
 `OutcomeJoiner` reads ``<app>.decisions`` and ``<app>.outcomes`` in the
-consumer group ``<app>-outcomes``. Both are keyed by entity, so partition p
+consumer group ``<app>.outcomes.join``. Both are keyed by entity, so partition p
 of one holds the same entities as partition p of the other; each partition
 number has a `JoinState`. When a decision's attribution window closes, its
 labelled examples go to ``<app>.labelled``; an outcome that joins no decision
-goes to ``<app>.outcomes-late`` with the reason; an unreadable record goes to
+goes to ``<app>.outcomes.late`` with the reason; an unreadable record goes to
 ``<topic>.dlq``. Every state change goes to the compacted changelog
-``<app>-outcomes-changelog`` in the same transaction as those records and
+``<app>.outcomes.changelog`` in the same transaction as those records and
 the input offsets (it is a co-partitioned task on `loopline.stream`), so after a ``kill -9`` and a restart no labelled example
 is lost or written twice.
 
@@ -66,10 +66,10 @@ from loopline.contracts.registry import SchemaRegistry
 from loopline.contracts.topics import codec_for, event_time
 from loopline.log import Log, LogError, Record, TopicConfig, TopicExists, TopicPartition
 from loopline.outcomes import metrics
-from loopline.outcomes.labelled import labelled_topic
 from loopline.outcomes.outcome import Outcome, outcomes_topic
 from loopline.outcomes.state import JoinState, Late
 from loopline.serving.decisions import Decision, decisions_topic
+from loopline.stream import names
 from loopline.stream.deadletters import dlq_topic
 from loopline.stream.runner import Runner
 from loopline.stream.state import PartitionedState, StateCodec
@@ -161,11 +161,14 @@ class OutcomeJoiner(Task):
                 "(from loopline.outcomes import Outcomes)"
             )
         self.log, self.app, self.outcomes, self.registry = log, app, app.outcomes, registry
-        self.decisions_topic, self.outcomes_topic = f"{app.name}.decisions", f"{app.name}.outcomes"
+        self.decisions_topic, self.outcomes_topic = (
+            names.decisions(app.name),
+            names.outcomes(app.name),
+        )
         self.topics = (self.decisions_topic, self.outcomes_topic)
-        self.labelled, self.late = labelled_topic(app.name), f"{app.name}.outcomes-late"
-        self.changelog = f"{app.name}-outcomes-changelog"
-        self.group = f"{app.name}-outcomes"
+        self.labelled, self.late = names.labelled(app.name), names.outcomes_late(app.name)
+        self.changelog = names.outcomes_changelog(app.name)
+        self.group = names.outcomes_group(app.name)
         self.clock = clock or wall_clock
         self.stats = JoinerStats()
         self.partitions = self._ensure_topics()

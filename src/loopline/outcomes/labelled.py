@@ -32,13 +32,14 @@ from __future__ import annotations
 from typing import Any
 
 from loopline.outcomes.declarations import Outcomes
+from loopline.stream import names
 
 __all__ = ["examples", "labelled_topic"]
 
 
 def labelled_topic(app_name: str) -> str:
     """The topic the joiner writes the labelled examples of `app_name` to."""
-    return f"{app_name}.labelled"
+    return names.labelled(app_name)
 
 
 def examples(

@@ -9,7 +9,7 @@ OUTCOMES = Counter("loopline_outcomes_outcomes", "Outcomes read by the outcome j
 MATCHED = Counter("loopline_outcomes_matched", "Outcomes joined to a decision.", ["app"])
 LATE = Counter(
     "loopline_outcomes_late",
-    "Outcomes that joined no decision (after the window, or no decision): to <app>.outcomes-late.",
+    "Outcomes that joined no decision (after the window, or no decision): to <app>.outcomes.late.",
     ["app"],
 )
 LATE_DECISIONS = Counter(

@@ -27,6 +27,7 @@ import datetime
 import msgspec
 
 from loopline.contracts import Topic
+from loopline.stream import names
 
 __all__ = ["CONTRACT", "Outcome", "outcomes_topic"]
 
@@ -52,7 +53,7 @@ class Outcome(msgspec.Struct, frozen=True):
 def outcomes_topic(app_name: str, *, partitions: int = 1) -> Topic[Outcome]:
     """The outcomes topic of application `app_name` (``<app>.outcomes``)."""
     return Topic(
-        f"{app_name}.outcomes",
+        names.outcomes(app_name),
         Outcome,
         key="entity",
         time="at",

@@ -40,6 +40,7 @@ from typing import Literal
 import msgspec
 
 from loopline.contracts import ContractViolation, Topic
+from loopline.stream import names
 
 __all__ = [
     "CONTRACT",
@@ -99,7 +100,7 @@ class Decision(msgspec.Struct, frozen=True):
 def decisions_topic(app_name: str, *, partitions: int = 1) -> Topic[Decision]:
     """The decisions topic of application `app_name` (``<app>.decisions``)."""
     return Topic(
-        f"{app_name}.decisions",
+        names.decisions(app_name),
         Decision,
         key="entity",
         time="at",

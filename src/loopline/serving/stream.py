@@ -56,6 +56,7 @@ import msgspec
 from loopline.log import Record, TopicExists
 from loopline.serving.requests import PredictRequest, RankRequest, ServingError, decode
 from loopline.serving.service import PredictionService
+from loopline.stream import names
 from loopline.stream.deadletters import dlq_topic
 from loopline.stream.runner import Runner
 from loopline.stream.task import Context, Task, TaskStats
@@ -81,7 +82,7 @@ class StreamStats(TaskStats):
 class StreamScorer(Task):
     """Answers the requests of topic `source` into topic `target` (see the module docstring).
 
-    The consumer group is ``<app>-serve-<source>``, so several scorers split
+    The consumer group is ``<app>.serve.<source>``, so several scorers split
     the request topic's partitions; `instance` tells their transactional ids
     apart.
     """
@@ -101,7 +102,7 @@ class StreamScorer(Task):
         self.log = log = service.log
         self.topics = (source,)
         self.stats = StreamStats()
-        self.group = f"{service.app.name}-serve-{source}"
+        self.group = names.scorer_group(service.app.name, source)
         for topic in (source, target, dlq_topic(source)):
             with contextlib.suppress(TopicExists):
                 log.create_topic(topic)

@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass
 
 from loopline.log import Headers, Record
+from loopline.stream import names
 
-SUFFIX = ".dlq"
+SUFFIX = names.DLQ_SUFFIX
 REASON = "loopline.dlq.reason"
 SOURCE_TOPIC = "loopline.dlq.topic"
 SOURCE_PARTITION = "loopline.dlq.partition"
@@ -33,7 +34,7 @@ _OURS = (REASON, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, CONTRACT, DEAD_A
 
 def dlq_topic(topic: str) -> str:
     """The dead-letter topic of `topic`."""
-    return topic + SUFFIX
+    return names.dead_letters(topic)
 
 
 def dead_letter(
