@@ -49,6 +49,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -116,11 +117,16 @@ class StreamScorer(Task):
         *,
         until_caught_up: bool = False,
         ready_timeout: float = 300.0,
+        on_commit: Callable[[StreamScorer], None] | None = None,
     ) -> StreamStats:
         """Answer requests until `stop` is set (or, with `until_caught_up`, none is left)."""
         stop = stop or threading.Event()
         self._wait_ready(stop, ready_timeout)
-        self.runner.run(stop, until_caught_up=until_caught_up)
+        self.runner.run(
+            stop,
+            until_caught_up=until_caught_up,
+            on_commit=None if on_commit is None else lambda: on_commit(self),
+        )
         return self.stats
 
     def run_until_caught_up(self, ready_timeout: float = 300.0) -> StreamStats:

@@ -119,7 +119,12 @@ class Runner:
         until_caught_up: bool = False,
         on_commit: Callable[[], None] | None = None,
     ) -> TaskStats:
-        """Run until `stop` is set (or, with `until_caught_up`, the task is caught up)."""
+        """Run until `stop` is set (or, with `until_caught_up`, the task is caught up).
+
+        Caught up means: this member owns partitions (a member the group has
+        given nothing yet, e.g. while a killed member's session runs out, is
+        not caught up) and the task says so (by default, no lag is left).
+        """
         stop = stop or threading.Event()
         task, consumer = self.task, self.consumer
         last_commit = time.monotonic()
@@ -147,6 +152,7 @@ class Runner:
             if (
                 until_caught_up
                 and not records
+                and self.context.owned  # before: the group has given this member nothing yet
                 and self.stats.aborts == aborts
                 and task.caught_up(self.context)
             ):

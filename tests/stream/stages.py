@@ -1,0 +1,452 @@
+"""Every kind of long-running stage, described the same way for the fault harness.
+
+A `Stage` knows how to prepare its inputs, make its task for an application
+name (in this process, or in a child process by `tests/stream/child.py`),
+and check what a run that suffered faults left on the log against what a
+clean run of a second application left: the exactly-once promise of that
+stage, said in one place per stage.
+
+Each stage is built from a `base` name only, so a child process builds the
+very same stage from the command line.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from loopline.app import App
+from loopline.contracts import LogRegistry
+from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature, declarations
+from loopline.features.processor import FeatureProcessor
+from loopline.features.store import FeatureStore
+from loopline.log import Log, TopicConfig
+from loopline.models import HmacSigner, ModelRegistry
+from loopline.models.declarations import Model
+from loopline.models.online import train_online
+from loopline.models.trainers import LightGBMTrainer, RiverTrainer, load_trainer
+from loopline.outcomes import Outcomes
+from loopline.outcomes.joiner import OutcomeJoiner
+from loopline.serving.service import PredictionService
+from loopline.serving.stream import REQUEST_OFFSET, REQUEST_PARTITION, StreamScorer
+from loopline.stream import names
+
+KEY = "the fault harness' signing secret"
+MINUTE = 60_000
+T0 = 1_714_564_800_000  # 2024-05-01 12:00 UTC
+
+
+class Running(Protocol):
+    def run(self, stop: threading.Event | None = None, **kw: Any) -> Any: ...
+    def close(self) -> None: ...
+
+
+def drain(log: Log, topic: str, timeout: float = 3.0) -> list:
+    """Every record of `topic` now (committed ones), in no particular order across partitions."""
+    consumer = log.consumer(None, [topic], reset="earliest")
+    out: list = []
+    try:
+        ends = {p.partition: p.end for p in log.describe_topic(topic).partitions}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out += consumer.poll(10_000, timeout=0.2)
+            positions = {tp.partition: consumer.position(tp) for tp in consumer.assignment()}
+            if all(positions.get(p, 0) >= end for p, end in ends.items()):
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+@dataclass
+class Stage:
+    """What the harness needs of a stage; see the module docstring."""
+
+    base: str
+    kind: str = ""
+    clean_run: bool = True  # whether verify compares with a clean run of a second application
+    bad: int = 0  # unreadable inputs fed so far
+    fed: int = 0  # inputs fed so far
+    extra: dict = field(default_factory=dict)
+
+    def prepare(self, log: Log) -> None: ...
+    def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None: ...
+    def task(self, log: Log, app: str, instance: str) -> Running: ...
+    def verify(self, log: Log, crashed: str, clean: str) -> None: ...
+    def finish(self, running: Running) -> Any:
+        return running.run(until_caught_up=True)
+
+
+# -- features ------------------------------------------------------------------------------
+
+
+class Features(Stage):
+    """The feature processor: per-member counts and sums, a profile table."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base, "features")
+        self.events, self.profiles = f"{base}-events", f"{base}-profiles"
+
+    def app(self, name: str) -> App:
+        member = Entity("member", "member_id")
+        return App(
+            name,
+            features=FeatureSet(
+                [
+                    Aggregations(
+                        self.events,
+                        member,
+                        [
+                            *declarations.count("events", windows=["lifetime"]),
+                            *declarations.sum("spent", field="amount", windows=["lifetime"]),
+                        ],
+                        time="at",
+                        lateness="1m",
+                    )
+                ],
+                tables=[Table(self.profiles, member, [TableFeature("city", "city", default="")])],
+            ),
+        )
+
+    def prepare(self, log: Log) -> None:
+        log.create_topic(self.events, TopicConfig(partitions=3))
+        log.create_topic(self.profiles, TopicConfig(partitions=1, compact=True))
+
+    def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None:
+        producer = log.producer()
+        for _ in range(n):
+            member = f"m{rng.randrange(40)}"
+            self.fed += 1
+            if rng.random() < 0.03:  # unreadable: a dead letter
+                producer.send(self.events, b'{"amount": 1', member.encode())
+                self.bad += 1
+                continue
+            at = T0 + self.fed * 1000 - rng.randrange(3) * 90_000  # some later than 1m: late
+            event = {"member_id": member, "amount": rng.randrange(100), "at": at}
+            producer.send(self.events, json.dumps(event).encode(), member.encode())
+            if rng.random() < 0.1:
+                profile = {"member_id": member, "city": rng.choice(["Ghent", "Lyon", "Oslo"])}
+                producer.send(self.profiles, json.dumps(profile).encode(), member.encode())
+        producer.flush()
+        producer.close()
+
+    def task(self, log: Log, app: str, instance: str) -> Running:
+        return FeatureProcessor(
+            log, self.app(app), instance=instance, commit_interval=0.05, max_batch=50
+        )
+
+    def verify(self, log: Log, crashed: str, clean: str) -> None:
+        members = [f"m{i}" for i in range(40)]
+        at = T0 + 10**10
+        with (
+            FeatureStore(log, self.app(crashed)) as after,
+            FeatureStore(log, self.app(clean)) as once,
+        ):
+            after.catch_up()
+            once.catch_up()
+            expected = once.get("member", members, at=at)
+            assert after.get("member", members, at=at) == expected
+            assert any(v["events_lifetime"] for v in expected)
+        late = [len(drain(log, names.features_late(a))) for a in (crashed, clean)]
+        assert late[0] == late[1] > 0, late
+        assert len(drain(log, names.dead_letters(self.events))) == 2 * self.bad > 0
+
+
+# -- outcomes ------------------------------------------------------------------------------
+
+
+def _decision(did: str, entity: str, at: int, returned: list[str]) -> dict:
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at / 1000)) + f".{at % 1000:03d}Z"
+    return {
+        "decision_id": did,
+        "at": iso,
+        "kind": "rank",
+        "model": "pymk",
+        "model_version": 1,
+        "entity_name": "member",
+        "entity": entity,
+        "context": {},
+        "candidates": [
+            {"id": c, "score": 1.0 / (i + 1), "features": {"rank": i}}
+            for i, c in enumerate(returned)
+        ],
+        "returned": [
+            {"id": c, "score": 1.0 / (i + 1), "probability": 1.0} for i, c in enumerate(returned)
+        ],
+        "latency_ms": 1.0,
+    }
+
+
+class Outcomes_(Stage):
+    """The outcome joiner: ranked decisions, outcomes for some returned items."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base, "outcomes")
+
+    def app(self, name: str) -> App:
+        return App(name, outcomes=Outcomes(window="5m", positive=["accepted"]))
+
+    def prepare(self, log: Log) -> None:
+        self.extra["apps"] = []
+
+    def _create(self, log: Log, app: str) -> None:
+        for topic in (names.decisions(app), names.outcomes(app)):
+            if topic not in log.list_topics():
+                log.create_topic(topic, TopicConfig(partitions=2))
+
+    def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None:
+        for app in apps:
+            self._create(log, app)
+        rows = []
+        for _ in range(n):
+            self.fed += 1
+            at = T0 + self.fed * 5_000
+            member = f"m{rng.randrange(30)}"
+            if rng.random() < 0.03:
+                rows.append(("decisions", member, b"{not json", at))
+                self.bad += 1
+                continue
+            shown = rng.sample([f"m{i}" for i in range(30, 60)], 2)
+            rows.append(
+                (
+                    "decisions",
+                    member,
+                    json.dumps(_decision(f"d-{self.fed}", member, at, shown)).encode(),
+                    at,
+                )
+            )
+            for item in shown:
+                if rng.random() < 0.4:
+                    outcome = {
+                        "entity": member,
+                        "type": "accepted",
+                        "item": item,
+                        "at": _decision("", "", at + 1000, [])["at"],
+                    }
+                    rows.append(("outcomes", member, json.dumps(outcome).encode(), at + 1000))
+        producer = log.producer()
+        for app in apps:
+            for which, member, value, at in rows:
+                topic = names.decisions(app) if which == "decisions" else names.outcomes(app)
+                producer.send(topic, value, member.encode(), timestamp=at)
+        producer.flush()
+        producer.close()
+
+    def task(self, log: Log, app: str, instance: str) -> Running:
+        clock = T0  # windows close by event time only: a clock that closed them at catch-up
+        # would make later decisions late, so runs caught up at different moments would differ
+        return OutcomeJoiner(
+            log,
+            self.app(app),
+            instance=instance,
+            commit_interval=0.05,
+            max_batch=25,
+            clock=lambda: clock,
+        )
+
+    def verify(self, log: Log, crashed: str, clean: str) -> None:
+        def examples(app: str) -> collections.Counter:
+            return collections.Counter(r.value for r in drain(log, names.labelled(app)))
+
+        after, once = examples(crashed), examples(clean)
+        assert after == once and sum(once.values()) > 0
+        dead = [len(drain(log, names.dead_letters(names.decisions(a)))) for a in (crashed, clean)]
+        assert dead == [self.bad, self.bad] and self.bad > 0, dead
+
+
+# -- the stream scorer ---------------------------------------------------------------------
+
+
+class Scorer(Stage):
+    """`serve --from/--to`: requests scored into answers by a LightGBM model."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base, "scorer", clean_run=False)
+        self.profiles, self.requests = f"{base}-profiles", f"{base}-requests"
+        self.model = f"{base}-model"
+
+    def app(self, name: str) -> App:
+        member = Entity("member", "member_id")
+        return App(
+            self.base,  # one application; the run's name picks its answers topic and group
+            features=FeatureSet(
+                tables=[Table(self.profiles, member, [TableFeature("age", "age")])]
+            ),
+            models=[Model(self.model, trainer=LightGBMTrainer, entity="member", features=["age"])],
+        )
+
+    def prepare(self, log: Log) -> None:
+        for topic in (self.profiles, self.requests):
+            log.create_topic(topic, TopicConfig(partitions=2 if topic == self.requests else 1))
+        producer = log.producer()
+        for i in range(20):
+            producer.send(self.profiles, json.dumps({"member_id": f"m{i}", "age": 20 + i}).encode())
+        producer.flush()
+        producer.close()
+        processor = FeatureProcessor(log, self.app(self.base))
+        processor.run_until_caught_up()
+        processor.close()
+        rng = np.random.default_rng(0)
+        ages = rng.uniform(18, 50, 300)
+        trainer = LightGBMTrainer({"num_leaves": 4, "min_data_in_leaf": 5}, num_boost_round=5)
+        trainer.fit(ages[:, None], (ages > 30).astype(int), features=["age"])
+        data, fmt = trainer.save()
+        registry = ModelRegistry(log, signer=HmacSigner(KEY.encode()))
+        version = registry.publish(
+            self.model, data, format=fmt, trainer="lightgbm", features=[("age", "float")]
+        )
+        registry.promote(self.model, version.version, "production")
+        registry.close()
+
+    def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None:
+        producer = log.producer()
+        for _ in range(n):
+            self.fed += 1
+            member = f"m{rng.randrange(20)}"
+            if rng.random() < 0.05:
+                producer.send(
+                    self.requests, b'{"entity": 7}', member.encode()
+                )  # refused: a dead letter
+                self.bad += 1
+            else:
+                producer.send(
+                    self.requests, json.dumps({"entity": member}).encode(), member.encode()
+                )
+        producer.flush()
+        producer.close()
+
+    def task(self, log: Log, app: str, instance: str) -> Running:
+        import os
+        import tempfile
+
+        os.environ["LOOPLINE_SIGNING_KEY"] = KEY
+        service = PredictionService(
+            log, self.app(app), LogRegistry(log), state_dir=tempfile.mkdtemp()
+        )
+        scorer = StreamScorer(
+            service, self.requests, f"{self.base}.answers", instance=instance, max_batch=20
+        )
+        close = scorer.close
+
+        def close_both() -> None:
+            close()
+            service.close()
+
+        scorer.close = close_both  # type: ignore[method-assign]
+        return scorer
+
+    def verify(self, log: Log, crashed: str, clean: str) -> None:
+        # One application (the stage's): every request has exactly one answer or dead letter.
+        # There is no clean run to compare with: decisions carry fresh ids and times.
+        answers = drain(log, f"{self.base}.answers")
+        offsets = collections.Counter(
+            (int(dict(r.headers)[REQUEST_PARTITION]), int(dict(r.headers)[REQUEST_OFFSET]))
+            for r in answers
+        )
+        dead = drain(log, names.dead_letters(self.requests))
+        offsets.update(
+            (
+                int(dict(r.headers)["loopline.dlq.partition"]),
+                int(dict(r.headers)["loopline.dlq.offset"]),
+            )
+            for r in dead
+        )
+        assert max(offsets.values()) == 1, "a request was answered twice"
+        assert sum(offsets.values()) == self.fed, (sum(offsets.values()), self.fed)
+        assert len(dead) == self.bad > 0
+        scores = {json.loads(r.value)["entity"]: json.loads(r.value)["score"] for r in answers}
+        assert len(set(scores)) > 1
+
+
+# -- the online trainer --------------------------------------------------------------------
+
+
+class Online(Stage):
+    """`train --online`: River learns from a topic of labelled examples, a version now and then."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base, "online")
+        self.examples = f"{base}-examples"
+
+    def app(self, name: str) -> App:
+        from river import linear_model
+
+        model = Model(
+            f"{name}-m",
+            entity="member",
+            trainer=lambda: RiverTrainer(linear_model.LogisticRegression()),
+        )
+        return App(name, models=[model])
+
+    def prepare(self, log: Log) -> None:
+        log.create_topic(self.examples)  # one partition: the same order for every run
+
+    def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None:
+        producer = log.producer()
+        for _ in range(n):
+            self.fed += 1
+            if rng.random() < 0.03:
+                producer.send(self.examples, b'{"features": {"x": 1}}')  # no label: a dead letter
+                self.bad += 1
+                continue
+            x = rng.random()
+            example = {"features": {"x": x, "y": rng.random()}, "label": x > 0.5}
+            producer.send(self.examples, json.dumps(example).encode())
+        producer.flush()
+        producer.close()
+
+    def task(self, log: Log, app: str, instance: str) -> Running:
+        stage = self
+
+        class Trainer:
+            def __init__(self) -> None:
+                self.registry = ModelRegistry(log, signer=HmacSigner(KEY.encode()))
+
+            def run(self, stop=None, *, until_caught_up=False, on_commit=None, **kw):
+                return train_online(
+                    log,
+                    stage.app(app),
+                    f"{app}-m",
+                    stage.examples,
+                    registry=self.registry,
+                    every_examples=40,
+                    every_seconds=0.2,
+                    stop=stop,
+                    until_caught_up=until_caught_up,
+                    on_publish=None if on_commit is None else lambda v: on_commit(self),
+                )
+
+            def close(self) -> None:
+                self.registry.close()
+
+        return Trainer()
+
+    def verify(self, log: Log, crashed: str, clean: str) -> None:
+        registry = ModelRegistry(log, signer=HmacSigner(KEY.encode()))
+        try:
+            last = {a: registry.versions(f"{a}-m")[-1] for a in (crashed, clean)}
+            learned = {a: v.manifest["examples"] for a, v in last.items()}
+            assert learned[crashed] == learned[clean] == self.fed - self.bad, learned
+            probe = [{"x": i / 10, "y": 0.5} for i in range(11)]
+            predictions = {}
+            for a, version in last.items():
+                trainer = load_trainer(registry.load_artifact(version), version.format)
+                predictions[a] = trainer.predict(probe)
+            assert np.allclose(predictions[crashed], predictions[clean], rtol=0, atol=1e-12)
+        finally:
+            registry.close()
+        assert len(drain(log, names.dead_letters(self.examples))) >= 2 * self.bad > 0
+
+
+KINDS = {"features": Features, "outcomes": Outcomes_, "scorer": Scorer, "online": Online}
+
+
+def stage(kind: str, base: str) -> Stage:
+    return KINDS[kind](base)
