@@ -74,7 +74,7 @@ from loopline.models.declarations import Model
 from loopline.models.evaluation import DataError, evaluate
 from loopline.models.registry import ModelNotFound, ModelRegistry
 from loopline.models.registry_records import ModelVersion
-from loopline.models.trainers import FORMATS, Trainer, is_online, load_trainer
+from loopline.models.trainers import FORMATS, OnlineTrainer, Trainer, load_trainer
 from loopline.models.trainers.data import one_label
 from loopline.models.training import TrainingError, check_signer, new_trainer
 from loopline.models.training_examples import Progress
@@ -113,7 +113,7 @@ class OnlineStats:
     resumed_from: int | None = None  # the version this run went on from
 
 
-def check_online(model: Model) -> Trainer:
+def check_online(model: Model) -> OnlineTrainer:
     """A fresh trainer of `model`, or a `TrainingError` if it cannot learn one example at a time.
 
     >>> from loopline.models.trainers import LightGBMTrainer
@@ -123,7 +123,7 @@ def check_online(model: Model) -> Trainer:
     loopline.models.training.TrainingError: model 'buy' cannot learn online: its trainer (lightgbm) has no learn_one. Use a trainer that learns one example at a time (RiverTrainer, or SklearnTrainer with an estimator that has partial_fit), or train it in batches with --every instead of --online
     """
     trainer = new_trainer(model)
-    if not is_online(trainer):
+    if not isinstance(trainer, OnlineTrainer):
         raise TrainingError(
             f"model {model.name!r} cannot learn online: its trainer ({trainer.name}) has no "
             "learn_one. Use a trainer that learns one example at a time (RiverTrainer, or "
