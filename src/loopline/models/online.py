@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline import __version__
-from loopline.app import App, load_app
+from loopline.app import App
 from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.pinned import pin
@@ -164,7 +164,7 @@ def _kind(value: Any) -> str:
 
 def train_online(
     log: Log,
-    app: App | str,
+    app: App,
     model_name: str,
     labelled_topic: str,
     *,
@@ -188,7 +188,7 @@ def train_online(
     publishing what was learned since the last version. A `TrainingError` if
     the model's trainer does not learn online.
     """
-    application = load_app(app) if isinstance(app, str) else app
+    application = app
     model = application.model(model_name)
     check_signer(registry, model.name)
     if every_examples < 1 or every_seconds <= 0 or validate_every < 0:
