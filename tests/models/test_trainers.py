@@ -3,8 +3,10 @@ deterministically, learn online where they can, and refuse data and artifacts th
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import pickle
 
 import numpy as np
 import pyarrow as pa
@@ -293,6 +295,13 @@ def test_sklearn_learns_online_with_partial_fit():
     assert not isinstance(offline, OnlineTrainer) and not hasattr(offline, "learn_one")
     with pytest.raises(TypeError, match="LogisticRegression does not learn online"):
         OnlineSklearnTrainer(LogisticRegression())
+
+
+def test_sklearn_trainers_keep_their_kind_when_copied():
+    for estimator in (SGDClassifier(loss="log_loss"), LogisticRegression()):
+        trainer = SklearnTrainer(estimator)
+        for again in (copy.deepcopy(trainer), pickle.loads(pickle.dumps(trainer))):
+            assert type(again) is type(trainer) and type(again.estimator) is type(estimator)
 
 
 def test_an_online_sklearn_model_learns_on_after_a_round_trip_through_its_artifact():

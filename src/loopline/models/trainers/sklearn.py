@@ -69,7 +69,8 @@ class SklearnTrainer:
 
     name = "sklearn"
 
-    def __new__(cls, estimator: Any, *args: Any, **kwargs: Any) -> SklearnTrainer:
+    def __new__(cls, estimator: Any = None, *args: Any, **kwargs: Any) -> SklearnTrainer:
+        # No estimator: copy and pickle make the object first, then restore its state.
         if cls is SklearnTrainer and hasattr(estimator, "partial_fit"):
             cls = OnlineSklearnTrainer
         return super().__new__(cls)
