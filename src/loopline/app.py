@@ -22,7 +22,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from loopline.features.declarations import FeatureSet
 from loopline.models.declarations import Model
@@ -42,13 +42,18 @@ class App:
     `outcomes` says how outcomes become labels (`loopline.outcomes.Outcomes`).
     `name` prefixes every topic and consumer group loopline makes for the
     application (changelogs, late events), so two applications on one log
-    never share state.
+    never share state. `spec` is the ``module:attribute`` it was loaded from
+    (`load_app` sets it; None for an App built in code): a dataset manifest
+    records it, so that ``loopline dataset rebuild`` can load the application
+    again by itself. Library functions take an App; only the CLI and the demo
+    load one.
     """
 
     name: str
     features: FeatureSet = field(default_factory=FeatureSet)
     models: Sequence[Model] = ()
     outcomes: Outcomes | None = None
+    spec: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -84,8 +89,18 @@ class App:
 def load_app(spec: str) -> App:
     """Import the application named by `spec` (``module:attribute`` or ``module``).
 
-    Raises `AppError` with what to do when the module or attribute is missing
-    or is not an `App`.
+    The App returned remembers `spec` (`App.spec`). Raises `AppError` with what
+    to do when the module or attribute is missing or is not an `App`.
+
+    >>> import sys, types
+    >>> sys.modules["shop_example"] = types.SimpleNamespace(app=App("shop"))
+    >>> load_app("shop_example:app").spec
+    'shop_example:app'
+    >>> del sys.modules["shop_example"]
+    >>> load_app("no such module")
+    Traceback (most recent call last):
+    ...
+    loopline.app.AppError: 'no such module' does not name an application: write module:attribute, for example shop.features:app (a Python module and the App in it)
     """
     module_name, _, attribute = spec.partition(":")
     attribute = attribute or "app"
@@ -120,4 +135,4 @@ def load_app(spec: str) -> App:
             f"{spec} is a {type(target).__name__}, not a loopline.App: "
             "declare app = loopline.App('name', features=...)"
         )
-    return target
+    return target if target.spec == spec else replace(target, spec=spec)

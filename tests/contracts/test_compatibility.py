@@ -2,6 +2,8 @@
 
 fastavro is the referee: where a test says "compatible", fastavro must read the
 writer's bytes with the reader's schema, and where it says "not", fastavro must refuse.
+Apache Avro's own static checker (the ``avro`` package) is a second referee: on every
+pair of schemas it parses, its verdict is loopline's (docs/decisions/0018).
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ from __future__ import annotations
 import doctest
 import io
 import itertools
+import json
 import pickle
 from dataclasses import dataclass
 from typing import Any
 
+import avro.errors
+import avro.schema
 import fastavro
 import pytest
+from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from fastavro.read import SchemaResolutionError
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from loopline.contracts import compatibility
@@ -531,6 +537,32 @@ def test_full_is_backward_and_forward(new: dict[str, Any], old: dict[str, Any]) 
     assert backward == can_read(new, old)
     assert (check("full", new, [old]) == []) is (backward == [] and forward == [])
     assert check("full_transitive", new, [old]) == check("full", new, [old])
+
+
+def apache_avro_reads(reader: Any, writer: Any) -> bool | None:
+    """Apache Avro's verdict, or None for a schema it does not parse (it has no Java-style
+    fallback to the null namespace for a name used inside another namespace)."""
+    try:
+        parsed = [avro.schema.parse(json.dumps(s)) for s in (reader, writer)]
+    except avro.errors.SchemaParseException:
+        return None
+    result = ReaderWriterCompatibilityChecker().get_compatibility(*parsed)
+    return result.compatibility is SchemaCompatibilityType.compatible
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_matrix_agrees_with_apache_avro(change: str) -> None:
+    c = CHANGES[change]
+    assert (can_read(c.new, c.old) == []) is apache_avro_reads(c.new, c.old)
+    assert (can_read(c.old, c.new) == []) is apache_avro_reads(c.old, c.new)
+
+
+@settings(max_examples=300, deadline=None)
+@given(record_schemas(), record_schemas())
+def test_verdicts_agree_with_apache_avro(reader: dict[str, Any], writer: dict[str, Any]) -> None:
+    theirs = apache_avro_reads(reader, writer)
+    assume(theirs is not None)
+    assert (can_read(reader, writer) == []) is theirs
 
 
 def test_module_doctests() -> None:

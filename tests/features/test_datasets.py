@@ -24,7 +24,12 @@ from loopline.features.declarations import max as max_of
 from loopline.features.declarations import min as min_of
 from loopline.features.declarations import sum as sum_of
 from loopline.features.offline import build, events_table
-from loopline.features.offline.datasets import DatasetError, build_dataset, rebuild
+from loopline.features.offline.datasets import (
+    DatasetError,
+    application_spec,
+    build_dataset,
+    rebuild,
+)
 from loopline.features.offline.manifests import manifest_path, read_manifest, write_manifest
 from loopline.features.sources import SourceReader
 from loopline.log import TopicConfig, TopicPartition
@@ -446,8 +451,8 @@ def test_rebuild_refuses_changed_features_and_spine(log, tmp_path):
     )
     with pytest.raises(DatasetError, match="not the ones the dataset was built with"):
         rebuild(log, manifest_path(out), tmp_path / "x.parquet", app=other)
-    with pytest.raises(DatasetError, match="module:attribute"):
-        rebuild(log, manifest_path(out), tmp_path / "x.parquet")
+    with pytest.raises(DatasetError, match="module:attribute"):  # built from an App object
+        application_spec(read_manifest(manifest_path(out)))
     spine.write_text(spine.read_text() + "m9,1700000000000,1\n")
     with pytest.raises(DatasetError, match="is not the one the dataset was built from"):
         rebuild(log, manifest_path(out), tmp_path / "x.parquet", app=clicks_app(topic))

@@ -22,7 +22,7 @@ from loopline.models.evaluation import (
     expected_calibration_error,
     split_by_time,
 )
-from loopline.models.trainers import Trainer, is_online, load_trainer
+from loopline.models.trainers import OnlineTrainer, Trainer, load_trainer
 
 # --- split_by_time ------------------------------------------------------------------------
 
@@ -242,7 +242,7 @@ def _signal_table(n: int = 1000, seed: int = 1) -> pa.Table:
 
 def test_a_hand_written_trainer_works_with_the_evaluation_code():
     trainer = SignOfFirstFeature()
-    assert isinstance(trainer, Trainer) and not is_online(trainer)
+    assert isinstance(trainer, Trainer) and not isinstance(trainer, OnlineTrainer)
     metrics = evaluate_trainer(trainer, _signal_table(), label="label", time_column="at")
     assert trainer.direction == -1.0
     assert metrics["auc"] > 0.75

@@ -3,8 +3,10 @@ deterministically, learn online where they can, and refuse data and artifacts th
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import pickle
 
 import numpy as np
 import pyarrow as pa
@@ -22,11 +24,11 @@ from loopline.models.trainers import (
     FORMATS,
     LightGBMTrainer,
     LoadError,
+    OnlineSklearnTrainer,
     OnlineTrainer,
     RiverTrainer,
     SklearnTrainer,
     Trainer,
-    is_online,
     load_trainer,
 )
 
@@ -157,7 +159,7 @@ def test_save_and_load_give_identical_predictions(make):
 def test_every_built_in_trainer_follows_the_protocol(make):
     trainer = make()
     assert isinstance(trainer, Trainer)
-    assert is_online(trainer) == isinstance(trainer, RiverTrainer)
+    assert isinstance(trainer, OnlineTrainer) == isinstance(trainer, RiverTrainer)
     assert isinstance(json.loads(json.dumps(trainer.params())), dict)
 
 
@@ -252,7 +254,7 @@ def test_artifacts_in_the_wrong_format_are_refused():
 
 def test_river_learns_one_example_at_a_time():
     trainer = river_classifier()
-    assert isinstance(trainer, OnlineTrainer) and is_online(trainer)
+    assert isinstance(trainer, OnlineTrainer)
     table = dataset("classification", n=3000)
     rows, labels = table.select(FEATURES).to_pylist(), table["label"].to_pylist()
     scores = []
@@ -283,16 +285,35 @@ def test_river_fit_starts_afresh_and_handles_missing_values():
 
 def test_sklearn_learns_online_with_partial_fit():
     trainer = SklearnTrainer(SGDClassifier(loss="log_loss"))
-    assert is_online(trainer)
+    assert isinstance(trainer, OnlineTrainer) and isinstance(trainer, OnlineSklearnTrainer)
     for row, label in zip(*_rows_and_labels(2000), strict=True):
         trainer.learn_one(row, label)
     table = dataset("classification", seed=8)
     metrics = evaluate("classification", table["label"], trainer.predict(table.select(FEATURES)))
     assert metrics["auc"] > 0.8
     offline = SklearnTrainer(LogisticRegression())
-    assert not is_online(offline)
+    assert not isinstance(offline, OnlineTrainer) and not hasattr(offline, "learn_one")
     with pytest.raises(TypeError, match="LogisticRegression does not learn online"):
-        offline.learn_one({"x1": 1.0}, 1)
+        OnlineSklearnTrainer(LogisticRegression())
+
+
+def test_sklearn_trainers_keep_their_kind_when_copied():
+    for estimator in (SGDClassifier(loss="log_loss"), LogisticRegression()):
+        trainer = SklearnTrainer(estimator)
+        for again in (copy.deepcopy(trainer), pickle.loads(pickle.dumps(trainer))):
+            assert type(again) is type(trainer) and type(again.estimator) is type(estimator)
+
+
+def test_an_online_sklearn_model_learns_on_after_a_round_trip_through_its_artifact():
+    trainer = SklearnTrainer(SGDClassifier(loss="log_loss"))
+    rows, labels = _rows_and_labels(500)
+    for row, label in zip(rows, labels, strict=True):
+        trainer.learn_one(row, label)
+    loaded = load_trainer(*trainer.save())
+    assert isinstance(loaded, OnlineTrainer)  # so `train --online` can go on from it
+    loaded.learn_one(rows[0], labels[0])
+    trainer.learn_one(rows[0], labels[0])
+    assert loaded.predict(rows[:50]).tobytes() == trainer.predict(rows[:50]).tobytes()
 
 
 def _rows_and_labels(n: int):

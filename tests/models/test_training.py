@@ -139,7 +139,7 @@ def test_a_spine_dataset_with_a_known_signal_gives_a_good_version(log, registry,
     assert result.metrics["auc"] > 0.8
     assert {"log_loss", "accuracy", "ece", "brier"} <= set(result.metrics)
     assert set(result.timings) == {"load", "fit", "evaluate", "publish"}
-    assert abs(sum(result.shares().values()) - 1) < 1e-9
+    assert result.seconds == sum(result.timings.values()) > 0
     assert registry.alias(name, "candidate").version == 1
     version = registry.version(name, 1)
     assert version.features == (("clicks_1h", "int"),)

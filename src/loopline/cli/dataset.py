@@ -14,14 +14,20 @@ from pathlib import Path
 
 import click
 
-from loopline.app import AppError
+from loopline.app import AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
 from loopline.cli.output import is_terminal, plural
 from loopline.cli.settings import LogSettings
-from loopline.features.offline.datasets import Manifest, Progress, build_dataset, rebuild
+from loopline.features.offline.datasets import (
+    Manifest,
+    Progress,
+    application_spec,
+    build_dataset,
+    rebuild,
+)
 from loopline.features.offline.events import BuildError
-from loopline.features.offline.manifests import manifest_path
+from loopline.features.offline.manifests import manifest_path, read_manifest
 
 
 @contextmanager
@@ -147,7 +153,7 @@ def build_command(
     ):
         manifest = build_dataset(
             log,
-            app,
+            load_app(app),
             spine,
             out,
             registry=registry,
@@ -196,6 +202,8 @@ def rebuild_command(
     were appended since; if the log no longer holds those records
     (retention, compaction) or the features changed, it says so and fails.
     """
+    with _user_errors():
+        application = load_app(application_spec(read_manifest(manifest), app))
     with (
         _user_errors(),
         opened_registry(settings) as (log, registry),
@@ -205,7 +213,7 @@ def rebuild_command(
             log,
             manifest,
             out,
-            app=app,
+            app=application,
             spine=Path(spine) if spine else None,
             registry=registry,
             progress=progress,

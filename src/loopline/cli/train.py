@@ -283,7 +283,7 @@ def train(
         _bars() as bars,
     ):
         if reproduce_version is not None:
-            _reproduce(log, app_spec, model_name, reproduce_version, registry, schemas, bars)
+            _reproduce(log, app, model_name, reproduce_version, registry, schemas, bars)
         elif online:
             _online(
                 log,
@@ -305,7 +305,6 @@ def train(
         elif every:
             _periodic(
                 log,
-                app_spec,
                 app,
                 model_name,
                 spine,
@@ -322,7 +321,7 @@ def train(
 
             result = train_once(
                 log,
-                app_spec,
+                app,
                 model_name,
                 spine=spine,
                 labelled_topic=labelled,
@@ -350,7 +349,6 @@ def _models(log: Any) -> Iterator[ModelRegistry]:
 
 def _periodic(
     log: Any,
-    app_spec: str,
     app: App,
     model_name: str,
     spine: str | None,
@@ -386,7 +384,7 @@ def _periodic(
             _interval(every),
             stop,
             log,
-            app_spec,
+            app,
             model_name,
             spine=spine,
             labelled_topic=labelled,
@@ -463,7 +461,7 @@ def _online(
 
 def _reproduce(
     log: Any,
-    app_spec: str,
+    app: App,
     model_name: str,
     version: int,
     registry: ModelRegistry,
@@ -473,7 +471,7 @@ def _reproduce(
     from loopline.models.training import reproduce
 
     result = reproduce(
-        log, app_spec, model_name, version, registry=registry, schemas=schemas, progress=bars
+        log, app, model_name, version, registry=registry, schemas=schemas, progress=bars
     )
     if bars is not None:
         bars.clear()

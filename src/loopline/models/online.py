@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline import __version__
-from loopline.app import App, load_app
+from loopline.app import App
 from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.pinned import pin
@@ -74,7 +74,7 @@ from loopline.models.declarations import Model
 from loopline.models.evaluation import DataError, evaluate
 from loopline.models.registry import ModelNotFound, ModelRegistry
 from loopline.models.registry_records import ModelVersion
-from loopline.models.trainers import FORMATS, Trainer, is_online, load_trainer
+from loopline.models.trainers import FORMATS, OnlineTrainer, Trainer, load_trainer
 from loopline.models.trainers.data import one_label
 from loopline.models.training import TrainingError, check_signer, new_trainer
 from loopline.models.training_examples import Progress
@@ -114,7 +114,7 @@ class OnlineStats(TaskStats):
     resumed_from: int | None = None  # the version this run went on from
 
 
-def check_online(model: Model) -> Trainer:
+def check_online(model: Model) -> OnlineTrainer:
     """A fresh trainer of `model`, or a `TrainingError` if it cannot learn one example at a time.
 
     >>> from loopline.models.trainers import LightGBMTrainer
@@ -124,7 +124,7 @@ def check_online(model: Model) -> Trainer:
     loopline.models.training.TrainingError: model 'buy' cannot learn online: its trainer (lightgbm) has no learn_one. Use a trainer that learns one example at a time (RiverTrainer, or SklearnTrainer with an estimator that has partial_fit), or train it in batches with --every instead of --online
     """
     trainer = new_trainer(model)
-    if not is_online(trainer):
+    if not isinstance(trainer, OnlineTrainer):
         raise TrainingError(
             f"model {model.name!r} cannot learn online: its trainer ({trainer.name}) has no "
             "learn_one. Use a trainer that learns one example at a time (RiverTrainer, or "
@@ -165,7 +165,7 @@ def _kind(value: Any) -> str:
 
 def train_online(
     log: Log,
-    app: App | str,
+    app: App,
     model_name: str,
     labelled_topic: str,
     *,
@@ -189,7 +189,7 @@ def train_online(
     publishing what was learned since the last version. A `TrainingError` if
     the model's trainer does not learn online.
     """
-    application = load_app(app) if isinstance(app, str) else app
+    application = app
     model = application.model(model_name)
     check_signer(registry, model.name)
     if every_examples < 1 or every_seconds <= 0 or validate_every < 0:

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from loopline.app import App, load_app
+from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
 from loopline.log import Log, LogError
 from loopline.models.declarations import Model
@@ -126,15 +126,6 @@ class TrainResult:
         """The whole run, in seconds."""
         return sum(self.timings.values())
 
-    def shares(self) -> dict[str, float]:
-        """Each step's share of the whole run (0 to 1).
-
-        >>> TrainResult(None, {}, 1, 1, {"load": 1.0, "fit": 3.0}).shares()
-        {'load': 0.25, 'fit': 0.75}
-        """
-        total = self.seconds or 1.0
-        return {step: seconds / total for step, seconds in self.timings.items()}
-
 
 @dataclass(frozen=True)
 class Reproduction:
@@ -174,10 +165,6 @@ class Reproduction:
 # -- the steps ---------------------------------------------------------------------------
 
 
-def _application(app: App | str) -> App:
-    return load_app(app) if isinstance(app, str) else app
-
-
 def new_trainer(model: Model) -> Trainer:
     """A fresh trainer of `model`, checked to follow the trainer protocol."""
     trainer = model.new_trainer()
@@ -202,8 +189,7 @@ def check_signer(registry: ModelRegistry, model: str) -> None:
 
 def _load(
     log: Log,
-    app: App | str,
-    application: App,
+    app: App,
     model: Model,
     *,
     spine: str | Path | None,
@@ -219,9 +205,7 @@ def _load(
     if spine is not None:
         return from_spine(log, app, model, spine, schemas=schemas, progress=progress)
     assert labelled_topic is not None
-    return from_labelled(
-        log, application, model, labelled_topic, schemas=schemas, progress=progress
-    )
+    return from_labelled(log, app, model, labelled_topic, schemas=schemas, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -307,7 +291,7 @@ def _metrics(
 
 def train_once(
     log: Log,
-    app: App | str,
+    app: App,
     model_name: str,
     *,
     spine: str | Path | None = None,
@@ -321,8 +305,8 @@ def train_once(
 
     The data is the dataset of `spine` (a file or a topic; the application's
     features are computed for it as of each row's instant) or the labelled
-    examples of `labelled_topic`. `app` is an App or its ``module:attribute``
-    name (recorded in the manifest, so a rebuild can find it). `alias`, if
+    examples of `labelled_topic`. Where `app` was loaded from (`App.spec`) is
+    recorded in the manifest, so a rebuild can find it. `alias`, if
     given, is moved to the new version. `schemas` decodes topics bound to a
     contract. `progress(what, done, total)` follows loading and fitting (total
     None while a step's size is unknown).
@@ -331,8 +315,7 @@ def train_once(
     a declared feature missing), `SigningKeyMissing` before reading anything
     when the registry cannot sign, `TrainingError` for a bad request.
     """
-    application = _application(app)
-    model = application.model(model_name)
+    model = app.model(model_name)
     check_signer(registry, model.name)
     trainer = new_trainer(model)
     groups = group_column(model)
@@ -342,7 +325,6 @@ def train_once(
     data = _load(
         log,
         app,
-        application,
         model,
         spine=spine,
         labelled_topic=labelled_topic,
@@ -410,7 +392,7 @@ def _publish(
 
 def reproduce(
     log: Log,
-    app: App | str,
+    app: App,
     model_name: str,
     version: int,
     *,
@@ -425,8 +407,7 @@ def reproduce(
     `TrainingError` for a version that was not trained by `train_once`, and
     `UntrustedModel` when the published artifact does not verify.
     """
-    application = _application(app)
-    model = application.model(model_name)
+    model = app.model(model_name)
     published = registry.version(model.name, version)
     recorded = published.manifest or {}
     kind = recorded.get("kind")
@@ -442,9 +423,9 @@ def reproduce(
         )
     trainer = new_trainer(model)
     if kind == "dataset":
-        data = dataset_again(log, application, model, recorded, schemas=schemas, progress=progress)
+        data = dataset_again(log, app, model, recorded, schemas=schemas, progress=progress)
     else:
-        data = labelled_again(log, application, model, recorded, schemas=schemas, progress=progress)
+        data = labelled_again(log, app, model, recorded, schemas=schemas, progress=progress)
     summary = recorded.get("split") or {}
     data = TrainingData(
         data.table,
@@ -490,7 +471,7 @@ def train_every(
     interval_s: float,
     stop: threading.Event,
     log: Log,
-    app: App | str,
+    app: App,
     model_name: str,
     *,
     spine: str | Path | None = None,
@@ -518,8 +499,7 @@ def train_every(
 
     if interval_s <= 0:
         raise TrainingError(f"the interval must be positive, not {interval_s} s")
-    application = _application(app)
-    check_signer(registry, application.model(model_name).name)
+    check_signer(registry, app.model(model_name).name)
     results: list[TrainResult] = []
     attempts = 0
     first = time.monotonic()

@@ -182,7 +182,7 @@ def _reading(progress: Progress | None) -> Callable[[str, int, int], None] | Non
 
 def from_spine(
     log: Log,
-    app: App | str,
+    app: App,
     model: Model,
     spine: str | Path,
     *,
@@ -191,8 +191,8 @@ def from_spine(
 ) -> TrainingData:
     """Build the dataset of `spine` with the application's features (`build_dataset`) and read it.
 
-    `app` is the application or its ``module:attribute`` name (then the manifest
-    records it, so that a later rebuild finds the application by itself).
+    The manifest records where `app` was loaded from (`App.spec`), so that a
+    later rebuild finds the application by itself.
     """
     with tempfile.TemporaryDirectory(prefix="loopline-train-") as folder:
         out = Path(folder) / "dataset.parquet"

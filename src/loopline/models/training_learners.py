@@ -35,7 +35,6 @@ True
 
 from __future__ import annotations
 
-import gc
 import keyword
 import math
 import operator
@@ -45,6 +44,7 @@ from typing import Any
 import msgspec
 
 from loopline.app import App
+from loopline.log.collector import collector_paused
 from loopline.models.declarations import Model
 from loopline.models.trainers import Trainer
 from loopline.models.training_data import entity_features
@@ -108,22 +108,18 @@ def batch_reader(
         if None in values:
             return None  # a tombstone: the example path skips it
         # Tens of thousands of dicts of floats at once: they cannot form a cycle, so the
-        # collector would only walk them over and over (as in loopline.log.kafka.messages).
-        collecting = gc.isenabled()
-        gc.disable()
+        # collector would only walk them over and over.
         try:
-            examples = decode(b"[" + b",".join(values) + b"]")  # type: ignore[arg-type]
-            if nested:
-                xs = list(map(asdict, map(take_features, examples)))
-                labels = list(map(take_label, examples))
-            else:
-                xs = list(map(asdict, examples))
-                labels = list(map(pop_label, xs))
+            with collector_paused():
+                examples = decode(b"[" + b",".join(values) + b"]")  # type: ignore[arg-type]
+                if nested:
+                    xs = list(map(asdict, map(take_features, examples)))
+                    labels = list(map(take_label, examples))
+                else:
+                    xs = list(map(asdict, examples))
+                    labels = list(map(pop_label, xs))
         except msgspec.DecodeError:
             return None
-        finally:
-            if collecting:
-                gc.enable()
         return (xs, ys) if (ys := _labels(task, labels)) is not None else None
 
     return read

@@ -46,17 +46,15 @@ True
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopline.app import App, load_app
+from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.builder import build
 from loopline.features.offline.events import events_table_of_columns
@@ -79,8 +77,17 @@ from loopline.features.offline.spines import (
 )
 from loopline.features.sources import SourceReader
 from loopline.log import Log, TopicNotFound
+from loopline.log.collector import collector_paused
 
-__all__ = ["DatasetError", "Manifest", "Progress", "build_dataset", "rebuild", "write_parquet"]
+__all__ = [
+    "DatasetError",
+    "Manifest",
+    "Progress",
+    "application_spec",
+    "build_dataset",
+    "rebuild",
+    "write_parquet",
+]
 
 # Fixed, so the same table always gives the same bytes (docs/decisions/0009).
 PARQUET_OPTIONS = {
@@ -98,7 +105,7 @@ PARQUET_OPTIONS = {
 
 def build_dataset(
     log: Log,
-    app: App | str,
+    app: App,
     spine: str | Path,
     out: str | Path,
     *,
@@ -110,8 +117,9 @@ def build_dataset(
     """Build the dataset of `spine` with `app`'s features into Parquet file `out`; the manifest
     goes to ``<out>.manifest.json`` and is returned.
 
-    `app` is an `App` or its ``module:attribute`` name (only then can `rebuild`
-    find it again by itself). `spine` is a spine file (Parquet, CSV, JSON
+    The manifest records where `app` was loaded from (`App.spec`, set by
+    `loopline.app.load_app`), so that ``loopline dataset rebuild`` can load it
+    again by itself. `spine` is a spine file (Parquet, CSV, JSON
     lines) or the name of a topic holding spine records (see
     `loopline.features.offline.spines`). `entity` names the spine's entity
     when the features describe several; `time_column` the spine's time
@@ -123,9 +131,7 @@ def build_dataset(
     offset still held to its committed end at the start of the build, and
     nothing appended later is used.
     """
-    spec = app if isinstance(app, str) else None
-    application = load_app(app) if isinstance(app, str) else app
-    entity_name, key_field, topics = _entity(application, entity)
+    entity_name, key_field, topics = _entity(app, entity)
     file = _spine_file(log, spine)
     spine_range, spine_sha = None, None
     if file is not None:  # a bad spine fails before any topic is pinned or read
@@ -138,14 +144,14 @@ def build_dataset(
         spine_rows, spine_range = _topic_spine(
             log, spine_range, reader, progress, key_field=key_field, time_column=time_column
         )
-    rows, sources = _rows(log, application, entity_name, spine_rows, pinned, reader, progress)
+    rows, sources = _rows(log, app, entity_name, spine_rows, pinned, reader, progress)
     sha = write_parquet(rows, out)
     manifest = Manifest(
-        app=application.name,
-        app_spec=spec,
+        app=app.name,
+        app_spec=app.spec,
         entity=entity_name,
         features=rows.column_names[spine_rows.table.num_columns :],  # build appends them
-        fingerprint=application.features.fingerprint(),
+        fingerprint=app.features.fingerprint(),
         sources=sources,
         spine=SpineSource(
             entity_column=spine_rows.entity_column,
@@ -168,7 +174,7 @@ def rebuild(
     manifest: str | Path,
     out: str | Path,
     *,
-    app: App | str | None = None,
+    app: App,
     spine: str | Path | None = None,
     registry: SchemaRegistry | None = None,
     progress: Progress | None = None,
@@ -176,15 +182,17 @@ def rebuild(
     """Build the dataset of the manifest at `manifest` again into `out`, reading exactly the
     ranges it names; return the new manifest (also written to ``<out>.manifest.json``).
 
-    `app` and `spine` replace the manifest's application (``module:attribute``)
-    and spine file when those moved; they must be the same (same feature
-    fingerprint, same file content). Raises `DatasetError`, saying what to do,
+    `app` is the application the dataset was built with (the caller loads it,
+    from the manifest's `Manifest.app_spec` or from where it moved: see
+    `application_spec`); `spine` replaces the manifest's spine file when it
+    moved. Both must be the same (same feature fingerprint, same file
+    content). Raises `DatasetError`, saying what to do,
     when the log no longer holds the records read then (retention, compaction,
     a topic created again) or the new file differs from the manifest's.
     """
     old = read_manifest(manifest)
-    application = _rebuild_app(old, app)
-    _, key_field, _ = _entity(application, old.entity)
+    _same_features(old, app)
+    _, key_field, _ = _entity(app, old.entity)
     reader = SourceReader(registry)
     if old.spine.topic is not None:
         spine_rows, spine_range = _topic_spine(
@@ -206,7 +214,7 @@ def rebuild(
             time_column=old.spine.time_column,
         )
     pinned = {r.topic: r for r in old.sources}
-    rows, sources = _rows(log, application, old.entity, spine_rows, pinned, reader, progress)
+    rows, sources = _rows(log, app, old.entity, spine_rows, pinned, reader, progress)
     for then, now in zip(old.sources, sources, strict=True):
         _same_records(then, now)
     sha = write_parquet(rows, out)
@@ -326,7 +334,7 @@ def _topic_spine(
     time_column: str | None = None,
 ) -> tuple[Spine, TopicRange]:
     """The spine held by the records of `ranges`, and the ranges with their counts."""
-    with _collector_paused():
+    with collector_paused():
         read = read_pinned(
             log, ranges.topic, ranges, reader.decoder(ranges.topic), progress=progress
         )
@@ -352,7 +360,7 @@ def _rows(
     """The dataset's rows, and the ranges read with their counts, in topic order."""
     tables, ranges = {}, []
     for topic in sorted(pinned):
-        with _collector_paused():
+        with collector_paused():
             read = read_pinned(log, topic, pinned[topic], reader.decoder(topic), progress=progress)
             tables[topic] = events_table_of_columns(app.features, topic, read.columns)
         ranges.append(read.ranges)
@@ -361,37 +369,44 @@ def _rows(
     return spine.restore(rows), ranges
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused: reading a topic creates a dict per record,
-    none of them in a reference cycle, and the collector would scan all of those alive again
-    and again as they pile up (a third of the reading time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def application_spec(manifest: Manifest, moved: str | None = None) -> str:
+    """Where the application of `manifest` is declared (``module:attribute``): `moved` if
+    given (it moved since), else the one the manifest recorded.
 
+    The caller loads it (`loopline.app.load_app`) and passes it to `rebuild`; a
+    `DatasetError` says what to do when the manifest does not know.
 
-def _rebuild_app(manifest: Manifest, app: App | str | None) -> App:
-    spec = app if app is not None else manifest.app_spec
+    >>> import msgspec
+    >>> from loopline.features.offline.manifests import SpineSource
+    >>> manifest = Manifest(
+    ...     app="shop", app_spec="shop:app", entity="member", features=[], fingerprint="ab",
+    ...     sources=[], spine=SpineSource(entity_column="member_id", time_column="at", rows=0),
+    ...     output="train.parquet", rows=0, sha256="cd")
+    >>> application_spec(manifest), application_spec(manifest, "shop.v2:app")
+    ('shop:app', 'shop.v2:app')
+    >>> application_spec(msgspec.structs.replace(manifest, app_spec=None))
+    Traceback (most recent call last):
+    ...
+    loopline.features.offline.manifests.DatasetError: the manifest does not say where application 'shop' is declared (it was built from an App object, not a module:attribute name): pass it with --app
+    """
+    spec = moved if moved is not None else manifest.app_spec
     if spec is None:
         raise DatasetError(
             f"the manifest does not say where application {manifest.app!r} is declared (it was "
             "built from an App object, not a module:attribute name): pass it with --app"
         )
-    application = load_app(spec) if isinstance(spec, str) else spec
-    found = application.features.fingerprint()
+    return spec
+
+
+def _same_features(manifest: Manifest, app: App) -> None:
+    found = app.features.fingerprint()
     if found != manifest.fingerprint:
+        named = app.spec or app.name
         raise DatasetError(
-            f"the features of {spec if isinstance(spec, str) else application.name!r} are not "
-            f"the ones the dataset was built with (fingerprint {found[:12]}... now, "
-            f"{manifest.fingerprint[:12]}... then): check out the code the dataset was built "
-            "with, then rebuild"
+            f"the features of {named!r} are not the ones the dataset was built with "
+            f"(fingerprint {found[:12]}... now, {manifest.fingerprint[:12]}... then): check "
+            "out the code the dataset was built with, then rebuild"
         )
-    return application
 
 
 def _rebuild_spine(manifest: Manifest, spine: str | Path | None) -> Path:

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Sequence
 
-from loopline.log.embedded.cleaner import apply_retention, compact
+from loopline.log.embedded.cleaner import compact
 from loopline.log.embedded.consumer import EmbeddedConsumer
 from loopline.log.embedded.producer import EmbeddedProducer
 from loopline.log.embedded.store import Store
@@ -107,11 +107,6 @@ class EmbeddedLog:
         """Compact every partition of a compacted topic now; return records dropped."""
         meta = self._store.topic(topic)
         return sum(compact(self._store, meta, p) for p in range(meta.config.partitions))
-
-    def apply_retention(self, topic: str) -> int:
-        """Apply a topic's retention now; return records dropped."""
-        meta = self._store.topic(topic)
-        return sum(apply_retention(self._store, meta, p) for p in range(meta.config.partitions))
 
     def close(self) -> None:
         self._store.close()

@@ -23,12 +23,12 @@ Record(topic='t', partition=0, offset=6, timestamp=11, key=None, value=None, hea
 
 from __future__ import annotations
 
-import gc
 from array import array
 from collections.abc import Sequence
 from itertools import accumulate, repeat
 from struct import Struct
 
+from loopline.log.collector import collector_paused
 from loopline.log.records import Headers, Record
 
 _HEADER = Struct("<IB")
@@ -160,9 +160,7 @@ def decode(topic: str, partition: int, base_offset: int, data: bytes) -> list[Re
     headers = _decode_headers(view[pos:], n) if flags & _HAS_HEADERS else repeat(())
     # Thousands of new tuples would set off the cyclic garbage collector again and again,
     # scanning them for cycles they cannot have: pause it while the batch is built.
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return list(
             map(
                 _new_record,
@@ -170,6 +168,3 @@ def decode(topic: str, partition: int, base_offset: int, data: bytes) -> list[Re
                 zip(repeat(topic), repeat(partition), offsets, timestamps, keys, values, headers),
             )
         )
-    finally:
-        if paused:
-            gc.enable()

@@ -24,20 +24,20 @@ from __future__ import annotations
 
 from loopline.models.trainers.data import feature_matrix, row_matrix
 from loopline.models.trainers.lightgbm import LightGBMTrainer
-from loopline.models.trainers.protocol import LoadError, OnlineTrainer, Trainer, is_online
+from loopline.models.trainers.protocol import LoadError, OnlineTrainer, Trainer
 from loopline.models.trainers.river import RiverTrainer
-from loopline.models.trainers.sklearn import SklearnTrainer
+from loopline.models.trainers.sklearn import OnlineSklearnTrainer, SklearnTrainer
 
 __all__ = [
     "FORMATS",
     "LightGBMTrainer",
     "LoadError",
+    "OnlineSklearnTrainer",
     "OnlineTrainer",
     "RiverTrainer",
     "SklearnTrainer",
     "Trainer",
     "feature_matrix",
-    "is_online",
     "load_trainer",
     "row_matrix",
 ]

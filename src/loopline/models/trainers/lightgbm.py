@@ -83,7 +83,6 @@ class LightGBMTrainer:
     """
 
     name = "lightgbm"
-    supports_online = False
 
     def __init__(
         self,

@@ -43,7 +43,7 @@ says ``"pickle"``.
 ...     def params(self) -> dict:
 ...         return {}
 >>> trainer = BaseRate()
->>> isinstance(trainer, Trainer), is_online(trainer)
+>>> isinstance(trainer, Trainer), isinstance(trainer, OnlineTrainer)
 (True, False)
 >>> trainer.fit(np.zeros((4, 1)), np.array([0, 1, 1, 1]), features=["x"])
 >>> BaseRate.load(*trainer.save()).predict([{"x": 1.0}, {"x": 2.0}])
@@ -59,7 +59,7 @@ import numpy as np
 
 from loopline.models.evaluation import Task
 
-__all__ = ["LoadError", "OnlineTrainer", "Trainer", "is_online"]
+__all__ = ["LoadError", "OnlineTrainer", "Trainer"]
 
 
 class LoadError(ValueError):
@@ -109,17 +109,46 @@ class Trainer(Protocol):
 class OnlineTrainer(Trainer, Protocol):
     """A trainer that also learns from one labelled example at a time, as outcomes arrive.
 
-    A class whose ``learn_one`` works only for some models says so with a ``supports_online``
-    attribute (see `is_online`).
+    Learning online is a type, not a flag: a trainer learns online exactly when it has
+    ``learn_one``, so ``isinstance(trainer, OnlineTrainer)`` is the whole test (the online
+    trainer asks it before it starts). A class whose models learn online only sometimes
+    gives only those a ``learn_one``: a `SklearnTrainer` is an `OnlineSklearnTrainer`
+    exactly when its estimator has ``partial_fit``.
+
+    >>> class RunningRate:
+    ...     '''Scores every row with the share of positive labels seen so far.'''
+    ...
+    ...     name, task = "running-rate", "classification"
+    ...
+    ...     def __init__(self, positives: int = 0, seen: int = 0) -> None:
+    ...         self.positives, self.seen = positives, seen
+    ...
+    ...     def fit(self, X, y, *, features=None, groups=None) -> None:
+    ...         self.positives, self.seen = int(np.sum(y)), len(y)
+    ...
+    ...     def learn_one(self, features, label) -> None:
+    ...         self.positives, self.seen = self.positives + int(label), self.seen + 1
+    ...
+    ...     def predict(self, rows) -> np.ndarray:
+    ...         return np.full(len(rows), self.positives / max(self.seen, 1))
+    ...
+    ...     def save(self) -> tuple[bytes, str]:
+    ...         return f"{self.positives} {self.seen}".encode(), "text"
+    ...
+    ...     @classmethod
+    ...     def load(cls, data: bytes, format: str) -> "RunningRate":
+    ...         return cls(*map(int, data.split()))
+    ...
+    ...     def params(self) -> dict:
+    ...         return {}
+    >>> trainer = RunningRate()
+    >>> isinstance(trainer, OnlineTrainer)
+    True
+    >>> for label in (1, 0, 1, 1):
+    ...     trainer.learn_one({"spend": 2.0}, label)
+    >>> trainer.predict([{"spend": 1.0}])
+    array([0.75])
     """
 
     def learn_one(self, features: Mapping[str, Any], label: Any) -> None:
         """Update the model with one example: its feature values and its label."""
-
-
-def is_online(trainer: object) -> bool:
-    """Whether `trainer` learns one example at a time (has ``learn_one`` and does not say
-    ``supports_online = False``)."""
-    return callable(getattr(trainer, "learn_one", None)) and bool(
-        getattr(trainer, "supports_online", True)
-    )

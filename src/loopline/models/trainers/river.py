@@ -7,7 +7,8 @@ what the model registry does before it calls it.
 
 >>> from river import linear_model, preprocessing
 >>> trainer = RiverTrainer(preprocessing.StandardScaler() | linear_model.LogisticRegression())
->>> trainer.task, trainer.supports_online
+>>> from loopline.models.trainers.protocol import OnlineTrainer
+>>> trainer.task, isinstance(trainer, OnlineTrainer)
 ('classification', True)
 >>> for spend in [0.0, 3.0, 0.5, 2.5] * 50:
 ...     trainer.learn_one({"spend": spend}, spend > 1.0)
@@ -62,7 +63,6 @@ class RiverTrainer:
     """
 
     name = "river"
-    supports_online = True
 
     def __init__(self, model: Any, task: str | None = None) -> None:
         served = _task_of(model)

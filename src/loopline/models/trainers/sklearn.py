@@ -37,7 +37,7 @@ from loopline.models.trainers._params import jsonable, qualified_name
 from loopline.models.trainers.data import feature_matrix, labels_of, one_label, row_matrix
 from loopline.models.trainers.protocol import LoadError
 
-__all__ = ["FORMAT", "TRUSTED_PACKAGES", "TRUSTED_TYPES", "SklearnTrainer"]
+__all__ = ["FORMAT", "TRUSTED_PACKAGES", "TRUSTED_TYPES", "OnlineSklearnTrainer", "SklearnTrainer"]
 
 FORMAT = "skops"
 TRUSTED_PACKAGES = ("sklearn",)  # their classes, not their functions
@@ -49,8 +49,10 @@ class SklearnTrainer:
 
     For classification the estimator needs ``predict_proba`` and scores are the probability
     of label 1; for ranking it is fitted as a regressor on the relevance grades (groups are
-    not used). `supports_online` is true for an estimator with ``partial_fit`` (such as
-    ``SGDClassifier``), and `learn_one` then updates it with one example.
+    not used). An estimator with ``partial_fit`` (such as ``SGDClassifier``) makes an
+    `OnlineSklearnTrainer`, a subclass that also learns one example at a time, as
+    ``pathlib.Path`` makes a ``PosixPath``: whether a trainer learns online is then its type
+    (`loopline.models.trainers.protocol.OnlineTrainer`), not a flag to remember to check.
 
     >>> from sklearn.pipeline import make_pipeline
     >>> from sklearn.preprocessing import StandardScaler
@@ -66,6 +68,12 @@ class SklearnTrainer:
     """
 
     name = "sklearn"
+
+    def __new__(cls, estimator: Any = None, *args: Any, **kwargs: Any) -> SklearnTrainer:
+        # No estimator: copy and pickle make the object first, then restore its state.
+        if cls is SklearnTrainer and hasattr(estimator, "partial_fit"):
+            cls = OnlineSklearnTrainer
+        return super().__new__(cls)
 
     def __init__(self, estimator: Any, task: str = "classification", *, random_state: int = 0):
         self.task = check_task(task)
@@ -86,11 +94,6 @@ class SklearnTrainer:
         self.random_state = random_state
         self.features: tuple[str, ...] = ()
 
-    @property
-    def supports_online(self) -> bool:
-        """Whether `learn_one` works: the estimator has ``partial_fit``."""
-        return hasattr(self.estimator, "partial_fit")
-
     def fit(
         self,
         X: Any,
@@ -104,22 +107,6 @@ class SklearnTrainer:
         matrix, self.features = feature_matrix(X, features, exclude=exclude)
         labels = labels_of(y, X, self.task)
         self.estimator.fit(matrix, labels.astype(np.int64) if self._classifies else labels)
-
-    def learn_one(self, features: Mapping[str, Any], label: Any) -> None:
-        """Update the model with one example, by the estimator's ``partial_fit``."""
-        if not self.supports_online:
-            raise TypeError(
-                f"{type(self.estimator).__name__} does not learn online (it has no "
-                "partial_fit): use fit, an estimator such as SGDClassifier, or RiverTrainer"
-            )
-        if not self.features:
-            self.features = tuple(features)
-        row = row_matrix([features], self.features)
-        value = one_label(self.task, label)
-        if self._classifies:
-            self.estimator.partial_fit(row, [int(value)], classes=[0, 1])
-        else:
-            self.estimator.partial_fit(row, [value])
 
     def predict(self, rows: Any) -> np.ndarray:
         """Scores for `rows` (dicts of feature values, a 2-D array or a Table)."""
@@ -181,6 +168,48 @@ class SklearnTrainer:
     @property
     def _classifies(self) -> bool:
         return self.task == "classification"
+
+
+class OnlineSklearnTrainer(SklearnTrainer):
+    """A `SklearnTrainer` whose estimator has ``partial_fit``: it also learns one example at a
+    time (`learn_one`), so `loopline train --online` can use it.
+
+    ``SklearnTrainer(estimator)`` makes one by itself when the estimator has ``partial_fit``;
+    naming the class says so to a type checker too.
+
+    >>> from sklearn.linear_model import LogisticRegression, SGDClassifier
+    >>> trainer = SklearnTrainer(SGDClassifier(loss="log_loss"))
+    >>> type(trainer).__name__
+    'OnlineSklearnTrainer'
+    >>> for spend in [0.0, 3.0, 0.5, 2.5] * 25:
+    ...     trainer.learn_one({"spend": spend}, spend > 1.0)
+    >>> low, high = trainer.predict([{"spend": 0.0}, {"spend": 3.0}])
+    >>> bool(low < 0.5 < high)
+    True
+    >>> OnlineSklearnTrainer(LogisticRegression())
+    Traceback (most recent call last):
+    ...
+    TypeError: LogisticRegression does not learn online (it has no partial_fit): use SklearnTrainer and fit, an estimator such as SGDClassifier, or RiverTrainer
+    """
+
+    def __init__(self, estimator: Any, task: str = "classification", *, random_state: int = 0):
+        if not hasattr(estimator, "partial_fit"):
+            raise TypeError(
+                f"{type(estimator).__name__} does not learn online (it has no partial_fit): use "
+                "SklearnTrainer and fit, an estimator such as SGDClassifier, or RiverTrainer"
+            )
+        super().__init__(estimator, task, random_state=random_state)
+
+    def learn_one(self, features: Mapping[str, Any], label: Any) -> None:
+        """Update the model with one example, by the estimator's ``partial_fit``."""
+        if not self.features:
+            self.features = tuple(features)
+        row = row_matrix([features], self.features)
+        value = one_label(self.task, label)
+        if self._classifies:
+            self.estimator.partial_fit(row, [int(value)], classes=[0, 1])
+        else:
+            self.estimator.partial_fit(row, [value])
 
 
 def _trusted_class(name: str) -> bool:
