@@ -33,6 +33,12 @@ from loopline.stream.deadletters import dead_letter
 _TIME_HINT = "use ISO-8601 such as 2024-05-01T12:00:00Z, or epoch seconds or milliseconds"
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _MILLIS_FROM = 100_000_000_000  # epoch numbers from here on are milliseconds
+# The largest record (key and value) a file row may become: just under librdkafka's default
+# message.max.bytes (1,000,000, which counts headers and framing too), as Kafka refuses larger
+# ones. The embedded log would take them, but a file ingests the same on either log.
+MAX_RECORD_BYTES = 999_000
+# A dead letter keeps this much of a row: one too large for the topic is too large for its .dlq.
+DEAD_VALUE_BYTES = 1 << 16
 
 
 @dataclass
@@ -70,6 +76,7 @@ def encode_chunk(plan: Plan, chunk: Chunk, path: str) -> Encoded:
     keys = _keys(plan.key, rows, reasons) if plan.key is not None else None
     times = _times(plan.time_column, chunk, reasons) if plan.time_column is not None else None
     values = _values(plan.encode, records, reasons)
+    _check_sizes(values, keys, reasons)
     if not reasons:
         return Encoded(values, keys, times, [])
     unit = "line" if chunk.lines is not None else "row"
@@ -77,6 +84,11 @@ def encode_chunk(plan: Plan, chunk: Chunk, path: str) -> Encoded:
     for i, reason in sorted(reasons.items()):
         number = chunk.number(i)
         raw = chunk.raw[i] if chunk.raw is not None else _row_bytes(rows[i])
+        if len(raw) > DEAD_VALUE_BYTES:
+            reason += (
+                f" (this dead letter keeps the first {DEAD_VALUE_BYTES:,} of {len(raw):,} bytes)"
+            )
+            raw = raw[:DEAD_VALUE_BYTES]
         dead.append(
             dead_letter(
                 None,
@@ -217,6 +229,22 @@ def _values(encode: Callable[[Any], bytes], records: list[Any], reasons: dict[in
             out.append(None)
             reasons[i] = f"cannot encode: {exc}"
     return out
+
+
+def _check_sizes(
+    values: list[bytes | None], keys: list[bytes | None] | None, reasons: dict[int, str]
+) -> None:
+    """A reason for each record over `MAX_RECORD_BYTES`, which no Kafka topic takes by default."""
+    limit = MAX_RECORD_BYTES
+    for i, value in enumerate(values):
+        if value is None or len(value) <= limit // 2 or i in reasons:
+            continue
+        size = len(value) + (len(keys[i] or b"") if keys is not None else 0)
+        if size > limit:
+            reasons[i] = (
+                f"the record is {size:,} bytes, over the {limit:,}-byte limit of a record; "
+                "split the row or move its large cells elsewhere"
+            )
 
 
 def _row_bytes(row: Any) -> bytes:
