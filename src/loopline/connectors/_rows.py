@@ -15,6 +15,7 @@ up either as a value for the topic or as a dead letter with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
 from collections.abc import Callable
@@ -98,6 +99,7 @@ def encode_chunk(plan: Plan, chunk: Chunk, path: str) -> Encoded:
                 key=keys[i] if keys is not None else None,
                 value=raw,
                 source=f"{path}:{number}",
+                timestamp=_dead_time(plan.time_column, rows[i], times[i] if times else None),
             )
         )
     good = [i for i in range(len(rows)) if i not in reasons]
@@ -206,6 +208,16 @@ def _times(column: str, chunk: Chunk, reasons: dict[int, str]) -> list[int]:
         if t is not None and i not in reasons and (problem := timestamp_problem(t, now)):
             reasons[i] = f"event time in column {column!r}: {problem}"
     return times
+
+
+def _dead_time(column: str | None, row: Any, read: int | None) -> int | None:
+    """The event time of a dead row where it has a usable one, for a replay to restore."""
+    if read is None and column is not None and type(row) is dict:
+        with contextlib.suppress(ValueError, TypeError, OverflowError):
+            read = row_time(row[column]) if row.get(column) is not None else None
+    if read is None or timestamp_problem(read, time.time_ns() // 1_000_000):
+        return None
+    return read
 
 
 _ENCODE_ERRORS = (ContractViolation, TypeError, ValueError, OverflowError, msgspec.EncodeError)
