@@ -5,7 +5,10 @@ chunks (`Chunk`) of row dicts, numbered so that a row keeps its number across
 runs, and can start after the first `skip` rows (to resume an interrupted ingest).
 CSV cells are read as strings so that the contract, not a guess, decides
 their types; a CSV row with the wrong number of cells and a JSON line that
-is not a JSON object arrive as `Malformed` rows rather than stopping the read.
+is not a JSON object (or is nested too deep to decode) arrive as `Malformed`
+rows rather than stopping the read, and a CSV row of any width up to 256 MiB
+is read. A file that cannot be read as its format at all is a ValueError
+naming it.
 
 Event times of Arrow formats are parsed a column at a time here (see
 `loopline.connectors._times`); a cell that this pass cannot read is left as None

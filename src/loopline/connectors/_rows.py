@@ -3,7 +3,9 @@
 The per-row half of `loopline.connectors.files`. A chunk is converted in one
 msgspec call while every row is good, and row by row once one is not, so a
 file with a few bad rows costs little more than a clean one. Every row ends
-up either as a value for the topic or as a dead letter with the reason.
+up either as a value for the topic or as a dead letter with the reason; a
+row too large to be a record (`MAX_RECORD_BYTES`) is a dead letter too, and
+a dead letter keeps its row's event time for a replay.
 
 >>> plan = Plan(None, None, msgspec.json.encode, "", None, None, key="k", time_column=None)
 >>> out = encode_chunk(plan, Chunk([{"k": "a"}, {"x": 1}], first=1), "f.csv")
