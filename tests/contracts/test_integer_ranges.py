@@ -107,3 +107,33 @@ def test_a_declared_topic_refuses_an_integer_too_large_by_field_name(log, encodi
     finally:
         producer.close()
         registry.close()
+
+
+@pytest.mark.parametrize("encoding", ["json", "avro"])
+def test_http_ingest_refuses_an_integer_outside_long_by_field(log, encoding):
+    import httpx
+    import msgspec
+
+    from loopline.connectors.http import create_app, running
+
+    class Reading(msgspec.Struct):
+        sensor: str
+        total: int
+
+    registry = LogRegistry(log)
+    topic = Topic(unique("readings"), Reading, encoding=encoding)
+    topic.create(log, registry)
+    app = create_app(log, registry, max_body_bytes=10_000, max_records=20)
+    try:
+        with running(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            endpoint = f"/v1/topics/{topic.name}/records"
+            body = b'[{"sensor": "ok", "total": 1}, {"sensor": "x", "total": %d}]' % 2**70
+            refused = client.post(endpoint, content=body)
+            assert refused.status_code == 400, refused.text
+            (bad,) = refused.json()["records"]
+            assert bad["index"] == 1 and "$.total" in bad["error"], bad
+            ok = client.post(endpoint, content=b'[{"sensor": "max", "total": %d}]' % LONG_MAX)
+            assert ok.status_code == 200, ok.text
+        assert sum(p.end - p.start for p in log.describe_topic(topic.name).partitions) == 1
+    finally:
+        registry.close()
