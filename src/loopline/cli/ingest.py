@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import click
 
 from loopline.cli.contracts import opened_registry
+from loopline.cli.errors import CLIError
 from loopline.cli.output import is_terminal, plural
 from loopline.cli.settings import LogSettings
 
@@ -74,20 +75,23 @@ def ingest(
     """
     from loopline.connectors.files import count_rows, ingest_file
 
-    with (
-        opened_registry(settings) as (log, registry),
-        _bar(f"ingest {topic}", count_rows(file)) as advance,
-    ):
-        report = ingest_file(
-            log,
-            file,
-            topic,
-            contract=contract,
-            key=key,
-            time_column=time_column,
-            registry=registry,
-            progress=advance,
-        )
+    try:
+        with (
+            opened_registry(settings) as (log, registry),
+            _bar(f"ingest {topic}", count_rows(file)) as advance,
+        ):
+            report = ingest_file(
+                log,
+                file,
+                topic,
+                contract=contract,
+                key=key,
+                time_column=time_column,
+                registry=registry,
+                progress=advance,
+            )
+    except (ValueError, OSError) as exc:  # a file that cannot be ingested; the message says why
+        raise CLIError(str(exc)) from None
     skipped = (
         f", {plural(report.skipped, 'row')} already ingested earlier" if report.skipped else ""
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from loopline.app import AppError, load_app
@@ -54,6 +56,15 @@ $LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic."
 )
 @click.option("--to", "target", metavar="TOPIC", help="With --from: the topic the answers go to.")
 @click.option(
+    "--artifact-root",
+    "artifact_roots",
+    metavar="DIR",
+    multiple=True,
+    help="Where model artifacts kept outside the log may be read: a directory or an "
+    "object-store URL prefix; repeatable. Wins over $LOOPLINE_ARTIFACT_ROOTS (comma-separated); "
+    "$LOOPLINE_ARTIFACT_DIR counts too. An artifact elsewhere is refused.",
+)
+@click.option(
     "--state-dir",
     default=".loopline-serve",
     show_default=True,
@@ -75,6 +86,7 @@ def serve(
     source: str | None,
     target: str | None,
     state_dir: str,
+    artifact_roots: tuple[str, ...],
     options: RunnerOptions,
 ) -> None:
     """Serve APP's model: POST /v1/predict and /v1/rank (OpenAPI at /docs).
@@ -93,6 +105,10 @@ def serve(
 
     if (source is None) != (target is None):
         raise CLIError("--from and --to go together: --from REQUESTS --to ANSWERS")
+    if artifact_roots:  # read by every model registry of this process
+        from loopline.models.artifacts import ARTIFACT_ROOTS_ENV
+
+        os.environ[ARTIFACT_ROOTS_ENV] = ",".join(artifact_roots)
     try:
         app = load_app(app_spec)
     except AppError as exc:

@@ -5,7 +5,10 @@ chunks (`Chunk`) of row dicts, numbered so that a row keeps its number across
 runs, and can start after the first `skip` rows (to resume an interrupted ingest).
 CSV cells are read as strings so that the contract, not a guess, decides
 their types; a CSV row with the wrong number of cells and a JSON line that
-is not a JSON object arrive as `Malformed` rows rather than stopping the read.
+is not a JSON object (or is nested too deep to decode) arrive as `Malformed`
+rows rather than stopping the read, and a CSV row of any width up to 256 MiB
+is read. A file that cannot be read as its format at all is a ValueError
+naming it.
 
 Event times of Arrow formats are parsed a column at a time here (see
 `loopline.connectors._times`); a cell that this pass cannot read is left as None
@@ -40,6 +43,7 @@ FORMATS = {
     ".parquet": "parquet",
 }
 _CSV_BLOCK = 1 << 20
+_CSV_MAX_BLOCK = 1 << 28  # rows up to about 256 MiB
 
 
 class Malformed(NamedTuple):
@@ -85,9 +89,7 @@ def format_of(path: str | Path) -> str:
 def columns_of(path: Path, fmt: str) -> list[str] | None:
     """Column names of a CSV or Parquet file (None for JSON lines, whose rows may differ)."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.ParquetFile(path).schema_arrow.names)
+        return list(_parquet_file(path).schema_arrow.names)
     if fmt == "csv":
         return _csv_header(path)
     return None
@@ -103,9 +105,7 @@ def count_rows(path: str | Path) -> int | None:
     path = Path(path)
     fmt = format_of(path)
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
+        return _parquet_file(path).metadata.num_rows
     with path.open("rb") as f:
         if fmt == "jsonl":
             if path.suffix.lower() == ".json" and _is_json_array(path):
@@ -172,13 +172,54 @@ def _csv_header_by_python(path: Path, error: Exception) -> list[str]:
 
 
 def _csv_batches(path: Path) -> Iterator[tuple[list[Malformed], Any]]:
-    """The file's rows in order, as runs of good rows (a batch of text cells) and bad rows."""
+    """The file's rows in order, as runs of good rows (a batch of text cells) and bad rows.
+
+    The parser reads blocks of `_CSV_BLOCK` bytes and cannot parse a row that
+    spans more than two: on such a row the file is read again with blocks
+    four times as large (up to `_CSV_MAX_BLOCK`), passing over the rows
+    already yielded, so one wide row costs a re-read, not the ingest.
+    """
     import pyarrow as pa
-    import pyarrow.csv as pa_csv
 
     names = _csv_header(path)
     if not names:
         return
+    done, block = 0, _CSV_BLOCK  # rows yielded so far; the block size of this pass
+    while True:
+        passed = 0  # rows of this pass, yielded by an earlier one
+        try:
+            for refused, batch in _csv_pass(path, names, block):
+                if passed < done:  # an earlier pass yielded these rows: pass over them
+                    refused, batch, passed = _after(refused, batch, done - passed, passed)
+                    if not refused and batch is None:
+                        continue
+                yield refused, batch
+                done += len(refused) + (batch.num_rows if batch is not None else 0)
+                passed = done
+            return
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block >= _CSV_MAX_BLOCK:
+                raise ValueError(f"cannot read {str(path)!r} as CSV: {exc}") from None
+            block *= 4
+
+
+def _after(
+    refused: list[Malformed], batch: Any, drop: int, passed: int
+) -> tuple[list[Malformed], Any, int]:
+    """The rows of one item after its first `drop`; and `passed` plus the rows dropped."""
+    if refused:
+        n = min(drop, len(refused))
+        return refused[n:], batch, passed + n
+    n = min(drop, batch.num_rows)
+    rest = batch.slice(n) if n < batch.num_rows else None
+    return [], rest, passed + n
+
+
+def _csv_pass(path: Path, names: list[str], block: int) -> Iterator[tuple[list[Malformed], Any]]:
+    """One read of the file with blocks of `block` bytes (ArrowInvalid on a wider row)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     refused: list[tuple[int, Malformed]] = []  # (row number, row) of rows the parser refused
 
     def refuse(row: Any) -> str:
@@ -190,7 +231,7 @@ def _csv_batches(path: Path) -> Iterator[tuple[list[Malformed], Any]]:
     reader = pa_csv.open_csv(
         path,
         # Without threads the parser numbers the rows it refuses, so they keep their place.
-        read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK, use_threads=False),
+        read_options=pa_csv.ReadOptions(block_size=block, use_threads=False),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=refuse),
         # Bytes first, text after: a cell that is not UTF-8 costs its row, not the file.
         convert_options=pa_csv.ConvertOptions(
@@ -204,8 +245,6 @@ def _csv_batches(path: Path) -> Iterator[tuple[list[Malformed], Any]]:
                 batch = reader.read_next_batch()
             except StopIteration:
                 break
-            except pa.ArrowInvalid as exc:
-                raise ValueError(f"cannot read {str(path)!r} as CSV: {exc}") from None
             i, n = 0, batch.num_rows
             while refused and refused[0][0] - current <= n - i:
                 number, row = refused.pop(0)
@@ -249,16 +288,41 @@ def _text_runs(batch: Any) -> Iterator[tuple[list[Malformed], Any]]:
 
 def _parquet_batches(path: Path, skip: int) -> tuple[int, Iterator[tuple[list[Malformed], Any]]]:
     """Rows passed over unread (whole row groups before row `skip` + 1), and the batches after."""
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(path)
+    pf = _parquet_file(path)
     meta = pf.metadata
     group, jumped = 0, 0
     while group < meta.num_row_groups and jumped + meta.row_group(group).num_rows <= skip:
         jumped += meta.row_group(group).num_rows
         group += 1
     groups = range(group, meta.num_row_groups)
-    return jumped, (([], b) for b in pf.iter_batches(batch_size=65_536, row_groups=groups))
+    return jumped, _parquet_read(path, pf.iter_batches(batch_size=65_536, row_groups=groups))
+
+
+def _parquet_file(path: Path) -> Any:
+    """`path` opened as Parquet, or a ValueError that says it is not one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(
+            f"cannot read {str(path)!r} as Parquet ({exc}); is it a Parquet file? "
+            "Name CSV files .csv and JSON lines .jsonl"
+        ) from None
+
+
+def _parquet_read(path: Path, batches: Iterator[Any]) -> Iterator[tuple[list[Malformed], Any]]:
+    """`batches` of the file; a damaged row group is a ValueError, not a traceback."""
+    import pyarrow as pa
+
+    try:
+        for batch in batches:
+            yield [], batch
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(
+            f"cannot read {str(path)!r} as Parquet: the file is damaged: {exc}"
+        ) from None
 
 
 def _nulled(batch: Any, null_columns: Collection[str]) -> Any:
@@ -363,6 +427,9 @@ def _jsonl_chunks(path: Path, chunk_rows: int, skip: int) -> Iterator[Chunk]:
                 row = decode(line)
             except msgspec.DecodeError as exc:
                 row = Malformed(f"not valid JSON: {exc}", line)
+                malformed = True
+            except RecursionError:  # msgspec's own limit: the line is no record we can use
+                row = Malformed("not valid JSON: nested too deep for a record", line)
                 malformed = True
             else:
                 if type(row) is not dict:

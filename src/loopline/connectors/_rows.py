@@ -3,7 +3,9 @@
 The per-row half of `loopline.connectors.files`. A chunk is converted in one
 msgspec call while every row is good, and row by row once one is not, so a
 file with a few bad rows costs little more than a clean one. Every row ends
-up either as a value for the topic or as a dead letter with the reason.
+up either as a value for the topic or as a dead letter with the reason; a
+row too large to be a record (`MAX_RECORD_BYTES`) is a dead letter too, and
+a dead letter keeps its row's event time for a replay.
 
 >>> plan = Plan(None, None, msgspec.json.encode, "", None, None, key="k", time_column=None)
 >>> out = encode_chunk(plan, Chunk([{"k": "a"}, {"x": 1}], first=1), "f.csv")
@@ -15,6 +17,7 @@ up either as a value for the topic or as a dead letter with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
 from collections.abc import Callable
@@ -33,6 +36,12 @@ from loopline.stream.deadletters import dead_letter
 _TIME_HINT = "use ISO-8601 such as 2024-05-01T12:00:00Z, or epoch seconds or milliseconds"
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _MILLIS_FROM = 100_000_000_000  # epoch numbers from here on are milliseconds
+# The largest record (key and value) a file row may become: just under librdkafka's default
+# message.max.bytes (1,000,000, which counts headers and framing too), as Kafka refuses larger
+# ones. The embedded log would take them, but a file ingests the same on either log.
+MAX_RECORD_BYTES = 999_000
+# A dead letter keeps this much of a row: one too large for the topic is too large for its .dlq.
+DEAD_VALUE_BYTES = 1 << 16
 
 
 @dataclass
@@ -70,6 +79,7 @@ def encode_chunk(plan: Plan, chunk: Chunk, path: str) -> Encoded:
     keys = _keys(plan.key, rows, reasons) if plan.key is not None else None
     times = _times(plan.time_column, chunk, reasons) if plan.time_column is not None else None
     values = _values(plan.encode, records, reasons)
+    _check_sizes(values, keys, reasons)
     if not reasons:
         return Encoded(values, keys, times, [])
     unit = "line" if chunk.lines is not None else "row"
@@ -77,6 +87,11 @@ def encode_chunk(plan: Plan, chunk: Chunk, path: str) -> Encoded:
     for i, reason in sorted(reasons.items()):
         number = chunk.number(i)
         raw = chunk.raw[i] if chunk.raw is not None else _row_bytes(rows[i])
+        if len(raw) > DEAD_VALUE_BYTES:
+            reason += (
+                f" (this dead letter keeps the first {DEAD_VALUE_BYTES:,} of {len(raw):,} bytes)"
+            )
+            raw = raw[:DEAD_VALUE_BYTES]
         dead.append(
             dead_letter(
                 None,
@@ -86,6 +101,7 @@ def encode_chunk(plan: Plan, chunk: Chunk, path: str) -> Encoded:
                 key=keys[i] if keys is not None else None,
                 value=raw,
                 source=f"{path}:{number}",
+                timestamp=_dead_time(plan.time_column, rows[i], times[i] if times else None),
             )
         )
     good = [i for i in range(len(rows)) if i not in reasons]
@@ -196,6 +212,16 @@ def _times(column: str, chunk: Chunk, reasons: dict[int, str]) -> list[int]:
     return times
 
 
+def _dead_time(column: str | None, row: Any, read: int | None) -> int | None:
+    """The event time of a dead row where it has a usable one, for a replay to restore."""
+    if read is None and column is not None and type(row) is dict:
+        with contextlib.suppress(ValueError, TypeError, OverflowError):
+            read = row_time(row[column]) if row.get(column) is not None else None
+    if read is None or timestamp_problem(read, time.time_ns() // 1_000_000):
+        return None
+    return read
+
+
 _ENCODE_ERRORS = (ContractViolation, TypeError, ValueError, OverflowError, msgspec.EncodeError)
 
 
@@ -217,6 +243,22 @@ def _values(encode: Callable[[Any], bytes], records: list[Any], reasons: dict[in
             out.append(None)
             reasons[i] = f"cannot encode: {exc}"
     return out
+
+
+def _check_sizes(
+    values: list[bytes | None], keys: list[bytes | None] | None, reasons: dict[int, str]
+) -> None:
+    """A reason for each record over `MAX_RECORD_BYTES`, which no Kafka topic takes by default."""
+    limit = MAX_RECORD_BYTES
+    for i, value in enumerate(values):
+        if value is None or len(value) <= limit // 2 or i in reasons:
+            continue
+        size = len(value) + (len(keys[i] or b"") if keys is not None else 0)
+        if size > limit:
+            reasons[i] = (
+                f"the record is {size:,} bytes, over the {limit:,}-byte limit of a record; "
+                "split the row or move its large cells elsewhere"
+            )
 
 
 def _row_bytes(row: Any) -> bytes:

@@ -33,7 +33,8 @@ from typing import Any, Protocol
 import fastavro
 import msgspec
 
-from loopline.contracts.schemas import Schema
+from loopline.contracts.schemas import Schema, out_of_range, unbounded_ints
+from loopline.contracts.schemas import record_type as contract_type
 from loopline.contracts.wire import WireFormatError, frame, unframe
 
 _PASSTHROUGH = (datetime.datetime, datetime.date, uuid.UUID, Decimal, bytes)
@@ -56,10 +57,17 @@ class JsonCodec:
 
     encoding = "json"
 
-    def __init__(self, record_type: type) -> None:
+    def __init__(self, record_type: type, schema: Schema | None = None) -> None:
         self.record_type = record_type
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(record_type)
+        # A declared `int` takes any integer, its contract's `long` does not: with the
+        # contract's `schema`, values of such a type are also checked against the contract.
+        self._ranges = (
+            msgspec.json.Decoder(contract_type(schema))
+            if schema is not None and unbounded_ints(record_type)
+            else None
+        )
 
     def encode(self, record: Any, *, checked: bool = False) -> bytes:
         """`record` (a record_type or a dict) as JSON, its fields checked against the type;
@@ -69,7 +77,7 @@ class JsonCodec:
                 record = msgspec.convert(record, self.record_type)
             except msgspec.ValidationError as exc:
                 raise ContractViolation(str(exc)) from None
-            return self._encoder.encode(record)
+            return self._in_range(self._encoder.encode(record))
         if not isinstance(record, self.record_type):
             raise ContractViolation(
                 f"expected a {self.record_type.__name__} or a dict, got {type(record).__name__}"
@@ -78,6 +86,14 @@ class JsonCodec:
         if checked:
             return data
         self.decode(data)  # a Struct's fields are not type-checked on construction
+        return self._in_range(data)
+
+    def _in_range(self, data: bytes) -> bytes:
+        if self._ranges is not None:
+            try:
+                self._ranges.decode(data)
+            except msgspec.ValidationError as exc:
+                raise ContractViolation(str(exc)) from None
         return data
 
     def decode(self, data: bytes) -> Any:
@@ -125,7 +141,9 @@ class AvroCodec:
         body = io.BytesIO()
         try:
             fastavro.schemaless_writer(body, self._parsed, fields)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
+            if (found := out_of_range(fields)) is not None:  # the writer names no field
+                raise ContractViolation(_too_large(*found)) from None
             raise ContractViolation(f"cannot write as Avro: {exc}") from None
         return frame(self.schema_id, body.getvalue())
 
@@ -154,3 +172,7 @@ class AvroCodec:
             return msgspec.convert(value, self.record_type)
         except msgspec.ValidationError as exc:
             raise ContractViolation(str(exc)) from None
+
+
+def _too_large(where: str, value: int) -> str:
+    return f"Expected `int` within an Avro long (-2**63 .. 2**63-1), got {value} - at `{where}`"

@@ -3,7 +3,8 @@
 `pending` lists the dead letters of a topic that have not been replayed yet.
 `replay` re-submits them: each one is checked against the topic's *current*
 contract (after the contract was fixed, say); those that pass go back to the
-topic, the rest go back to the dead-letter topic with the new reason. Each
+topic with their own key, timestamp and headers, the rest go back to the
+dead-letter topic with the new reason. Each
 batch is one transaction (records, returned letters and the replay position
 together), so a replay interrupted at any point neither loses nor doubles a
 record.
@@ -136,6 +137,8 @@ def replay(log: Log, registry: LogRegistry, topic: str) -> ReplayReport:
             for record in batch:
                 letter = DeadLetter.from_record(record)
                 original = letter.original_headers
+                # The record's own time; a letter written before it was kept has only its own.
+                timestamp = letter.timestamp if letter.timestamp is not None else record.timestamp
                 try:
                     value = _check(codec, record)
                 except ContractViolation as exc:
@@ -143,7 +146,7 @@ def replay(log: Log, registry: LogRegistry, topic: str) -> ReplayReport:
                         letter.source_topic or topic,
                         letter.source_partition or 0,
                         letter.source_offset if letter.source_offset is not None else -1,
-                        record.timestamp,
+                        timestamp,
                         record.key,
                         record.value,
                         original,
@@ -152,9 +155,7 @@ def replay(log: Log, registry: LogRegistry, topic: str) -> ReplayReport:
                     producer.send(dlq, value, key, timestamp=record.timestamp, headers=headers)
                     returned += 1
                     continue
-                producer.send(
-                    topic, value, record.key, timestamp=record.timestamp, headers=original
-                )
+                producer.send(topic, value, record.key, timestamp=timestamp, headers=original)
                 replayed += 1
             producer.send_offsets(
                 consumer,

@@ -21,6 +21,14 @@ file are validated and converted by the same machinery.
 >>> Rebuilt = record_type(schema)
 >>> msgspec.convert({"member_id": "m-1", "item": "7", "at": 0}, Rebuilt, strict=False).item
 7
+
+An Avro ``long`` holds -2**63 .. 2**63-1 and an ``int`` -2**31 .. 2**31-1, so
+the Struct refuses other integers by field, whatever the encoding:
+
+>>> msgspec.convert({"member_id": "m-1", "item": 2**63, "at": 0}, Rebuilt)
+Traceback (most recent call last):
+...
+msgspec.ValidationError: Expected `int` <= 9223372036854775807 - at `$.item`
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import datetime
 import enum
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import inspect as mi
@@ -139,10 +147,13 @@ def _type(t: mi.Type, namespace: str | None, seen: set[str]) -> Schema:
 
 # -- Avro schema -> record type --------------------------------------------------------
 
+LONG = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+INT = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+
 _AVRO_TO_PY: dict[str, Any] = {
     "string": str,
-    "long": int,
-    "int": int,
+    "long": LONG,
+    "int": INT,
     "double": float,
     "float": float,
     "boolean": bool,
@@ -269,3 +280,56 @@ def _json_type(spec: dict, name: str) -> Schema:
 def _identifier(text: str) -> str:
     out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
     return out if out and not out[0].isdigit() else "_" + out
+
+
+def out_of_range(value: Any, path: str = "$") -> tuple[str, int] | None:
+    """Where `value` (a record as builtins) holds an integer no Avro ``long`` can, and it.
+
+    For the error of an Avro writer, which says "Python int too large to
+    convert to C long" and names no field.
+
+    >>> out_of_range({"id": "a", "counts": [1, 2**64]})
+    ('$.counts[1]', 18446744073709551616)
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (path, value) if not -(2**63) <= value < 2**63 else None
+    items: Any = ()
+    if isinstance(value, dict):
+        items = ((f"{path}.{name}", item) for name, item in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{path}[{i}]", item) for i, item in enumerate(value))
+    for where, item in items:
+        if (found := out_of_range(item, where)) is not None:
+            return found
+    return None
+
+
+def unbounded_ints(record: type) -> bool:
+    """Whether the record type has an integer field without the bounds of an Avro ``long``.
+
+    A declared `int` takes any Python integer; its contract field is a
+    ``long``, so such a type needs its values checked against the contract.
+
+    >>> class Click(msgspec.Struct):
+    ...     item: int
+    >>> unbounded_ints(Click), unbounded_ints(record_type(avro_schema(Click)))
+    (True, False)
+    """
+    return _unbounded(mi.type_info(record), set())
+
+
+def _unbounded(t: mi.Type, seen: set[type]) -> bool:
+    if isinstance(t, mi.IntType):
+        return t.ge is None or t.le is None or t.ge < -(2**63) or t.le >= 2**63
+    if isinstance(t, mi.StructType):
+        if t.cls in seen:
+            return False
+        seen.add(t.cls)
+        return any(_unbounded(f.type, seen) for f in t.fields)
+    if isinstance(t, mi.UnionType):
+        return any(_unbounded(x, seen) for x in t.types)
+    if isinstance(t, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        return _unbounded(t.item_type, seen)
+    if isinstance(t, mi.DictType):
+        return _unbounded(t.value_type, seen)
+    return False

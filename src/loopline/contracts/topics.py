@@ -58,7 +58,7 @@ def codec_for(
 ) -> Codec:
     if encoding == "avro":
         return AvroCodec(record_type, version.schema, version.schema_id, registry.by_id)
-    return JsonCodec(record_type)
+    return JsonCodec(record_type, version.schema)
 
 
 def event_time(value: Any) -> int:

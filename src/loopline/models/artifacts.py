@@ -31,9 +31,10 @@ import io
 import json
 import os
 import pickle
+import stat
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from loopline.models.signing import ModelLoadError, UntrustedModel
 CHUNK_SIZE = 512 * 1024  # well under Kafka's default 1 MB message.max.bytes
 MAX_IN_LOG = 64 * 1024 * 1024
 ARTIFACT_DIR_ENV = "LOOPLINE_ARTIFACT_DIR"
+ARTIFACT_ROOTS_ENV = "LOOPLINE_ARTIFACT_ROOTS"
 
 
 class ArtifactUnavailable(ModelLoadError):
@@ -230,17 +232,89 @@ def write_outside(directory: str, relative: str, data: bytes) -> str:
     return target.as_uri()
 
 
-def read_outside(uri: str) -> bytes:
-    """The bytes at `uri`, or `ArtifactUnavailable` saying why not."""
+def artifact_roots(*configured: str | None) -> list[str]:
+    """Where artifacts outside the log may be read: `configured` ones and ``$LOOPLINE_ARTIFACT_ROOTS``.
+
+    The roots are directories (paths or ``file://`` URLs) or object-store URL
+    prefixes; the environment variable holds several separated by commas.
+    A version's ``storage.uri`` is not signed (decision 0011), so it is read
+    only where one of these roots holds it.
+
+    >>> artifact_roots("/srv/models", None, "/srv/models")
+    ['/srv/models']
+    """
+    from_env = os.environ.get(ARTIFACT_ROOTS_ENV, "").split(",")
+    roots = [r.strip() for r in (*configured, *from_env) if r and r.strip()]
+    return list(dict.fromkeys(roots))
+
+
+def read_outside(uri: str, size: int, roots: Sequence[str]) -> bytes:
+    """The `size` bytes at `uri`, read only if `uri` is a regular file of that size under `roots`.
+
+    Raises `UntrustedModel` for a location outside the roots, something that
+    is not a regular file, or a size other than the signed one: nothing is
+    read then (so nothing about the file can leak), and a FIFO cannot block.
+    Raises `ArtifactUnavailable` when the artifact cannot be read.
+    """
     local = _local_path(uri)
     try:
         if local is not None:
-            return local.read_bytes()
+            return _read_local(uri, local, size, roots)
+        if not _under_url(uri, roots):
+            raise UntrustedModel(_outside(uri, roots))
         fsspec = _needs("fsspec", "fsspec", "object-store")
         with fsspec.open(uri, "rb") as handle:
-            return handle.read()
+            data = handle.read(size + 1)  # one byte more tells a larger object
     except OSError as exc:
         raise ArtifactUnavailable(
             f"cannot read the artifact at {uri}: {exc.strerror or exc}; it was moved or "
             "deleted, or this machine cannot reach it"
         ) from None
+    if len(data) != size:
+        raise UntrustedModel(_not_signed_size(uri, size))
+    return data
+
+
+def _read_local(uri: str, local: Path, size: int, roots: Sequence[str]) -> bytes:
+    # Resolved first (symbolic links, "..", a relative path against the working directory),
+    # so a link inside a root to a file outside it is outside too.
+    path = Path(os.path.realpath(local))
+    trusted = [Path(os.path.realpath(p)) for p in map(_local_path, roots) if p is not None]
+    if not any(path.is_relative_to(root) for root in trusted):
+        raise UntrustedModel(_outside(uri, roots))
+    # O_NONBLOCK: opening a FIFO would wait for a writer; O_NOFOLLOW: no link swapped in since.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UntrustedModel(f"the artifact at {uri} is not a regular file; it is not read")
+        if info.st_size != size:
+            raise UntrustedModel(_not_signed_size(uri, size))
+        chunks, left = [], size + 1  # one byte more tells a file that grew since
+        while left and (chunk := handle.read(min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _under_url(uri: str, roots: Iterable[str]) -> bool:
+    parts = urlparse(uri).path.split("/")
+    if ".." in parts or "." in parts:
+        return False
+    return any(uri.startswith(root.rstrip("/") + "/") for root in roots if "://" in root)
+
+
+def _outside(uri: str, roots: Sequence[str]) -> str:
+    where = ", ".join(roots) if roots else "none are configured"
+    return (
+        f"the artifact location {uri} is outside the artifact roots this process reads "
+        f"({where}); it is not read. A location is not signed: if the artifact was moved "
+        f"there, add its directory to {ARTIFACT_ROOTS_ENV} (or {ARTIFACT_DIR_ENV})"
+    )
+
+
+def _not_signed_size(uri: str, size: int) -> str:
+    return (
+        f"the artifact at {uri} is not the signed size ({size:,} bytes); it is not read: "
+        "it was changed after publishing; publish it again"
+    )

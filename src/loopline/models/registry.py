@@ -148,7 +148,9 @@ class ModelRegistry:
     Artifacts up to `max_in_log` bytes travel in the log in `chunk_size`
     pieces; larger ones are written under `artifact_dir` (a directory,
     ``file://`` URL or, with fsspec installed, an object-store URL; default
-    ``$LOOPLINE_ARTIFACT_DIR``).
+    ``$LOOPLINE_ARTIFACT_DIR``). Such an artifact is read only under
+    `artifact_dir` or one of `artifact_roots` (and ``$LOOPLINE_ARTIFACT_ROOTS``):
+    its location is not signed (decision 0011).
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class ModelRegistry:
         signer: Signer | None = None,
         verifier: Verifier | None = None,
         artifact_dir: str | None = None,
+        artifact_roots: Sequence[str] = (),
         max_in_log: int = artifacts.MAX_IN_LOG,
         chunk_size: int = artifacts.CHUNK_SIZE,
         topic: str = MODELS_TOPIC,
@@ -171,6 +174,7 @@ class ModelRegistry:
             verifier = self.signer.verifier()
         self.verifier = verifier
         self.artifact_dir = artifact_dir or os.environ.get(artifacts.ARTIFACT_DIR_ENV) or None
+        self.artifact_roots = artifacts.artifact_roots(self.artifact_dir, *artifact_roots)
         self.max_in_log = max_in_log
         self.chunk_size = chunk_size
         self.topic = topic
@@ -450,19 +454,21 @@ class ModelRegistry:
             raise UntrustedModel(f"{what} refused: {exc}") from None
         try:
             if version.uri is not None:
-                data = artifacts.read_outside(version.uri)
+                data = artifacts.read_outside(version.uri, version.size, self.artifact_roots)
             else:
                 data = self._chunks.read(
                     version.name, version.artifact_id, version.chunks, version.artifact_time
                 )
         except ArtifactUnavailable as exc:
             raise ArtifactUnavailable(f"{what}: {exc}") from None
-        digest = artifacts.sha256(data)
-        if len(data) != version.size or digest != version.sha256:
+        except UntrustedModel as exc:
+            raise UntrustedModel(f"{what} refused: {exc}") from None
+        # Nothing of the bytes read (size, digest) is told: they may be a file not meant to be.
+        if len(data) != version.size or artifacts.sha256(data) != version.sha256:
             raise UntrustedModel(
-                f"{what} refused: its artifact ({len(data)} bytes, sha256 {digest[:12]}...) is "
-                f"not the one that was signed ({version.size} bytes, sha256 "
-                f"{version.sha256[:12]}...): it was changed after publishing; publish it again"
+                f"{what} refused: its artifact is not the one that was signed ({version.size} "
+                f"bytes, sha256 {version.sha256[:12]}...): it was changed after publishing; "
+                "publish it again"
             )
         return data
 

@@ -12,6 +12,8 @@ topic and keeps the rest.
 >>> letter = DeadLetter.from_record(Record("clicks.dlq", 0, 0, 0, key, value, headers))
 >>> letter.reason, letter.source_topic, letter.source_offset, letter.contract
 ('not valid JSON', 'clicks', 41, 'clicks v3')
+>>> letter.record.key, letter.timestamp  # what a replay gives the record back
+(b'm-1', 1700000000000)
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ SOURCE_PARTITION = "loopline.dlq.partition"
 SOURCE_OFFSET = "loopline.dlq.offset"
 CONTRACT = "loopline.dlq.contract"
 DEAD_AT = "loopline.dlq.time"
-_OURS = (REASON, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, CONTRACT, DEAD_AT)
+# The record's own timestamp: the dead letter is stamped when it was set aside (so retention
+# counts from then), and a replay gives the record its own time back.
+TIMESTAMP = "loopline.dlq.timestamp"
+_OURS = (REASON, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET, CONTRACT, DEAD_AT, TIMESTAMP)
 
 
 def dlq_topic(topic: str) -> str:
@@ -46,8 +51,13 @@ def dead_letter(
     key: bytes | None = None,
     value: bytes | None = None,
     source: str | None = None,
+    timestamp: int | None = None,
 ) -> tuple[bytes | None, bytes | None, Headers]:
-    """Key, value and headers of the dead letter for `record` (or for a raw key/value at the edge)."""
+    """Key, value and headers of the dead letter for `record` (or for a raw key/value at the edge).
+
+    The record's key and headers stay its own; its timestamp (or `timestamp`
+    at the edge, the event time of a row) goes in a header, for a replay.
+    """
     headers: list[tuple[str, bytes]] = [
         (REASON, reason.encode()),
         (DEAD_AT, str(time.time_ns() // 1_000_000).encode()),
@@ -59,8 +69,11 @@ def dead_letter(
             (SOURCE_TOPIC, record.topic.encode()),
             (SOURCE_PARTITION, str(record.partition).encode()),
             (SOURCE_OFFSET, str(record.offset).encode()),
+            (TIMESTAMP, str(record.timestamp).encode()),
         ]
-        return record.key, record.value, (*record.headers, *headers)
+        return record.key, record.value, (*_theirs(record.headers), *headers)
+    if timestamp is not None:
+        headers.append((TIMESTAMP, str(timestamp).encode()))
     if source is not None:
         headers.append((SOURCE_TOPIC, source.encode()))
     return key, value, tuple(headers)
@@ -77,6 +90,7 @@ class DeadLetter:
     source_offset: int | None
     contract: str | None
     dead_at: int | None
+    timestamp: int | None = None  # the record's own, where known
 
     @classmethod
     def from_record(cls, record: Record) -> DeadLetter:
@@ -91,8 +105,14 @@ class DeadLetter:
             source_offset=int(h[SOURCE_OFFSET]) if SOURCE_OFFSET in h else None,
             contract=h.get(CONTRACT),
             dead_at=int(h[DEAD_AT]) if DEAD_AT in h else None,
+            timestamp=int(h[TIMESTAMP]) if TIMESTAMP in h else None,
         )
 
     @property
     def original_headers(self) -> Headers:
-        return tuple((n, v) for n, v in self.record.headers if n not in _OURS)
+        return _theirs(self.record.headers)
+
+
+def _theirs(headers: Headers) -> Headers:
+    """`headers` without ours: a letter dead-lettered again gets one set of reasons, not two."""
+    return tuple((n, v) for n, v in headers if n not in _OURS)

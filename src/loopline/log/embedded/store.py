@@ -126,13 +126,22 @@ class Store:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: other writers wait; everything inside commits or nothing does."""
         with self.lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                # Read-only files, a full disk, a lock held too long: the log, not a bug.
+                raise LogUnavailable(
+                    f"cannot write to the embedded log at {self.path}: {exc}. Check that its "
+                    "files are writable and the disk has room, or pass another with "
+                    "--log embedded:PATH"
+                ) from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
