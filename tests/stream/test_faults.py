@@ -122,7 +122,11 @@ def test_a_stage_on_a_failing_log_ends_as_a_clean_run(kind, log_url, backend) ->
     log.close()
 
 
-@pytest.mark.parametrize("kind", ["features", "outcomes", "scorer"])
+# The joiner is not here: it runs one per application (decision 0015). Kafka's
+# cooperative-sticky assignor may give two joiners partition p of one input and
+# not of the other; the runner then pauses those halves rather than join them
+# (tests/outcomes/test_joiner_group.py), so a second joiner adds nothing.
+@pytest.mark.parametrize("kind", ["features", "scorer"])
 def test_a_member_killed_hands_its_partitions_to_the_other_on_kafka(kind, kafka_log_url) -> None:
     log = _open(kafka_log_url)
     s = stage(kind, unique(kind))
@@ -171,7 +175,7 @@ def test_a_member_killed_hands_its_partitions_to_the_other_on_kafka(kind, kafka_
 
 def _partitions(log, s: Stage) -> int:
     """How many input partitions the stage's group splits (for a join: of both topics)."""
-    task_topics = {"features": 4, "outcomes": 4, "scorer": 2}
+    task_topics = {"features": 4, "scorer": 2}
     return task_topics[s.kind]
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import click
 
 from loopline.app import App, AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
-from loopline.cli.interrupts import stopping
 from loopline.cli.output import echo_table, plural
 from loopline.cli.runner_options import RunnerOptions, runner_options
 from loopline.cli.settings import LogSettings
@@ -107,13 +105,7 @@ def run(settings: LogSettings, app_spec: str, options: RunnerOptions) -> None:
             f"({', '.join(processor.sources)}), group {processor.names.group}",
             err=True,
         )
-        started = time.monotonic()
-        with stopping() as stop:
-            try:
-                stats = processor.run(stop, until_caught_up=options.until_caught_up)
-            finally:
-                processor.close()
-    seconds = time.monotonic() - started
+        stats, seconds = options.run(processor)
     click.echo(
         f"processed {plural(stats.records, 'record')} in {seconds:.1f} s: "
         f"{stats.late} late (to {processor.names.late}), {stats.dead_letters} dead-lettered, "

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from loopline.app import AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
-from loopline.cli.interrupts import stopping
 from loopline.cli.output import plural
 from loopline.cli.runner_options import RunnerOptions, runner_options
 from loopline.cli.settings import LogSettings
@@ -74,12 +71,7 @@ def run(settings: LogSettings, app_spec: str, options: RunnerOptions) -> None:
             f"{joiner.labelled} (window {app.outcomes.window}); Ctrl-C stops",  # type: ignore[union-attr]
             err=True,
         )
-        started = time.monotonic()
-        with stopping() as stop:
-            try:
-                stats = joiner.run(stop, until_caught_up=options.until_caught_up)
-            finally:
-                joiner.close()
+        stats, seconds = options.run(joiner)
     extra = ""
     if stats.dropped:
         extra += f", {stats.dropped} label-0 examples dropped (negatives=False)"
@@ -87,7 +79,7 @@ def run(settings: LogSettings, app_spec: str, options: RunnerOptions) -> None:
         extra += f", {plural(stats.late_decisions, 'decision')} too late to join"
     click.echo(
         f"read {plural(stats.decisions, 'decision')} and {plural(stats.outcomes, 'outcome')} "
-        f"in {time.monotonic() - started:.1f} s: {plural(stats.examples, 'labelled example')} "
+        f"in {seconds:.1f} s: {plural(stats.examples, 'labelled example')} "
         f"({stats.positives} positive), {plural(stats.matched, 'outcome')} joined, "
         f"{stats.late} late (to {joiner.late}), {plural(stats.duplicates, 'repeated decision')}, "
         f"{stats.dead_letters} dead-lettered{extra}"

@@ -6,6 +6,8 @@ the same ``--instance``, ``--commit-interval``, ``--until-caught-up`` and
 ``--metrics-port``/``--metrics-host``, spelled and explained the same way.
 
 >>> import click
+
+from loopline.cli.interrupts import stopping
 >>> from click.testing import CliRunner
 >>> @click.command()
 ... @runner_options()
@@ -18,11 +20,14 @@ the same ``--instance``, ``--commit-interval``, ``--until-caught-up`` and
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import click
+
+from loopline.cli.interrupts import stopping
 
 __all__ = ["RunnerOptions", "runner_options"]
 
@@ -43,6 +48,19 @@ class RunnerOptions:
             from prometheus_client import start_http_server
 
             start_http_server(self.metrics_port, addr=self.metrics_host)
+
+    def run(self, stage: Any) -> tuple[Any, float]:
+        """Run `stage` until Ctrl-C or SIGTERM (or caught up, if asked), then close it.
+
+        Returns its stats and the seconds it ran: what the command prints as its summary.
+        """
+        started = time.monotonic()
+        with stopping() as stop:
+            try:
+                stats = stage.run(stop, until_caught_up=self.until_caught_up)
+            finally:
+                stage.close()
+        return stats, time.monotonic() - started
 
 
 _OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {

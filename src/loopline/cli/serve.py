@@ -9,7 +9,6 @@ import click
 from loopline.app import AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
-from loopline.cli.interrupts import stopping
 from loopline.cli.runner_options import RunnerOptions, runner_options
 from loopline.cli.settings import LogSettings
 
@@ -150,10 +149,8 @@ def _score_stream(service, source: str, target: str, options: RunnerOptions) -> 
         err=True,
     )
     try:
-        with stopping() as stop:
-            stats = scorer.run(stop, until_caught_up=options.until_caught_up)
+        stats, _ = options.run(scorer)
     finally:
-        scorer.close()
         service.close()
     click.echo(
         f"{stats.requests} requests: {stats.answered} answered, {stats.dead_letters} dead-lettered",
