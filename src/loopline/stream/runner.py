@@ -127,7 +127,7 @@ class Runner:
         """
         stop = stop or threading.Event()
         task, consumer = self.task, self.consumer
-        last_commit = time.monotonic()
+        last_commit = next_lag = time.monotonic()
         while not stop.is_set():
             records = consumer.poll(self.max_batch, timeout=0.2)
             if self._follow_assignment():
@@ -138,9 +138,14 @@ class Runner:
                 self._begin()
                 self._count(records)
                 task.process(records, self.context)
-            lag = self.context.lag()
-            self.sensor.lag(lag)
-            caught_up = not records and lag == 0
+            # Lag costs a look-up of every partition's end: only when a poll came back
+            # empty (the only time it can be 0) or once a second, for the metric.
+            caught_up = False
+            if not records or time.monotonic() >= next_lag:
+                lag = self.context.lag()
+                self.sensor.lag(lag)
+                next_lag = time.monotonic() + 1.0
+                caught_up = not records and lag == 0
             aborts = self.stats.aborts
             task.tick(self.context, caught_up)
             due = time.monotonic() - last_commit >= self.commit_interval
