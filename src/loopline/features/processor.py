@@ -286,7 +286,7 @@ class FeatureProcessor:
                     )
                 producer.send(
                     changelog,
-                    meta_value(unit.dump_meta(), first_append),
+                    meta_value(unit.dump_meta(), first_append, self._consumer.position(tp)),
                     META,
                     partition=tp.partition,
                 )
