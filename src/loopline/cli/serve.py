@@ -57,7 +57,17 @@ $LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic."
     default=".loopline-serve",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Where decisions wait (durably) while the log is unreachable.",
+    help="The decision journal: where decisions wait (durably) until the log has them. "
+    "One serve process per directory.",
+)
+@click.option(
+    "--decision-writes",
+    type=click.Choice(["synced", "queued"]),
+    default="synced",
+    show_default=True,
+    help="synced: an answer leaves once its decision is on disk in --state-dir (one fsync'd "
+    "write for the requests of a moment); queued: at once, and a kill -9 may lose the last "
+    "milliseconds of decisions.",
 )
 @click.pass_obj
 def serve(
@@ -73,6 +83,7 @@ def serve(
     source: str | None,
     target: str | None,
     state_dir: str,
+    decision_writes: str,
 ) -> None:
     """Serve APP's model: POST /v1/predict and /v1/rank (OpenAPI at /docs).
 
@@ -103,6 +114,7 @@ def serve(
                 alias=alias,
                 max_candidates=max_candidates,
                 unknown_entities=unknown_entities,  # type: ignore[arg-type]
+                wait_for_decisions=decision_writes == "synced",
             )
         except (AppError, ValueError) as exc:
             raise CLIError(str(exc)) from None
