@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+import loopline
 from loopline import App
 from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature
 from loopline.features.declarations import count
@@ -710,7 +711,9 @@ def main() -> None:
     predicts = [
         json.dumps({"entity": f"m-{i}"}).encode() for i in rng.integers(sizes.members, size=500)
     ]
-    env = {**os.environ, RUN_ENV: run, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    # The servers run this loopline (not another install of it) and import this file.
+    here, src = Path(__file__).resolve().parent, Path(loopline.__file__).resolve().parents[1]
+    env = {**os.environ, RUN_ENV: run, "PYTHONPATH": os.pathsep.join([str(here), str(src)])}
     this, files = str(Path(__file__).resolve()), [str(tmp / "ranker.txt"), str(tmp / "rows.npy")]
 
     def loopline_serve(model: str, state: str, writes: str = "synced") -> list[str]:

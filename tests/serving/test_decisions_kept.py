@@ -116,16 +116,21 @@ def test_decisions_are_kept_when_the_log_fails_mid_batch(log, shop, tmp_path) ->
     with serving(shop, shop.scorer, tmp_path) as (client, service):
         wait_ready(client)
         service.decisions.retry_interval = 0.2
+        service.decisions.stuck_after = 1.0
         with predicting(str(client.base_url)) as answered:
             time.sleep(0.5)
             with read_only(log):
                 before = len(answered)
                 time.sleep(3)
                 during = len(answered) - before
+                unready = client.get("/readyz")
             time.sleep(1)
         assert during > 0
+        assert unready.status_code == 503
+        assert "decisions do not reach the log" in " ".join(unready.json()["waiting_for"])
         assert service.decisions.flush(60)
         assert service.decisions.dropped == 0
+        assert client.get("/readyz").status_code == 200
         metrics = client.get("/metrics").text
     assert_each_once(answered, topic_ids(log, service.decisions.topic.name, len(answered)))
     assert f'loopline_decisions_dropped_total{{app="{shop.app.name}"}} 0.0' in metrics
