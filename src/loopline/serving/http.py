@@ -9,7 +9,8 @@ decisions topic, under the id the answer carries.
 
 ``GET /healthz`` answers while the process runs; ``GET /readyz`` is 200 once
 the online features reflect the sources and a model serves, and while
-decisions reach the log (503 saying what it waits for otherwise); ``GET /metrics`` is Prometheus' text format; ``/docs`` and
+decisions reach the log (503 saying what it waits for otherwise);
+``GET /metrics`` is Prometheus' text format; ``/docs`` and
 ``/openapi.json`` describe the API. With ``token`` set, predict and rank need
 ``Authorization: Bearer TOKEN`` (health, readiness and metrics do not).
 
