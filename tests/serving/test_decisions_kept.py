@@ -249,3 +249,28 @@ def test_a_waiting_decision_the_log_will_never_take_is_dead_lettered(shop, tmp_p
         consumer.close()
     reason = dict(letter.headers)[REASON].decode()
     assert "decision oversized" in reason and "max.message.bytes" in reason
+
+
+@pytest.mark.parametrize("backend", ["embedded"])  # the journal is local whatever the log
+def test_an_answer_whose_decision_cannot_be_journaled_is_a_503(log, shop, tmp_path) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    with serving(shop, shop.scorer, tmp_path) as (client, service):
+        wait_ready(client)
+        first = client.post("/v1/predict", json={"entity": "m-1"})
+        assert first.status_code == 200
+        journal = service.decisions.backlog.path
+        files = [str(journal), f"{journal}-wal"]
+        subprocess.run(["chattr", "+i", *files], check=True)
+        try:
+            refused = client.post("/v1/predict", json={"entity": "m-1"})
+            unready = client.get("/readyz").json()["waiting_for"]
+        finally:
+            subprocess.run(["chattr", "-i", *files], check=True)
+        assert refused.status_code == 503, refused.text
+        assert "could not be recorded" in refused.json()["error"]
+        assert any("decision journal" in w for w in unready)
+        again = client.post("/v1/predict", json={"entity": "m-2"})
+        assert again.status_code == 200
+        assert service.decisions.flush(30)
+    on_topic = topic_ids(shop.log, service.decisions.topic.name, 2)
+    assert sorted(on_topic) == sorted([first.json()["decision_id"], again.json()["decision_id"]])
