@@ -7,10 +7,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
 
+import loopline
 from loopline.app import App
 from loopline.connectors.http import running
 from loopline.contracts import LogRegistry
@@ -25,6 +27,7 @@ from loopline.serving.service import PredictionService
 from support import consume_all, unique
 
 KEY = "a serving test secret, 16+ bytes"
+SRC = str(Path(loopline.__file__).parents[1])  # a `loopline` subprocess runs the code under test
 MEMBERS = [f"m-{i}" for i in range(5)]
 ITEMS = [f"i-{i}" for i in range(8)]
 
@@ -39,8 +42,9 @@ class Shop:
     scorer: str
 
 
-def make_shop(log: Log) -> Shop:
-    """Profiles and items on fresh topics, their features computed, no model published yet."""
+def make_shop(log: Log, *, process: bool = True) -> Shop:
+    """Profiles and items on fresh topics, their features computed (unless not `process`),
+    no model published yet."""
     profiles, items = unique("profiles"), unique("items")
     for topic in (profiles, items):
         log.create_topic(topic)
@@ -68,9 +72,10 @@ def make_shop(log: Log) -> Shop:
         producer.send(items, json.dumps({"item_id": it, "price": 10.0 * i + 1}).encode())
     producer.flush()
     producer.close()
-    processor = FeatureProcessor(log, app)
-    processor.run_until_caught_up()
-    processor.close()
+    if process:
+        processor = FeatureProcessor(log, app)
+        processor.run_until_caught_up()
+        processor.close()
     return Shop(log, app, LogRegistry(log), ModelRegistry(log), ranker, scorer)
 
 
@@ -136,3 +141,24 @@ def decisions(log: Log, service: PredictionService, expected: int) -> list[dict]
         return [json.loads(r.value) for r in consume_all(consumer, expected)]
     finally:
         consumer.close()
+
+
+def app_source(shop: Shop) -> str:
+    """Python source declaring the same App as `make_shop` built (same topics and names)."""
+    tables = shop.app.features.tables
+    profiles, items = tables[0].source, tables[1].source
+    return f"""
+from loopline.app import App
+from loopline.features import Entity, FeatureSet, Table, TableFeature
+from loopline.models.declarations import Model
+from loopline.models.trainers import LightGBMTrainer
+
+member, item = Entity("member", "member_id"), Entity("item", "item_id")
+app = App({shop.app.name!r}, features=FeatureSet(tables=[
+    Table({profiles!r}, member, [TableFeature("age", "age", default=30)]),
+    Table({items!r}, item, [TableFeature("price", "price"), TableFeature("stock", "stock")]),
+]), models=[
+    Model({shop.ranker!r}, trainer=LightGBMTrainer, entity="member", features=["age", "price"]),
+    Model({shop.scorer!r}, trainer=LightGBMTrainer, entity="member", features=["age"]),
+])
+"""

@@ -6,6 +6,7 @@ import datetime
 import json
 
 from loopline.contracts import LogRegistry
+from loopline.serving.backlog import Backlog
 from loopline.serving.decision_log import DecisionLog
 from loopline.serving.decisions import Candidate, Decision, Returned, decisions_topic
 from loopline.serving.ids import uuid7
@@ -48,3 +49,36 @@ def test_a_decision_with_a_value_that_is_not_a_scalar_is_dropped_and_counted(log
     assert written["decision_id"] == good.decision_id
     assert [c["features"] for c in written["candidates"]] == [{"views_1h": 3}, {"views_1h": 0}]
     assert record.key == b"m-1"
+
+
+def test_decisions_on_the_topic_already_are_not_sent_again_after_a_crash(log, tmp_path) -> None:
+    # A crash after the log committed a batch, before the backlog forgot it: the rows stay.
+    topic = decisions_topic(unique("shop"))
+    first = DecisionLog(log, LogRegistry(log), topic, tmp_path / "a", label="shop")
+    made = [decision({"views_1h": n}) for n in range(5)]
+    for d in made:
+        first.submit(d)
+    assert first.flush(60)
+    first.close()
+    consumer = log.consumer(None, [topic.name], reset="earliest")
+    try:
+        sent = consume_all(consumer, 5)
+    finally:
+        consumer.close()
+    left = Backlog(tmp_path / "b" / "decisions-backlog.db")
+    left.append([(r.key, r.value, r.timestamp) for r in sent])
+    left.close()
+    later = decision({"views_1h": 9})
+    second = DecisionLog(log, LogRegistry(log), topic, tmp_path / "b", label="shop")
+    second.submit(later)
+    try:
+        assert second.flush(60)
+    finally:
+        second.close()
+    consumer = log.consumer(None, [topic.name], reset="earliest")
+    try:
+        records = consume_all(consumer, 7, timeout=5)
+    finally:
+        consumer.close()
+    ids = [json.loads(r.value)["decision_id"] for r in records]
+    assert sorted(ids) == sorted([d.decision_id for d in made] + [later.decision_id])

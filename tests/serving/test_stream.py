@@ -14,7 +14,7 @@ import pytest
 from loopline.serving.service import PredictionService
 from loopline.serving.stream import REQUEST_OFFSET, StreamScorer
 from loopline.stream.deadletters import REASON
-from serving.helpers import KEY, fit, make_shop, publish
+from serving.helpers import KEY, SRC, fit, make_shop, publish
 from support import consume_all, unique
 
 
@@ -105,7 +105,11 @@ def test_loopline_serve_from_to_scores_until_stopped(shop, log_url, tmp_path) ->
         "--state-dir",
         str(tmp_path / "state"),
     ]
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "LOOPLINE_SIGNING_KEY": KEY}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), SRC]),
+        "LOOPLINE_SIGNING_KEY": KEY,
+    }
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         out = consume_all(shop.log.consumer(None, [answers], reset="earliest"), 2, timeout=90)

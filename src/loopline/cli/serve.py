@@ -68,7 +68,17 @@ $LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic."
     default=".loopline-serve",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Where decisions wait (durably) while the log is unreachable.",
+    help="The decision journal: where decisions wait (durably) until the log has them. "
+    "One serve process per directory.",
+)
+@click.option(
+    "--decision-writes",
+    type=click.Choice(["synced", "queued"]),
+    default="synced",
+    show_default=True,
+    help="synced: an answer leaves once its decision is on disk in --state-dir (one fsync'd "
+    "write for the requests of a moment); queued: at once, and a kill -9 may lose the last "
+    "milliseconds of decisions.",
 )
 @runner_options("instance", "until_caught_up", "metrics_port", "metrics_host")
 @click.pass_obj
@@ -86,6 +96,7 @@ def serve(
     target: str | None,
     state_dir: str,
     artifact_roots: tuple[str, ...],
+    decision_writes: str,
     options: RunnerOptions,
 ) -> None:
     """Serve APP's model: POST /v1/predict and /v1/rank (OpenAPI at /docs).
@@ -123,6 +134,7 @@ def serve(
                 alias=alias,
                 max_candidates=max_candidates,
                 unknown_entities=unknown_entities,  # type: ignore[arg-type]
+                wait_for_decisions=decision_writes == "synced",
             )
         except (AppError, ValueError) as exc:
             raise CLIError(str(exc)) from None

@@ -80,8 +80,14 @@ def parse_key(key: bytes) -> tuple[str, int, str] | None:
     return head[0], int(head[1:]), entity
 
 
-def meta_value(meta: dict[str, Any], oldest_append: int | None) -> bytes:
-    return encode({**meta, "oldest_append": oldest_append})
+def meta_value(meta: dict[str, Any], oldest_append: int | None, offset: int | None = None) -> bytes:
+    """The meta entry; `offset` is the source partition's next offset to process (the one
+    committed with it), which tells an online store how far its features reflect the source.
+
+    >>> decode(meta_value({"clock": 5}, None, 42))
+    {'clock': 5, 'oldest_append': None, 'offset': 42}
+    """
+    return encode({**meta, "oldest_append": oldest_append, "offset": offset})
 
 
 def ensure_changelogs(log: Log, names: ChangelogNames, sources: Iterable[str]) -> list[str]:

@@ -104,7 +104,11 @@ class _Units(StateCodec[TopicPartition, OnlineFeatures]):
         for kind, index, entity in state.take_changes():
             data = state.dump_entry(kind, index, entity)
             yield entry_key(kind, index, entity), None if data is None else encode(data)
-        yield META, meta_value(state.dump_meta(), self.processor.first_append.get(unit))
+        processor = self.processor
+        # the source offset this state reflects: an online store tells from it whether the
+        # features have caught up with the sources (readiness)
+        offset = processor.runner.consumer.position(unit)
+        yield META, meta_value(state.dump_meta(), processor.first_append.get(unit), offset)
 
 
 class FeatureProcessor(Task):

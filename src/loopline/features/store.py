@@ -73,6 +73,9 @@ class FeatureStore:
         self._view = Merger(self.features)
         self._consumer = log.consumer(None, self._topics, reset="earliest")
         self._positions: dict[TopicPartition, int] = {}
+        # per source partition, the next source offset the features read so far reflect
+        # (-1: a changelog from before offsets were recorded, assumed caught up)
+        self._processed: dict[TopicPartition, int] = {}
         self._poll_timeout = poll_timeout
         self._progress = threading.Condition()
         self._error: BaseException | None = None
@@ -194,6 +197,40 @@ class FeatureStore:
                     )
                 self._progress.wait(min(left, 0.5))
 
+    def unprocessed(self, timeout: float = 10.0) -> dict[str, int]:
+        """Per source topic, records the features read so far do not reflect (empty: none).
+
+        Looks at the sources from the offsets the feature processor had
+        reached in the changes read so far (call `catch_up` first): a source
+        record there means the processor has not run, or not caught up. Until
+        it has seen any record, `timeout` seconds or more, it counts the
+        records from there to the end.
+        """
+        processed = dict(self._processed)
+        consumer = self.log.consumer(None, sorted(set(self._source_of.values())), reset="earliest")
+        try:
+            parts = [tp for tp in consumer.assignment() if processed.get(tp) != -1]
+            for tp in parts:
+                if tp in processed:
+                    consumer.seek(tp, processed[tp])
+                else:
+                    consumer.seek_to_beginning([tp])
+            deadline = time.monotonic() + timeout
+            while True:
+                seen = consumer.poll(len(parts) or 1, timeout=0.2) if parts else []
+                lag = {tp: n for tp, n in consumer.lag().items() if tp in parts}
+                if not seen and not any(lag.values()):
+                    return {}
+                if seen or time.monotonic() > deadline:
+                    behind: dict[str, int] = {}
+                    for tp, n in lag.items():
+                        behind[tp.topic] = behind.get(tp.topic, 0) + n
+                    for record in seen:
+                        behind[record.topic] = behind.get(record.topic, 0) + 1
+                    return {topic: n for topic, n in behind.items() if n}
+        finally:
+            consumer.close()
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
@@ -230,6 +267,9 @@ class FeatureStore:
         entry = parse_key(record.key)
         if entry is None:
             meta = decode(record.value)
+            offset = meta.get("offset", -1)
+            source = TopicPartition(self._source_of[record.topic], record.partition)
+            self._processed[source] = -1 if offset is None else offset
             oldest = meta.get("oldest_append")
             if oldest is not None:
                 metrics.STORE_FRESHNESS.labels(self.app.name).observe(max(0, now - oldest) / 1000)

@@ -1,12 +1,14 @@
-"""The decision backlog: a local, bounded, durable buffer for decisions the log did not take.
+"""The decision backlog: a local, bounded, durable journal of decisions not yet on the log.
 
-When the log is unreachable the prediction service keeps answering, and the
-decisions it cannot write wait here: encoded records (key, value, timestamp)
-in an SQLite file, committed with ``synchronous=FULL`` before `append`
-returns, so they survive a crash of the process or of the machine. They
-leave, oldest first, only after the log acknowledged them (`peek`, send,
-flush, then `remove`): a crash in between writes some twice, never none,
-which is why decisions carry an id to deduplicate on.
+Every decision the prediction service makes is appended here before its
+answer leaves (group commit: one write for the decisions of all the requests
+that arrived meanwhile), and waits until the log acknowledged it: encoded
+records (key, value, timestamp) in an SQLite file, committed with
+``synchronous=FULL`` before `append` returns, so they survive a crash of the
+process or of the machine, and an outage of the log. They leave, oldest
+first, only after the log acknowledged them (`peek`, send, commit, then
+`remove`); the decision log looks for a crash between the last two when it
+starts (`loopline.serving.decision_log`).
 
 The buffer is bounded by `max_bytes` of record values; `append` refuses what
 does not fit (and says how much), so a long outage fills a disk partition no
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,7 +49,8 @@ CREATE TABLE IF NOT EXISTS backlog (
     key BLOB,
     value BLOB NOT NULL,
     timestamp INTEGER
-)
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)
 """
 
 
@@ -61,7 +65,15 @@ class Backlog:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        for statement in _SCHEMA.split(";"):
+            self._db.execute(statement)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (name, value) VALUES ('identity', ?)", (uuid.uuid4().hex,)
+        )
+        self.identity: str = self._db.execute(
+            "SELECT value FROM meta WHERE name = 'identity'"
+        ).fetchone()[0]
+        """Made when the file is: names this journal (and its writer) across restarts."""
         count, size = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM backlog"
         ).fetchone()

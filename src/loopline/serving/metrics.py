@@ -46,12 +46,12 @@ REFUSED = Counter(
 )
 DECISIONS_BACKLOG = Gauge(
     "loopline_decisions_backlog",
-    "Decisions kept in the local durable buffer because the log did not take them yet.",
+    "Decisions in the local durable journal, not yet acknowledged by the log.",
     ["app"],
 )
 DECISIONS_PENDING = Gauge(
     "loopline_decisions_pending",
-    "Decisions queued in memory for the next batch to the log.",
+    "Decisions queued in memory for the next journal write.",
     ["app"],
 )
 DECISIONS_WRITTEN = Counter(
@@ -61,7 +61,8 @@ DECISIONS_WRITTEN = Counter(
 )
 DECISIONS_DROPPED = Counter(
     "loopline_decisions_dropped",
-    "Decisions lost because the local buffer was full (or, a bug, broke their contract).",
+    "Decisions not on the decisions topic: the journal was full or unwritable, the decision "
+    "was too large for the topic (dead-lettered), or (a bug) it broke its contract.",
     ["app"],
 )
 

@@ -45,7 +45,7 @@ from loopline.log import Log
 from loopline.models.registry import ModelRegistry
 from loopline.models.registry_follower import AliasFollower
 from loopline.serving import metrics
-from loopline.serving.decision_log import DecisionLog
+from loopline.serving.decision_log import DecisionLog, DecisionNotKept, DecisionTooLarge
 from loopline.serving.decisions import Candidate, Decision, Returned, Value, decisions_topic
 from loopline.serving.ids import uuid7
 from loopline.serving.models import ServedModel, load_served
@@ -60,9 +60,10 @@ class PredictionService:
     """Answers predict and rank requests for model `model` of `app` (see the module docstring).
 
     `model` defaults to the application's only model; `alias` is the alias
-    followed. `state_dir` holds the decision backlog. `store`, `models` and
-    `decisions` may be given (tests, ``loopline demo``); otherwise they are
-    made on `log` and closed by `close`.
+    followed. `state_dir` holds the decision journal; with `wait_for_decisions`
+    an answer leaves only once its decision is in it (`recorded`). `store`,
+    `models` and `decisions` may be given (tests, ``loopline demo``);
+    otherwise they are made on `log` and closed by `close`.
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class PredictionService:
         models: ModelRegistry | None = None,
         decisions: DecisionLog | None = None,
         decisions_to: Topic[Decision] | None = None,
+        wait_for_decisions: bool = True,
     ) -> None:
         if model is None:
             if len(app.models) != 1:
@@ -101,17 +103,26 @@ class PredictionService:
         self.unknown_entities = unknown_entities
         self.refresh_interval = refresh_interval
         self._owned: list[Any] = []
-        if store is None:
-            store = FeatureStore(log, app)
-            self._owned.append(store)
-        if models is None:
-            models = ModelRegistry(log)
-            self._owned.append(models)
-        if decisions is None:
-            decisions = DecisionLog(
-                log, schemas, decisions_to or decisions_topic(app.name), state_dir, label=app.name
-            )
-            self._owned.append(decisions)
+        try:  # a part that fails to start (a bad signing key...) stops those started before it
+            if store is None:
+                store = FeatureStore(log, app)
+                self._owned.append(store)
+            if models is None:
+                models = ModelRegistry(log)
+                self._owned.append(models)
+            if decisions is None:
+                decisions = DecisionLog(
+                    log,
+                    schemas,
+                    decisions_to or decisions_topic(app.name),
+                    state_dir,
+                    label=app.name,
+                    wait=wait_for_decisions,
+                )
+                self._owned.append(decisions)
+        except BaseException:
+            self._close_owned()
+            raise
         self.store, self.models, self.decisions = store, models, decisions
         self.follower = AliasFollower(
             models,
@@ -123,6 +134,7 @@ class PredictionService:
         )
         self.served: ServedModel | None = None
         self.features_loaded = False
+        self._features_waiting = "the online features are loading"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._labels = (app.name, model)
@@ -138,14 +150,26 @@ class PredictionService:
 
     def _follow(self) -> None:
         while not self._stop.is_set() and not self.features_loaded:
+            self.refresh()  # the model loads while the features catch up
             try:
                 self.store.catch_up(timeout=self.refresh_interval + 5)
-                self.features_loaded = True
+                behind = self.store.unprocessed()
             except TimeoutError:
                 continue
-            except Exception:
+            except Exception as exc:
                 logger.exception("the online features of %s are not loading", self.app.name)
+                self._features_waiting = f"the online features are not loading: {exc}"
                 self._stop.wait(1.0)
+                continue
+            if behind:
+                records = ", ".join(f"{n:,} records of {t!r}" for t, n in sorted(behind.items()))
+                self._features_waiting = (
+                    f"the online features do not reflect {records} yet: is "
+                    f"`loopline features run {self.app.name}` running?"
+                )
+                self._stop.wait(1.0)
+            else:
+                self.features_loaded = True
         while not self._stop.is_set():
             self.refresh()
             self._stop.wait(self.refresh_interval)
@@ -172,7 +196,7 @@ class PredictionService:
         """What the service still waits for before it can answer (empty: ready)."""
         waiting = []
         if not self.features_loaded:
-            waiting.append("the online features are loading")
+            waiting.append(self._features_waiting)
         if self.served is None:
             name = self.declaration.name
             refused = "; ".join(self.follower.refused.values())
@@ -182,14 +206,29 @@ class PredictionService:
             )
         if self.decisions.full:
             waiting.append("the decision backlog is full: decisions are being dropped")
+        if stuck := self.decisions.stuck:
+            waiting.append(f"decisions do not reach the log: {stuck}")
         return waiting
+
+    async def recorded(self) -> None:
+        """Wait until the decision of the answer just made is on disk (a 503 if it cannot be)."""
+        try:
+            await self.decisions.kept()
+        except DecisionNotKept as exc:
+            raise ServingError(
+                503, f"the answer's decision could not be recorded: {exc}", {"Retry-After": "1"}
+            ) from None
 
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self._close_owned()
+
+    def _close_owned(self) -> None:
         for part in reversed(self._owned):
             part.close()
+        self._owned = []
 
     # -- answering -------------------------------------------------------------------------
 
@@ -282,8 +321,8 @@ class PredictionService:
             raise ServingError(
                 404,
                 f"unknown {served.entity} {entity!r}: the online features hold nothing of it "
-                "(no event, no table row); check the id, or serve unknown entities with their "
-                "declared defaults (loopline serve --unknown-entities defaults)",
+                f"(no event, no table row); check the id, and that `loopline features run "
+                f"{self.app.name}` runs and has caught up (GET /readyz says)",
             )
 
     def _vectors(
@@ -343,5 +382,8 @@ class PredictionService:
             returned=returned,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
-        self.decisions.submit(decision)
+        try:
+            self.decisions.submit(decision)
+        except DecisionTooLarge as exc:
+            raise ServingError(413, f"the answer cannot be recorded: {exc}") from None
         return decision
