@@ -145,7 +145,12 @@ def _free_port() -> int:
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "loopline serve exited"
+        if proc.poll() is not None:
+            logs = sorted(
+                Path(proc.args[proc.args.index("--state-dir") + 1]).parent.glob("serve-*.log")
+            )
+            said = logs[-1].read_text()[-3000:] if logs else ""
+            raise AssertionError(f"loopline serve exited ({proc.returncode}):\n{said}")
         try:
             if httpx.get(url + "/readyz", timeout=5).status_code == 200:
                 return
