@@ -1,0 +1,202 @@
+"""Running a loopline HTTP server: uvicorn with limits against slow and greedy clients.
+
+uvicorn closes an idle keep-alive connection, but not one that sends half a
+request head, nor one that sends a head and then its body a byte a minute:
+150 such clients held 150 connections of a loopline server for as long as
+they liked. Every loopline server therefore runs with `ServerLimits`:
+
+- ``header_timeout``: a request's head (request line and headers) must be
+  complete this many seconds after the connection opens or its first byte
+  arrives, else the server answers 408 and closes the connection;
+- ``body_timeout``: the body must be complete this many seconds after the
+  head (the app answers 408 through `loopline.http.BodyLimit`; a connection
+  still sending after that, and a little grace, is closed);
+- ``keep_alive``: an idle connection is closed after this many seconds;
+- ``max_connections``: a connection over this number is answered 503 and
+  closed at once, so file descriptors and tasks stay bounded.
+
+A request head is also limited to 16 KiB (h11's default; 400 beyond it).
+
+>>> ServerLimits().summary()
+'request heads within 10 s, bodies within 30 s, idle connections closed after 5 s, at most 1000 connections'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["ServerLimits", "running", "serve", "server_config"]
+
+# Seconds a client still sending its body may take past body_timeout before the
+# connection is closed (the app normally answered 408 by then).
+_BODY_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Time and connection limits of one HTTP server (see the module docstring)."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive: float = 5.0
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("header_timeout", "body_timeout", "keep_alive"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+
+    def summary(self) -> str:
+        """The limits in one line, for a server's start-up message."""
+        return (
+            f"request heads within {self.header_timeout:g} s, bodies within "
+            f"{self.body_timeout:g} s, idle connections closed after {self.keep_alive:g} s, "
+            f"at most {self.max_connections} connections"
+        )
+
+
+def _raw_response(status: str, message: str) -> bytes:
+    body = message.encode()
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _LimitedH11(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request head and body."""
+
+    limits = ServerLimits()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._deadline: asyncio.TimerHandle | None = None
+        self._waiting_for: str | None = None
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            message = f"too many connections (the limit is {self.limits.max_connections})"
+            transport.write(_raw_response("503 Service Unavailable", message))
+            transport.close()
+            return
+        self._expect("head", self.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow()
+
+    def _follow(self) -> None:
+        """Arm or cancel the deadline for what the client still has to send."""
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            # Waiting for a request: only a started head has a deadline (an idle
+            # keep-alive connection is uvicorn's timeout_keep_alive's business).
+            if self.conn.trailing_data[0] and self._waiting_for != "head":
+                self._expect("head", self.limits.header_timeout)
+        elif state is h11.SEND_BODY:
+            if self._waiting_for != "body":
+                self._expect("body", self.limits.body_timeout + _BODY_GRACE)
+        else:
+            self._cancel()
+
+    def _expect(self, what: str, seconds: float) -> None:
+        self._cancel()
+        self._waiting_for = what
+        self._deadline = self.loop.call_later(seconds, self._expired, what)
+
+    def _cancel(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline, self._waiting_for = None, None
+
+    def _expired(self, what: str) -> None:
+        self._deadline, self._waiting_for = None, None
+        if self.transport.is_closing():
+            return
+        idle = self.cycle is None or self.cycle.response_complete
+        if what == "head" and self.conn.their_state is h11.IDLE and idle:
+            seconds = self.limits.header_timeout
+            message = f"the request head did not arrive within {seconds:g} s"
+            self.transport.write(_raw_response("408 Request Timeout", message))
+        self.transport.close()
+
+
+def server_config(
+    app: Any, host: str, port: int, limits: ServerLimits, **kw: Any
+) -> uvicorn.Config:
+    """The uvicorn configuration every loopline server runs with (`kw` goes to uvicorn)."""
+    protocol = type("LimitedH11Protocol", (_LimitedH11,), {"limits": limits})
+    kw.setdefault("log_level", "warning")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        ws="none",  # no loopline server speaks WebSocket: one surface less
+        timeout_keep_alive=limits.keep_alive,  # type: ignore[arg-type]
+        **kw,
+    )
+
+
+def serve(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    limits: ServerLimits | None = None,
+    **kw: Any,
+) -> None:
+    """Serve the ASGI `app` until interrupted, with `limits` (`kw` goes to uvicorn)."""
+    uvicorn.Server(server_config(app, host, port, limits or ServerLimits(), **kw)).run()
+
+
+@contextmanager
+def running(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    limits: ServerLimits | None = None,
+) -> Iterator[str]:
+    """Serve an ASGI `app` from a background thread, as `serve` would; yield its base URL.
+
+    For tests and for ``loopline demo``, which runs every part in one process.
+    Port 0 picks a free port.
+
+    >>> from starlette.applications import Starlette
+    >>> with running(Starlette()) as url:
+    ...     url.startswith("http://127.0.0.1:")
+    True
+    """
+    server = uvicorn.Server(server_config(app, host, port, limits or ServerLimits()))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{host}:{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the HTTP server on {host}:{port} did not start")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
