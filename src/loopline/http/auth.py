@@ -3,17 +3,8 @@
 With a token configured, every request needs ``Authorization: Bearer TOKEN``
 (compared in constant time) except the paths the server declares public
 (health, readiness, metrics, the OpenAPI document). The token is never logged
-or echoed. A token must be at least `MIN_TOKEN_LENGTH` printable characters:
-an empty ``LOOPLINE_INGEST_TOKEN=`` once switched authentication off without a
-word, so a short or empty token is refused when the server is built.
-
->>> check_token("")
-Traceback (most recent call last):
-...
-loopline.http.auth.WeakToken: the token is empty; a bearer token needs at least 16 characters \
-(make one with `openssl rand -hex 16`), or leave it unset to serve without authentication
->>> check_token("0123456789abcdef")
-'0123456789abcdef'
+or echoed; a weak one is refused when the middleware is built
+(`loopline.http.tokens.check_token`).
 """
 
 from __future__ import annotations
@@ -26,33 +17,11 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loopline.http.errors import Shape, error_json
+from loopline.http.tokens import check_token
 
-__all__ = ["MIN_TOKEN_LENGTH", "BearerAuth", "WeakToken", "check_token", "public"]
+__all__ = ["BearerAuth", "public"]
 
-MIN_TOKEN_LENGTH = 16
 _CHALLENGE = 'Bearer realm="loopline"'
-
-
-class WeakToken(ValueError):
-    """A token too weak to protect a server: empty, short, or not printable ASCII."""
-
-
-def check_token(token: str, source: str = "the token") -> str:
-    """`token` if it is fit to protect a server, else `WeakToken` saying why (never the token)."""
-    hint = (
-        f"a bearer token needs at least {MIN_TOKEN_LENGTH} characters (make one with "
-        "`openssl rand -hex 16`), or leave it unset to serve without authentication"
-    )
-    if not token:
-        raise WeakToken(f"{source} is empty; {hint}")
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise WeakToken(f"{source} has {len(token)} characters; {hint}")
-    if not all(" " < c < "\x7f" for c in token):
-        raise WeakToken(
-            f"{source} holds spaces or characters HTTP headers cannot carry; use printable "
-            "ASCII (e.g. `openssl rand -hex 16`)"
-        )
-    return token
 
 
 def public(*paths: str, methods: frozenset[str] = frozenset()) -> Callable[[str, str], bool]:

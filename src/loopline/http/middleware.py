@@ -31,10 +31,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from loopline.http.auth import BearerAuth, check_token
+from loopline.http.auth import BearerAuth
+from loopline.http.body import BodyLimit
 from loopline.http.errors import Refused, Shape, error_json
-from loopline.http.limits import BodyLimit
 from loopline.http.metrics import RequestMetrics
+from loopline.http.tokens import check_token
 
 __all__ = ["protect"]
 

@@ -17,8 +17,6 @@ they liked. Every loopline server therefore runs with `ServerLimits`:
 
 A request head is also limited to 16 KiB (h11's default; 400 beyond it).
 
->>> ServerLimits().summary()
-'request heads within 10 s, bodies within 30 s, idle connections closed after 5 s, at most 1000 connections'
 """
 
 from __future__ import annotations
@@ -28,44 +26,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["ServerLimits", "running", "serve", "server_config"]
+from loopline.http.limits import ServerLimits
+
+__all__ = ["running", "serve", "server_config"]
 
 # Seconds a client still sending its body may take past body_timeout before the
 # connection is closed (the app normally answered 408 by then).
 _BODY_GRACE = 5.0
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    """Time and connection limits of one HTTP server (see the module docstring)."""
-
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keep_alive: float = 5.0
-    max_connections: int = 1000
-
-    def __post_init__(self) -> None:
-        for name in ("header_timeout", "body_timeout", "keep_alive"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
-        if self.max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
-
-    def summary(self) -> str:
-        """The limits in one line, for a server's start-up message."""
-        return (
-            f"request heads within {self.header_timeout:g} s, bodies within "
-            f"{self.body_timeout:g} s, idle connections closed after {self.keep_alive:g} s, "
-            f"at most {self.max_connections} connections"
-        )
 
 
 def _raw_response(status: str, message: str) -> bytes:
