@@ -43,3 +43,15 @@ def test_registry_errors_show_the_url_without_the_password(tmp_path) -> None:
     assert PASSWORD not in repr(external.url)
     registry.close()
     log.close()
+
+
+@pytest.mark.parametrize(
+    "log_url", [f"kafka://admin:{PASSWORD}@127.0.0.1:9092", f"http://admin:{PASSWORD}@host/log"]
+)
+def test_a_log_url_with_credentials_is_refused_without_echoing_them(log_url) -> None:
+    done = run_loopline("--log", log_url, "topics", "list", timeout=60)
+    assert done.returncode == 1
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert "credentials" in line or "unknown log URL" in line
+    assert PASSWORD not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
