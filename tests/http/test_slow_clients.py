@@ -44,9 +44,9 @@ def server(kind: str, log: Log, limits: ServerLimits = LIMITS) -> Iterator[str]:
         registry = LogRegistry(log)
         stack.callback(registry.close)
         if kind == "ingest":
-            app = ingest_app(log, registry, body_timeout=limits.body_timeout)
+            app = ingest_app(log, registry)
         elif kind == "registry":
-            app = create_registry_app(registry, body_timeout=limits.body_timeout)
+            app = create_registry_app(registry)
         else:
             shop = App(
                 "slowshop",
@@ -56,7 +56,7 @@ def server(kind: str, log: Log, limits: ServerLimits = LIMITS) -> Iterator[str]:
                 models=[Model("churn", trainer=LightGBMTrainer, entity="m")],
             )
             service = PredictionService(log, shop, registry, state_dir=tempfile.mkdtemp())
-            app = serving_app(service, body_timeout=limits.body_timeout)
+            app = serving_app(service)
         yield stack.enter_context(running(app, limits=limits))
 
 
@@ -123,7 +123,7 @@ def test_a_body_sent_too_slowly_is_refused_with_408(embedded, kind) -> None:
 def test_a_body_sent_too_slowly_writes_nothing_on_both_backends(log, new_topic) -> None:
     topic = new_topic()
     registry = LogRegistry(log)
-    app = ingest_app(log, registry, body_timeout=1)
+    app = ingest_app(log, registry)
     with running(app, limits=LIMITS) as url:
         sock = connect(url)
         record = b'[{"a": 1}, {"a": 2}]'

@@ -112,12 +112,7 @@ def serve(
             "/healthz, /readyz, /metrics and /docs",
         )
         quiet_collector()  # no 100 ms full collections in the way of requests
-        web = create_app(
-            service,
-            token=http.token,
-            max_body_bytes=http.max_body_bytes,
-            body_timeout=http.limits.body_timeout,
-        )
+        web = create_app(service, token=http.token, max_body_bytes=http.max_body_bytes)
         serve_app(web, host, port, http.limits)
 
 

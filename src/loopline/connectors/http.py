@@ -22,7 +22,7 @@ No input can cause a 5xx: a body that is not JSON, not an array, too large
 ``max_record_bytes`` encoded, which the log would refuse), too deeply nested, or sent
 with any Content-Type (curl's ``-d`` sends a form type; the body is read as
 JSON regardless) gets a 4xx with a message; a body still arriving after
-``body_timeout`` seconds is 408. With ``token`` set, requests need
+the server's body timeout is 408 (`loopline.http.server`). With ``token`` set, requests need
 ``Authorization: Bearer TOKEN`` (401 otherwise; `/healthz` and the OpenAPI
 document are open); the token is never logged. Auth, limits and metrics are
 `loopline.http`'s, shared with every loopline server.
@@ -366,7 +366,6 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     max_records: int = 10_000,
     max_record_bytes: int = MAX_RECORD_BYTES,
-    body_timeout: float | None = 30.0,
 ) -> FastAPI:
     """The ingest app over `log` and `registry`; see the module docstring for the rules.
 
@@ -386,7 +385,6 @@ def create_app(
         server="ingest",
         token=token,
         max_body_bytes=max_body_bytes,
-        body_timeout=body_timeout,
         is_public=public("/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"),
     )
 
@@ -450,5 +448,5 @@ def serve(
     limits = limits or ServerLimits()
     names = ("token", "max_body_bytes", "max_records", "max_record_bytes")
     app_kw = {k: kw.pop(k) for k in names if k in kw}
-    app = create_app(log, registry, body_timeout=limits.body_timeout, **app_kw)
+    app = create_app(log, registry, **app_kw)
     serve_app(app, host, port, limits, **kw)

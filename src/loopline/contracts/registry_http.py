@@ -392,7 +392,6 @@ def create_registry_app(
     token: str | None = None,
     public_reads: bool = False,
     max_body_bytes: int = 1_048_576,
-    body_timeout: float | None = 30.0,
 ) -> FastAPI:
     """A FastAPI app serving Confluent's Schema Registry API over `registry` (see module doc).
 
@@ -416,7 +415,6 @@ def create_registry_app(
         server="schema-registry",
         token=token,
         max_body_bytes=max_body_bytes,
-        body_timeout=body_timeout,
         is_public=public("/docs", "/docs/oauth2-redirect", "/openapi.json", methods=reads),
         shape=_confluent_error,
         basic=True,
@@ -457,5 +455,5 @@ def serve_registry(
     limits = limits or ServerLimits()
     names = ("token", "public_reads", "max_body_bytes")
     app_kw = {k: kw.pop(k) for k in names if k in kw}
-    app = create_registry_app(registry, body_timeout=limits.body_timeout, **app_kw)
+    app = create_registry_app(registry, **app_kw)
     serve_app(app, host, port, limits, **kw)

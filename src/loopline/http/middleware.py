@@ -4,7 +4,7 @@ The ingest server, the schema registry and the prediction service (and the
 dashboard to come) each call it once, so they refuse the same requests in
 the same order: metrics outermost (every answer is counted, refusals too),
 then the bearer token (401 before a byte of the body is read), then the body
-limit (413, 408), then the app.
+limit (413), then the app.
 
 >>> from fastapi import FastAPI, Request
 >>> from fastapi.testclient import TestClient
@@ -46,7 +46,6 @@ def protect(
     server: str,
     token: str | None,
     max_body_bytes: int,
-    body_timeout: float | None = 30.0,
     is_public: Callable[[str, str], bool] = lambda method, path: False,
     shape: Shape = error_json,
     basic: bool = False,
@@ -66,7 +65,7 @@ def protect(
 
     app.add_exception_handler(Refused, refused)
     # Added innermost first: each add_middleware wraps the ones before it.
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout, shape=shape)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, shape=shape)
     if token is not None:
         app.add_middleware(BearerAuth, token=token, is_public=is_public, shape=shape, basic=basic)
     app.add_middleware(RequestMetrics, server=server, routes=app.routes)

@@ -9,8 +9,9 @@ they liked. Every loopline server therefore runs with `ServerLimits`:
   complete this many seconds after the connection opens or its first byte
   arrives, else the server answers 408 and closes the connection;
 - ``body_timeout``: the body must be complete this many seconds after the
-  head (the app answers 408 through `loopline.http.BodyLimit`; a connection
-  still sending after that, and a little grace, is closed);
+  head, else the server answers 408 (if the app has not answered yet) and
+  closes the connection; the app's body read ends there
+  (`loopline.http.body.BodyLimit` answers it, to no one, as 408);
 - ``keep_alive``: an idle connection is closed after this many seconds;
 - ``max_connections``: a connection over this number is answered 503 and
   closed at once, so file descriptors and tasks stay bounded.
@@ -35,10 +36,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from loopline.http.limits import ServerLimits
 
 __all__ = ["running", "serve", "server_config"]
-
-# Seconds a client still sending its body may take past body_timeout before the
-# connection is closed (the app normally answered 408 by then).
-_BODY_GRACE = 5.0
 
 
 def _raw_response(status: str, message: str) -> bytes:
@@ -88,7 +85,7 @@ class _LimitedH11(H11Protocol):
                 self._expect("head", self.limits.header_timeout)
         elif state is h11.SEND_BODY:
             if self._waiting_for != "body":
-                self._expect("body", self.limits.body_timeout + _BODY_GRACE)
+                self._expect("body", self.limits.body_timeout)
         else:
             self._cancel()
 
@@ -106,10 +103,14 @@ class _LimitedH11(H11Protocol):
         self._deadline, self._waiting_for = None, None
         if self.transport.is_closing():
             return
-        idle = self.cycle is None or self.cycle.response_complete
-        if what == "head" and self.conn.their_state is h11.IDLE and idle:
+        state, cycle = self.conn.their_state, self.cycle
+        if what == "head" and state is h11.IDLE and (cycle is None or cycle.response_complete):
             seconds = self.limits.header_timeout
             message = f"the request head did not arrive within {seconds:g} s"
+            self.transport.write(_raw_response("408 Request Timeout", message))
+        elif what == "body" and state is h11.SEND_BODY and not (cycle and cycle.response_started):
+            seconds = self.limits.body_timeout
+            message = f"the body did not arrive within {seconds:g} s; nothing was done with it"
             self.transport.write(_raw_response("408 Request Timeout", message))
         self.transport.close()
 

@@ -19,7 +19,7 @@ Bad requests never cause a 5xx: a body that is not JSON is 400, unknown
 fields and wrong types are 422 naming the place, an entity the online
 features hold nothing of is 404, a body over
 ``max_body_bytes`` or more candidates than the limit is 413, a body still
-arriving after ``body_timeout`` seconds is 408.
+arriving after the server's body timeout is 408.
 
 >>> import tempfile
 >>> from fastapi.testclient import TestClient
@@ -112,7 +112,6 @@ def create_app(
     *,
     token: str | None = None,
     max_body_bytes: int = 1_048_576,
-    body_timeout: float | None = 30.0,
 ) -> FastAPI:
     """The HTTP app of `service`; starting the app starts the service, stopping closes it.
 
@@ -138,7 +137,6 @@ def create_app(
         server=f"serving:{service.app.name}",
         token=token,
         max_body_bytes=max_body_bytes,
-        body_timeout=body_timeout,
         is_public=public(*open_paths, "/openapi.json"),
         shape=_error,
     )
