@@ -18,7 +18,7 @@ from loopline.contracts import LogRegistry
 from loopline.contracts.registry_http import create_registry_app
 from loopline.features import Entity, FeatureSet, Table, TableFeature
 from loopline.http.limits import ServerLimits
-from loopline.http.server import running
+from loopline.http.server import running, start_metrics_server
 from loopline.log import Log, open_log
 from loopline.models.declarations import Model
 from loopline.models.trainers import LightGBMTrainer
@@ -150,3 +150,15 @@ def test_connections_over_the_limit_are_refused_at_once(embedded) -> None:
             closed_within(sock, 5)
             sock.close()
         assert httpx.get(url + "/healthz").status_code == 200
+
+
+def test_the_metrics_port_of_long_running_stages_has_the_same_limits() -> None:
+    # `features run` / `outcomes run --metrics-port` once used prometheus-client's server:
+    # a thread per connection, waiting forever on half a request.
+    url = start_metrics_server(0, limits=LIMITS)
+    assert "loopline_http_requests_total" in httpx.get(url + "/metrics").text
+    sock = connect(url)
+    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    took, received = closed_within(sock, LIMITS.header_timeout + 5)
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 408") and took < LIMITS.header_timeout + 3

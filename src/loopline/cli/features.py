@@ -125,9 +125,9 @@ def run(
 
     app = _app(app_spec)
     if metrics_port is not None:
-        from prometheus_client import start_http_server
+        from loopline.http.server import start_metrics_server
 
-        start_http_server(metrics_port, addr=metrics_host)
+        start_metrics_server(metrics_port, addr=metrics_host)
     with opened_registry(settings) as (log, registry):
         try:
             processor = FeatureProcessor(

@@ -87,9 +87,9 @@ def outcomes(
     except AppError as exc:
         raise CLIError(str(exc)) from None
     if metrics_port is not None:
-        from prometheus_client import start_http_server
+        from loopline.http.server import start_metrics_server
 
-        start_http_server(metrics_port, addr=metrics_host)
+        start_metrics_server(metrics_port, addr=metrics_host)
     with opened_registry(settings) as (log, registry):
         try:
             joiner = OutcomeJoiner(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,7 +35,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from loopline.http.limits import ServerLimits
 
-__all__ = ["running", "serve", "server_config"]
+__all__ = ["running", "serve", "server_config", "start", "start_metrics_server"]
 
 
 def _raw_response(status: str, message: str) -> bytes:
@@ -143,6 +143,25 @@ def serve(
     uvicorn.Server(server_config(app, host, port, limits or ServerLimits(), **kw)).run()
 
 
+def start(app: Any, host: str, port: int, limits: ServerLimits) -> tuple[str, Callable[[], None]]:
+    """Serve `app` from a daemon thread; its base URL, and a function that stops it."""
+    server = uvicorn.Server(server_config(app, host, port, limits))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{host}:{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the HTTP server on {host}:{port} did not start")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+    return f"http://{host}:{bound}", stop
+
+
 @contextmanager
 def running(
     app: Any,
@@ -160,17 +179,28 @@ def running(
     ...     url.startswith("http://127.0.0.1:")
     True
     """
-    server = uvicorn.Server(server_config(app, host, port, limits or ServerLimits()))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{host}:{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the HTTP server on {host}:{port} did not start")
-        time.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
+    url, stop = start(app, host, port, limits or ServerLimits())
     try:
-        yield f"http://{host}:{bound}"
+        yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        stop()
+
+
+def start_metrics_server(
+    port: int, addr: str = "127.0.0.1", limits: ServerLimits | None = None
+) -> str:
+    """Serve ``GET /metrics`` (Prometheus) from a daemon thread; its base URL.
+
+    For the long-running stages' ``--metrics-port``. In place of
+    prometheus-client's ``start_http_server``, whose thread per connection
+    waits forever on a client that sends half a request: this one has the
+    limits of every loopline server.
+    """
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from loopline.http.metrics import metrics_response
+
+    app = Starlette(routes=[Route("/metrics", lambda request: metrics_response())])
+    url, _ = start(app, addr, port, limits or ServerLimits())
+    return url
