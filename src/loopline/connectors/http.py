@@ -19,14 +19,14 @@ resend may duplicate them.
 
 No input can cause a 5xx: a body that is not JSON, not an array, too large
 (413, over ``max_body_bytes`` or ``max_records``, or a record over
-``max_record_bytes`` encoded, which the log would refuse), too deeply nested, or sent
-with any Content-Type (curl's ``-d`` sends a form type; the body is read as
-JSON regardless) gets a 4xx with a message; a body still arriving after
-the server's body timeout is 408 (`loopline.http.server`). With ``token`` set, requests need
-``Authorization: Bearer TOKEN`` (401 otherwise; `/healthz` and the OpenAPI
-document are open); the token is never logged. Auth, limits and metrics are
-`loopline.http`'s, shared with every loopline server.
-Topics whose names start with ``_`` are internal (the schema registry lives in
+``max_record_bytes`` encoded, which the log would refuse), too deeply
+nested, or sent with any Content-Type (curl's ``-d`` sends a form type; the
+body is read as JSON regardless) gets a 4xx with a message; a body still
+arriving after the server's body timeout is 408 (`loopline.http.server`).
+With ``token`` set, requests need ``Authorization: Bearer TOKEN`` (401
+otherwise; `/healthz` and the OpenAPI document are open); the token is never
+logged. Auth, limits and metrics are `loopline.http`'s, shared with every
+loopline server. Topics whose names start with ``_`` are internal (the schema registry lives in
 one) and refuse writes (403).
 
 >>> import tempfile, msgspec
@@ -369,7 +369,7 @@ def create_app(
 ) -> FastAPI:
     """The ingest app over `log` and `registry`; see the module docstring for the rules.
 
-    A `token` shorter than 16 characters raises `loopline.http.WeakToken`.
+    A `token` shorter than 16 characters raises `loopline.http.tokens.WeakToken`.
     """
     ingest = Ingest(log, registry, max_records=max_records, max_record_bytes=max_record_bytes)
 

@@ -33,7 +33,7 @@ level; 42205 not permitted (the log is append-only: no deletes; the global
 level is the registry's ``default_mode``, fixed when the process starts).
 
 The endpoints are `routes`, one function each; `create_registry_app` puts
-them behind `loopline.http.protect` (token, body limit, request metrics).
+them behind `loopline.http.middleware.protect` (token, body limit, request metrics).
 
 >>> import tempfile
 >>> from fastapi.testclient import TestClient

@@ -54,7 +54,7 @@ def protect(
 
     `server` names the server in the metrics; `is_public` says which requests
     need no token; `shape` builds the app's error responses. A token that is
-    empty or short raises `loopline.http.WeakToken` here, before serving.
+    empty or short raises `loopline.http.tokens.WeakToken` here, before serving.
     """
     if token is not None:
         check_token(token)

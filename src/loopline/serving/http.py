@@ -115,7 +115,7 @@ def create_app(
 ) -> FastAPI:
     """The HTTP app of `service`; starting the app starts the service, stopping closes it.
 
-    A `token` shorter than 16 characters raises `loopline.http.WeakToken`.
+    A `token` shorter than 16 characters raises `loopline.http.tokens.WeakToken`.
     """
 
     @asynccontextmanager
