@@ -42,10 +42,10 @@ def test_ingest_server(log, backend, new_topic) -> None:
     app = ingest_app(log, registry, token=TOKEN, max_body_bytes=65_536, max_records=50)
 
     def existing_topic(case, data) -> None:
-        if data.draw(st.integers(0, 4)):
+        if data.draw(st.integers(0, 4)) < 4:  # hypothesis starts at 0: tweak first
             topic = data.draw(st.sampled_from([bound, plain]))
             case.path_parameters = {**case.path_parameters, "topic": topic}
-            if data.draw(st.booleans()):
+            if not data.draw(st.booleans()):
                 good = st.fixed_dictionaries(
                     {"member_id": st.text(max_size=5), "item": st.integers(0, 9)}
                 )
@@ -90,10 +90,10 @@ def test_schema_registry(log, backend, new_topic) -> None:
     )
 
     def our_subject(case, data) -> None:
-        if "subject" in case.path_parameters and data.draw(st.integers(0, 3)):
+        if "subject" in case.path_parameters and data.draw(st.integers(0, 3)) < 3:
             subject = data.draw(st.sampled_from(subjects))
             case.path_parameters = {**case.path_parameters, "subject": subject}
-            if case.method.upper() == "POST" and data.draw(st.booleans()):
+            if case.method.upper() == "POST" and not data.draw(st.booleans()):
                 case.body = {"schema": json.dumps(data.draw(schemas))}
 
     adjust = {
@@ -110,7 +110,7 @@ def test_schema_registry(log, backend, new_topic) -> None:
         run = fuzz(
             url,
             app.openapi(),
-            examples=examples(backend, embedded=25, kafka=6),
+            examples=examples(backend, embedded=25, kafka=8),
             token=TOKEN,
             adjust=adjust,
         )
@@ -144,9 +144,9 @@ def test_prediction_service(shop, backend, tmp_path) -> None:
 
     def known(case, data) -> None:
         # New objects, never the drawn ones changed: hypothesis replays cases.
-        if isinstance(case.body, dict) and data.draw(st.integers(0, 3)):
+        if isinstance(case.body, dict) and data.draw(st.integers(0, 3)) < 3:
             body = {**case.body, "entity": data.draw(st.sampled_from(MEMBERS))}
-            if data.draw(st.booleans()):
+            if not data.draw(st.booleans()):
                 body["candidates"] = data.draw(st.lists(st.sampled_from(ITEMS), max_size=5))
             case.body = body
 
