@@ -60,7 +60,10 @@ def test_public_reads_open_reads_only(tmp_path) -> None:
             assert client.get("/config").status_code == 200
             assert client.put("/config/x", json={"compatibility": "NONE"}).status_code == 401
             body = {"schema": json.dumps(V1)}
-            assert client.post("/compatibility/subjects/x/versions", json=body).status_code == 401
+            assert client.post("/subjects/x/versions", json=body).status_code == 401
+            # Lookups and compatibility checks only read: open too.
+            assert client.post("/compatibility/subjects/x/versions", json=body).status_code == 200
+            assert client.post("/subjects/x", json=body).json()["error_code"] == 40401
             big = client.post("/subjects/x/versions", content=b" " * 70_000, headers=BEARER)
             assert big.status_code == 413
         # Kafka tools pass credentials in the URL (basic auth): the token as the password.
@@ -68,5 +71,5 @@ def test_public_reads_open_reads_only(tmp_path) -> None:
         assert external.register("clicks-value", V1).version == 1
         external.close()
     [said] = [line for line in lines if "auth" in line]
-    assert "bearer token required" in said and "reads (GET)" in said
+    assert "bearer token required" in said and "reads (GET, lookups" in said
     assert TOKEN not in "\n".join(lines)

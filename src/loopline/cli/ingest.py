@@ -169,7 +169,8 @@ def ingest_server(
 @click.option(
     "--public-reads",
     is_flag=True,
-    help="With a token: let GET requests (reads) through without it; writes still need it.",
+    help="With a token: let reads through without it (GETs, schema lookups, compatibility "
+    "checks); registering and setting levels still need it.",
 )
 @click.pass_obj
 def schema_registry_command(
@@ -186,7 +187,7 @@ def schema_registry_command(
     from loopline.contracts.registry_http import serve_registry
 
     with opened_registry(settings) as (_, registry):
-        opened = "reads (GET) and /docs" if public_reads else "/docs"
+        opened = "reads (GET, lookups, compatibility checks) and /docs" if public_reads else "/docs"
         http.announce("schema registry API", f"http://{host}:{port}", opened)
         serve_registry(
             registry,

@@ -382,6 +382,17 @@ def delete(subject: str, version: str | None = None) -> None:
     )
 
 
+def is_read(method: str, path: str) -> bool:
+    """Whether a request only reads: a GET, a schema lookup or a compatibility check.
+
+    >>> is_read("POST", "/subjects/clicks"), is_read("POST", "/subjects/clicks/versions")
+    (True, False)
+    """
+    if method in ("GET", "HEAD") or path.startswith("/compatibility/"):
+        return True
+    return method == "POST" and path.startswith("/subjects/") and path.count("/") == 2
+
+
 def _confluent_error(status: int, message: str, headers: Mapping[str, str]) -> JSONResponse:
     return JSONResponse({"error_code": status, "message": message}, status, headers=dict(headers))
 
@@ -397,7 +408,8 @@ def create_registry_app(
 
     With `token`, every request needs it (``Authorization: Bearer TOKEN``, or
     HTTP Basic auth with the token as the password, as Kafka tools send it),
-    except reads (GET) when `public_reads`; bodies over `max_body_bytes` are 413.
+    except reads (`is_read`: GETs, lookups, compatibility checks) when
+    `public_reads`; bodies over `max_body_bytes` are 413.
     """
     app = FastAPI(
         title="loopline schema registry",
@@ -409,13 +421,13 @@ def create_registry_app(
         ),
     )
     app.state.registry = registry
-    reads = frozenset({"GET", "HEAD"}) if public_reads else frozenset()
+    documents = public("/docs", "/docs/oauth2-redirect", "/openapi.json")
     protect(
         app,
         server="schema-registry",
         token=token,
         max_body_bytes=max_body_bytes,
-        is_public=public("/docs", "/docs/oauth2-redirect", "/openapi.json", methods=reads),
+        is_public=(lambda m, p: documents(m, p) or is_read(m, p)) if public_reads else documents,
         shape=_confluent_error,
         basic=True,
     )
