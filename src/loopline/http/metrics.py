@@ -13,16 +13,19 @@ arrival to the end of its answer.
 >>> app = Starlette(routes=[Route("/items/{id}", lambda r: PlainTextResponse("ok"))])
 >>> client = TestClient(RequestMetrics(app, server="doc", routes=app.routes))
 >>> _ = client.get("/items/1"), client.get("/items/2"), client.get("/nope")
->>> REQUESTS.labels("doc", "/items/{id}", "GET", "200")._value.get()
-2.0
->>> REQUESTS.labels("doc", "unmatched", "GET", "404")._value.get()
-1.0
+>>> from prometheus_client import REGISTRY
+>>> def served(route, status):
+...     labels = {"server": "doc", "route": route, "method": "GET", "status": status}
+...     return REGISTRY.get_sample_value("loopline_http_requests_total", labels)
+>>> served("/items/{id}", "200"), served("unmatched", "404")
+(2.0, 1.0)
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.responses import Response
@@ -60,8 +63,9 @@ class RequestMetrics:
         self.app = app
         self.server = server
         self.routes = routes
-        self._counters: dict[tuple[str, str, int], object] = {}
-        self._timers: dict[str, object] = {}
+        # Labelled children, looked up once: .labels() costs more than the increment.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,8 +93,8 @@ class RequestMetrics:
             timer = self._timers.get(route)
             if timer is None:
                 timer = self._timers[route] = LATENCY.labels(self.server, route)
-            counter.inc()  # type: ignore[attr-defined]
-            timer.observe(time.perf_counter() - started)  # type: ignore[attr-defined]
+            counter.inc()
+            timer.observe(time.perf_counter() - started)
 
     def _route(self, scope: Scope) -> str:
         """The path template that served (or would have served) the request."""
