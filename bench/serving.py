@@ -221,9 +221,8 @@ class DiscardedDecisions:
 
 def serve_discarding(url: str, model: str, port: int, state_dir: str) -> None:
     """What ``loopline serve`` runs (cli/serve.py), with `DiscardedDecisions` as decision log."""
-    import uvicorn
-
     from loopline.contracts import LogRegistry
+    from loopline.http.server import serve
     from loopline.serving.collector import quiet_collector
     from loopline.serving.http import create_app
     from loopline.serving.service import PredictionService
@@ -234,7 +233,7 @@ def serve_discarding(url: str, model: str, port: int, state_dir: str) -> None:
         log, bench_app(), LogRegistry(log), state_dir=state_dir, model=model, decisions=decisions
     )
     quiet_collector()  # as `loopline serve` does
-    uvicorn.run(create_app(service), host="127.0.0.1", port=port, log_level="warning")
+    serve(create_app(service), "127.0.0.1", port)  # the server and limits of `loopline serve`
 
 
 class BareRankRequest(BaseModel):

@@ -82,12 +82,12 @@ def _start(url: str, *args: str, env: dict | None = None) -> tuple[subprocess.Po
 
 def test_ingest_server_with_a_token(url, tmp_path):
     bound_topic(url, tmp_path)
-    proc, base = _start(url, "ingest-server", env={"LOOPLINE_INGEST_TOKEN": "s3cret-token"})
+    proc, base = _start(url, "ingest-server", env={"LOOPLINE_INGEST_TOKEN": "s3cret-token-0123456"})
     try:
         endpoint = base + "/v1/topics/clicks/records?key=member_id"
         body = [{"member_id": "m1", "item": 1}, {"member_id": "m2", "item": 2}]
         assert httpx.post(endpoint, json=body).status_code == 401
-        auth = {"Authorization": "Bearer s3cret-token"}
+        auth = {"Authorization": "Bearer s3cret-token-0123456"}
         ok = httpx.post(endpoint, json=body, headers=auth)
         assert ok.status_code == 200 and ok.json()["produced"] == 2
         bad = httpx.post(endpoint, json=[*body, {"member_id": "m3", "item": "x"}], headers=auth)
@@ -97,7 +97,7 @@ def test_ingest_server_with_a_token(url, tmp_path):
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
-    assert b"s3cret-token" not in err
+    assert b"s3cret-token-0123456" not in err
     consumed = run(url, "consume", "clicks", "--from-beginning", "--timeout", "1")
     assert len(consumed.stdout.splitlines()) == 2  # the refused request wrote nothing
 

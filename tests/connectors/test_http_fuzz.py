@@ -18,12 +18,13 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loopline.connectors.http import create_app, running
+from loopline.connectors.http import create_app
 from loopline.contracts import LogRegistry, Topic
+from loopline.http.server import running
 from loopline.log import Log
 from support import consume_all, examples
 
-TOKEN = "fuzz-token"
+TOKEN = "fuzz-token-0123456789"
 LIMIT = 16_384
 
 
@@ -100,7 +101,8 @@ fields = st.one_of(
     st.none(), st.none(), st.sampled_from(["member_id", "item", "at", "nope"]), st.text()
 )
 auth = st.sampled_from(
-    [f"Bearer {TOKEN}"] * 4 + [None, "Bearer wrong", TOKEN, "Bearer", "bearer  fuzz-token"]
+    [f"Bearer {TOKEN}"] * 4
+    + [None, "Bearer wrong", TOKEN, "Bearer", "bearer  fuzz-token-0123456789"]
 )
 
 

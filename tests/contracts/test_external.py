@@ -6,7 +6,7 @@ import httpx
 import msgspec
 import pytest
 
-from loopline.connectors.http import create_app, running
+from loopline.connectors.http import create_app
 from loopline.contracts import (
     ContractNotFound,
     IncompatibleSchema,
@@ -16,6 +16,7 @@ from loopline.contracts import (
 )
 from loopline.contracts.external import ConfluentRegistry
 from loopline.contracts.registry_http import create_registry_app
+from loopline.http.server import running
 from loopline.log import Log
 from support import consume_all
 

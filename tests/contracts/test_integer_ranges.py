@@ -114,7 +114,8 @@ def test_http_ingest_refuses_an_integer_outside_long_by_field(log, encoding):
     import httpx
     import msgspec
 
-    from loopline.connectors.http import create_app, running
+    from loopline.connectors.http import create_app
+    from loopline.http.server import running
 
     class Reading(msgspec.Struct):
         sensor: str

@@ -18,9 +18,9 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from conftest import KAFKA_BOOTSTRAP
-from loopline.connectors.http import running
 from loopline.contracts import LogRegistry, Topic
 from loopline.contracts.registry_http import create_registry_app
+from loopline.http.server import running
 from loopline.log import Log
 from support import consume_all
 

@@ -14,10 +14,10 @@ import numpy as np
 
 import loopline
 from loopline.app import App
-from loopline.connectors.http import running
 from loopline.contracts import LogRegistry
 from loopline.features import Entity, FeatureSet, Table, TableFeature
 from loopline.features.processor import FeatureProcessor
+from loopline.http.server import running
 from loopline.log import Log
 from loopline.models.declarations import Model
 from loopline.models.registry import ModelRegistry

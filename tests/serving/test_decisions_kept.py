@@ -235,7 +235,7 @@ def test_a_waiting_decision_the_log_will_never_take_is_dead_lettered(shop, tmp_p
         shop.log, shop.app, shop.schemas, state_dir=state, model=shop.scorer, refresh_interval=0.1
     )
     service.decisions.retry_interval = 0.1
-    from loopline.connectors.http import running
+    from loopline.http.server import running
 
     with running(create_app(service)) as url, httpx.Client(base_url=url, timeout=30) as client:
         wait_ready(client)

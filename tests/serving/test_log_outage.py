@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loopline.connectors.http import running
+from loopline.http.server import running
 from loopline.log.kafka.log import KafkaLog
 from loopline.serving.backlog import Backlog
 from loopline.serving.http import create_app

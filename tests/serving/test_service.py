@@ -83,9 +83,12 @@ def test_unknown_entities_are_refused_or_scored_on_defaults(shop, tmp_path) -> N
 
 def test_bad_requests_get_a_4xx_with_a_message(shop, tmp_path) -> None:
     publish(shop, shop.ranker, fit(["age", "price"]))
-    with serving(shop, shop.ranker, tmp_path, max_candidates=5, token="s3cret") as (client, _):
+    with serving(shop, shop.ranker, tmp_path, max_candidates=5, token="s3cret-serving-token") as (
+        client,
+        _,
+    ):
         wait_ready(client)
-        auth = {"Authorization": "Bearer s3cret"}
+        auth = {"Authorization": "Bearer s3cret-serving-token"}
 
         def post(path: str, content: bytes | str, headers=auth):
             answer = client.post(path, content=content, headers=headers)
@@ -126,7 +129,7 @@ def test_bad_requests_get_a_4xx_with_a_message(shop, tmp_path) -> None:
         assert status == 422 and "use POST /v1/rank" in error
         assert client.get("/openapi.json").json()["paths"]["/v1/rank"]["post"]["requestBody"]
         metrics = client.get("/metrics").text
-        assert "loopline_serving_requests_total" in metrics
+        assert "loopline_http_requests_total{" in metrics
         assert "loopline_decisions_backlog" in metrics
 
 

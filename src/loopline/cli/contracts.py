@@ -33,18 +33,31 @@ from loopline.log import Log
 def opened_registry(settings: LogSettings) -> Iterator[tuple[Log, LogRegistry]]:
     """The log and its schema registry (the log's own, or ``--schema-registry``)."""
     with settings.open() as log:
-        if settings.schema_registry:
-            from loopline.contracts.external import ConfluentRegistry
-
-            registry = ConfluentRegistry(settings.schema_registry)
-        else:
+        if not settings.schema_registry:
             registry = LogRegistry(log)
+            try:
+                yield log, registry
+            except ContractNotFound as exc:
+                raise CLIError(str(exc)) from None
+            finally:
+                registry.close()
+            return
+        import httpx
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        from loopline.contracts.external import ConfluentRegistry
+
+        external = ConfluentRegistry(settings.schema_registry)
         try:
-            yield log, registry
+            yield log, external  # type: ignore[misc]
         except ContractNotFound as exc:
             raise CLIError(str(exc)) from None
+        except httpx.HTTPError as exc:  # unreachable, TLS, timeouts: one line, not a traceback
+            raise CLIError(f"cannot reach the schema registry at {external.url}: {exc}") from None
+        except SchemaRegistryError as exc:
+            raise CLIError(f"the schema registry at {external.url} refused: {exc}") from None
         finally:
-            registry.close()
+            external.close()
 
 
 def read_schema(path: str, name: str) -> dict:

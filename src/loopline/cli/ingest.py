@@ -14,8 +14,10 @@ import click
 
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
+from loopline.cli.http_options import LIMITS_HELP, HTTPServing, http_options
 from loopline.cli.output import is_terminal, plural
 from loopline.cli.settings import LogSettings
+from loopline.log import parse_size
 
 
 @contextmanager
@@ -105,25 +107,16 @@ def ingest(
     "ingest-server",
     epilog="""\b
 Example:
-  LOOPLINE_INGEST_TOKEN=s3cret loopline ingest-server --port 8080
-  curl -H 'Authorization: Bearer s3cret' -d '[{"member_id": "m-1", "item": 7}]' \\
-       'http://127.0.0.1:8080/v1/topics/clicks/records?key=member_id'""",
+  LOOPLINE_INGEST_TOKEN=$(openssl rand -hex 16) loopline ingest-server --port 8080
+  curl -H "Authorization: Bearer $LOOPLINE_INGEST_TOKEN" -d '[{"member_id": "m-1"}]' \\
+       'http://127.0.0.1:8080/v1/topics/clicks/records?key=member_id'
+
+"""
+    + LIMITS_HELP,
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option(
-    "--token",
-    envvar="LOOPLINE_INGEST_TOKEN",
-    metavar="TOKEN",
-    help="Require 'Authorization: Bearer TOKEN' (default: $LOOPLINE_INGEST_TOKEN).",
-)
-@click.option(
-    "--max-body",
-    default="1MiB",
-    show_default=True,
-    metavar="SIZE",
-    help="Refuse larger requests with 413.",
-)
+@http_options("LOOPLINE_INGEST_TOKEN")
 @click.option(
     "--max-records",
     default=10_000,
@@ -131,50 +124,81 @@ Example:
     type=int,
     help="Refuse requests with more records.",
 )
+@click.option(
+    "--max-record",
+    metavar="SIZE",
+    help="Refuse requests holding a record larger than this, encoded (default: 999000 "
+    "bytes, what Kafka takes by default).",
+)
 @click.pass_obj
 def ingest_server(
     settings: LogSettings,
     host: str,
     port: int,
-    token: str | None,
-    max_body: str,
+    http: HTTPServing,
     max_records: int,
+    max_record: str | None,
 ) -> None:
     """Serve the HTTP ingest endpoint: POST /v1/topics/{topic}/records (OpenAPI at /docs).
 
-    A request is all or nothing: if any record breaks the topic's contract the
-    answer is 400 with every bad record's index and reason, and nothing is
-    written. 200 is answered only once the log has acknowledged the records.
+    A request is all or nothing: if any record breaks the topic's contract, or
+    is too large for the log, the answer is 4xx with every bad record's index
+    and reason, and nothing is written. 200 is answered only once the log has
+    acknowledged the records.
     """
-    from loopline.connectors.http import serve
-    from loopline.log import parse_size
+    from loopline.connectors.http import MAX_RECORD_BYTES, serve
 
+    max_record_bytes = parse_size(max_record) or MAX_RECORD_BYTES
     with opened_registry(settings) as (log, registry):
-        click.echo(f"ingest endpoint on http://{host}:{port} (OpenAPI at /docs)", err=True)
+        url = f"http://{host}:{port}"
+        http.announce("ingest endpoint", f"{url} (OpenAPI at /docs)", "/healthz and /docs")
         serve(
             log,
             registry,
             host=host,
             port=port,
-            token=token,
-            max_body_bytes=parse_size(max_body) or 1_048_576,
+            limits=http.limits,
+            token=http.token,
+            max_body_bytes=http.max_body_bytes,
             max_records=max_records,
+            max_record_bytes=max_record_bytes,
+            log_level="info",
         )
 
 
-@click.command("schema-registry")
+@click.command("schema-registry", epilog=LIMITS_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8081, show_default=True, type=int)
+@http_options("LOOPLINE_REGISTRY_TOKEN")
+@click.option(
+    "--public-reads",
+    is_flag=True,
+    help="With a token: let reads through without it (GETs, schema lookups, compatibility "
+    "checks); registering and setting levels still need it.",
+)
 @click.pass_obj
-def schema_registry_command(settings: LogSettings, host: str, port: int) -> None:
+def schema_registry_command(
+    settings: LogSettings, host: str, port: int, http: HTTPServing, public_reads: bool
+) -> None:
     """Serve the log's contracts as a Confluent-compatible Schema Registry API.
 
     Kafka tools and clients that speak Schema Registry (confluent-kafka's Avro
     serializers, Kafka Connect, ...) then share loopline's contracts and read
-    and write loopline's Avro topics.
+    and write loopline's Avro topics. With a token, give them
+    ``basic.auth.user.info=loopline:TOKEN`` (or ``http://loopline:TOKEN@HOST:PORT``):
+    the token is also taken as a basic-auth password.
     """
     from loopline.contracts.registry_http import serve_registry
 
     with opened_registry(settings) as (_, registry):
-        click.echo(f"schema registry API on http://{host}:{port}", err=True)
-        serve_registry(registry, host=host, port=port)
+        opened = "reads (GET, lookups, compatibility checks) and /docs" if public_reads else "/docs"
+        http.announce("schema registry API", f"http://{host}:{port}", opened)
+        serve_registry(
+            registry,
+            host=host,
+            port=port,
+            limits=http.limits,
+            token=http.token,
+            public_reads=public_reads,
+            max_body_bytes=http.max_body_bytes,
+        )

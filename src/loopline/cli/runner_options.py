@@ -45,9 +45,10 @@ class RunnerOptions:
     def serve_metrics(self) -> None:
         """Serve Prometheus metrics on ``--metrics-port``, if one was given."""
         if self.metrics_port is not None:
-            from prometheus_client import start_http_server
+            # loopline's own server: prometheus-client's keeps a half-sent request open
+            from loopline.http.server import start_metrics_server
 
-            start_http_server(self.metrics_port, addr=self.metrics_host)
+            start_metrics_server(self.metrics_port, addr=self.metrics_host)
 
     def run(self, stage: Any) -> tuple[Any, float]:
         """Run `stage` until Ctrl-C or SIGTERM (or caught up, if asked), then close it.

@@ -9,6 +9,7 @@ import click
 from loopline.app import AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
+from loopline.cli.http_options import LIMITS_HELP, HTTPServing, http_options
 from loopline.cli.runner_options import RunnerOptions, runner_options
 from loopline.cli.settings import LogSettings
 
@@ -22,20 +23,17 @@ Examples:
 
 \b
 The model's artifacts are verified with $LOOPLINE_SIGNING_KEY (or
-$LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic.""",
+$LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic.
+
+"""
+    + LIMITS_HELP,
 )
 @click.argument("app_spec", metavar="APP")
 @click.option("--model", "model", help="The model to serve (default: the application's only one).")
 @click.option("--alias", default="production", show_default=True, help="The alias to follow.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option(
-    "--token",
-    envvar="LOOPLINE_SERVE_TOKEN",
-    metavar="TOKEN",
-    help="Require 'Authorization: Bearer TOKEN' on predict and rank "
-    "(default: $LOOPLINE_SERVE_TOKEN).",
-)
+@http_options("LOOPLINE_SERVE_TOKEN")
 @click.option(
     "--max-candidates", default=1000, show_default=True, type=int, help="Per rank request."
 )
@@ -89,7 +87,7 @@ def serve(
     alias: str,
     host: str,
     port: int,
-    token: str | None,
+    http: HTTPServing,
     max_candidates: int,
     unknown_entities: str,
     source: str | None,
@@ -107,8 +105,7 @@ def serve(
     With --from, --instance, --until-caught-up and --metrics-port apply to the
     stream of requests.
     """
-    import uvicorn
-
+    from loopline.http.server import serve as serve_app
     from loopline.serving.collector import quiet_collector
     from loopline.serving.http import create_app
     from loopline.serving.service import PredictionService
@@ -141,13 +138,14 @@ def serve(
         if source is not None:
             _score_stream(service, source, target, options)  # type: ignore[arg-type]
             return
-        click.echo(
-            f"serving {app.name} model {service.declaration.name!r} at alias {alias!r} "
-            f"on http://{host}:{port} (OpenAPI at /docs)",
-            err=True,
+        http.announce(
+            f"serving {app.name} model {service.declaration.name!r} at alias {alias!r}",
+            f"http://{host}:{port} (OpenAPI at /docs)",
+            "/healthz, /readyz, /metrics and /docs",
         )
         quiet_collector()  # no 100 ms full collections in the way of requests
-        uvicorn.run(create_app(service, token=token), host=host, port=port, log_level="warning")
+        web = create_app(service, token=http.token, max_body_bytes=http.max_body_bytes)
+        serve_app(web, host, port, http.limits)
 
 
 def _score_stream(service, source: str, target: str, options: RunnerOptions) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import click
 
 from loopline.cli.errors import CLIError
+from loopline.http.urls import url_secrets
 from loopline.log import Log, default_log_url, open_log
 
 SECRET_MARKERS = ("password", "secret", "token", "key", "jaas", "credential")
@@ -92,6 +93,8 @@ class LogSettings:
     def secrets(self) -> list[str]:
         """Values that must never be printed, longest first (so no secret is half-replaced)."""
         values = {v for k, v in self.kafka_config.items() if v and is_secret(k)}
+        for url in (self.url, self.schema_registry or ""):
+            values.update(url_secrets(url))  # http://user:PASSWORD@host
         return sorted(values, key=len, reverse=True)
 
     def redact(self, text: str) -> str:

@@ -18,11 +18,15 @@ the log did not acknowledge in time; some records may have been written and a
 resend may duplicate them.
 
 No input can cause a 5xx: a body that is not JSON, not an array, too large
-(413, over ``max_body_bytes`` or ``max_records``), too deeply nested, or sent
-with any Content-Type (curl's ``-d`` sends a form type; the body is read as
-JSON regardless) gets a 4xx with a message. With ``token`` set, requests need
-``Authorization: Bearer TOKEN`` (401 otherwise); the token is never logged.
-Topics whose names start with ``_`` are internal (the schema registry lives in
+(413, over ``max_body_bytes`` or ``max_records``, or a record over
+``max_record_bytes`` encoded, which the log would refuse), too deeply
+nested, or sent with any Content-Type (curl's ``-d`` sends a form type; the
+body is read as JSON regardless) gets a 4xx with a message; a body still
+arriving after the server's body timeout is 408 (`loopline.http.server`).
+With ``token`` set, requests need ``Authorization: Bearer TOKEN`` (401
+otherwise; `/healthz` and the OpenAPI document are open); the token is never
+logged. Auth, limits and metrics are `loopline.http`'s, shared with every
+loopline server. Topics whose names start with ``_`` are internal (the schema registry lives in
 one) and refuse writes (403).
 
 >>> import tempfile, msgspec
@@ -48,16 +52,14 @@ one) and refuse writes (403).
 from __future__ import annotations
 
 import datetime
-import hmac
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
 
 import msgspec
-import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -66,9 +68,17 @@ from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import Binding, SchemaRegistry
 from loopline.contracts.schemas import record_type
 from loopline.contracts.topics import codec_for, event_time
+from loopline.http.auth import public
+from loopline.http.limits import ServerLimits
+from loopline.http.middleware import protect
+from loopline.http.server import serve as serve_app
 from loopline.log import Log, LogError, Producer, TopicNotFound
 
-__all__ = ["ContractRegistry", "IngestError", "Ingest", "create_app", "running", "serve"]
+__all__ = ["MAX_RECORD_BYTES", "ContractRegistry", "IngestError", "Ingest", "create_app", "serve"]
+
+# Kafka refuses a record batch over its max.message.bytes (1 MB by default, framing
+# included): a record must leave room for that framing, on every backend alike.
+MAX_RECORD_BYTES = 999_000
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _MAX_TIMESTAMP = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
@@ -97,7 +107,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "The topic is internal (its name starts with `_`)."},
     404: {"description": "No such topic."},
     409: {"description": "The topic's contract cannot be used over HTTP (not an Avro record)."},
-    413: {"description": "The body is larger than the limit, or has too many records."},
+    408: {"description": "The body did not arrive in time; nothing was written."},
+    413: {
+        "description": "Nothing was written: the body is larger than the limit, has too many "
+        "records, or holds records too large for the log (`records` lists them)."
+    },
     503: {"description": "The log did not acknowledge; some records may have been written."},
 }
 
@@ -164,10 +178,18 @@ class Ingest:
     because the log's producer is not thread-safe.
     """
 
-    def __init__(self, log: Log, registry: ContractRegistry, *, max_records: int = 10_000) -> None:
+    def __init__(
+        self,
+        log: Log,
+        registry: ContractRegistry,
+        *,
+        max_records: int = 10_000,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ) -> None:
         self.log = log
         self.registry = registry
         self.max_records = max_records
+        self.max_record_bytes = max_record_bytes
         self._lock = threading.Lock()
         self._producer: Producer | None = None
         self._types: dict[int, type] = {}
@@ -180,17 +202,36 @@ class Ingest:
         encode, label = self._encoder(topic, key, time_field)
         encoded: list[Encoded] = []
         errors: list[dict[str, Any]] = []
+        too_large = 0
         for index, record in enumerate(records):
             try:
-                encoded.append(encode(record))
+                one = encode(record)
             except (ContractViolation, msgspec.ValidationError) as exc:
                 errors.append({"index": index, "error": str(exc)})
+                continue
             except Exception as exc:  # a bad record must never become a 500
                 errors.append({"index": index, "error": f"cannot encode: {exc}"})
+                continue
+            # Checked before anything is sent: the log refusing one record mid-batch
+            # would leave the records before it written (on Kafka) despite the error.
+            size = len(one[1]) + len(one[0] or b"")
+            if size > self.max_record_bytes:
+                too_large += 1
+                errors.append(
+                    {
+                        "index": index,
+                        "error": f"the record is {size} bytes encoded; the limit per record "
+                        f"is {self.max_record_bytes}",
+                    }
+                )
+                continue
+            encoded.append(one)
         if errors:
             what = f"break {label}" if label else "are not valid"
+            if too_large == len(errors):
+                what = "are too large"
             message = f"{len(errors)} of {len(records)} records {what}; nothing was written"
-            raise IngestError(400, message, errors)
+            raise IngestError(413 if too_large == len(errors) else 400, message, errors)
         self._write(topic, encoded)
         return {"produced": len(encoded), "topic": topic}
 
@@ -317,47 +358,6 @@ class Ingest:
                 self._producer = None
 
 
-async def read_body(
-    request: Request, limit: int, error: Callable[..., Exception] = IngestError
-) -> bytes:
-    """The request's body, refused with `error` (status 413) once it passes `limit` bytes.
-
-    Shared by every loopline HTTP endpoint; `error` is the endpoint's own error type.
-    """
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise error(413, f"the body is {length} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise error(413, f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def authorize(
-    request: Request, token: str | None, error: Callable[..., Exception] = IngestError
-) -> None:
-    """Check ``Authorization: Bearer TOKEN`` when `token` is set (constant time); 401 via `error`."""
-    if token is None:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise error(
-            401,
-            "this endpoint needs a bearer token: send `Authorization: Bearer TOKEN`",
-            headers={"WWW-Authenticate": 'Bearer realm="loopline"'},
-        )
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise error(
-            401,
-            "the bearer token is not valid",
-            headers={"WWW-Authenticate": 'Bearer realm="loopline", error="invalid_token"'},
-        )
-
-
 def create_app(
     log: Log,
     registry: ContractRegistry,
@@ -365,9 +365,13 @@ def create_app(
     token: str | None = None,
     max_body_bytes: int = 1_048_576,
     max_records: int = 10_000,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> FastAPI:
-    """The ingest app over `log` and `registry`; see the module docstring for the rules."""
-    ingest = Ingest(log, registry, max_records=max_records)
+    """The ingest app over `log` and `registry`; see the module docstring for the rules.
+
+    A `token` shorter than 16 characters raises `loopline.http.tokens.WeakToken`.
+    """
+    ingest = Ingest(log, registry, max_records=max_records, max_record_bytes=max_record_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -376,6 +380,13 @@ def create_app(
 
     app = FastAPI(title="loopline ingest", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.ingest = ingest
+    protect(
+        app,
+        server="ingest",
+        token=token,
+        max_body_bytes=max_body_bytes,
+        is_public=public("/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json"),
+    )
 
     @app.exception_handler(IngestError)
     async def _ingest_error(request: Request, exc: IngestError) -> JSONResponse:
@@ -414,8 +425,7 @@ def create_app(
             Query(alias="time", description="Field that holds the event time (datetime or epoch)."),
         ] = None,
     ) -> dict[str, Any]:
-        authorize(request, token)
-        body = await read_body(request, max_body_bytes)
+        body = await request.body()
         return await run_in_threadpool(ingest.produce, topic, body, key, time_field)
 
     return app
@@ -426,39 +436,17 @@ def serve(
     registry: ContractRegistry,
     host: str = "127.0.0.1",
     port: int = 8080,
+    *,
+    limits: ServerLimits | None = None,
     **kw: Any,
 ) -> None:
-    """Serve the ingest endpoint until interrupted.
+    """Serve the ingest endpoint until interrupted, with `limits` against slow clients.
 
-    `kw` goes to `create_app` (``token``, ``max_body_bytes``, ``max_records``) and
-    the rest to ``uvicorn.run`` (``log_level``, ``ssl_certfile``, ...).
+    `kw` goes to `create_app` (``token``, ``max_body_bytes``, ``max_records``,
+    ``max_record_bytes``) and the rest to uvicorn (``log_level``, ``ssl_certfile``, ...).
     """
-    app_kw = {k: kw.pop(k) for k in ("token", "max_body_bytes", "max_records") if k in kw}
-    uvicorn.run(create_app(log, registry, **app_kw), host=host, port=port, **kw)
-
-
-@contextmanager
-def running(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve an ASGI `app` from a background thread; yield its base URL.
-
-    For tests and for ``loopline demo``, which runs every part in one process.
-    Port 0 picks a free port.
-
-    >>> with running(FastAPI()) as url:
-    ...     url.startswith("http://127.0.0.1:")
-    True
-    """
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{host}:{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the HTTP server on {host}:{port} did not start")
-        time.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    limits = limits or ServerLimits()
+    names = ("token", "max_body_bytes", "max_records", "max_record_bytes")
+    app_kw = {k: kw.pop(k) for k in names if k in kw}
+    app = create_app(log, registry, **app_kw)
+    serve_app(app, host, port, limits, **kw)

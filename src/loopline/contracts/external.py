@@ -53,6 +53,7 @@ from loopline.contracts.registry import (
     Encoding,
 )
 from loopline.contracts.schemas import Schema
+from loopline.http.urls import redact_url
 
 __all__ = ["ConfluentRegistry"]
 
@@ -65,12 +66,14 @@ class ConfluentRegistry:
     """loopline's registry interface over a Confluent Schema Registry at `url`.
 
     `config` holds further ``SchemaRegistryClient`` settings
-    (``basic.auth.user.info``, ``ssl.ca.location``, ...). Confluent does not
-    say when a version was registered: ``registered_at`` is 0.
+    (``basic.auth.user.info``, ``ssl.ca.location``, ...). Credentials may also
+    be in the URL (``http://user:PASSWORD@host``); ``url`` is the URL as it may
+    be shown, the password replaced by ``***``. Confluent does not say when a
+    version was registered: ``registered_at`` is 0.
     """
 
     def __init__(self, url: str, config: Mapping[str, Any] | None = None) -> None:
-        self.url = url
+        self.url = redact_url(url)
         self.client = SchemaRegistryClient({**(config or {}), "url": url})
         self._bindings: dict[str, Binding] = {}
         self._lock = threading.Lock()

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 from loopline.log.errors import (
@@ -82,11 +83,18 @@ def open_log(url: str | None = None, *, kafka_config: Mapping[str, str] | None =
         from loopline.log.embedded import EmbeddedLog
 
         return EmbeddedLog(rest or "./.loopline")
+    if sep and scheme == "kafka" and "@" in rest:
+        # Never echo it: the part before '@' is a user name and perhaps a password.
+        raise InvalidLogURL(
+            "a kafka:// log URL cannot carry credentials (user@ or user:password@): put "
+            "sasl.username and sasl.password in --kafka-config-file instead"
+        )
     if sep and scheme == "kafka" and rest.startswith("//") and rest[2:]:
         from loopline.log.kafka import KafkaLog
 
         return KafkaLog(rest[2:], config=dict(kafka_config or {}))
+    shown = re.sub(r"//[^/?#]*@", "//***@", url)  # never echo credentials
     raise InvalidLogURL(
-        f"unknown log URL {url!r}: use embedded:PATH (a local directory, the default) "
+        f"unknown log URL {shown!r}: use embedded:PATH (a local directory, the default) "
         "or kafka://host:port[,host:port...]"
     )

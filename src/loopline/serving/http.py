@@ -10,14 +10,17 @@ decisions topic, under the id the answer carries.
 ``GET /healthz`` answers while the process runs; ``GET /readyz`` is 200 once
 the online features reflect the sources and a model serves, and while
 decisions reach the log (503 saying what it waits for otherwise);
-``GET /metrics`` is Prometheus' text format; ``/docs`` and
+``GET /metrics`` is Prometheus' text format (requests are counted
+as ``loopline_http_requests_total{server="serving:APP"}``); ``/docs`` and
 ``/openapi.json`` describe the API. With ``token`` set, predict and rank need
-``Authorization: Bearer TOKEN`` (health, readiness and metrics do not).
+``Authorization: Bearer TOKEN`` (health, readiness, metrics and the API
+document do not). Auth, body limit and metrics are `loopline.http`'s.
 
 Bad requests never cause a 5xx: a body that is not JSON is 400, unknown
 fields and wrong types are 422 naming the place, an entity the online
 features hold nothing of is 404, a body over
-``max_body_bytes`` or more candidates than the limit is 413.
+``max_body_bytes`` or more candidates than the limit is 413, a body still
+arriving after the server's body timeout is 408.
 
 >>> import tempfile
 >>> from fastapi.testclient import TestClient
@@ -33,11 +36,12 @@ features hold nothing of is 404, a body over
 ...     Table("profiles", Entity("member", "member_id"), [TableFeature("age", "age", default=30)])]),
 ...     models=[Model("churn", trainer=LightGBMTrainer, entity="member")])
 >>> service = PredictionService(log, app, LogRegistry(log), state_dir=tempfile.mkdtemp())
->>> with TestClient(create_app(service, token="s3cret")) as client:
+>>> token = "a-serving-token-0123"
+>>> with TestClient(create_app(service, token=token)) as client:
 ...     client.get("/readyz").json()["waiting_for"][-1]
 ...     client.post("/v1/predict", json={"entity": "m-1"}).status_code
 ...     client.post("/v1/predict", json={"entity": "m-1"},
-...                 headers={"Authorization": "Bearer s3cret"}).json()["error"][:10]
+...                 headers={"Authorization": f"Bearer {token}"}).json()["error"][:10]
 "no version of model 'churn' is at alias 'production' yet"
 401
 'not ready:'
@@ -47,17 +51,17 @@ features hold nothing of is 404, a body over
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from loopline.connectors.http import authorize, read_body
-from loopline.serving import metrics
+from loopline.http.auth import public
+from loopline.http.metrics import metrics_response
+from loopline.http.middleware import protect
 from loopline.serving.requests import (
     PredictRequest,
     RankRequest,
@@ -103,13 +107,20 @@ def _body(kind: type, example: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _error(status: int, message: str, headers: Mapping[str, str]) -> Response:
+    return ServingError(status, message, dict(headers)).response()
+
+
 def create_app(
     service: PredictionService,
     *,
     token: str | None = None,
     max_body_bytes: int = 1_048_576,
 ) -> FastAPI:
-    """The HTTP app of `service`; starting the app starts the service, stopping closes it."""
+    """The HTTP app of `service`; starting the app starts the service, stopping closes it.
+
+    A `token` shorter than 16 characters raises `loopline.http.tokens.WeakToken`.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,36 +135,29 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
-    name = service.app.name
+    open_paths = ("/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect")
+    protect(
+        app,
+        server=f"serving:{service.app.name}",
+        token=token,
+        max_body_bytes=max_body_bytes,
+        is_public=public(*open_paths, "/openapi.json"),
+        shape=_error,
+    )
 
     @app.exception_handler(ServingError)
     async def _serving_error(request: Request, exc: ServingError) -> JSONResponse:
         return exc.response()
 
-    async def answer(
-        request: Request, endpoint: str, kind: type, run: Callable[[Any, float], dict]
-    ) -> dict[str, Any]:
+    async def answer(request: Request, kind: type, run: Callable[[Any, float], dict]) -> dict:
         started = time.perf_counter()
-        status = 200
-        try:
-            authorize(request, token, ServingError)
-            body = await read_body(request, max_body_bytes, ServingError)
-            parsed = decode(body, kind)
-            # Inline, not in a thread pool: the answer is a millisecond of GIL-bound work
-            # with no I/O (the decision is queued), and the hop to a pool thread and back
-            # cost as much again (bench/serving.py: 1.2-1.4 -> 0.65 ms CPU per predict).
-            answered = run(parsed, started)
-            await service.recorded()  # the answer leaves once its decision is on disk
-            return answered
-        except ServingError as exc:
-            status = exc.status
-            raise
-        except Exception:
-            status = 500
-            raise
-        finally:
-            metrics.REQUESTS.labels(name, endpoint, str(status)).inc()
-            metrics.LATENCY.labels(name, endpoint).observe(time.perf_counter() - started)
+        parsed = decode(await request.body(), kind)
+        # Inline, not in a thread pool: the answer is a millisecond of GIL-bound work
+        # with no I/O (the decision is queued), and the hop to a pool thread and back
+        # cost as much again (bench/serving.py: 1.2-1.4 -> 0.65 ms CPU per predict).
+        answered = run(parsed, started)
+        await service.recorded()  # the answer leaves once its decision is on disk
+        return answered
 
     @app.post(
         "/v1/predict",
@@ -163,7 +167,7 @@ def create_app(
     )
     async def predict(request: Request) -> dict[str, Any]:
         """The score of the entity; `decision_id` names the decision recorded for it."""
-        return await answer(request, "predict", PredictRequest, service.predict)
+        return await answer(request, PredictRequest, service.predict)
 
     @app.post(
         "/v1/rank",
@@ -175,7 +179,7 @@ def create_app(
     )
     async def rank(request: Request) -> dict[str, Any]:
         """The candidates best first (the best `k`), with scores; every score is recorded."""
-        return await answer(request, "rank", RankRequest, service.rank)
+        return await answer(request, RankRequest, service.rank)
 
     @app.get("/healthz", summary="Liveness check")
     def healthz() -> dict[str, str]:
@@ -195,7 +199,7 @@ def create_app(
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def prometheus() -> Response:
         """Every loopline metric of this process, in Prometheus' text format."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return metrics_response()
 
     openapi = app.openapi
 

@@ -2,28 +2,16 @@
 
 Defined once per process and labelled by application (and model), as
 prometheus-client expects; ``GET /metrics`` of the service serves them with
-every other loopline metric of the process (the online store's freshness).
+every other loopline metric of the process (the online store's freshness, and
+the request counts and latencies of `loopline.http.metrics`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
-
-REQUESTS = Counter(
-    "loopline_serving_requests",
-    "Requests answered, by endpoint and HTTP status.",
-    ["app", "endpoint", "status"],
-)
-LATENCY = Histogram(
-    "loopline_serving_latency_seconds",
-    "Time from a request's arrival to its answer (features, scoring, queuing the decision).",
-    ["app", "endpoint"],
-    buckets=_LATENCY_BUCKETS,
-)
 MISSING_FEATURES = Counter(
     "loopline_serving_missing_features",
     "Feature values served without a value: the declared default (None: NaN to the model).",
