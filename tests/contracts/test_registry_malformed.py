@@ -20,7 +20,7 @@ BAD_SCHEMA_RECORDS = [
     (b"version/clicks/2", b"not json"),
     (b"mode/clicks", b'{"kind": "mode", "name": ["clicks"], "mode": "full"}'),
     (b"binding/clicks", b'{"kind": "binding", "topic": 7}'),
-    (None, b'"just a string"'),
+    (b"binding/x", b'"just a string"'),
 ]
 
 
