@@ -48,16 +48,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from loopline.log import Log, TopicConfig, TopicExists, TopicPartition
+from loopline.log import Log, Record, TopicConfig, TopicExists
 from loopline.models import artifacts
 from loopline.models.artifacts import ArtifactUnavailable
 from loopline.models.artifacts_log import LogArtifacts
 from loopline.models.registry_records import (
     AliasChange,
+    AliasRecord,
     ModelVersion,
     RegistryEvent,
+    VersionRecord,
     alias_key,
     check_name,
+    decode_record,
     parse_key,
     plain,
     plain_features,
@@ -73,6 +76,7 @@ from loopline.models.signing import (
     signer_from_env,
     verifier_from_env,
 )
+from loopline.stream.table import Table
 
 MODELS_TOPIC = "_loopline_models"
 ARTIFACTS_TOPIC = "_loopline_model_artifacts"
@@ -192,7 +196,7 @@ class ModelRegistry:
                     "compacted topic (cleanup.policy=compact), or retention would delete model "
                     "versions and alias history; give another topic or change its policy"
                 )
-        self._consumer = log.consumer(None, [topic], reset="earliest")
+        self._table = Table(log, topic, self._apply)
         self._producer = log.producer()
         self._chunks = LogArtifacts(
             log, artifacts_topic, chunk_size=chunk_size, producer=self._producer
@@ -201,15 +205,15 @@ class ModelRegistry:
 
     # -- reading the topic -------------------------------------------------------------
 
+    @property
+    def skipped(self) -> int:
+        """Records of the models topic that did not decode (logged and passed over)."""
+        return self._table.skipped
+
     def _read(self) -> None:
         """Apply every record appended since the last read, in log order."""
         with self._lock:
-            end = self.log.describe_topic(self.topic).partitions[0].end
-            tp = TopicPartition(self.topic, 0)
-            deadline = time.monotonic() + 30
-            while self._consumer.position(tp) < end and time.monotonic() < deadline:
-                for record in self._consumer.poll(max_records=1000, timeout=0.2):
-                    self._apply(record.key, record.value)
+            self._table.refresh()
 
     def refresh(self) -> list[RegistryEvent]:
         """Read what was appended since; return the changes since the last `refresh` call.
@@ -237,25 +241,25 @@ class ModelRegistry:
                 callback(event)
             stop.wait(interval)
 
-    def _apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
-        parsed = parse_key(raw_key.decode("utf-8", "replace")) if raw_key else None
+    def _apply(self, record: Record) -> None:
+        # Whatever this raises skips the record only: the table logs and counts it, and a
+        # bad record never stops the registry (loading what it names is refused anyway).
+        parsed = parse_key(record.key.decode("utf-8", "replace")) if record.key else None
         if parsed is None:
             return  # not ours (e.g. a record written by a newer loopline): leave it
         kind, name, third, fourth = parsed
-        if raw_value is None:
+        if record.value is None:
             return  # tombstone of a version claim that lost a race (see publish)
-        try:
-            entry = json.loads(raw_value)
-            if kind == "version":
-                version = ModelVersion.from_record(entry)
-                if (version.name, str(version.version)) != (name, third):
-                    raise ValueError(f"key {raw_key!r} names another version than its value")
-                self._apply_version(version, fourth)
-            else:
-                self._apply_alias(name, third, fourth, entry)
-        except (ValueError, KeyError, TypeError) as exc:
-            # A bad record never stops the registry; loading what it names is refused anyway.
-            logger.warning("skipping a malformed record of %s: %s", self.topic, exc)
+        entry = decode_record(record.value)
+        if kind == "version" and isinstance(entry, VersionRecord):
+            version = ModelVersion.from_record(entry)
+            if (version.name, str(version.version)) != (name, third):
+                raise ValueError(f"key {record.key!r} names another version than its value")
+            self._apply_version(version, fourth)
+        elif kind == "alias" and isinstance(entry, AliasRecord):
+            self._apply_alias(name, third, fourth, entry)
+        else:
+            raise ValueError(f"key {record.key!r} is a {kind} key, the value a {entry.kind}")
 
     def _apply_version(self, version: ModelVersion, artifact_id: str) -> None:
         if version.artifact_id != artifact_id:
@@ -271,23 +275,19 @@ class ModelRegistry:
             versions[version.version] = version  # the same key again: the latest value holds
         # else: a publisher that lost the race for this number; it publishes again
 
-    def _apply_alias(self, name: str, alias: str, event_id: str, entry: dict) -> None:
+    def _apply_alias(self, name: str, alias: str, event_id: str, entry: AliasRecord) -> None:
         if event_id in self._alias_events:
             return
         state = self._aliases.setdefault(name, {}).setdefault(alias, _Alias())
-        version = int(entry["version"])
+        version = entry.version
         previous = state.stack[-1] if state.stack else None
-        action = entry["action"]
-        if action not in ("promote", "rollback"):
-            raise ValueError(f"unknown alias action {action!r}")
+        action = entry.action
         if version in state.stack and action == "rollback":
             # Back to how things were when `version` last held the alias.
             del state.stack[len(state.stack) - state.stack[::-1].index(version) :]
         elif previous != version:
             state.stack.append(version)
-        change = AliasChange(
-            int(entry["time"]), version, previous, action, entry.get("by", ""), entry.get("reason")
-        )
+        change = AliasChange(entry.time, version, previous, action, entry.by, entry.reason)
         state.history.append(change)
         self._alias_events[event_id] = change
         self._events.append(RegistryEvent("alias", name, version, alias, change.time_ms))
@@ -553,7 +553,7 @@ class ModelRegistry:
         return self._alias_events[event_id]
 
     def close(self) -> None:
-        self._consumer.close()
+        self._table.close()
         self._chunks.close()
         self._producer.close()
 

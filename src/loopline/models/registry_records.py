@@ -188,27 +188,32 @@ class ModelVersion:
         }
 
     @classmethod
-    def from_record(cls, entry: dict[str, Any]) -> ModelVersion:
-        storage = entry.get("storage") or {}
+    def from_record(cls, entry: VersionRecord) -> ModelVersion:
+        """The version a decoded record of the models topic holds (see `decode_record`)."""
+        signature = entry.signature
         return cls(
-            name=entry["name"],
-            version=int(entry["version"]),
-            created_at=int(entry["created_at"]),
-            format=entry["format"],
-            trainer=entry["trainer"],
-            params=entry.get("params") or {},
-            features=tuple((str(n), str(t)) for n, t in entry["features"]),
-            metrics=entry.get("metrics") or {},
-            manifest=entry.get("manifest"),
-            code_version=entry.get("code_version"),
-            sha256=entry["sha256"],
-            size=int(entry["size"]),
-            published_by=entry.get("published_by", ""),
-            signature=Signature.from_dict(entry.get("signature")),
-            artifact_id=entry["artifact_id"],
-            chunks=int(storage.get("chunks", 0)),
-            artifact_time=int(storage.get("artifact_time", 0)),
-            uri=storage.get("uri"),
+            name=entry.name,
+            version=entry.version,
+            created_at=entry.created_at,
+            format=entry.format,
+            trainer=entry.trainer,
+            params=entry.params or {},
+            features=tuple(entry.features),
+            metrics=entry.metrics or {},
+            manifest=entry.manifest,
+            code_version=entry.code_version,
+            sha256=entry.sha256,
+            size=entry.size,
+            published_by=entry.published_by,
+            signature=(
+                Signature(signature.algorithm, signature.key_id, signature.value)
+                if signature
+                else None
+            ),
+            artifact_id=entry.artifact_id,
+            chunks=entry.storage.chunks,
+            artifact_time=entry.storage.artifact_time,
+            uri=entry.storage.uri,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -216,6 +221,71 @@ class ModelVersion:
         out = {k: v for k, v in self.to_record().items() if k != "kind"}
         out["features"] = [{"name": n, "type": t} for n, t in self.features]
         return out
+
+
+# -- the records as they travel: typed, so a malformed one fails to decode as a whole ------
+
+
+class _Storage(msgspec.Struct, frozen=True, kw_only=True):
+    chunks: int = 0
+    artifact_time: int = 0
+    uri: str | None = None
+
+
+class _SignatureRecord(msgspec.Struct, frozen=True):
+    algorithm: str
+    key_id: str
+    value: str
+
+
+class VersionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="version", tag_field="kind"):
+    """A ``version/...`` record of the models topic, as written by `ModelVersion.to_record`."""
+
+    name: str
+    version: int
+    created_at: int
+    format: str
+    trainer: str
+    params: dict[str, Any] | None = None
+    features: list[tuple[str, str]]
+    metrics: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    code_version: str | None = None
+    sha256: str
+    size: int
+    published_by: str = ""
+    artifact_id: str
+    storage: _Storage = _Storage()
+    signature: _SignatureRecord | None = None
+
+
+class AliasRecord(msgspec.Struct, frozen=True, kw_only=True, tag="alias", tag_field="kind"):
+    """An ``alias/...`` record of the models topic: one move of an alias."""
+
+    name: str = ""
+    alias: str = ""
+    version: int
+    action: Literal["promote", "rollback"]
+    previous: int | None = None
+    time: int
+    by: str = ""
+    reason: str | None = None
+
+
+_decode = msgspec.json.Decoder(VersionRecord | AliasRecord).decode
+
+
+def decode_record(value: bytes) -> VersionRecord | AliasRecord:
+    """The record `value` holds; `msgspec.ValidationError` or `DecodeError` if it is not one.
+
+    >>> decode_record(b'{"kind": "alias", "version": 2, "action": "promote", "time": 1}').version
+    2
+    >>> decode_record(b"[]")
+    Traceback (most recent call last):
+    ...
+    msgspec.ValidationError: Expected `object`, got `array`
+    """
+    return _decode(value)
 
 
 @dataclass(frozen=True)

@@ -62,15 +62,24 @@ class Table:
 
     `refresh` reads what was appended since the last read; `follow` does so
     in a background thread every `interval` seconds until `close`. `timeout`
-    bounds one read to the end. `apply` runs under the table's lock, one
+    bounds one read to the end, `max_records` one poll. `apply` runs under the table's lock, one
     record at a time; whatever it raises skips that record only.
     """
 
-    def __init__(self, log: Log, topic: str, apply: Apply, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        log: Log,
+        topic: str,
+        apply: Apply,
+        *,
+        timeout: float = 30.0,
+        max_records: int = 10_000,
+    ) -> None:
         self.log = log
         self.topic = topic
         self.apply = apply
         self.timeout = timeout
+        self.max_records = max_records  # per poll: small for topics of large records
         self.skipped = 0  # records the hook refused
         self._lock = threading.RLock()
         self._consumer = log.consumer(None, [topic], reset="earliest")
@@ -89,7 +98,7 @@ class Table:
             read = 0
             deadline = time.monotonic() + self.timeout
             while not (until is not None and until()) and self._behind(partitions, ends):
-                records = self._consumer.poll(max_records=10_000, timeout=0.2)
+                records = self._consumer.poll(max_records=self.max_records, timeout=0.2)
                 for record in records:
                     self._apply(record)
                 read += len(records)
