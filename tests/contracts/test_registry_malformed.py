@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from loopline.cli import cli
 from loopline.contracts import SCHEMAS_TOPIC, LogRegistry
 from loopline.log import open_log
-from support import unique
+from support import send_records, unique
 
 BAD_SCHEMA_RECORDS = [
     (b"version/clicks/1", b"[]"),
@@ -22,14 +22,6 @@ BAD_SCHEMA_RECORDS = [
     (b"binding/clicks", b'{"kind": "binding", "topic": 7}'),
     (b"binding/x", b'"just a string"'),
 ]
-
-
-def send(log, topic: str, records) -> None:
-    producer = log.producer()
-    for key, value in records:
-        producer.send(topic, value, key)
-    producer.flush()
-    producer.close()
 
 
 def click_schema() -> dict:
@@ -42,7 +34,7 @@ def test_a_malformed_schemas_record_is_skipped_and_later_ones_apply(log, backend
     first = LogRegistry(log, **kwargs)
     name = unique("clicks")
     first.register(name, click_schema())
-    send(log, topic, BAD_SCHEMA_RECORDS)
+    send_records(log, topic, BAD_SCHEMA_RECORDS)
     first.set_mode(name, "full")
     first.bind("some-topic", name, "avro")
 
@@ -51,7 +43,7 @@ def test_a_malformed_schemas_record_is_skipped_and_later_ones_apply(log, backend
     assert second.mode(name) == "full"
     assert second.binding("some-topic").encoding == "avro"
     assert second.skipped == len(BAD_SCHEMA_RECORDS)
-    send(log, topic, BAD_SCHEMA_RECORDS[:1])
+    send_records(log, topic, BAD_SCHEMA_RECORDS[:1])
     first.set_mode(name, "none")
     second.refresh()
     assert second.mode(name) == "none"
@@ -65,7 +57,7 @@ def test_contracts_cli_lists_past_a_malformed_record(tmp_path, value):
     log = open_log(url)
     registry = LogRegistry(log)
     registry.register("clicks", click_schema())
-    send(log, SCHEMAS_TOPIC, [(b"version/clicks/2", value)])
+    send_records(log, SCHEMAS_TOPIC, [(b"version/clicks/2", value)])
     registry.close()
     log.close()
     listed = CliRunner().invoke(cli, ["--log", url, "contracts", "list"])

@@ -11,9 +11,7 @@ tests/stream/test_ranges.py.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
-import struct
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +25,7 @@ from loopline.features.offline.manifests import PartitionRange, TopicRange
 from loopline.features.offline.pinned import decoder, pin, read_pinned
 from loopline.features.sources import SourceReader
 from loopline.log import Record
+from support import range_digest
 
 member = Entity("member", key="member_id")
 SOURCE = "events"
@@ -255,17 +254,6 @@ def test_the_columnar_decode_hook_decodes_as_one_by_one(values, plain):
     assert (columns.records(), refused) == one_by_one(records, decode)
 
 
-def digest(records) -> str:
-    """The digest `read_ranges` gives a partition's records, computed the plain way."""
-    meta, keys, values = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
-    for r in records:
-        sizes = [-1 if x is None else len(x) for x in (r.key, r.value)]
-        meta.update(struct.pack(">qqqq", r.offset, r.timestamp, *sizes))
-        keys.update(r.key or b"")
-        values.update(r.value or b"")
-    return hashlib.sha256(meta.digest() + keys.digest() + values.digest()).hexdigest()
-
-
 def test_read_pinned_reads_the_log_as_record_by_record(log, new_topic, backend):
     topic = new_topic(partitions=3)
     producer = log.producer()
@@ -301,7 +289,7 @@ def test_read_pinned_reads_the_log_as_record_by_record(log, new_topic, backend):
         decoded, refused = one_by_one(mine, decode)
         expected += decoded
         ranges_read.append(
-            PartitionRange(p.partition, p.start, p.end, len(mine), refused, digest(mine))
+            PartitionRange(p.partition, p.start, p.end, len(mine), refused, range_digest(mine))
         )
     assert read.ranges == TopicRange(topic, ranges_read)
     assert read.records == expected

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from loopline.cli import cli
 from loopline.log import TopicConfig, open_log
 from loopline.models import MODELS_TOPIC, AliasFollower, HmacSigner, ModelRegistry
-from support import unique
+from support import send_records, unique
 
 SECRET = "the malformed-record tests' shared secret"
 SIGNER = HmacSigner(SECRET.encode())
@@ -27,14 +27,6 @@ BAD_MODEL_RECORDS = [
     (b"alias/scorer/production/e2", b'{"version": {"a": 1}, "action": "promote"}'),
     (b"alias/scorer/production/e3", b'"promote"'),
 ]
-
-
-def send(log, topic: str, records) -> None:
-    producer = log.producer()
-    for key, value in records:
-        producer.send(topic, value, key)
-    producer.flush()
-    producer.close()
 
 
 def models_topics(log, backend: str) -> dict[str, str]:
@@ -60,7 +52,7 @@ def test_a_malformed_models_record_is_skipped_and_the_next_promote_applies(log, 
     follower = AliasFollower(serving, "scorer", "production")
     assert follower.refresh() and follower.version.version == 1
 
-    send(log, registry.topic, BAD_MODEL_RECORDS)
+    send_records(log, registry.topic, BAD_MODEL_RECORDS)
     registry.promote("scorer", 2, "production")  # a legitimate promote right after them
 
     assert follower.refresh(), "the running follower did not apply the promote"
@@ -83,7 +75,7 @@ def test_models_cli_lists_and_promotes_past_a_malformed_record(tmp_path, monkeyp
     log = open_log(url)
     registry = ModelRegistry(log, signer=SIGNER)
     publish(registry, "scorer", b"v1")
-    send(log, MODELS_TOPIC, BAD_MODEL_RECORDS[:1])
+    send_records(log, MODELS_TOPIC, BAD_MODEL_RECORDS[:1])
     registry.close()
     log.close()
 

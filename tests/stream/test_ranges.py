@@ -3,8 +3,6 @@ however the consumer delivered them; the same reader for datasets and labelled e
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 
@@ -14,6 +12,7 @@ from hypothesis import strategies as st
 
 from loopline.log import Record
 from loopline.stream.ranges import PartitionRange, RangeError, _Partition, pin, read_ranges
+from support import range_digest
 
 blobs = st.one_of(st.none(), st.binary(max_size=6))
 
@@ -33,17 +32,6 @@ def polls(draw):
     batches = [records[i:j] for i, j in pairwise(bounds) if i < j]
     start = draw(st.integers(0, 10))
     return batches, PartitionRange(1, start, start + draw(st.integers(0, 40)))
-
-
-def digest(records) -> str:
-    """The digest of a partition's records, computed the plain way."""
-    meta, keys, values = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
-    for r in records:
-        sizes = [-1 if x is None else len(x) for x in (r.key, r.value)]
-        meta.update(struct.pack(">qqqq", r.offset, r.timestamp, *sizes))
-        keys.update(r.key or b"")
-        values.update(r.value or b"")
-    return hashlib.sha256(meta.digest() + keys.digest() + values.digest()).hexdigest()
 
 
 def handed(record_lists) -> list:
@@ -78,7 +66,7 @@ def test_each_record_of_the_range_is_handed_once_in_order_and_digested(read, siz
         pinned.end,
         records=len(expected),
         undecodable=sum(r.value is None for r in expected),
-        sha256=digest(expected),
+        sha256=range_digest(expected),
     )
 
 
