@@ -99,6 +99,12 @@ def test_nothing_produced_exits_non_zero_and_says_why(tmp_path):
     assert restarted.exit_code == 0, restarted.output
     assert "produced 3 to clicks" in restarted.stdout
 
+    late = tmp_path / "late.csv"
+    late.write_text("member_id,at\nm1,soon\nm2,later\n")
+    dead = run(url, "ingest", str(late), "--topic", "clicks", "--time-column", "at")
+    assert dead.exit_code == 1 and "dead-lettered 2 to clicks.dlq" in dead.stdout
+    assert "loopline dlq inspect clicks" in dead.stderr, dead.output
+
     empty = tmp_path / "empty.csv"
     empty.write_text("member_id,item\n")
     nothing = run(url, "ingest", str(empty), "--topic", "clicks")
