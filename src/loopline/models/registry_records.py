@@ -24,9 +24,13 @@ ValueError: invalid model name 'churn model': use 1 to 200 letters, digits, '.',
 
 from __future__ import annotations
 
+import getpass
 import json
 import math
+import os
 import re
+import socket
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,7 +40,38 @@ import msgspec
 from loopline.models.signing import Signature
 
 STATEMENT_PREFIX = b"loopline model version statement v1\n"
+CODE_VERSION_ENV = "LOOPLINE_CODE_VERSION"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def detect_code_version() -> str | None:
+    """``$LOOPLINE_CODE_VERSION``, else the git commit here (``-dirty`` if changed), else None."""
+    if os.environ.get(CODE_VERSION_ENV):
+        return os.environ[CODE_VERSION_ENV]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dirty = status.returncode == 0 and bool(status.stdout.strip())
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def who() -> str:
+    """Who publishes: user@host (the host alone where there is no user name)."""
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # no user name in some containers
+        return socket.gethostname()
 
 
 def check_name(name: str, what: str) -> str:
