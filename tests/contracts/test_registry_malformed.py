@@ -42,7 +42,7 @@ def test_a_malformed_schemas_record_is_skipped_and_later_ones_apply(log, backend
     assert second.latest(name).schema == click_schema()
     assert second.mode(name) == "full"
     assert second.binding("some-topic").encoding == "avro"
-    assert second.skipped == len(BAD_SCHEMA_RECORDS)
+    assert second.table.skipped == len(BAD_SCHEMA_RECORDS)
     send_records(log, topic, BAD_SCHEMA_RECORDS[:1])
     first.set_mode(name, "none")
     second.refresh()

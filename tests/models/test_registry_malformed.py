@@ -60,7 +60,7 @@ def test_a_malformed_models_record_is_skipped_and_the_next_promote_applies(log, 
     fresh = ModelRegistry(log, signer=SIGNER, **topics)  # `models list`, a new `serve`
     assert [v.version for v in fresh.versions("scorer")] == [1, 2]
     assert fresh.aliases("scorer") == {"production": 2}
-    assert fresh.skipped == len(BAD_MODEL_RECORDS)
+    assert fresh.table.skipped == len(BAD_MODEL_RECORDS)
     fresh.promote("scorer", 1, "production")  # `promote` works too
     assert follower.refresh() and follower.version.version == 1
     for r in (fresh, serving, registry):

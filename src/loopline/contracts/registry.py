@@ -129,8 +129,9 @@ _decode_entry = msgspec.json.Decoder(_VersionRecord | _ModeRecord | _BindingReco
 class LogRegistry:
     """The schema registry kept in the ``_loopline_schemas`` topic of `log` (or `topic`).
 
-    A record of the topic that does not decode as a registry record is
-    logged, counted in `skipped` and passed over (`loopline.stream.table`).
+    The topic is read through `table` (a `loopline.stream.table.Table`): a
+    record that does not decode as a registry record is logged, counted in
+    ``table.skipped`` and passed over.
     """
 
     def __init__(
@@ -146,21 +147,16 @@ class LogRegistry:
         self._ids: dict[int, Schema] = {}
         with contextlib.suppress(TopicExists):
             log.create_topic(topic, TopicConfig(partitions=1, compact=True))
-        self._table = Table(log, topic, self._apply_record)
+        self.table = Table(log, topic, self._apply_record)
         self._producer = log.producer()
         self.refresh()
 
     # -- reading the topic -------------------------------------------------------------
 
-    @property
-    def skipped(self) -> int:
-        """Records of the topic that were not registry records (logged and passed over)."""
-        return self._table.skipped
-
     def refresh(self) -> None:
         """Read every registry record appended since the last refresh."""
         with self._lock:
-            self._table.refresh()
+            self.table.refresh()
 
     def _apply_record(self, record: Record) -> None:
         if record.value is not None:
@@ -287,5 +283,5 @@ class LogRegistry:
             return self._bindings.get(topic)
 
     def close(self) -> None:
-        self._table.close()
+        self.table.close()
         self._producer.close()

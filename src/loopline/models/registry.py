@@ -109,6 +109,10 @@ class ModelRegistry:
     ``LOOPLINE_VERIFY_KEY_FILE``: see `loopline.models.signing`), and a
     registry with a signer but no verifier trusts its own signer's key.
 
+    The models topic is read through `table` (a `loopline.stream.table.Table`):
+    a record that does not decode is logged, counted in ``table.skipped`` and
+    passed over, never a stop (`loopline.models.registry_view`).
+
     Artifacts up to `max_in_log` bytes travel in the log in `chunk_size`
     pieces; larger ones are written under `artifact_dir` (a directory,
     ``file://`` URL or, with fsspec installed, an object-store URL; default
@@ -158,7 +162,7 @@ class ModelRegistry:
                     "compacted topic (cleanup.policy=compact), or retention would delete model "
                     "versions and alias history; give another topic or change its policy"
                 )
-        self._table = Table(log, topic, self._view.apply)
+        self.table = Table(log, topic, self._view.apply)
         self._producer = log.producer()
         self._chunks = LogArtifacts(
             log, artifacts_topic, chunk_size=chunk_size, producer=self._producer
@@ -167,15 +171,10 @@ class ModelRegistry:
 
     # -- reading the topic -------------------------------------------------------------
 
-    @property
-    def skipped(self) -> int:
-        """Records of the models topic that did not decode (logged and passed over)."""
-        return self._table.skipped
-
     def _read(self) -> None:
         """Apply every record appended since the last read, in log order."""
         with self._lock:
-            self._table.refresh()
+            self.table.refresh()
 
     def refresh(self) -> list[RegistryEvent]:
         """Read what was appended since; return the changes since the last `refresh` call.
@@ -464,7 +463,7 @@ class ModelRegistry:
         return self._alias_events[event_id]
 
     def close(self) -> None:
-        self._table.close()
+        self.table.close()
         self._chunks.close()
         self._producer.close()
 
