@@ -53,7 +53,7 @@ from typing import Generic, TypeVar
 import msgspec
 import numpy as np
 
-from loopline.log import Log, LogError, Record, TopicNotFound, TopicPartition
+from loopline.log import Log, LogError, Record, TopicInfo, TopicNotFound, TopicPartition
 
 __all__ = [
     "PartitionRange",
@@ -186,7 +186,7 @@ def check_held(log: Log, ranges: TopicRange, *, while_reading: bool = False) -> 
             )
 
 
-def _describe(log: Log, topic: str):
+def _describe(log: Log, topic: str) -> TopicInfo:
     try:
         return log.describe_topic(topic)
     except TopicNotFound:
