@@ -22,3 +22,26 @@ def consume_all(consumer, expected: int, timeout: float = 30.0, max_records: int
 def examples(backend: str, embedded: int = 50, kafka: int = 8) -> int:
     """How many hypothesis examples to run: each Kafka example creates real topics."""
     return kafka if backend == "kafka" else embedded
+
+
+def send_records(log, topic: str, records) -> None:
+    """Write `records` ((key, value) pairs) to `topic` and wait until they are durable."""
+    producer = log.producer()
+    for key, value in records:
+        producer.send(topic, value, key)
+    producer.flush()
+    producer.close()
+
+
+def range_digest(records) -> str:
+    """The digest a read of pinned ranges gives a partition's records, computed the plain way."""
+    import hashlib
+    import struct
+
+    meta, keys, values = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
+    for r in records:
+        sizes = [-1 if x is None else len(x) for x in (r.key, r.value)]
+        meta.update(struct.pack(">qqqq", r.offset, r.timestamp, *sizes))
+        keys.update(r.key or b"")
+        values.update(r.value or b"")
+    return hashlib.sha256(meta.digest() + keys.digest() + values.digest()).hexdigest()

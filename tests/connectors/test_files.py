@@ -397,7 +397,7 @@ def test_an_interrupted_ingest_resumes_without_duplicates(log, registry, orders,
     assert all(r.timestamp == (1714564800 + json.loads(r.value)["id"]) * 1000 for r in records)
     [letter] = read_dlq(log, topic, 1)
     assert letter.source_topic == f"{path}:{1141 if fmt == 'jsonl' else 601}"
-    again = ingest_file(log, path, topic, registry=registry)
+    again = ingest_file(log, path, topic, key="member", time_column="at", registry=registry)
     assert again == IngestReport(read=0, produced=0, dead_lettered=0, skipped=1000)
 
 

@@ -438,7 +438,20 @@ def test_rebuild_refuses_records_that_are_not_the_same(log, tmp_path):
         rebuild(log, tampered, tmp_path / "x.parquet", app=app)
     beyond = type(p)(p.partition, p.start, p.end + 5)
     write_manifest(_replace(manifest, sources=[type(source)(topic, [beyond])]), tampered)
-    with pytest.raises(DatasetError, match="ends at offset 7, before the dataset's end 12"):
+    with pytest.raises(DatasetError, match="ends at offset 7, before the range's end 12"):
+        rebuild(log, tampered, tmp_path / "x.parquet", app=app)
+
+    # A manifest of format 1 digested its ranges another way: its record counts still compare.
+    old_digest = type(p)(p.partition, p.start, p.end, p.records, p.undecodable, "1" * 64)
+    write_manifest(
+        _replace(manifest, sources=[type(source)(topic, [old_digest])], format=1), tampered
+    )
+    again = tmp_path / "again.parquet"
+    rebuild(log, tampered, again, app=app)
+    assert again.read_bytes() == out.read_bytes()
+    fewer = type(p)(p.partition, p.start, p.end, p.records - 1, p.undecodable, "1" * 64)
+    write_manifest(_replace(manifest, sources=[type(source)(topic, [fewer])], format=1), tampered)
+    with pytest.raises(DatasetError, match="holds other records"):
         rebuild(log, tampered, tmp_path / "x.parquet", app=app)
 
 
@@ -477,7 +490,7 @@ def test_rebuild_after_retention_deleted_the_records_says_so(log, tmp_path):
         send(producer, topic, {"member_id": "m2", "at": now}, int(time.time() * 1000))
         producer.flush()
     producer.close()
-    with pytest.raises(DatasetError, match="retention deleted records since the dataset was built"):
+    with pytest.raises(DatasetError, match="retention deleted records since they were pinned"):
         rebuild(log, manifest_path(out), tmp_path / "again.parquet", app=app)
 
 

@@ -1,15 +1,17 @@
 """The dataset builder's columnar fast path reads records exactly as the record-by-record path.
 
-`_Count.add_batch` (a poll's records of one partition at once) must give the
-counts, digest and decoded records `_Count.add` gives one record at a time, and
+The decode hook (a chunk of records at once) must give the decoded records and
+the count of refused ones that decoding each record on its own gives, reading
+the log the counts and digests of the plain reference, and
 `events_table_of_columns` the very table `events_table` gives, or the same error.
+How the reader files polled records (again, out of range) is tested in
+tests/stream/test_ranges.py.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,9 +22,10 @@ from loopline.features.declarations import count, last
 from loopline.features.declarations import sum as sum_of
 from loopline.features.offline.events import EventColumns, events_table, events_table_of_columns
 from loopline.features.offline.manifests import PartitionRange, TopicRange
-from loopline.features.offline.pinned import _Count, pin, read_pinned
+from loopline.features.offline.pinned import decoder, pin, read_pinned
 from loopline.features.sources import SourceReader
 from loopline.log import Record
+from support import range_digest
 
 member = Entity("member", key="member_id")
 SOURCE = "events"
@@ -216,30 +219,6 @@ json_values = st.one_of(
 )
 
 
-@st.composite
-def polls(draw):
-    """Records of partition 1 as a consumer may deliver them: again, out of the range."""
-    offsets = draw(st.lists(st.integers(0, 40), max_size=60))
-    if draw(st.booleans()):
-        offsets = sorted(set(offsets))
-    records = [
-        Record(
-            "t",
-            1,
-            offset,
-            draw(st.integers(-(2**40), 2**40)),
-            draw(keys),
-            draw(json_values),
-        )
-        for offset in offsets
-    ]
-    cuts = sorted(draw(st.lists(st.integers(0, len(records)), max_size=4)))
-    bounds = [0, *cuts, len(records)]
-    batches = [records[i:j] for i, j in pairwise(bounds) if i < j]
-    start = draw(st.integers(0, 10))
-    return batches, PartitionRange(1, start, start + draw(st.integers(0, 40)))
-
-
 def contract_decoder(value):
     """A decoder other than plain JSON (as for a topic bound to a contract)."""
     fields = SourceReader(None).fields("t", value)
@@ -248,21 +227,31 @@ def contract_decoder(value):
     return fields
 
 
+def one_by_one(records, decode) -> tuple[list[dict], int]:
+    """The reference: each record decoded on its own, those refused counted."""
+    out, refused = [], 0
+    for r in records:
+        try:
+            value = decode(r.value)
+        except ContractViolation:
+            refused += 1
+            continue
+        out.append(
+            {"partition": r.partition, "offset": r.offset, "arrival": r.timestamp, "key": r.key}
+            | {"value": value}
+        )
+    return out, refused
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(read=polls(), plain=st.booleans())
-def test_batches_count_digest_and_decode_as_one_by_one(read, plain):
-    batches, pinned = read
+@given(values=st.lists(st.tuples(keys, json_values), max_size=40), plain=st.booleans())
+def test_the_columnar_decode_hook_decodes_as_one_by_one(values, plain):
+    records = [
+        Record("t", 1, 5 + i, 1_700_000_000_000 + i, k, v) for i, (k, v) in enumerate(values)
+    ]
     decode = SourceReader(None).decoder("t") if plain else contract_decoder
-    one, many = _Count(), _Count()
-    for batch in batches:
-        for record in batch:
-            if pinned.start <= record.offset < pinned.end:
-                one.add(record, decode)
-        many.add_batch(batch, pinned, decode)
-    assert (many.read, many.undecodable, many.last) == (one.read, one.undecodable, one.last)
-    assert many.digest.hexdigest() == one.digest.hexdigest()
-    assert many.range(pinned) == one.range(pinned)
-    assert many.columns.records() == one.columns.records()
+    columns, refused = decoder(decode)(1, records)
+    assert (columns.records(), refused) == one_by_one(records, decode)
 
 
 def test_read_pinned_reads_the_log_as_record_by_record(log, new_topic, backend):
@@ -287,18 +276,23 @@ def test_read_pinned_reads_the_log_as_record_by_record(log, new_topic, backend):
     decode = SourceReader(None).decoder(topic)
     read = read_pinned(log, topic, ranges, decode)
     consumer = log.consumer(None, [topic], reset="earliest", read_committed=True)
-    counts = {p.partition: _Count() for p in ranges.partitions}
     try:
         records = []
         while len(records) < len(sent):
             records += consumer.poll(max_records=7, timeout=1.0)
     finally:
         consumer.close()
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        counts[record.partition].add(record, decode)
-    expected = TopicRange(topic, [counts[p.partition].range(p) for p in ranges.partitions])
-    assert read.ranges == expected
-    assert read.records == [r for p in sorted(counts) for r in counts[p].columns.records()]
+    records.sort(key=lambda r: (r.partition, r.offset))
+    expected, ranges_read = [], []
+    for p in ranges.partitions:
+        mine = [r for r in records if r.partition == p.partition]
+        decoded, refused = one_by_one(mine, decode)
+        expected += decoded
+        ranges_read.append(
+            PartitionRange(p.partition, p.start, p.end, len(mine), refused, range_digest(mine))
+        )
+    assert read.ranges == TopicRange(topic, ranges_read)
+    assert read.records == expected
     assert (
         sum(p.undecodable for p in read.ranges.partitions) == 4 * 40
     )  # [1], not json, two objects, empty

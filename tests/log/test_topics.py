@@ -64,3 +64,13 @@ def test_deleted_topic_can_be_created_again_empty(log, new_topic):
     log.create_topic(name)
     info = log.describe_topic(name)
     assert info.partitions[0].end - info.partitions[0].start == 0
+
+
+def test_a_topic_created_again_has_another_id(log, new_topic):
+    name, other = new_topic(), new_topic()
+    first = log.describe_topic(name).id
+    assert first and first == log.describe_topic(name).id  # stable while the topic lives
+    assert log.describe_topic(other).id != first
+    log.delete_topic(name)
+    log.create_topic(name)
+    assert log.describe_topic(name).id not in ("", first)

@@ -60,6 +60,11 @@ Examples:
     metavar="COLUMN",
     help="Take each record's event time from this column (ISO-8601 or epoch s/ms).",
 )
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Write every row again, even those an earlier run of this ingest wrote.",
+)
 @click.pass_obj
 def ingest(
     settings: LogSettings,
@@ -68,12 +73,16 @@ def ingest(
     contract: str | None,
     key: str | None,
     time_column: str | None,
+    restart: bool,
 ) -> None:
     """Write the rows of FILE (CSV, JSON lines or Parquet) to a topic, exactly once.
 
     Rows that break the contract go to the topic's dead-letter topic with the
     reason. An interrupted ingest run again resumes where it stopped, without
-    duplicates. The summary always satisfies read = produced + dead-lettered.
+    duplicates (the same file into the same topic with the same options; a
+    topic deleted and created again gets every row again). The summary always
+    satisfies read = produced + dead-lettered. Exits 1, saying why, when
+    nothing was produced.
     """
     from loopline.connectors.files import count_rows, ingest_file
 
@@ -91,6 +100,7 @@ def ingest(
                 time_column=time_column,
                 registry=registry,
                 progress=advance,
+                restart=restart,
             )
     except (ValueError, OSError) as exc:  # a file that cannot be ingested; the message says why
         raise CLIError(str(exc)) from None
@@ -101,6 +111,21 @@ def ingest(
         f"read {plural(report.read, 'row')}: produced {report.produced} to {topic}, "
         f"dead-lettered {report.dead_lettered} to {topic}.dlq{skipped}"
     )
+    if report.produced:
+        return
+    if report.read:
+        why = (
+            f"every one of the {plural(report.read, 'row')} read was dead-lettered; see why "
+            f"with `loopline dlq inspect {topic}`, fix the file or the options, and run again"
+        )
+    elif report.skipped:
+        why = (
+            f"an earlier run wrote all {plural(report.skipped, 'row')} of {file} to {topic} "
+            "(same content, same options); pass --restart to write them again"
+        )
+    else:
+        why = f"{file} has no rows"
+    raise CLIError(f"nothing was produced: {why}")
 
 
 @click.command(

@@ -1,60 +1,84 @@
 """How far each file ingest got, kept in the compacted topic ``_loopline_ingest``.
 
-One record per (topic, file) pair, keyed ``<topic>:<sha256 of the file>``, is
-written in the same transaction as the rows it counts, so the latest record
-of a key always says exactly which rows of that file are in the topic.
+One record per ingest, written in the same transaction as the rows it counts,
+so the latest record of a key always says exactly which rows of that file are
+in the topic. An ingest is known by what decides which records it writes:
+
+- the topic *as created*: its id (`loopline.log.TopicInfo.id`), so a topic
+  deleted and created again under the same name is another topic, whose rows
+  must all be written again;
+- the file's content (SHA-256), whatever its name or place;
+- the options that shape the records (key column, time column, contract,
+  encoding): a rerun with other options is another ingest, not a resume.
+
+The topic is read through `loopline.stream.table`: a record that is not an
+ingest record is logged and skipped.
 
 >>> import tempfile
 >>> from loopline.log import open_log
 >>> log = open_log("embedded:" + tempfile.mkdtemp())
+>>> log.create_topic("clicks")
 >>> ensure_topic(log)
->>> key = progress_key("clicks", "ab" * 32)
+>>> key = progress_key(log, "clicks", "ab" * 32, IngestOptions(key="member_id"))
+>>> key.decode()[:12]
+'clicks:1:aba'
 >>> producer = log.producer()
->>> producer.send(PROGRESS_TOPIC, Progress(rows=10, produced=9, dead_lettered=1).encode("a.csv"), key)
+>>> producer.send(PROGRESS_TOPIC, IngestProgress(rows=10, produced=9, dead_lettered=1).encode(), key)
 >>> producer.flush()
 1
 >>> read_progress(log, key)
-Progress(rows=10, produced=9, dead_lettered=1, done=False)
->>> read_progress(log, progress_key("clicks", "cd" * 32))
-Progress(rows=0, produced=0, dead_lettered=0, done=False)
+IngestProgress(rows=10, produced=9, dead_lettered=1, done=False, path='')
+>>> read_progress(log, progress_key(log, "clicks", "ab" * 32, IngestOptions()))
+IngestProgress(rows=0, produced=0, dead_lettered=0, done=False, path='')
 >>> log.close()
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import time
-from dataclasses import dataclass
+import hashlib
 
-from loopline.log import Log, LogError, TopicConfig, TopicExists
+import msgspec
+
+from loopline.log import Log, Record, TopicConfig, TopicExists
+from loopline.stream.table import read_table
 
 PROGRESS_TOPIC = "_loopline_ingest"
 
 
-@dataclass(frozen=True)
-class Progress:
+class IngestOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The options of an ingest that shape its records; other options, another ingest."""
+
+    key: str | None = None
+    time_column: str | None = None
+    contract: str | None = None
+    encoding: str | None = None
+
+    def digest(self) -> str:
+        """16 hex digits that tell these options apart from any others."""
+        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()[:16]
+
+
+class IngestProgress(msgspec.Struct, frozen=True, kw_only=True):
     """Rows of one file already in its topic (in file order), and how they ended up."""
 
     rows: int = 0
     produced: int = 0
     dead_lettered: int = 0
     done: bool = False
+    path: str = ""  # the file as last named, for people reading the topic
 
-    def encode(self, path: str) -> bytes:
-        return json.dumps(
-            {
-                "rows": self.rows,
-                "produced": self.produced,
-                "dead_lettered": self.dead_lettered,
-                "path": path,
-                "done": self.done,
-            }
-        ).encode()
+    def encode(self) -> bytes:
+        return msgspec.json.encode(self)
 
 
-def progress_key(topic: str, file_id: str) -> bytes:
-    return f"{topic}:{file_id}".encode()
+_decode = msgspec.json.Decoder(IngestProgress).decode
+
+
+def progress_key(log: Log, topic: str, file_id: str, options: IngestOptions) -> bytes:
+    """The key of the progress of ingesting the file `file_id` into `topic` with `options`."""
+    topic_id = log.describe_topic(topic).id
+    return f"{topic}:{topic_id}:{file_id}:{options.digest()}".encode()
 
 
 def ensure_topic(log: Log) -> None:
@@ -63,33 +87,19 @@ def ensure_topic(log: Log) -> None:
         log.create_topic(PROGRESS_TOPIC, TopicConfig(partitions=1, compact=True))
 
 
-def read_progress(log: Log, key: bytes, timeout: float = 60.0) -> Progress:
+def read_progress(log: Log, key: bytes, timeout: float = 60.0) -> IngestProgress:
     """The latest progress of `key`, read from the start of the topic to its end.
 
-    Reads committed records only, and stops on the consumer's position rather
-    than on an empty poll: a slow poll must not pass for "nothing was done",
-    which would write every row again.
+    Committed records only, to the end offsets of now (`loopline.stream.table`):
+    a slow read must not pass for "nothing was done", which would write every
+    row again, so it raises `TableTimeout` rather than guess.
     """
-    ends = {p.partition: p.end for p in log.describe_topic(PROGRESS_TOPIC).partitions}
-    consumer = log.consumer(None, [PROGRESS_TOPIC], reset="earliest")
-    latest: bytes | None = None
-    try:
-        partitions = consumer.assignment()
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < ends[tp.partition] for tp in partitions):
-            records = consumer.poll(max_records=10_000, timeout=0.2)
-            for record in records:
-                if record.key == key:
-                    latest = record.value
-            if not records and time.monotonic() > deadline:
-                raise LogError(
-                    f"could not read topic {PROGRESS_TOPIC!r} to its end in {timeout:.0f}s, so "
-                    "it is unknown which rows an earlier run ingested; check that the log is "
-                    "reachable and try again"
-                )
-    finally:
-        consumer.close()
-    if latest is None:
-        return Progress()
-    entry = json.loads(latest)
-    return Progress(entry["rows"], entry["produced"], entry["dead_lettered"], entry["done"])
+    latest: list[bytes | None] = [None]
+
+    def apply(record: Record) -> None:
+        if record.key == key:
+            _decode(record.value or b"")  # a bad record is skipped, not taken as the latest
+            latest[0] = record.value
+
+    read_table(log, PROGRESS_TOPIC, apply, timeout=timeout)
+    return IngestProgress() if latest[0] is None else _decode(latest[0])

@@ -13,7 +13,9 @@ compacted topic ``_loopline_ingest``. An ingest that is interrupted, even by
 ``kill -9``, resumes after the last committed chunk when it is run again on
 the same file, and no row reaches the topic twice. A file is known by its
 content (SHA-256), so the same content ingested into the same topic again,
-under any name, is passed over: the report says every row was skipped.
+under any name and with the same options, is passed over: the report says
+every row was skipped (``restart=True`` writes them again). A topic deleted
+and created again is another topic: its ingests start afresh.
 
 >>> import tempfile, pathlib
 >>> from loopline.log import open_log
@@ -30,7 +32,8 @@ under any name, is passed over: the report says every row was skipped.
 >>> ingest_file(log, folder / "clicks.csv", "clicks", key="member_id", time_column="at",
 ...             registry=registry)
 IngestReport(read=2, produced=1, dead_lettered=1, skipped=0)
->>> ingest_file(log, folder / "clicks.csv", "clicks", registry=registry)  # nothing left to do
+>>> ingest_file(log, folder / "clicks.csv", "clicks", key="member_id", time_column="at",
+...             registry=registry)  # the same ingest again: nothing left to do
 IngestReport(read=0, produced=0, dead_lettered=0, skipped=2)
 >>> [r.value for r in log.consumer(None, ["clicks"], reset="earliest").poll(timeout=1)]
 [b'{"member_id":"m-1","item":7,"at":"2024-05-01T12:00:00Z"}']
@@ -51,7 +54,8 @@ from msgspec import inspect as mi
 
 from loopline.connectors._progress import (
     PROGRESS_TOPIC,
-    Progress,
+    IngestOptions,
+    IngestProgress,
     ensure_topic,
     progress_key,
     read_progress,
@@ -97,6 +101,7 @@ def ingest_file(
     encoding: str | None = None,
     chunk_rows: int = 10_000,
     progress: Callable[[int], None] | None = None,
+    restart: bool = False,
 ) -> IngestReport:
     """Write the rows of the file at `path` to `topic`, exactly once; return what was done.
 
@@ -111,9 +116,14 @@ def ingest_file(
     each chunk of `chunk_rows` rows (rows passed over on a resume count too,
     reported first); see `count_rows` for the total.
 
+    A run resumes where an interrupted run of the same ingest stopped: the
+    same file content into the same topic (as created: a topic deleted and
+    created again is another) with the same `key`, `time_column`, contract and
+    encoding. `restart` starts from the first row whatever an earlier run did.
+
     Raises ValueError before writing anything if the file type is unknown or
     a column named by `key` or `time_column`, or required by the contract, is
-    not in the file.
+    not in the file (for JSON lines: in none of its first rows).
     """
     path = Path(path)
     fmt = format_of(path)
@@ -123,16 +133,22 @@ def ingest_file(
         raise FileNotFoundError(f"no file {str(path)!r} to ingest")
     log.describe_topic(topic)  # TopicNotFound says how to create it
     plan = _plan(log, registry, topic, contract, encoding, key, time_column)
-    null_columns = _check_columns(plan, columns_of(path, fmt), path, fmt)
+    columns = columns_of(path, fmt)
+    if columns is None:
+        _check_sampled(plan, path)
+    null_columns = _check_columns(plan, columns, path, fmt)
 
-    file_id = _file_id(path)
+    options = IngestOptions(
+        key=key, time_column=time_column, contract=plan.contract, encoding=encoding
+    )
     ensure_topic(log)
+    state_key = progress_key(log, topic, _file_id(path), options)
     # The producer comes first: claiming the transactional id aborts whatever an
     # interrupted run left open, so the progress read next is final.
-    producer = log.producer(transactional_id=f"loopline-ingest-{topic}-{file_id[:16]}")
+    fence = hashlib.sha256(state_key).hexdigest()[:16]
+    producer = log.producer(transactional_id=f"loopline-ingest-{topic}-{fence}")
     try:
-        state_key = progress_key(topic, file_id)
-        state = read_progress(log, state_key)
+        state = IngestProgress() if restart else read_progress(log, state_key)
         report = IngestReport(skipped=state.rows)
         if state.done:
             return report
@@ -231,6 +247,35 @@ def _check_columns(plan: Plan, columns: list[str] | None, path: Path, fmt: str) 
     )
 
 
+_SAMPLED_ROWS = 1000
+
+
+def _check_sampled(plan: Plan, path: Path) -> None:
+    """Refuse a JSON-lines file none of whose first rows has the key or time column."""
+    seen: set[str] = set()
+    rows = 0
+    with path.open("rb") as f:
+        for line in f:
+            if line.isspace():
+                continue
+            try:
+                row = msgspec.json.decode(line)
+            except msgspec.DecodeError:
+                continue  # a bad row is dead-lettered when it is read
+            if isinstance(row, dict):
+                seen.update(row)
+                rows += 1
+            if rows >= _SAMPLED_ROWS:
+                break
+    needed = {plan.key: "key", plan.time_column: "time"}
+    missing = [f"{name!r} ({why})" for name, why in needed.items() if name and name not in seen]
+    if rows and missing:
+        raise ValueError(
+            f"{str(path)!r} has no column {', '.join(missing)} in any of its first "
+            f"{rows} rows; their columns are {', '.join(map(repr, sorted(seen)))}"
+        )
+
+
 def _takes(t: mi.Type, kind: type) -> bool:
     return any(isinstance(x, kind) for x in (t.types if isinstance(t, mi.UnionType) else (t,)))
 
@@ -260,7 +305,13 @@ class _Run:
     """Commits chunks: records, dead letters and the new progress in one transaction."""
 
     def __init__(
-        self, log: Log, producer: Producer, topic: str, path: str, key: bytes, state: Progress
+        self,
+        log: Log,
+        producer: Producer,
+        topic: str,
+        path: str,
+        key: bytes,
+        state: IngestProgress,
     ) -> None:
         self.log, self.producer, self.topic, self.path, self.key = log, producer, topic, path, key
         self.state = state
@@ -272,11 +323,12 @@ class _Run:
             with contextlib.suppress(TopicExists):
                 self.log.create_topic(self.dlq)
             self._dlq_ready = True
-        state = Progress(
+        state = IngestProgress(
             rows=self.state.rows + rows,
             produced=self.state.produced + len(out.values),
             dead_lettered=self.state.dead_lettered + len(out.dead),
             done=last,
+            path=self.path,
         )
         producer = self.producer
         producer.begin_transaction()
@@ -285,7 +337,7 @@ class _Run:
                 producer.send_batch(self.topic, out.values, out.keys, out.times)
             for key, value, headers in out.dead:
                 producer.send(self.dlq, value, key, headers=headers)
-            producer.send(PROGRESS_TOPIC, state.encode(self.path), self.key)
+            producer.send(PROGRESS_TOPIC, state.encode(), self.key)
             producer.commit_transaction()
         except BaseException:
             with contextlib.suppress(Exception):  # the original error is the one to report

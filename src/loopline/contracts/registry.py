@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
+import msgspec
+
 from loopline.contracts.compatibility import (
     Incompatibility,
     IncompatibleSchema,
@@ -45,7 +47,8 @@ from loopline.contracts.compatibility import (
     problems_by_version,
 )
 from loopline.contracts.schemas import Schema
-from loopline.log import Log, TopicConfig, TopicExists
+from loopline.log import Log, Record, TopicConfig, TopicExists
+from loopline.stream.table import Table
 
 SCHEMAS_TOPIC = "_loopline_schemas"
 MODES: tuple[str, ...] = get_args(Mode)
@@ -100,20 +103,51 @@ class SchemaRegistry(Protocol):
     def names(self) -> list[str]: ...
 
 
-class LogRegistry:
-    """The schema registry kept in the ``_loopline_schemas`` topic of `log`."""
+class _VersionRecord(msgspec.Struct, tag="version", tag_field="kind"):
+    name: str
+    version: int
+    schema_id: int
+    schema: Schema
+    registered_at: int
 
-    def __init__(self, log: Log, *, default_mode: Mode = "backward") -> None:
+
+class _ModeRecord(msgspec.Struct, tag="mode", tag_field="kind"):
+    name: str
+    mode: Mode
+
+
+class _BindingRecord(msgspec.Struct, tag="binding", tag_field="kind"):
+    topic: str
+    contract: str
+    encoding: Encoding = "json"
+
+
+# Every record of the schemas topic, typed: anything else is skipped by the table.
+_decode_entry = msgspec.json.Decoder(_VersionRecord | _ModeRecord | _BindingRecord).decode
+
+
+class LogRegistry:
+    """The schema registry kept in the ``_loopline_schemas`` topic of `log` (or `topic`).
+
+    The topic is read through `table` (a `loopline.stream.table.Table`): a
+    record that does not decode as a registry record is logged, counted in
+    ``table.skipped`` and passed over.
+    """
+
+    def __init__(
+        self, log: Log, *, default_mode: Mode = "backward", topic: str = SCHEMAS_TOPIC
+    ) -> None:
         self.log = log
         self.default_mode = default_mode
+        self.topic = topic
         self._lock = threading.RLock()
         self._versions: dict[str, list[ContractVersion]] = {}
         self._modes: dict[str, Mode] = {}
         self._bindings: dict[str, Binding] = {}
         self._ids: dict[int, Schema] = {}
         with contextlib.suppress(TopicExists):
-            log.create_topic(SCHEMAS_TOPIC, TopicConfig(partitions=1, compact=True))
-        self._consumer = log.consumer(None, [SCHEMAS_TOPIC], reset="earliest")
+            log.create_topic(topic, TopicConfig(partitions=1, compact=True))
+        self.table = Table(log, topic, self._apply_record)
         self._producer = log.producer()
         self.refresh()
 
@@ -122,38 +156,29 @@ class LogRegistry:
     def refresh(self) -> None:
         """Read every registry record appended since the last refresh."""
         with self._lock:
-            end = self.log.describe_topic(SCHEMAS_TOPIC).partitions[0].end
-            tp = self._consumer.assignment()[0]
-            deadline = time.monotonic() + 30
-            while self._consumer.position(tp) < end and time.monotonic() < deadline:
-                for record in self._consumer.poll(max_records=1000, timeout=0.2):
-                    if record.value is not None:
-                        self._apply(json.loads(record.value))
+            self.table.refresh()
 
-    def _apply(self, entry: dict) -> None:
-        kind = entry["kind"]
-        if kind == "version":
+    def _apply_record(self, record: Record) -> None:
+        if record.value is not None:
+            self._apply(_decode_entry(record.value))
+
+    def _apply(self, entry: _VersionRecord | _ModeRecord | _BindingRecord) -> None:
+        if isinstance(entry, _VersionRecord):
             v = ContractVersion(
-                entry["name"],
-                entry["version"],
-                entry["schema_id"],
-                entry["schema"],
-                entry["registered_at"],
+                entry.name, entry.version, entry.schema_id, entry.schema, entry.registered_at
             )
             versions = self._versions.setdefault(v.name, [])
             if all(x.version != v.version for x in versions):
                 versions.append(v)
                 versions.sort(key=lambda x: x.version)
             self._ids.setdefault(v.schema_id, v.schema)
-        elif kind == "mode":
-            self._modes[entry["name"]] = entry["mode"]
-        elif kind == "binding":
-            self._bindings[entry["topic"]] = Binding(
-                entry["topic"], entry["contract"], entry["encoding"]
-            )
+        elif isinstance(entry, _ModeRecord):
+            self._modes[entry.name] = entry.mode
+        else:
+            self._bindings[entry.topic] = Binding(entry.topic, entry.contract, entry.encoding)
 
-    def _append(self, key: str, entry: dict) -> None:
-        self._producer.send(SCHEMAS_TOPIC, json.dumps(entry).encode(), key.encode())
+    def _append(self, key: str, entry: _VersionRecord | _ModeRecord | _BindingRecord) -> None:
+        self._producer.send(self.topic, msgspec.json.encode(entry), key.encode())
         self._producer.flush()
         self._apply(entry)
 
@@ -197,7 +222,7 @@ class LogRegistry:
         if mode not in MODES:
             raise ValueError(f"unknown compatibility mode {mode!r}: use one of {', '.join(MODES)}")
         with self._lock:
-            self._append(f"mode/{name}", {"kind": "mode", "name": name, "mode": mode})
+            self._append(f"mode/{name}", _ModeRecord(name, mode))
 
     def check(self, name: str, schema: Schema) -> list[Incompatibility]:
         """Problems that registering `schema` as the next version of `name` would have."""
@@ -236,14 +261,7 @@ class LogRegistry:
             )
             self._append(
                 f"version/{name}/{version.version}",
-                {
-                    "kind": "version",
-                    "name": name,
-                    "version": version.version,
-                    "schema_id": schema_id,
-                    "schema": schema,
-                    "registered_at": version.registered_at,
-                },
+                _VersionRecord(name, version.version, schema_id, schema, version.registered_at),
             )
             return version
 
@@ -255,10 +273,7 @@ class LogRegistry:
             raise ValueError(f"unknown encoding {encoding!r}: use json or avro")
         self.latest(contract)  # must exist
         with self._lock:
-            self._append(
-                f"binding/{topic}",
-                {"kind": "binding", "topic": topic, "contract": contract, "encoding": encoding},
-            )
+            self._append(f"binding/{topic}", _BindingRecord(topic, contract, encoding))
             return self._bindings[topic]
 
     def binding(self, topic: str) -> Binding | None:
@@ -268,5 +283,5 @@ class LogRegistry:
             return self._bindings.get(topic)
 
     def close(self) -> None:
-        self._consumer.close()
+        self.table.close()
         self._producer.close()

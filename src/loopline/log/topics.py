@@ -110,11 +110,19 @@ class PartitionInfo:
 
 @dataclass(frozen=True)
 class TopicInfo:
-    """What `describe_topic` answers."""
+    """What `describe_topic` answers.
+
+    `id` is given to the topic when it is created and never to another: a
+    topic deleted and created again under the same name has a new one (on
+    Kafka the topic id, on the embedded log the topic's row id). State kept
+    about a topic's records (how far an ingest got) is keyed on it, so that it
+    does not outlive the records it describes.
+    """
 
     name: str
     config: TopicConfig
     partitions: tuple[PartitionInfo, ...]
+    id: str = ""
 
 
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")

@@ -26,8 +26,9 @@ from __future__ import annotations
 import threading
 import time
 
-from loopline.log import Consumer, Log, Producer, TopicPartition
+from loopline.log import Log, Producer, Record
 from loopline.models.artifacts import CHUNK_SIZE, ArtifactUnavailable, split
+from loopline.stream.table import Table, TableTimeout
 
 # A load seeks this much before the recorded write time, in case the broker stamped
 # the chunks (LogAppendTime) with a clock behind the publisher's.
@@ -54,7 +55,9 @@ class LogArtifacts:
         self.chunk_size = chunk_size
         self._own_producer = producer is None
         self._producer = producer or log.producer()
-        self._reader: Consumer | None = None
+        self._reader: Table | None = None
+        self._wanted: dict[bytes, int] = {}  # the chunks the read under way looks for
+        self._found: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
     def write(self, name: str, artifact_id: str, data: bytes) -> tuple[int, int]:
@@ -70,19 +73,23 @@ class LogArtifacts:
 
     def read(self, name: str, artifact_id: str, chunks: int, written: int) -> bytes:
         """The artifact's bytes (unverified: the registry checks them), or `ArtifactUnavailable`."""
-        keys = {chunk_key(name, artifact_id, i): i for i in range(chunks)}
         found: dict[int, bytes] = {}
-        tp = TopicPartition(self.topic, 0)
         with self._lock:
             if self._reader is None:
-                self._reader = self.log.consumer(None, [self.topic], reset="earliest")
-            end = self.log.describe_topic(self.topic).partitions[0].end
-            self._reader.seek_to_time(max(1, written - SEEK_SLACK_MS), [tp])
-            self._scan(tp, end, keys, found)
-            if len(found) < chunks:
-                # Timestamps were not the ones written (a broker's LogAppendTime): read it all.
-                self._reader.seek_to_beginning([tp])
-                self._scan(tp, end, keys, found)
+                self._reader = Table(
+                    self.log, self.topic, self._collect, timeout=120, max_records=64
+                )
+            self._wanted = {chunk_key(name, artifact_id, i): i for i in range(chunks)}
+            self._found = found
+            try:
+                self._reader.seek_to_time(written - SEEK_SLACK_MS)
+                self._reader.refresh(until=lambda: len(found) == chunks)
+                if len(found) < chunks:
+                    # Timestamps were not the ones written (a broker's LogAppendTime): read it all.
+                    self._reader.seek_to_beginning()
+                    self._reader.refresh(until=lambda: len(found) == chunks)
+            except TableTimeout as exc:
+                raise ArtifactUnavailable(str(exc)) from None
         if len(found) < chunks:
             missing = sorted(set(range(chunks)) - set(found))
             raise ArtifactUnavailable(
@@ -91,18 +98,10 @@ class LogArtifacts:
             )
         return b"".join(found[i] for i in range(chunks))
 
-    def _scan(
-        self, tp: TopicPartition, end: int, keys: dict[bytes, int], found: dict[int, bytes]
-    ) -> None:
-        assert self._reader is not None
-        deadline = time.monotonic() + 120
-        while len(found) < len(keys) and self._reader.position(tp) < end:
-            if time.monotonic() > deadline:
-                return
-            for record in self._reader.poll(max_records=64, timeout=0.5):
-                i = keys.get(record.key) if record.key is not None else None
-                if i is not None and i not in found and record.value is not None:
-                    found[i] = record.value
+    def _collect(self, record: Record) -> None:
+        i = self._wanted.get(record.key) if record.key is not None else None
+        if i is not None and i not in self._found and record.value is not None:
+            self._found[i] = record.value
 
     def close(self) -> None:
         if self._reader is not None:

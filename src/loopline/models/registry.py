@@ -35,20 +35,17 @@ b'model bytes'
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import logging
 import os
-import socket
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from loopline.log import Log, TopicConfig, TopicExists, TopicPartition
+from loopline.log import Log, TopicConfig, TopicExists
 from loopline.models import artifacts
 from loopline.models.artifacts import ArtifactUnavailable
 from loopline.models.artifacts_log import LogArtifacts
@@ -58,11 +55,13 @@ from loopline.models.registry_records import (
     RegistryEvent,
     alias_key,
     check_name,
-    parse_key,
+    detect_code_version,
     plain,
     plain_features,
     version_key,
+    who,
 )
+from loopline.models.registry_view import RegistryView
 from loopline.models.signing import (
     SIGNING_KEY_ENV,
     SIGNING_KEY_FILE_ENV,
@@ -73,10 +72,10 @@ from loopline.models.signing import (
     signer_from_env,
     verifier_from_env,
 )
+from loopline.stream.table import Table
 
 MODELS_TOPIC = "_loopline_models"
 ARTIFACTS_TOPIC = "_loopline_model_artifacts"
-CODE_VERSION_ENV = "LOOPLINE_CODE_VERSION"
 _MAX_PUBLISH_ATTEMPTS = 20
 
 logger = logging.getLogger(__name__)
@@ -97,43 +96,8 @@ class SigningKeyMissing(ModelRegistryError):
     """Publishing needs a signing key, and none was given or configured."""
 
 
-def detect_code_version() -> str | None:
-    """``$LOOPLINE_CODE_VERSION``, else the git commit here (``-dirty`` if changed), else None."""
-    if os.environ.get(CODE_VERSION_ENV):
-        return os.environ[CODE_VERSION_ENV]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        if head.returncode != 0:
-            return None
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    dirty = status.returncode == 0 and bool(status.stdout.strip())
-    return head.stdout.strip() + ("-dirty" if dirty else "")
-
-
-def _who() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:  # no user name in some containers
-        return socket.gethostname()
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass
-class _Alias:
-    stack: list[int] = field(default_factory=list)  # what rollback returns to, newest last
-    history: list[AliasChange] = field(default_factory=list)
 
 
 class ModelRegistry:
@@ -144,6 +108,10 @@ class ModelRegistry:
     (``LOOPLINE_SIGNING_KEY``, ``LOOPLINE_SIGNING_KEY_FILE``,
     ``LOOPLINE_VERIFY_KEY_FILE``: see `loopline.models.signing`), and a
     registry with a signer but no verifier trusts its own signer's key.
+
+    The models topic is read through `table` (a `loopline.stream.table.Table`):
+    a record that does not decode is logged, counted in ``table.skipped`` and
+    passed over, never a stop (`loopline.models.registry_view`).
 
     Artifacts up to `max_in_log` bytes travel in the log in `chunk_size`
     pieces; larger ones are written under `artifact_dir` (a directory,
@@ -180,10 +148,12 @@ class ModelRegistry:
         self.topic = topic
         self.artifacts_topic = artifacts_topic
         self._lock = threading.RLock()
-        self._versions: dict[str, dict[int, ModelVersion]] = {}
-        self._aliases: dict[str, dict[str, _Alias]] = {}
-        self._alias_events: dict[str, AliasChange] = {}
-        self._events: list[RegistryEvent] = []
+        self._view = RegistryView(topic)
+        # The view's own dicts, named as the registry reads them.
+        self._versions = self._view.versions
+        self._aliases = self._view.aliases
+        self._alias_events = self._view.alias_events
+        self._events = self._view.events
         self._cursor = 0
         for name in (topic, artifacts_topic):
             with contextlib.suppress(TopicExists):
@@ -196,7 +166,7 @@ class ModelRegistry:
                     "compacted topic (cleanup.policy=compact), or retention would delete model "
                     "versions and alias history; give another topic or change its policy"
                 )
-        self._consumer = log.consumer(None, [topic], reset="earliest")
+        self.table = Table(log, topic, self._view.apply)
         self._producer = log.producer()
         self._chunks = LogArtifacts(
             log, artifacts_topic, chunk_size=chunk_size, producer=self._producer
@@ -208,12 +178,7 @@ class ModelRegistry:
     def _read(self) -> None:
         """Apply every record appended since the last read, in log order."""
         with self._lock:
-            end = self.log.describe_topic(self.topic).partitions[0].end
-            tp = TopicPartition(self.topic, 0)
-            deadline = time.monotonic() + 30
-            while self._consumer.position(tp) < end and time.monotonic() < deadline:
-                for record in self._consumer.poll(max_records=1000, timeout=0.2):
-                    self._apply(record.key, record.value)
+            self.table.refresh()
 
     def refresh(self) -> list[RegistryEvent]:
         """Read what was appended since; return the changes since the last `refresh` call.
@@ -240,61 +205,6 @@ class ModelRegistry:
             for event in self.refresh():
                 callback(event)
             stop.wait(interval)
-
-    def _apply(self, raw_key: bytes | None, raw_value: bytes | None) -> None:
-        parsed = parse_key(raw_key.decode("utf-8", "replace")) if raw_key else None
-        if parsed is None:
-            return  # not ours (e.g. a record written by a newer loopline): leave it
-        kind, name, third, fourth = parsed
-        if raw_value is None:
-            return  # tombstone of a version claim that lost a race (see publish)
-        try:
-            entry = json.loads(raw_value)
-            if kind == "version":
-                version = ModelVersion.from_record(entry)
-                if (version.name, str(version.version)) != (name, third):
-                    raise ValueError(f"key {raw_key!r} names another version than its value")
-                self._apply_version(version, fourth)
-            else:
-                self._apply_alias(name, third, fourth, entry)
-        except (ValueError, KeyError, TypeError) as exc:
-            # A bad record never stops the registry; loading what it names is refused anyway.
-            logger.warning("skipping a malformed record of %s: %s", self.topic, exc)
-
-    def _apply_version(self, version: ModelVersion, artifact_id: str) -> None:
-        if version.artifact_id != artifact_id:
-            raise ValueError(f"key names artifact {artifact_id}, value {version.artifact_id}")
-        versions = self._versions.setdefault(version.name, {})
-        held = versions.get(version.version)
-        if held is None:
-            versions[version.version] = version
-            self._events.append(
-                RegistryEvent("version", version.name, version.version, None, version.created_at)
-            )
-        elif held.artifact_id == artifact_id:
-            versions[version.version] = version  # the same key again: the latest value holds
-        # else: a publisher that lost the race for this number; it publishes again
-
-    def _apply_alias(self, name: str, alias: str, event_id: str, entry: dict) -> None:
-        if event_id in self._alias_events:
-            return
-        state = self._aliases.setdefault(name, {}).setdefault(alias, _Alias())
-        version = int(entry["version"])
-        previous = state.stack[-1] if state.stack else None
-        action = entry["action"]
-        if action not in ("promote", "rollback"):
-            raise ValueError(f"unknown alias action {action!r}")
-        if version in state.stack and action == "rollback":
-            # Back to how things were when `version` last held the alias.
-            del state.stack[len(state.stack) - state.stack[::-1].index(version) :]
-        elif previous != version:
-            state.stack.append(version)
-        change = AliasChange(
-            int(entry["time"]), version, previous, action, entry.get("by", ""), entry.get("reason")
-        )
-        state.history.append(change)
-        self._alias_events[event_id] = change
-        self._events.append(RegistryEvent("alias", name, version, alias, change.time_ms))
 
     def _append(self, key: str, entry: dict | None) -> None:
         value = None if entry is None else json.dumps(entry).encode("utf-8")
@@ -387,7 +297,7 @@ class ModelRegistry:
             code_version=code_version if code_version is not None else detect_code_version(),
             sha256=artifacts.sha256(data),
             size=len(data),
-            published_by=_who(),
+            published_by=who(),
             signature=None,
             artifact_id=uuid.uuid4().hex,
         )
@@ -551,7 +461,7 @@ class ModelRegistry:
             "action": action,
             "previous": state.stack[-1] if state and state.stack else None,
             "time": _now_ms(),
-            "by": _who(),
+            "by": who(),
             "reason": reason,
         }
         self._append(alias_key(name, alias, event_id), entry)
@@ -559,7 +469,7 @@ class ModelRegistry:
         return self._alias_events[event_id]
 
     def close(self) -> None:
-        self._consumer.close()
+        self.table.close()
         self._chunks.close()
         self._producer.close()
 

@@ -24,9 +24,13 @@ ValueError: invalid model name 'churn model': use 1 to 200 letters, digits, '.',
 
 from __future__ import annotations
 
+import getpass
 import json
 import math
+import os
 import re
+import socket
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,7 +40,38 @@ import msgspec
 from loopline.models.signing import Signature
 
 STATEMENT_PREFIX = b"loopline model version statement v1\n"
+CODE_VERSION_ENV = "LOOPLINE_CODE_VERSION"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def detect_code_version() -> str | None:
+    """``$LOOPLINE_CODE_VERSION``, else the git commit here (``-dirty`` if changed), else None."""
+    if os.environ.get(CODE_VERSION_ENV):
+        return os.environ[CODE_VERSION_ENV]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dirty = status.returncode == 0 and bool(status.stdout.strip())
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def who() -> str:
+    """Who publishes: user@host (the host alone where there is no user name)."""
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # no user name in some containers
+        return socket.gethostname()
 
 
 def check_name(name: str, what: str) -> str:
@@ -188,27 +223,32 @@ class ModelVersion:
         }
 
     @classmethod
-    def from_record(cls, entry: dict[str, Any]) -> ModelVersion:
-        storage = entry.get("storage") or {}
+    def from_record(cls, entry: VersionRecord) -> ModelVersion:
+        """The version a decoded record of the models topic holds (see `decode_record`)."""
+        signature = entry.signature
         return cls(
-            name=entry["name"],
-            version=int(entry["version"]),
-            created_at=int(entry["created_at"]),
-            format=entry["format"],
-            trainer=entry["trainer"],
-            params=entry.get("params") or {},
-            features=tuple((str(n), str(t)) for n, t in entry["features"]),
-            metrics=entry.get("metrics") or {},
-            manifest=entry.get("manifest"),
-            code_version=entry.get("code_version"),
-            sha256=entry["sha256"],
-            size=int(entry["size"]),
-            published_by=entry.get("published_by", ""),
-            signature=Signature.from_dict(entry.get("signature")),
-            artifact_id=entry["artifact_id"],
-            chunks=int(storage.get("chunks", 0)),
-            artifact_time=int(storage.get("artifact_time", 0)),
-            uri=storage.get("uri"),
+            name=entry.name,
+            version=entry.version,
+            created_at=entry.created_at,
+            format=entry.format,
+            trainer=entry.trainer,
+            params=entry.params or {},
+            features=tuple(entry.features),
+            metrics=entry.metrics or {},
+            manifest=entry.manifest,
+            code_version=entry.code_version,
+            sha256=entry.sha256,
+            size=entry.size,
+            published_by=entry.published_by,
+            signature=(
+                Signature(signature.algorithm, signature.key_id, signature.value)
+                if signature
+                else None
+            ),
+            artifact_id=entry.artifact_id,
+            chunks=entry.storage.chunks,
+            artifact_time=entry.storage.artifact_time,
+            uri=entry.storage.uri,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -216,6 +256,71 @@ class ModelVersion:
         out = {k: v for k, v in self.to_record().items() if k != "kind"}
         out["features"] = [{"name": n, "type": t} for n, t in self.features]
         return out
+
+
+# -- the records as they travel: typed, so a malformed one fails to decode as a whole ------
+
+
+class _Storage(msgspec.Struct, frozen=True, kw_only=True):
+    chunks: int = 0
+    artifact_time: int = 0
+    uri: str | None = None
+
+
+class _SignatureRecord(msgspec.Struct, frozen=True):
+    algorithm: str
+    key_id: str
+    value: str
+
+
+class VersionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="version", tag_field="kind"):
+    """A ``version/...`` record of the models topic, as written by `ModelVersion.to_record`."""
+
+    name: str
+    version: int
+    created_at: int
+    format: str
+    trainer: str
+    params: dict[str, Any] | None = None
+    features: list[tuple[str, str]]
+    metrics: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    code_version: str | None = None
+    sha256: str
+    size: int
+    published_by: str = ""
+    artifact_id: str
+    storage: _Storage = _Storage()
+    signature: _SignatureRecord | None = None
+
+
+class AliasRecord(msgspec.Struct, frozen=True, kw_only=True, tag="alias", tag_field="kind"):
+    """An ``alias/...`` record of the models topic: one move of an alias."""
+
+    name: str = ""
+    alias: str = ""
+    version: int
+    action: Literal["promote", "rollback"]
+    previous: int | None = None
+    time: int
+    by: str = ""
+    reason: str | None = None
+
+
+_decode = msgspec.json.Decoder(VersionRecord | AliasRecord).decode
+
+
+def decode_record(value: bytes) -> VersionRecord | AliasRecord:
+    """The record `value` holds; `msgspec.ValidationError` or `DecodeError` if it is not one.
+
+    >>> decode_record(b'{"kind": "alias", "version": 2, "action": "promote", "time": 1}').version
+    2
+    >>> decode_record(b"[]")
+    Traceback (most recent call last):
+    ...
+    msgspec.ValidationError: Expected `object`, got `array`
+    """
+    return _decode(value)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ consumer fetches the next batch. A chunk that is not clean JSON lines (a value
 that is not an object, or spans lines) is read one value at a time instead, and
 a topic bound to a contract is decoded with it.
 
-As `loopline.features.offline.pinned.read_pinned` does, `read_examples` stops
-on the consumer's position, never on a count, and digests the records of every
-partition so that a later read can prove it read the same ones; the digest does
-not depend on how the consumer batched the records.
+The reading itself is `loopline.stream.ranges.read_ranges`, the one reader
+of pinned ranges (datasets use it too): it stops on the consumer's position,
+never on a count, digests the records of every partition so that a later read
+can prove it read the same ones, and runs the parsing in a second thread.
 
 >>> import tempfile
->>> from loopline.features.offline.pinned import pin
+>>> from loopline.stream.ranges import pin
 >>> from loopline.log import open_log
 >>> log = open_log("embedded:" + tempfile.mkdtemp())
 >>> log.create_topic("examples")
@@ -33,12 +33,9 @@ not depend on how the consumer batched the records.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import operator
-import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,18 +46,17 @@ import pyarrow.json as pa_json
 
 from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
-from loopline.features.offline.manifests import DatasetError, PartitionRange, TopicRange
-from loopline.features.offline.pinned import check_held
+from loopline.features.offline.manifests import DatasetError
 from loopline.features.online.times import event_time_ms
 from loopline.features.sources import SourceReader
-from loopline.log import Log, Record, TopicPartition
+from loopline.log import Log, Record
 from loopline.models.evaluation import DataError
+from loopline.stream.ranges import RangeError, TopicRange, read_ranges
 
 __all__ = ["LOG_TIME", "TIME_FIELDS", "ExampleChunk", "Progress", "read_examples"]
 
 TIME_FIELDS = ("at", "timestamp")
 LOG_TIME = "__loopline_log_time"  # the records' log timestamps, for rows without a time field
-_CHUNK_RECORDS = 32_768  # records parsed per Arrow call: enough to amortise the call
 _SECONDS_BELOW = 100_000_000_000  # as event_time_ms: smaller epoch numbers are seconds
 
 Progress = Callable[[str, int, "int | None"], None]  # (what, done, total or None)
@@ -150,88 +146,7 @@ def _epoch_ms(column: pa.ChunkedArray, name: str) -> pa.Array:
     return pa.array(out, pa.int64())
 
 
-_PARTITION, _OFFSET, _TIME, _KEY, _VALUE = (operator.itemgetter(i) for i in range(1, 6))
-
-
-class _Partition:
-    """One partition's records as they are read: counts, digests, and chunks being parsed.
-
-    The reading thread only files records; digesting and parsing happen in the
-    parse thread, one chunk after the other in offset order (a single worker),
-    while the reading thread fetches the next records.
-    """
-
-    def __init__(
-        self, pinned: PartitionRange, pool: ThreadPoolExecutor, parse: Callable[..., ExampleChunk]
-    ) -> None:
-        self.pinned = pinned
-        self.pool = pool
-        self.parse = parse
-        self.last = pinned.start - 1
-        self.read = 0
-        # Three streams, each the concatenation of per-record pieces in offset order, so the
-        # digest does not depend on how the consumer batched the records.
-        self.meta, self.keys, self.values = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
-        self.pending: list[Record] = []
-        self.chunks: list[Future] = []
-
-    def add(self, records: list[Record]) -> None:
-        if records[0].offset <= self.last or records[-1].offset >= self.pinned.end:
-            records = [r for r in records if self.last < r.offset < self.pinned.end]
-            if not records:
-                return
-        self.last = records[-1].offset
-        self.read += len(records)
-        self.pending += records
-        if len(self.pending) >= _CHUNK_RECORDS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            self.chunks.append(self.pool.submit(self._chunk, self.pending))
-        self.pending = []
-
-    def _chunk(self, records: list[Record]) -> ExampleChunk:
-        times = list(map(_TIME, records))
-        keys = list(map(_KEY, records))
-        values = list(map(_VALUE, records))
-        key_sizes = list(map(len, keys)) if None not in keys else [_size(k) for k in keys]
-        tombstones = None in values
-        value_sizes = [_size(v) for v in values] if tombstones else list(map(len, values))
-        meta = np.array([list(map(_OFFSET, records)), times, key_sizes, value_sizes], ">i8")
-        self.meta.update(meta.T.tobytes())
-        self.keys.update(b"".join(k for k in keys if k) if None in keys else b"".join(keys))
-        if tombstones:  # tombstones are not examples
-            times = [t for t, v in zip(times, values, strict=True) if v is not None]
-            values = [v for v in values if v is not None]
-        self.values.update(b"".join(values))
-        return self.parse(values, times)
-
-    def range(self, undecodable: int) -> PartitionRange:
-        digest = hashlib.sha256(self.meta.digest() + self.keys.digest() + self.values.digest())
-        return PartitionRange(
-            self.pinned.partition,
-            self.pinned.start,
-            self.pinned.end,
-            records=self.read,
-            undecodable=undecodable,
-            sha256=digest.hexdigest(),
-        )
-
-
-def _size(data: bytes | None) -> int:
-    return -1 if data is None else len(data)
-
-
-def _by_partition(records: list[Record]) -> Iterable[tuple[int, list[Record]]]:
-    """`records` grouped by partition, in order (a batch is often of one partition)."""
-    partitions = list(map(_PARTITION, records))
-    if partitions.count(partitions[0]) == len(partitions):
-        return [(partitions[0], records)]
-    groups: dict[int, list[Record]] = {}
-    for partition, record in zip(partitions, records, strict=True):
-        groups.setdefault(partition, []).append(record)
-    return groups.items()
+_TIME, _VALUE = operator.itemgetter(3), operator.itemgetter(5)
 
 
 def read_examples(
@@ -246,63 +161,29 @@ def read_examples(
     """The examples of exactly `ranges` (in partition, then offset order), and the ranges
     with their counts and digests. A topic bound to a contract is decoded with it.
 
-    Like `loopline.features.offline.pinned.read_pinned`, it stops on the
-    consumer's position, not on a count, and raises `DatasetError` when the log
-    no longer holds a range or reading stalls.
+    The reading is `loopline.stream.ranges.read_ranges` (as for datasets): it
+    stops on the consumer's position, not on a count, and a `DatasetError` says
+    when the log no longer holds a range or reading stalls.
     """
     topic = ranges.topic
-    check_held(log, ranges)
     binding = getattr(schemas, "binding", None)
     decode = SourceReader(schemas).decoder(topic) if binding and binding(topic) else None
-    wanted = {TopicPartition(topic, p.partition): p for p in ranges.partitions}
-    total = sum(p.end - p.start for p in ranges.partitions)
-    with ThreadPoolExecutor(1, thread_name_prefix="loopline-parse") as pool:
 
-        def parse(values: list[bytes], times: list[int]) -> ExampleChunk:
-            return _parse(values, times, decode, time_fields)
+    def parse(partition: int, records: list[Record]) -> tuple[ExampleChunk, int]:
+        times = list(map(_TIME, records))
+        values = list(map(_VALUE, records))
+        if None in values:  # tombstones are not examples
+            times = [t for t, v in zip(times, values, strict=True) if v is not None]
+            values = [v for v in values if v is not None]
+        chunk = _parse(values, times, decode, time_fields)
+        return chunk, chunk.undecodable
 
-        parts = {tp.partition: _Partition(p, pool, parse) for tp, p in wanted.items()}
-        consumer = log.consumer(None, [topic], reset="earliest", read_committed=True)
-        try:
-            others = [tp for tp in consumer.assignment() if tp not in wanted]
-            if others:
-                consumer.pause(others)
-            for tp, p in wanted.items():
-                consumer.seek(tp, p.start)
-            done = {tp for tp, p in wanted.items() if p.start >= p.end}
-            if done:
-                consumer.pause(list(done))
-            last_read, since = -1, time.monotonic()
-            while len(done) < len(wanted):
-                records = consumer.poll(max_records=10_000, timeout=0.5)
-                if records:
-                    for partition, batch in _by_partition(records):
-                        if partition in parts:
-                            parts[partition].add(batch)
-                read = 0
-                for tp, p in wanted.items():
-                    position = p.end if tp in done else min(consumer.position(tp), p.end)
-                    read += position - p.start
-                    if tp not in done and position >= p.end:
-                        done.add(tp)
-                        consumer.pause([tp])
-                if progress is not None:
-                    progress(f"read {topic}", read, total)
-                if read != last_read:
-                    last_read, since = read, time.monotonic()
-                elif time.monotonic() - since > stall_timeout:
-                    raise DatasetError(
-                        f"reading topic {topic!r} made no progress for {stall_timeout:.0f}s: "
-                        "check that the log is reachable and try again"
-                    )
-        finally:
-            consumer.close()
-        for part in parts.values():
-            part.flush()
-        chunks, out = [], []
-        for partition in sorted(parts):
-            parsed = [f.result() for f in parts[partition].chunks]
-            chunks += parsed
-            out.append(parts[partition].range(sum(c.undecodable for c in parsed)))
-    check_held(log, ranges, while_reading=True)
-    return chunks, TopicRange(topic, out)
+    def read_so_far(done: int, total: int) -> None:
+        if progress is not None:
+            progress(f"read {topic}", done, total)
+
+    try:
+        read = read_ranges(log, ranges, parse, progress=read_so_far, stall_timeout=stall_timeout)
+    except RangeError as exc:
+        raise DatasetError(f"{exc}: the examples pinned then cannot be read") from None
+    return read.chunks, read.ranges

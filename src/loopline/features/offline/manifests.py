@@ -34,45 +34,29 @@ import msgspec
 
 from loopline import __version__
 from loopline.features.offline.events import BuildError
+from loopline.stream.ranges import PartitionRange, TopicRange
 
-FORMAT = 1  # of the manifest's JSON; a reader refuses a later one
+__all__ = [
+    "FORMAT",
+    "DatasetError",
+    "Manifest",
+    "PartitionRange",
+    "SpineSource",
+    "TopicRange",
+    "engine_versions",
+    "file_sha256",
+    "manifest_path",
+    "read_manifest",
+    "write_manifest",
+]
+
+# Of the manifest's JSON; a reader refuses a later one. 2: ranges digested as every reader of
+# pinned ranges digests them (`loopline.stream.ranges`); a format 1 digest is not comparable.
+FORMAT = 2
 
 
 class DatasetError(BuildError):
     """A dataset that cannot be built or rebuilt as asked (the message says what to do)."""
-
-
-class PartitionRange(msgspec.Struct, frozen=True):
-    """Offsets ``[start, end)`` of one partition, and what was found there.
-
-    `records` counts every record read in the range (a compacted topic or a
-    transaction's markers may leave fewer than ``end - start``);
-    `undecodable` those the source's decoder refused, which change nothing
-    (online they go to the dead-letter topic); `sha256` digests the records
-    read, so a rebuild can prove it read the same ones.
-    """
-
-    partition: int
-    start: int
-    end: int
-    records: int = 0
-    undecodable: int = 0
-    sha256: str = ""
-
-
-class TopicRange(msgspec.Struct, frozen=True):
-    """The pinned ranges of every partition of one topic."""
-
-    topic: str
-    partitions: list[PartitionRange]
-
-    @property
-    def records(self) -> int:
-        return sum(p.records for p in self.partitions)
-
-    @property
-    def undecodable(self) -> int:
-        return sum(p.undecodable for p in self.partitions)
 
 
 class SpineSource(msgspec.Struct, frozen=True, kw_only=True):

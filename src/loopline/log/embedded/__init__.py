@@ -73,7 +73,9 @@ class EmbeddedLog:
                 "WHERE topic_id = ? ORDER BY partition",
                 (meta.id,),
             ).fetchall()
-        return TopicInfo(name, meta.config, tuple(PartitionInfo(*row) for row in rows))
+        return TopicInfo(
+            name, meta.config, tuple(PartitionInfo(*row) for row in rows), id=str(meta.id)
+        )
 
     def list_topics(self) -> list[str]:
         return [meta.name for meta in self._store.topics()]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicCollection
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import (
     AdminClient,
@@ -185,14 +185,22 @@ class TopicAdmin:
 
     def describe(self, name: str) -> TopicInfo:
         """Settings read back from the cluster and offsets per partition of topic `name`."""
-        count = self.partitions(name)
         action = f"describe topic {name!r}"
         resource = ConfigResource(ResourceType.TOPIC, name)
-        entries = self._wait(
-            self._admin.describe_configs([resource], request_timeout=self._timeout)[resource],
-            action,
-            name,
-        )
+        # Both requests at once: the topic's description (partitions, topic id), its configs.
+        described = self._admin.describe_topics(
+            TopicCollection([name]), request_timeout=self._timeout
+        )[name]
+        configs = self._admin.describe_configs([resource], request_timeout=self._timeout)
+        try:
+            description = described.result(timeout=self._timeout + 5)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is not None and error.code() in MISSING_TOPIC:
+                raise TopicNotFound(name) from None
+            raise self._fail(exc, action, name) from None
+        count = len(description.partitions)
+        entries = self._wait(configs[resource], action, name)
         values = {key: entry.value for key, entry in entries.items()}
         policy = values.get("cleanup.policy") or "delete"
         extra = {
@@ -214,7 +222,7 @@ class TopicAdmin:
         parts = [TopicPartition(name, p) for p in range(count)]
         starts, ends = self.offsets(parts, EARLIEST), self.offsets(parts, LATEST)
         infos = tuple(PartitionInfo(tp.partition, starts[tp] or 0, ends[tp] or 0) for tp in parts)
-        return TopicInfo(name=name, config=config, partitions=infos)
+        return TopicInfo(name=name, config=config, partitions=infos, id=str(description.topic_id))
 
     def offsets(
         self, partitions: Iterable[TopicPartition], when: int, *, read_committed: bool = False
