@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopline.features import Aggregations, Entity
-from loopline.features.declarations import count, distinct, last, mean, sum
+from loopline.features.aggregations import Count, Distinct, Last, Mean, Sum
 from loopline.features.online import EntityState, Plan
 from loopline.features.online.state import PRUNE_AFTER
 from loopline.features.online.times import event_time_ms
@@ -19,11 +19,11 @@ GROUP = Aggregations(
     "clicks",
     Entity("member", "member_id"),
     [
-        *count("clicks", windows=["10m", "1h", "24h", "lifetime"]),
-        *sum("spent", field="amount", windows=["1h", "7d"]),
-        *mean("avg", field="amount", windows=["24h"]),
-        *distinct("pages", field="page", windows=["30d"]),
-        *last("page", field="page", windows=["1h", "lifetime"]),
+        *Count.per_window("clicks", windows=["10m", "1h", "24h", "lifetime"]),
+        *Sum.per_window("spent", field="amount", windows=["1h", "7d"]),
+        *Mean.per_window("avg", field="amount", windows=["24h"]),
+        *Distinct.per_window("pages", field="page", windows=["30d"]),
+        *Last.per_window("page", field="page", windows=["1h", "lifetime"]),
     ],
     time="at",
 )
@@ -122,7 +122,7 @@ def test_a_filter_that_raises_leaves_the_record_out_and_is_counted() -> None:
     group = Aggregations(
         "clicks",
         Entity("member", "member_id"),
-        count("big", windows=["lifetime"], where=lambda f: f["amount"] > 10),
+        Count.per_window("big", windows=["lifetime"], where=lambda f: f["amount"] > 10),
     )
     plan = Plan(group)
     state = EntityState(plan)

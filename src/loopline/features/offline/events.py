@@ -20,25 +20,32 @@ When declarations of one topic disagree on the key field or the time field
 (clicks per member and per tag), there is one ``entity.<key field>`` or
 ``event_time.<time field>`` column per choice instead (``event_time.@arrival``
 for none). A record the online processor cannot read (no entity id, an
-unreadable time) changes nothing online, so it is left out here too.
+unreadable time, a value a feature reads and cannot use, such as the string
+"5.5" where a sum reads numbers) changes nothing online and is dead-lettered
+there, so it is left out here too, and counted: `unusable_records`.
 
 >>> from loopline.features import Aggregations, Entity, FeatureSet
->>> from loopline.features.declarations import count, sum
+>>> from loopline.features.aggregations import Count, Sum
 >>> member = Entity("member", key="member_id")
 >>> views = Aggregations(source="views", entity=member, time="at", features=[
-...     *count("views", windows=["1h"]),
-...     *sum("long_seconds", field="seconds", windows=["1h"], where=lambda v: v["seconds"] > 60),
+...     Count(window="1h", name="views_1h"),
+...     Sum("seconds", window="1h", name="seconds_1h"),
+...     Sum("seconds", window="1h", name="long_seconds_1h", where=lambda v: v["seconds"] > 60),
 ... ])
 >>> table = events_table(FeatureSet([views]), "views", [
 ...     {"partition": 0, "offset": 0, "arrival": 1_700_000_001_000,
 ...      "value": {"member_id": 7, "at": "2023-11-14T22:13:20.990Z", "seconds": 75}},
 ...     {"partition": 0, "offset": 1, "arrival": 1_700_000_002_000,
 ...      "value": {"member_id": 7, "at": 1_700_000_001_990, "seconds": 5}},
+...     {"partition": 0, "offset": 2, "arrival": 1_700_000_003_000,
+...      "value": {"member_id": 7, "at": 1_700_000_002_000, "seconds": "61"}},
 ... ])
 >>> table.column_names
 ['partition', 'offset', 'arrival', 'entity', 'event_time', 'value.seconds', '__pass_long_seconds_1h']
 >>> table.column("event_time").to_pylist(), table.column("__pass_long_seconds_1h").to_pylist()
 ([1700000000990, 1700000001990], [True, False])
+>>> unusable_records(table)  # "61" is no number to sum: online dead-letters it
+1
 """
 
 from __future__ import annotations
@@ -51,10 +58,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from loopline.features.aggregations import Aggregation, Filter
 from loopline.features.declarations import FeatureSet
 from loopline.features.online import event_time_ms
 
 ARRIVAL = "@arrival"  # the time "field" of a group without one
+UNUSABLE = b"loopline.unusable"  # schema metadata: how many records were left out
+
+
+def unusable_records(table: pa.Table) -> int:
+    """How many records `events_table` left out of `table` because no feature could read
+    them: no entity id, an unreadable event time, or a value of a type a feature cannot use
+    (the online processor dead-letters each of them)."""
+    return int((table.schema.metadata or {}).get(UNUSABLE, b"0"))
 
 
 class BuildError(ValueError):
@@ -98,6 +114,7 @@ class SourceLayout:
     tabled: bool  # some Table reads the topic: it needs `deleted`
     fields: tuple[str, ...]
     filters: tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...]  # (feature, where)
+    checks: tuple[tuple[str, Aggregation[Any], Filter | None], ...]  # (field, feature, where)
 
     @classmethod
     def of(cls, feature_set: FeatureSet, source: str) -> SourceLayout:
@@ -109,10 +126,13 @@ class SourceLayout:
             raise BuildError(f"no feature reads topic {source!r}; features read {sorted(read)}")
         fields: dict[str, None] = {}
         filters = []
+        checks = []
         for group in groups:
             for feature in group.features:
                 if feature.field is not None:
                     fields[feature.field] = None
+                    if feature.types is not None or _checks_itself(feature):
+                        checks.append((feature.field, feature, feature.where))
                 if feature.where is not None:
                     filters.append((feature.name, feature.where))
         for table in tables:
@@ -125,7 +145,46 @@ class SourceLayout:
             tabled=bool(tables),
             fields=tuple(fields),
             filters=tuple(filters),
+            checks=tuple(checks),
         )
+
+    def unusable(
+        self, values: list[Mapping[str, Any] | None], get: Callable[..., Any] | None = None
+    ) -> np.ndarray | None:
+        """Per record (a value dict, None for a tombstone), whether a feature would read a
+        value of it that it cannot use, as `Plan.read` online; None when none would."""
+        found: np.ndarray | None = None
+        columns: dict[str, list[Any]] = {}
+        for field, feature, where in self.checks:
+            if field not in columns:
+                if get is None:
+                    columns[field] = [None if v is None else v.get(field) for v in values]
+                else:
+                    columns[field] = list(map(get, values, repeat(field)))
+            column = columns[field]
+            if not _checks_itself(feature):
+                types = set(map(type, column))
+                types.discard(type(None))
+                if types.issubset(feature.types or ()):
+                    continue  # every value is of a type it reads: nothing to look at
+            usable = feature.usable
+            bad = np.fromiter(
+                (
+                    x is not None
+                    and not usable(x)
+                    and (where is None or (v is not None and _passes(where, v)))
+                    for x, v in zip(column, values, strict=True)
+                ),
+                bool,
+                len(values),
+            )
+            found = bad if found is None else found | bad
+        return found
+
+
+def _checks_itself(feature: Aggregation[Any]) -> bool:
+    """Whether a kind checks values by its own `usable`, not by its `types`."""
+    return type(feature).usable is not Aggregation.usable
 
 
 def events_table(
@@ -156,7 +215,11 @@ def events_table(
             ok and (t is not None or v is None)
             for ok, t, v in zip(readable, column, values, strict=True)
         ]
-    if not all(readable):  # unreadable online: they changed nothing there
+    unusable = layout.unusable(values)
+    if unusable is not None:
+        readable = [ok and not bad for ok, bad in zip(readable, unusable.tolist(), strict=True)]
+    left_out = len(readable) - sum(readable)
+    if left_out:  # unreadable online: they changed nothing there
         rows, values = _kept(rows, readable), _kept(values, readable)
         entities = {k: _kept(column, readable) for k, column in entities.items()}
         times = {t: _kept(column, readable) for t, column in times.items()}
@@ -183,7 +246,12 @@ def events_table(
             column = [v is not None and _passes(fn, v) for v in values]
             passes[id(fn)] = pa.array(column, pa.bool_())
         columns[pass_column(feature)] = passes[id(fn)]
-    return pa.table(columns)
+    return _counted(pa.table(columns), left_out)
+
+
+def _counted(table: pa.Table, left_out: int) -> pa.Table:
+    """`table` saying how many records were left out of it (`unusable_records`)."""
+    return table.replace_schema_metadata({UNUSABLE: str(left_out).encode()})
 
 
 @dataclass
@@ -293,6 +361,10 @@ def events_table_of_columns(
                 (t is None and v is not None for t, v in zip(column, values, strict=True)), bool, n
             )
             keep = ~bad if keep is None else keep & ~bad
+    unusable = layout.unusable(dicts, get)
+    if unusable is not None:
+        keep = ~unusable if keep is None else keep & ~unusable
+    left_out = 0 if keep is None else n - int(keep.sum())
     partition = np.asarray(columns.partition, np.int32)
     offset = np.asarray(columns.offset, np.int64)
     arrival = np.asarray(columns.arrival, np.int64)
@@ -331,7 +403,7 @@ def events_table_of_columns(
             passed = [v is not None and _passes(fn, v) for v in values]
             passes[id(fn)] = pa.array(passed, pa.bool_())
         table[pass_column(feature)] = passes[id(fn)]
-    return pa.table(table)
+    return _counted(pa.table(table), left_out)
 
 
 _EMPTY: Mapping[str, Any] = {}
