@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -77,12 +77,16 @@ class IngestReport:
     to the topic or `dead_lettered` to ``<topic>.dlq``:
     ``read == produced + dead_lettered``. `skipped` rows were passed over
     because an earlier, interrupted run of the same file had ingested them.
+    `as_text` are the CSV columns whose every value was written as a string,
+    since no contract gave them types (a feature summing one of them
+    dead-letters each record: docs/decisions/0008).
     """
 
     read: int = 0
     produced: int = 0
     dead_lettered: int = 0
     skipped: int = 0
+    as_text: list[str] = field(default_factory=list)
 
 
 def ingest_file(
@@ -123,7 +127,9 @@ def ingest_file(
         raise FileNotFoundError(f"no file {str(path)!r} to ingest")
     log.describe_topic(topic)  # TopicNotFound says how to create it
     plan = _plan(log, registry, topic, contract, encoding, key, time_column)
-    null_columns = _check_columns(plan, columns_of(path, fmt), path, fmt)
+    columns = columns_of(path, fmt)
+    null_columns = _check_columns(plan, columns, path, fmt)
+    as_text = list(columns or ()) if fmt == "csv" and plan.record_type is None else []
 
     file_id = _file_id(path)
     ensure_topic(log)
@@ -133,7 +139,7 @@ def ingest_file(
     try:
         state_key = progress_key(topic, file_id)
         state = read_progress(log, state_key)
-        report = IngestReport(skipped=state.rows)
+        report = IngestReport(skipped=state.rows, as_text=as_text)
         if state.done:
             return report
         if state.rows and progress is not None:
