@@ -14,8 +14,16 @@ window="1h")``) and the whole of its kind, both ways of docs/decisions/0008:
 `types` are the value types it reads (None: any). A record holding a value of
 another type for a feature that reads it is unusable: online it changes
 nothing and goes to the dead letters with the reason, offline it is left out
-and counted, so both agree (0008). So a new kind is one file: a subclass
-with these methods, declared like the built-in ones.
+and counted, so both agree (0008).
+
+How to add a kind: one file, one subclass with a `kind` name, its `types`
+(and `accepts`, their words), `empty`/`add`/`merge`/`result` and `sql`; it is
+declared like the built-in ones and nothing else changes (the online
+processor, the changelog, the offline builder, dead letters and fingerprints
+take it as they are). A kind with parameters of its own (a quantile's `q`)
+sets them in `__init__` with ``object.__setattr__`` (a declared feature is
+immutable) and adds them to `describe`. `tests/features/test_aggregation_recipe.py`
+adds one and runs the parity check on it.
 """
 
 from __future__ import annotations

@@ -149,12 +149,18 @@ class SourceLayout:
         )
 
     def unusable(
-        self, values: list[Mapping[str, Any] | None], get: Callable[..., Any] | None = None
+        self,
+        values: list[Mapping[str, Any] | None],
+        get: Callable[..., Any] | None = None,
+        columns: dict[str, list[Any]] | None = None,
     ) -> np.ndarray | None:
         """Per record (a value dict, None for a tombstone), whether a feature would read a
-        value of it that it cannot use, as `Plan.read` online; None when none would."""
+        value of it that it cannot use, as `Plan.read` online; None when none would.
+
+        `columns` keeps the field columns read here (field -> values), for reuse."""
         found: np.ndarray | None = None
-        columns: dict[str, list[Any]] = {}
+        columns = {} if columns is None else columns
+        types: dict[str, set[type]] = {}
         for field, feature, where in self.checks:
             if field not in columns:
                 if get is None:
@@ -163,9 +169,10 @@ class SourceLayout:
                     columns[field] = list(map(get, values, repeat(field)))
             column = columns[field]
             if not _checks_itself(feature):
-                types = set(map(type, column))
-                types.discard(type(None))
-                if types.issubset(feature.types or ()):
+                if field not in types:
+                    types[field] = set(map(type, column))
+                    types[field].discard(type(None))
+                if types[field].issubset(feature.types or ()):
                     continue  # every value is of a type it reads: nothing to look at
             usable = feature.usable
             bad = np.fromiter(
@@ -361,7 +368,8 @@ def events_table_of_columns(
                 (t is None and v is not None for t, v in zip(column, values, strict=True)), bool, n
             )
             keep = ~bad if keep is None else keep & ~bad
-    unusable = layout.unusable(dicts, get)
+    read: dict[str, list[Any]] = {}
+    unusable = layout.unusable(dicts, get, read)
     if unusable is not None:
         keep = ~unusable if keep is None else keep & ~unusable
     left_out = 0 if keep is None else n - int(keep.sum())
@@ -395,7 +403,10 @@ def events_table_of_columns(
         else:
             table["deleted"] = pa.array(np.zeros(len(values), bool), pa.bool_())
     for field in layout.fields:
-        column = list(map(get, dicts, repeat(field)))
+        if left_out == 0 and field in read:
+            column = read[field]  # no record was left out: the column read for the checks
+        else:
+            column = list(map(get, dicts, repeat(field)))
         table[field_column(field)] = _typed(source, field, column)
     passes: dict[int, pa.Array] = {}
     for feature, fn in layout.filters:

@@ -23,23 +23,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from loopline.features.aggregations import Aggregation, Position
-from loopline.features.declarations import Aggregations, Filter
+from loopline.features.declarations import Aggregations
 from loopline.features.online.unreadable import UnreadableRecord
 
 PRUNE_AFTER = 32
-
-
-@dataclass(frozen=True)
-class _Slot:
-    name: str
-    aggregator: Aggregation[Any]
-    field: str | None
-    where: Filter | None
-    feature: Aggregation[Any]
 
 
 class Plan:
@@ -51,27 +41,26 @@ class Plan:
 
     def __init__(self, group: Aggregations) -> None:
         self.group = group
-        self.slots = tuple(_Slot(f.name, f, f.field, f.where, f) for f in group.features)
+        # each feature is its own aggregation: it keeps its tiles' states
+        self.slots: tuple[Aggregation[Any], ...] = tuple(group.features)
         self.defaults = {f.name: f.default for f in group.features}
         self.filter_errors = 0
         # What `values` needs per feature, looked up once: the field, the filter, and the
         # check of a value (the types it reads, or a kind's own `usable`; None: any value).
         self.reads = tuple(
             (
-                s.field,
-                s.where,
+                f.field,
+                f.where,
                 f.types if type(f).usable is Aggregation.usable else None,
                 None if type(f).usable is Aggregation.usable else f.usable,
                 f,
             )
-            for s, f in zip(self.slots, group.features, strict=True)
+            for f in self.slots
         )
         # What `_put` needs per feature, looked up once: tile size, add, empty.
-        self.puts = tuple(
-            (s.feature.window.tile, s.aggregator.add, s.aggregator.empty) for s in self.slots
-        )
+        self.puts = tuple((s.window.tile, s.add, s.empty) for s in self.slots)
         # Features whose states are already plain data (dump is the identity).
-        self.plain_dumps = tuple(type(s.aggregator).dump is Aggregation.dump for s in self.slots)
+        self.plain_dumps = tuple(type(s).dump is Aggregation.dump for s in self.slots)
         self.windowed = any(f.window.tile is not None for f in group.features)
 
     def values(self, fields: Mapping[str, Any]) -> list[Any]:
@@ -186,7 +175,7 @@ class EntityState:
         if clock is None or not self.plan.windowed:
             return
         for i, slot in enumerate(self.plan.slots):
-            start = slot.feature.window.start(clock)
+            start = slot.window.start(clock)
             floor = self.floors[i]
             if start is not None and (floor is None or start > floor):
                 tiles = self.tiles[i]
@@ -213,9 +202,8 @@ class EntityState:
         """Every feature's value at instant `at` (exact when `at` >= the clock), or its default."""
         out: dict[str, Any] = {}
         end = bisect.bisect_left(self.pending, at, key=lambda r: r[0])
-        for i, slot in enumerate(self.plan.slots):
-            agg = slot.aggregator
-            start = slot.feature.window.start(at)
+        for i, agg in enumerate(self.plan.slots):
+            start = agg.window.start(at)
             acc = agg.empty()
             for tile, state in self.tiles[i].items():
                 if start is None or start <= tile < at:
@@ -225,7 +213,7 @@ class EntityState:
                 if value is not None and (start is None or event_time >= start):
                     acc = agg.add(acc, value, event_time, (partition, offset))
             result = agg.result(acc)
-            out[slot.name] = slot.feature.default if result is None else result
+            out[agg.name] = agg.default if result is None else result
         return out
 
     @classmethod
@@ -247,8 +235,7 @@ class EntityState:
         out = cls(plan)
         clocks = [s.clock for s in states if s.clock is not None]
         out.clock = max(clocks) if clocks else None
-        for i, slot in enumerate(plan.slots):
-            agg = slot.aggregator
+        for i, agg in enumerate(plan.slots):
             floors = [s.floors[i] for s in states if s.floors[i] is not None]
             out.floors[i] = max(floors) if floors else None
             tiles = out.tiles[i]
@@ -270,7 +257,7 @@ class EntityState:
             "tiles": [
                 list(tiles.items())
                 if plain
-                else [[tile, slot.aggregator.dump(state)] for tile, state in tiles.items()]
+                else [[tile, slot.dump(state)] for tile, state in tiles.items()]
                 for slot, plain, tiles in zip(
                     self.plan.slots, self.plan.plain_dumps, self.tiles, strict=True
                 )
@@ -285,7 +272,7 @@ class EntityState:
         state.clock = data["clock"]
         state.floors = list(data["floors"])
         state.tiles = [
-            {int(tile): slot.aggregator.load(value) for tile, value in tiles}
+            {int(tile): slot.load(value) for tile, value in tiles}
             for slot, tiles in zip(plan.slots, data["tiles"], strict=True)
         ]
         state.pending = [[e, p, o, list(values)] for e, p, o, values in data["pending"]]
