@@ -60,17 +60,24 @@ import pyarrow as pa
 
 from loopline.features.aggregations import Aggregation, Filter
 from loopline.features.declarations import FeatureSet
+from loopline.features.offline.unusable import (
+    checks_itself,
+    counted,
+    passes_filter,
+    unusable_mask,
+    unusable_records,
+)
 from loopline.features.online import event_time_ms
 
 ARRIVAL = "@arrival"  # the time "field" of a group without one
-UNUSABLE = b"loopline.unusable"  # schema metadata: how many records were left out
 
-
-def unusable_records(table: pa.Table) -> int:
-    """How many records `events_table` left out of `table` because no feature could read
-    them: no entity id, an unreadable event time, or a value of a type a feature cannot use
-    (the online processor dead-letters each of them)."""
-    return int((table.schema.metadata or {}).get(UNUSABLE, b"0"))
+__all__ = [
+    "BuildError",
+    "EventColumns",
+    "events_table",
+    "events_table_of_columns",
+    "unusable_records",
+]
 
 
 class BuildError(ValueError):
@@ -131,7 +138,7 @@ class SourceLayout:
             for feature in group.features:
                 if feature.field is not None:
                     fields[feature.field] = None
-                    if feature.types is not None or _checks_itself(feature):
+                    if feature.types is not None or checks_itself(feature):
                         checks.append((feature.field, feature, feature.where))
                 if feature.where is not None:
                     filters.append((feature.name, feature.where))
@@ -147,51 +154,6 @@ class SourceLayout:
             filters=tuple(filters),
             checks=tuple(checks),
         )
-
-    def unusable(
-        self,
-        values: list[Mapping[str, Any] | None],
-        get: Callable[..., Any] | None = None,
-        columns: dict[str, list[Any]] | None = None,
-    ) -> np.ndarray | None:
-        """Per record (a value dict, None for a tombstone), whether a feature would read a
-        value of it that it cannot use, as `Plan.read` online; None when none would.
-
-        `columns` keeps the field columns read here (field -> values), for reuse."""
-        found: np.ndarray | None = None
-        columns = {} if columns is None else columns
-        types: dict[str, set[type]] = {}
-        for field, feature, where in self.checks:
-            if field not in columns:
-                if get is None:
-                    columns[field] = [None if v is None else v.get(field) for v in values]
-                else:
-                    columns[field] = list(map(get, values, repeat(field)))
-            column = columns[field]
-            if not _checks_itself(feature):
-                if field not in types:
-                    types[field] = set(map(type, column))
-                    types[field].discard(type(None))
-                if types[field].issubset(feature.types or ()):
-                    continue  # every value is of a type it reads: nothing to look at
-            usable = feature.usable
-            bad = np.fromiter(
-                (
-                    x is not None
-                    and not usable(x)
-                    and (where is None or (v is not None and _passes(where, v)))
-                    for x, v in zip(column, values, strict=True)
-                ),
-                bool,
-                len(values),
-            )
-            found = bad if found is None else found | bad
-        return found
-
-
-def _checks_itself(feature: Aggregation[Any]) -> bool:
-    """Whether a kind checks values by its own `usable`, not by its `types`."""
-    return type(feature).usable is not Aggregation.usable
 
 
 def events_table(
@@ -222,7 +184,7 @@ def events_table(
             ok and (t is not None or v is None)
             for ok, t, v in zip(readable, column, values, strict=True)
         ]
-    unusable = layout.unusable(values)
+    unusable = unusable_mask(layout.checks, values)
     if unusable is not None:
         readable = [ok and not bad for ok, bad in zip(readable, unusable.tolist(), strict=True)]
     left_out = len(readable) - sum(readable)
@@ -250,15 +212,10 @@ def events_table(
     passes: dict[int, pa.Array] = {}
     for feature, fn in layout.filters:
         if id(fn) not in passes:
-            column = [v is not None and _passes(fn, v) for v in values]
+            column = [v is not None and passes_filter(fn, v) for v in values]
             passes[id(fn)] = pa.array(column, pa.bool_())
         columns[pass_column(feature)] = passes[id(fn)]
-    return _counted(pa.table(columns), left_out)
-
-
-def _counted(table: pa.Table, left_out: int) -> pa.Table:
-    """`table` saying how many records were left out of it (`unusable_records`)."""
-    return table.replace_schema_metadata({UNUSABLE: str(left_out).encode()})
+    return counted(pa.table(columns), left_out)
 
 
 @dataclass
@@ -369,7 +326,7 @@ def events_table_of_columns(
             )
             keep = ~bad if keep is None else keep & ~bad
     read: dict[str, list[Any]] = {}
-    unusable = layout.unusable(dicts, get, read)
+    unusable = unusable_mask(layout.checks, dicts, get, read)
     if unusable is not None:
         keep = ~unusable if keep is None else keep & ~unusable
     left_out = 0 if keep is None else n - int(keep.sum())
@@ -411,10 +368,10 @@ def events_table_of_columns(
     passes: dict[int, pa.Array] = {}
     for feature, fn in layout.filters:
         if id(fn) not in passes:
-            passed = [v is not None and _passes(fn, v) for v in values]
+            passed = [v is not None and passes_filter(fn, v) for v in values]
             passes[id(fn)] = pa.array(passed, pa.bool_())
         table[pass_column(feature)] = passes[id(fn)]
-    return _counted(pa.table(table), left_out)
+    return counted(pa.table(table), left_out)
 
 
 _EMPTY: Mapping[str, Any] = {}
@@ -493,13 +450,6 @@ def _event_time(value: Mapping[str, Any] | None, field: str | None, arrival: int
         return event_time_ms(value.get(field))
     except ValueError:
         return None
-
-
-def _passes(fn: Callable[[Mapping[str, Any]], bool], value: Mapping[str, Any]) -> bool:
-    try:
-        return bool(fn(value))
-    except Exception:
-        return False
 
 
 def _typed(source: str, field: str, column: list[Any]) -> pa.Array:
