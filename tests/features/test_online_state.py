@@ -72,7 +72,7 @@ def test_pruning_keeps_at_most_a_ring_of_tiles_per_window(steps: list[tuple[int,
         clock += gap
         state.add(clock + skew, click(page=str(offset % 7)), (0, offset), clock=clock)
         for slot, tiles in zip(state.plan.slots, state.tiles, strict=True):
-            window = slot.feature.window
+            window = slot.window
             if window.length is not None and window.tile is not None:
                 # pruning runs every PRUNE_AFTER records: at most that many tiles more
                 assert len(tiles) <= window.length // window.tile + PRUNE_AFTER, slot.name
@@ -80,7 +80,7 @@ def test_pruning_keeps_at_most_a_ring_of_tiles_per_window(steps: list[tuple[int,
                 assert len(tiles) <= 1
     state.prune()
     for slot, tiles in zip(state.plan.slots, state.tiles, strict=True):
-        window = slot.feature.window
+        window = slot.window
         if window.length is not None and window.tile is not None:
             assert len(tiles) <= window.length // window.tile, slot.name
     state.advance(clock + 31 * 24 * HOUR)
