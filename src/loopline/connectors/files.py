@@ -86,7 +86,7 @@ class IngestReport:
     produced: int = 0
     dead_lettered: int = 0
     skipped: int = 0
-    as_text: list[str] = field(default_factory=list)
+    as_text: list[str] = field(default_factory=list, compare=False, repr=False)
 
 
 def ingest_file(
