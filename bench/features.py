@@ -46,10 +46,7 @@ import pyarrow.parquet as pq
 
 from loopline.app import App
 from loopline.features import Aggregations, Entity, FeatureSet
-from loopline.features.declarations import count, mean
-from loopline.features.declarations import max as max_
-from loopline.features.declarations import min as min_
-from loopline.features.declarations import sum as sum_
+from loopline.features.aggregations import Count, Max, Mean, Min, Sum
 from loopline.log import Log, TopicConfig, open_log
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -131,9 +128,9 @@ def stream_app(name: str, topic: str) -> App:
     member = Entity("member", key="member_id")
     windows = ["1h", "24h"]
     features = [
-        *count("n", windows=windows),
-        *sum_("amount_sum", field="amount", windows=windows),
-        *mean("amount_mean", field="amount", windows=windows),
+        *Count.per_window("n", windows=windows),
+        *Sum.per_window("amount_sum", field="amount", windows=windows),
+        *Mean.per_window("amount_mean", field="amount", windows=windows),
     ]
     group = Aggregations(topic, member, features, time="at", lateness=LATENESS)
     return App(name, features=FeatureSet([group]))
@@ -144,11 +141,11 @@ def wide_app(name: str, topic: str) -> App:
     member = Entity("member", key="member_id")
     windows = ["10m", "1h", "24h", "7d"]
     features = [
-        *count("n", windows=windows),
-        *sum_("amount_sum", field="amount", windows=windows),
-        *mean("amount_mean", field="amount", windows=windows),
-        *min_("amount_min", field="amount", windows=windows),
-        *max_("amount_max", field="amount", windows=windows),
+        *Count.per_window("n", windows=windows),
+        *Sum.per_window("amount_sum", field="amount", windows=windows),
+        *Mean.per_window("amount_mean", field="amount", windows=windows),
+        *Min.per_window("amount_min", field="amount", windows=windows),
+        *Max.per_window("amount_max", field="amount", windows=windows),
     ]
     group = Aggregations(topic, member, features, time="at", lateness=LATENESS)
     return App(name, features=FeatureSet([group]))
@@ -158,9 +155,9 @@ def dataset_app(name: str, topic: str) -> App:
     """The dataset's 10 features: count over 10m/1h/24h/7d, sum and mean over 1h/24h/7d."""
     member = Entity("member", key="member_id")
     features = [
-        *count("n", windows=["10m", "1h", "24h", "7d"]),
-        *sum_("amount_sum", field="amount", windows=["1h", "24h", "7d"]),
-        *mean("amount_mean", field="amount", windows=["1h", "24h", "7d"]),
+        *Count.per_window("n", windows=["10m", "1h", "24h", "7d"]),
+        *Sum.per_window("amount_sum", field="amount", windows=["1h", "24h", "7d"]),
+        *Mean.per_window("amount_mean", field="amount", windows=["1h", "24h", "7d"]),
     ]
     group = Aggregations(topic, member, features, time="at", lateness=LATENESS)
     return App(name, features=FeatureSet([group]))

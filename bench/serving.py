@@ -68,8 +68,7 @@ from pydantic import BaseModel
 import loopline
 from loopline import App
 from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature
-from loopline.features.declarations import count
-from loopline.features.declarations import sum as sum_
+from loopline.features.aggregations import Count, Sum
 from loopline.log import Log, Producer, open_log
 from loopline.models.declarations import Model
 from loopline.models.trainers import LightGBMTrainer
@@ -107,7 +106,10 @@ def bench_app(run: str | None = None) -> App:
     prefix = f"bench-serving-{run}"
     member_table = [TableFeature(f, f, default=0) for f in MEMBER[:3]]
     item_table = [TableFeature(f, f, default=0.0) for f in ITEM[:3]]
-    orders = [*count("orders", windows=["7d"]), *sum_("spend", field="amount", windows=["30d"])]
+    orders = [
+        *Count.per_window("orders", windows=["7d"]),
+        *Sum.per_window("spend", field="amount", windows=["30d"]),
+    ]
     features = FeatureSet(
         tables=[
             Table(f"{prefix}-members", member, member_table),
@@ -115,7 +117,9 @@ def bench_app(run: str | None = None) -> App:
         ],
         aggregations=[
             Aggregations(f"{prefix}-orders", member, orders, time="at"),
-            Aggregations(f"{prefix}-views", item, count("views", windows=["1h", "24h"]), time="at"),
+            Aggregations(
+                f"{prefix}-views", item, Count.per_window("views", windows=["1h", "24h"]), time="at"
+            ),
         ],
     )
     models = [

@@ -6,9 +6,9 @@ convention of uvicorn and Celery (``loopline features run shop.app:app``);
 current directory first on ``sys.path``, so a file next to you is found.
 
 >>> from loopline.features import Aggregations, Entity, FeatureSet
->>> from loopline.features.declarations import count
+>>> from loopline.features.aggregations import Count
 >>> member = Entity("member", key="member_id")
->>> app = App("shop", features=FeatureSet([Aggregations("clicks", member, count("clicks", windows=["1h"]))]))
+>>> app = App("shop", features=FeatureSet([Aggregations("clicks", member, Count.per_window("clicks", windows=["1h"]))]))
 >>> app.features.names()
 ['clicks_1h']
 >>> app.topic_prefix

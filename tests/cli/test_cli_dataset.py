@@ -20,18 +20,18 @@ MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 APP = """
 from loopline import App
 from loopline.features import Aggregations, Entity, FeatureSet
-from loopline.features.declarations import count, sum
+from loopline.features.aggregations import Count, Sum
 
 member = Entity("member", key="member_id")
 item = Entity("item", key="item_id")
 clicks = Aggregations(
     {topic!r}, member,
-    [*count("clicks", windows=["1h"]), *sum("spent", field="amount", windows=["1h"])],
+    [*Count.per_window("clicks", windows=["1h"]), *Sum.per_window("spent", field="amount", windows=["1h"])],
     time="at",
 )
 app = App("shop", features=FeatureSet([clicks]))
 both = App("shop", features=FeatureSet(
-    [clicks, Aggregations({topic!r}, item, count("sales", windows=["1h"]), time="at")]))
+    [clicks, Aggregations({topic!r}, item, Count.per_window("sales", windows=["1h"]), time="at")]))
 """
 
 

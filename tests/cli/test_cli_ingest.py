@@ -53,6 +53,26 @@ def test_ingest_counts_every_row_and_resumes_without_duplicates(url, tmp_path):
     assert len(letters) == 1 and "row 2" in json.loads(letters[0])["reason"]
 
 
+def test_a_csv_without_a_contract_is_ingested_as_text_with_a_warning(url, tmp_path):
+    assert run(url, "topics", "create", "orders").exit_code == 0
+    data = tmp_path / "orders.csv"
+    data.write_text("member_id,amount\nm1,5.5\n")
+    result = CliRunner().invoke(cli, ["--log", url, "ingest", str(data), "--topic", "orders"])
+    assert result.exit_code == 0, result.output
+    assert "produced 1 to orders" in result.stdout
+    assert "warning: topic 'orders' has no contract" in result.stderr
+    assert "'member_id', 'amount' was written as a string" in result.stderr
+    assert "--contract orders" in result.stderr
+    consumed = run(url, "consume", "orders", "--from-beginning", "--timeout", "1")
+    assert json.loads(consumed.stdout) == {"member_id": "m1", "amount": "5.5"}
+    # with a contract, no warning: the contract gives the cells their types
+    bound_topic(url, tmp_path)
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("member_id,item\nm1,1\n")
+    typed = CliRunner().invoke(cli, ["--log", url, "ingest", str(clicks), "--topic", "clicks"])
+    assert typed.exit_code == 0 and "warning" not in typed.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

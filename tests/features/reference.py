@@ -12,7 +12,23 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from loopline.features import Aggregate, Aggregations
+from loopline.features import Aggregation, Aggregations, Window
+from loopline.features.aggregations import KINDS
+
+
+def aggregate(
+    name: str,
+    kind: str,
+    field: str | None,
+    window: Window,
+    where: Any = None,
+    default: Any = None,
+) -> Aggregation:
+    """The built-in aggregation `kind` of `field` (ignored by count), default None."""
+    options = {"window": window, "name": name, "where": where, "default": default}
+    if kind == "count":
+        return KINDS[kind](**options)
+    return KINDS[kind](field, **options)
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,7 @@ def late_positions(events: list[Event], lateness: int) -> set[tuple[int, int]]:
     return late
 
 
-def value_at(events: list[Event], group: Aggregations, feature: Aggregate, entity: str, at: int):
+def value_at(events: list[Event], group: Aggregations, feature: Aggregation, entity: str, at: int):
     """The value of `feature` of `entity` at instant `at` (its default when there is none)."""
     late = late_positions(events, int(group.lateness))
     start = feature.window.start(at)

@@ -17,7 +17,7 @@ import pyarrow as pa
 from hypothesis import strategies as st
 
 from loopline.features import Aggregations, Derived, Entity, FeatureSet, Table, TableFeature
-from loopline.features.declarations import count, distinct, last, max, mean, min, sum
+from loopline.features.aggregations import Count, Distinct, Last, Max, Mean, Min, Sum
 from loopline.features.offline.builder import build
 from loopline.features.offline.events import events_table
 
@@ -40,14 +40,16 @@ def _views(source: str) -> Aggregations:
         time="at",
         lateness="3m",
         features=[
-            *count("views", windows=["10m", "1h", "24h", "lifetime"]),
-            *count("long_views", windows=["1h"], where=lambda v: (v.get("seconds") or 0) > 30),
-            *sum("seconds", field="seconds", windows=["10m", "24h"]),
-            *mean("avg_seconds", field="seconds", windows=["1h", "lifetime"]),
-            *min("min_seconds", field="seconds", windows=["1h"]),
-            *max("max_seconds", field="seconds", windows=["24h"]),
-            *last("last_page", field="page", windows=["1h", "lifetime"]),
-            *distinct("pages", field="page", windows=["1h", "lifetime"]),
+            *Count.per_window("views", windows=["10m", "1h", "24h", "lifetime"]),
+            *Count.per_window(
+                "long_views", windows=["1h"], where=lambda v: (v.get("seconds") or 0) > 30
+            ),
+            *Sum.per_window("seconds", field="seconds", windows=["10m", "24h"]),
+            *Mean.per_window("avg_seconds", field="seconds", windows=["1h", "lifetime"]),
+            *Min.per_window("min_seconds", field="seconds", windows=["1h"]),
+            *Max.per_window("max_seconds", field="seconds", windows=["24h"]),
+            *Last.per_window("last_page", field="page", windows=["1h", "lifetime"]),
+            *Distinct.per_window("pages", field="page", windows=["1h", "lifetime"]),
         ],
     )
 

@@ -19,10 +19,7 @@ from hypothesis import strategies as st
 
 from loopline import App
 from loopline.features import Aggregations, Derived, Entity, FeatureSet, Table, TableFeature
-from loopline.features.declarations import count, distinct, last, mean
-from loopline.features.declarations import max as max_of
-from loopline.features.declarations import min as min_of
-from loopline.features.declarations import sum as sum_of
+from loopline.features.aggregations import Count, Distinct, Last, Max, Mean, Min, Sum
 from loopline.features.offline import build, events_table
 from loopline.features.offline.datasets import (
     DatasetError,
@@ -63,7 +60,10 @@ def clicks_app(topic: str) -> App:
     clicks = Aggregations(
         topic,
         member,
-        [*count("clicks", windows=["1h"]), *sum_of("spent", field="amount", windows=["1h"])],
+        [
+            *Count.per_window("clicks", windows=["1h"]),
+            *Sum.per_window("spent", field="amount", windows=["1h"]),
+        ],
         time="at",
         lateness="15m",
     )
@@ -190,14 +190,14 @@ def rich_features(clicks: str, profiles: str) -> FeatureSet:
         clicks,
         member,
         [
-            *count("clicks", windows=["10m", "1h", "lifetime"]),
-            *count("big", windows=["1h"], where=lambda v: v["amount"] > 5),
-            *sum_of("spent", field="amount", windows=["10m", "24h"]),
-            *mean("avg", field="amount", windows=["1h"]),
-            *min_of("least", field="amount", windows=["1h"]),
-            *max_of("most", field="amount", windows=["lifetime"]),
-            *last("item", field="item"),
-            *distinct("items", field="item", windows=["24h"]),
+            *Count.per_window("clicks", windows=["10m", "1h", "lifetime"]),
+            *Count.per_window("big", windows=["1h"], where=lambda v: v["amount"] > 5),
+            *Sum.per_window("spent", field="amount", windows=["10m", "24h"]),
+            *Mean.per_window("avg", field="amount", windows=["1h"]),
+            *Min.per_window("least", field="amount", windows=["1h"]),
+            *Max.per_window("most", field="amount", windows=["lifetime"]),
+            *Last.per_window("item", field="item"),
+            *Distinct.per_window("items", field="item", windows=["24h"]),
         ],
         time="at",
         lateness="5m",
@@ -460,7 +460,8 @@ def test_rebuild_refuses_changed_features_and_spine(log, tmp_path):
     out = tmp_path / "train.parquet"
     build_dataset(log, clicks_app(topic), spine, out)
     other = App(
-        "shop", features=FeatureSet([Aggregations(topic, member, count("c", windows=["1h"]))])
+        "shop",
+        features=FeatureSet([Aggregations(topic, member, Count.per_window("c", windows=["1h"]))]),
     )
     with pytest.raises(DatasetError, match="not the ones the dataset was built with"):
         rebuild(log, manifest_path(out), tmp_path / "x.parquet", app=other)

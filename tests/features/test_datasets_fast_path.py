@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 from loopline.contracts.codecs import ContractViolation
 from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature
-from loopline.features.declarations import count, last
-from loopline.features.declarations import sum as sum_of
+from loopline.features.aggregations import Count, Last, Sum
 from loopline.features.offline.events import EventColumns, events_table, events_table_of_columns
 from loopline.features.offline.manifests import PartitionRange, TopicRange
 from loopline.features.offline.pinned import decoder, pin, read_pinned
@@ -40,21 +39,21 @@ def feature_sets() -> list[FeatureSet]:
         SOURCE,
         member,
         [
-            *count("n", windows=["1h"]),
-            *sum_of("total", field="amount", windows=["1h"]),
-            *last("tag", field="tag", windows=["1h"]),
+            *Count.per_window("n", windows=["1h"]),
+            *Sum.per_window("total", field="amount", windows=["1h"]),
+            *Last.per_window("tag", field="tag", windows=["1h"]),
         ],
         time="at",
     )
-    by_arrival = Aggregations(SOURCE, member, count("arrived", windows=["1h"]))
+    by_arrival = Aggregations(SOURCE, member, Count.per_window("arrived", windows=["1h"]))
     filtered = Aggregations(
         SOURCE,
         member,
-        count("big", windows=["1h", "24h"], where=positive),
+        Count.per_window("big", windows=["1h", "24h"], where=positive),
         time="at",
         key="other",
     )
-    seconds = Aggregations(SOURCE, member, count("late", windows=["1h"]), time="when")
+    seconds = Aggregations(SOURCE, member, Count.per_window("late", windows=["1h"]), time="when")
     table = Table(SOURCE, member, [TableFeature("country", "tag", default="??")])
     return [
         FeatureSet([plain]),

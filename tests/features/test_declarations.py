@@ -6,13 +6,15 @@ import subprocess
 import sys
 
 from loopline.features import Aggregations, Derived, Entity, FeatureSet
-from loopline.features.declarations import count
+from loopline.features.aggregations import Count
 
 member = Entity("member", key="member_id")
 
 
 def _features(where, fn) -> FeatureSet:
-    group = Aggregations("views", member, count("long_views", windows=["1h"], where=where))
+    group = Aggregations(
+        "views", member, Count.per_window("long_views", windows=["1h"], where=where)
+    )
     return FeatureSet([group], derived=[Derived("twice", ("long_views_1h",), fn)])
 
 
@@ -34,9 +36,9 @@ def test_the_fingerprint_changes_with_a_value_a_filter_closes_over():
 def test_the_fingerprint_is_the_same_in_another_process():
     script = (
         "from loopline.features import Aggregations, Derived, Entity, FeatureSet\n"
-        "from loopline.features.declarations import count\n"
+        "from loopline.features.aggregations import Count\n"
         "member = Entity('member', key='member_id')\n"
-        "group = Aggregations('views', member, count('long_views', windows=['1h'],"
+        "group = Aggregations('views', member, Count.per_window('long_views', windows=['1h'],"
         " where=lambda v: v['s'] > 60))\n"
         "print(FeatureSet([group], derived=[Derived('twice', ('long_views_1h',),"
         " lambda n: n * 2)]).fingerprint())\n"

@@ -16,8 +16,9 @@ from loopline.features import (
     Table,
     TableFeature,
 )
-from loopline.features.declarations import count, distinct, last, mean, sum
+from loopline.features.aggregations import Count, Distinct, Last, Mean, Sum
 from loopline.features.offline import BuildError, build, events_table
+from loopline.features.offline.events import unusable_records
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000  # on an hour tile
 member, item = Entity("member", "member_id"), Entity("item", "item_id")
@@ -25,13 +26,13 @@ orders = Aggregations(
     "orders",
     member,
     [
-        *count("orders", windows=["1h", "lifetime"]),
-        *sum("spent", field="amount", windows=["1h"]),
-        *distinct("items", field="item_id", windows=["24h"]),
+        *Count.per_window("orders", windows=["1h", "lifetime"]),
+        *Sum.per_window("spent", field="amount", windows=["1h"]),
+        *Distinct.per_window("items", field="item_id", windows=["24h"]),
     ],
     time="at",
 )
-per_item = Aggregations("orders", item, [*count("sales", windows=["24h"])], time="at")
+per_item = Aggregations("orders", item, [*Count.per_window("sales", windows=["24h"])], time="at")
 
 
 def order(offset: int, minutes: int, member_id: str | None, amount: float, **more) -> dict:
@@ -93,7 +94,10 @@ def test_spine_rows_keep_their_order_columns_and_duplicates() -> None:
 
 def test_derived_features_run_in_dependency_order_and_default_when_they_raise() -> None:
     averages = Aggregations(
-        "orders", member, [*mean("avg", field="amount", windows=["1h"], default=None)], time="at"
+        "orders",
+        member,
+        [*Mean.per_window("avg", field="amount", windows=["1h"], default=None)],
+        time="at",
     )
     doubled = Derived("doubled", ("half",), lambda h: h * 4)  # reads a later derived feature
     half = Derived("half", ("avg_1h",), lambda a: a / 2, default=-1.0)
@@ -109,7 +113,9 @@ def test_derived_features_run_in_dependency_order_and_default_when_they_raise() 
 
 
 def test_a_default_of_another_type_gives_a_union_column() -> None:
-    fs = FeatureSet([Aggregations("orders", member, count("n", windows=["1h"], default="none"))])
+    fs = FeatureSet(
+        [Aggregations("orders", member, Count.per_window("n", windows=["1h"], default="none"))]
+    )
     source = events_table(fs, "orders", [order(0, 0, "m1", 1.0)])
     spine = pa.table({"entity": ["m1", "m2"], "at": [T0 + 60_000] * 2})
     assert build(fs, {"orders": source}, spine).column("n_1h").to_pylist() == [1, "none"]
@@ -136,15 +142,19 @@ def test_errors_say_what_to_do() -> None:
         build(fs, {"orders": source}, pa.table({"member": ["m1"], "at": [T0]}))
     with pytest.raises(BuildError, match="names of features"):
         build(fs, {"orders": source}, spine.append_column("orders_1h", pa.array([1])))
+    latest = FeatureSet([Aggregations("orders", member, Last.per_window("a", field="amount"))])
     with pytest.raises(BuildError, match="mixes value types"):
-        events_table(fs, "orders", [order(0, 0, "m1", 1.0), order(1, 1, "m1", "lots")])
+        events_table(latest, "orders", [order(0, 0, "m1", 1.0), order(1, 1, "m1", "lots")])
+    # a sum reads numbers: "lots" is left out (and counted), as online dead-letters it
+    left = events_table(fs, "orders", [order(0, 0, "m1", 1.0), order(1, 1, "m1", "lots")])
+    assert (left.column("offset").to_pylist(), unusable_records(left)) == ([0], 1)
     with pytest.raises(BuildError, match="no feature reads topic 'clicks'"):
         events_table(fs, "clicks", [])
     strings = FeatureSet(
-        [Aggregations("orders", member, sum("s", field="item_id", windows=["1h"]))]
+        [Aggregations("orders", member, Sum.per_window("s", field="item_id", windows=["1h"]))]
     )
-    with pytest.raises(BuildError, match="needs numbers"):
-        build(strings, {"orders": events_table(strings, "orders", [order(0, 0, "m1", 1.0)])}, spine)
+    with pytest.raises(BuildError, match="needs numbers"):  # a table not from events_table
+        build(strings, {"orders": source}, spine)
     loop = [Derived("a", ("b",), lambda b: b), Derived("b", ("a",), lambda a: a)]
     with pytest.raises(DeclarationError, match="cycle"):
         build(FeatureSet([orders], derived=loop), {"orders": source}, spine)
@@ -154,7 +164,7 @@ def test_late_records_never_count_and_lifetime_last_breaks_ties_by_position() ->
     group = Aggregations(
         "orders",
         member,
-        [*count("n", windows=["lifetime"]), *last("latest", field="amount")],
+        [*Count.per_window("n", windows=["lifetime"]), *Last.per_window("latest", field="amount")],
         time="at",
         lateness="1m",
     )

@@ -19,7 +19,7 @@ from features.reference import Event
 from features.test_offline_reference import BASE, DAY, MEMBERS, feature_set, records, streams
 from features.test_offline_reference import wide_values as values
 from loopline.features import Aggregations, Entity, FeatureSet
-from loopline.features.declarations import mean, sum
+from loopline.features.aggregations import Mean, Sum
 from loopline.features.offline import build, events_table
 
 HOUR = 3_600_000
@@ -99,8 +99,8 @@ def test_sums_are_exactly_fsum(numbers: list[float]) -> None:
         "pay",
         Entity("member", "member_id"),
         [
-            *sum("paid", field="v", windows=["lifetime", "24h"]),
-            *mean("avg", field="v", windows=["lifetime", "1h"]),
+            *Sum.per_window("paid", field="v", windows=["lifetime", "24h"]),
+            *Mean.per_window("avg", field="v", windows=["lifetime", "1h"]),
         ],
     )
     fs = FeatureSet([group])

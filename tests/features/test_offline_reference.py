@@ -17,10 +17,10 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.reference import Event, value_at
+from features.reference import Event, aggregate, value_at
 from features.streams import encode_time, gaps, skews, wide_values
-from loopline.features import Aggregate, Aggregations, Derived, Entity, FeatureSet, Window
-from loopline.features.declarations import KINDS
+from loopline.features import Aggregation, Aggregations, Derived, Entity, FeatureSet, Window
+from loopline.features.aggregations import KINDS
 from loopline.features.offline import build, events_table
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -35,17 +35,17 @@ def untagged_x(fields: dict[str, Any]) -> bool:
     return fields.get("tag") != "x"
 
 
-def aggregates(prefix: str, windows: list[str], default: Any) -> list[Aggregate]:
+def aggregates(prefix: str, windows: list[str], default: Any) -> list[Aggregation]:
     out = []
     for kind in KINDS:
         field = None if kind == "count" else "v"
         for w in windows:
             window = Window.parse(w)
-            out.append(Aggregate(f"{prefix}{kind}_{w}", kind, field, window, None, default))
-            out.append(Aggregate(f"{prefix}{kind}_f_{w}", kind, field, window, untagged_x, default))
+            out.append(aggregate(f"{prefix}{kind}_{w}", kind, field, window, None, default))
+            out.append(aggregate(f"{prefix}{kind}_f_{w}", kind, field, window, untagged_x, default))
     for kind in ("min", "max", "last", "distinct"):
         for w in ("10m", "24h"):
-            out.append(Aggregate(f"{prefix}{kind}_tag_{w}", kind, "tag", Window.parse(w)))
+            out.append(aggregate(f"{prefix}{kind}_tag_{w}", kind, "tag", Window.parse(w)))
     return out
 
 
@@ -57,7 +57,7 @@ def feature_set(lateness: int, tag_lateness: int, default: Any) -> FeatureSet:
     by_tag = Aggregations(
         "clicks",
         Entity("tag", key="tag"),
-        [Aggregate(f"tag_{k}_1h", k, "v", Window.parse("1h")) for k in ("count", "sum", "last")],
+        [aggregate(f"tag_{k}_1h", k, "v", Window.parse("1h")) for k in ("count", "sum", "last")],
         time="at",
         lateness=tag_lateness,
     )

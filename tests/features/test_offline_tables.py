@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature
-from loopline.features.declarations import count, last
+from loopline.features.aggregations import Count, Last
 from loopline.features.offline import build, events_table
 
 BASE = 1_700_000_000_000
@@ -104,7 +104,10 @@ def test_one_topic_read_as_a_table_and_aggregated() -> None:
     orders = Aggregations(
         "profiles",
         member,
-        [*count("updates", windows=["lifetime"]), *last("last_age", field="age")],
+        [
+            *Count.per_window("updates", windows=["lifetime"]),
+            *Last.per_window("last_age", field="age"),
+        ],
     )
     features = FeatureSet([orders], tables=[profiles])
     records = [
@@ -123,7 +126,7 @@ def test_a_table_keyed_by_another_field_of_an_aggregated_topic() -> None:
     """Orders aggregated per member and read as a table per order id share one topic."""
     order_entity = Entity("order", key="order_id")
     status = Table("orders", order_entity, [TableFeature("status", "status", default="none")])
-    per_member = Aggregations("orders", member, count("orders", windows=["lifetime"]))
+    per_member = Aggregations("orders", member, Count.per_window("orders", windows=["lifetime"]))
     features = FeatureSet([per_member], tables=[status])
     records = [
         {"partition": 0, "offset": i, "arrival": BASE + i}

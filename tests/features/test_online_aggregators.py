@@ -12,8 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loopline.features.declarations import KINDS
-from loopline.features.online.aggregators import AGGREGATORS, Aggregator
+from loopline.features.aggregations import KINDS, Aggregation
+
+
+def of(kind: str) -> Aggregation[Any]:
+    """A feature of the built-in aggregation `kind`."""
+    return KINDS[kind]() if kind == "count" else KINDS[kind]("v")
+
 
 numbers = st.one_of(
     st.integers(-1000, 1000),
@@ -42,7 +47,7 @@ def direct(kind: str, rows: list[tuple[Any, int, int, int]]) -> Any:
     }[kind]()
 
 
-def fold(agg: Aggregator[Any], rows: list[tuple[Any, int, int, int]]) -> Any:
+def fold(agg: Aggregation[Any], rows: list[tuple[Any, int, int, int]]) -> Any:
     state = agg.empty()
     for value, event_time, partition, offset in rows:
         state = agg.add(state, value, event_time, (partition, offset))
@@ -60,7 +65,7 @@ def close(a: Any, b: Any) -> bool:
 def test_tiles_merged_in_any_order_give_the_result_of_all_records(
     kind: str, rows: list[tuple[Any, int, int, int]], seed: int
 ) -> None:
-    agg = AGGREGATORS[kind]
+    agg = of(kind)
     rng = random.Random(seed)
     tiles: list[list[tuple[Any, int, int, int]]] = [[] for _ in range(rng.randint(1, 6))]
     for row in rows:
@@ -79,7 +84,7 @@ def test_tiles_merged_in_any_order_give_the_result_of_all_records(
 def test_a_state_read_back_from_json_gives_the_same_result_and_keeps_growing(
     kind: str, rows: list[tuple[Any, int, int, int]]
 ) -> None:
-    agg = AGGREGATORS[kind]
+    agg = of(kind)
     half = len(rows) // 2
     state = agg.load(json.loads(json.dumps(agg.dump(fold(agg, rows[:half])))))
     for value, event_time, partition, offset in rows[half:]:
@@ -89,7 +94,7 @@ def test_a_state_read_back_from_json_gives_the_same_result_and_keeps_growing(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_empty_state_has_no_value(kind: str) -> None:
-    agg = AGGREGATORS[kind]
+    agg = of(kind)
     assert agg.result(agg.empty()) is None
     assert agg.result(agg.merge(agg.empty(), agg.empty())) is None
 
@@ -109,7 +114,7 @@ def test_sum_and_mean_are_fsum_exact_where_a_float_sum_is_not(
     parts = [rows[i : i + 3] for i in range(0, len(rows), 3)]
     rng.shuffle(parts)
     for kind in ("sum", "mean"):
-        agg = AGGREGATORS[kind]
+        agg = of(kind)
         state = agg.empty()
         for part in parts:
             state = agg.merge(state, fold(agg, part))
@@ -119,7 +124,7 @@ def test_sum_and_mean_are_fsum_exact_where_a_float_sum_is_not(
 def test_cancellation_that_defeats_a_float_sum_does_not_defeat_sum() -> None:
     values = [1e16, 1.0, -1e16, 3.0, 1e-3, -1e-3]
     assert sum(values) != math.fsum(values)
-    agg = AGGREGATORS["sum"]
+    agg = of("sum")
     one_per_tile = [fold(agg, [(v, 0, 0, i)]) for i, v in enumerate(values)]
     state = agg.empty()
     for tile in one_per_tile:
@@ -128,13 +133,13 @@ def test_cancellation_that_defeats_a_float_sum_does_not_defeat_sum() -> None:
 
 
 def test_sum_of_infinities_follows_float_arithmetic() -> None:
-    agg = AGGREGATORS["sum"]
+    agg = of("sum")
     assert agg.result(fold(agg, [(math.inf, 0, 0, 0), (1.0, 0, 0, 1)])) == math.inf
     assert math.isnan(agg.result(fold(agg, [(math.inf, 0, 0, 0), (-math.inf, 0, 0, 1)])))
 
 
 def test_last_breaks_event_time_ties_by_the_later_position() -> None:
-    agg = AGGREGATORS["last"]
+    agg = of("last")
     rows = [("p1", 5, 1, 0), ("p0-late-offset", 5, 0, 9), ("earlier", 4, 2, 0)]
     assert agg.result(fold(agg, rows)) == "p1"
     assert agg.result(fold(agg, rows[::-1])) == "p1"

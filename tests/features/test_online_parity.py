@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import reference
-from features.reference import Event, value_at
+from features.reference import Event, aggregate, value_at
 from features.streams import encode_time, gaps, skews
 from features.streams import wide_values as values
-from loopline.features import Aggregate, Aggregations, Derived, Entity, FeatureSet, Window
-from loopline.features.declarations import KINDS
+from loopline.features import Aggregation, Aggregations, Derived, Entity, FeatureSet, Window
+from loopline.features.aggregations import KINDS
 from loopline.features.online import OnlineFeatures
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -39,22 +39,22 @@ def untagged_x(fields: dict[str, Any]) -> bool:
     return fields.get("tag") != "x"
 
 
-def aggregates(prefix: str, windows: list[str]) -> list[Aggregate]:
+def aggregates(prefix: str, windows: list[str]) -> list[Aggregation]:
     out = []
     for kind in KINDS:
         field = None if kind == "count" else "v"
         for w in windows:
             out.append(
-                Aggregate(f"{prefix}{kind}_{w}", kind, field, Window.parse(w), None, NO_VALUE)
+                aggregate(f"{prefix}{kind}_{w}", kind, field, Window.parse(w), None, NO_VALUE)
             )
             out.append(
-                Aggregate(
+                aggregate(
                     f"{prefix}{kind}_f_{w}", kind, field, Window.parse(w), untagged_x, NO_VALUE
                 )
             )
     for kind in ("min", "max", "last", "distinct"):
         for w in ("10m", "24h"):
-            out.append(Aggregate(f"{prefix}{kind}_tag_{w}", kind, "tag", Window.parse(w)))
+            out.append(aggregate(f"{prefix}{kind}_tag_{w}", kind, "tag", Window.parse(w)))
     return out
 
 
@@ -64,14 +64,14 @@ def feature_set(lateness: int, tag_lateness: int) -> FeatureSet:
     by_tag = Aggregations(
         "clicks",
         Entity("tag", key="tag"),
-        [Aggregate(f"tag_{k}_1h", k, "v", Window.parse("1h")) for k in ("count", "sum", "last")],
+        [aggregate(f"tag_{k}_1h", k, "v", Window.parse("1h")) for k in ("count", "sum", "last")],
         time="at",
         lateness=tag_lateness,
     )
     views = Aggregations(
         "views",
         member,
-        [Aggregate(f"views_{k}_{w}", k, "v", Window.parse(w)) for k in KINDS for w in WINDOWS],
+        [aggregate(f"views_{k}_{w}", k, "v", Window.parse(w)) for k in KINDS for w in WINDOWS],
     )
     per_click = Derived(
         "v_per_click", ("sum_1h", "count_1h"), lambda s, n: s / n, default="no clicks"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopline.features import Aggregations, Entity
-from loopline.features.declarations import count, distinct, last, mean, sum
+from loopline.features.aggregations import Count, Distinct, Last, Mean, Sum
 from loopline.features.online import EntityState, Plan
 from loopline.features.online.state import PRUNE_AFTER
 from loopline.features.online.times import event_time_ms
@@ -19,11 +19,11 @@ GROUP = Aggregations(
     "clicks",
     Entity("member", "member_id"),
     [
-        *count("clicks", windows=["10m", "1h", "24h", "lifetime"]),
-        *sum("spent", field="amount", windows=["1h", "7d"]),
-        *mean("avg", field="amount", windows=["24h"]),
-        *distinct("pages", field="page", windows=["30d"]),
-        *last("page", field="page", windows=["1h", "lifetime"]),
+        *Count.per_window("clicks", windows=["10m", "1h", "24h", "lifetime"]),
+        *Sum.per_window("spent", field="amount", windows=["1h", "7d"]),
+        *Mean.per_window("avg", field="amount", windows=["24h"]),
+        *Distinct.per_window("pages", field="page", windows=["30d"]),
+        *Last.per_window("page", field="page", windows=["1h", "lifetime"]),
     ],
     time="at",
 )
@@ -72,7 +72,7 @@ def test_pruning_keeps_at_most_a_ring_of_tiles_per_window(steps: list[tuple[int,
         clock += gap
         state.add(clock + skew, click(page=str(offset % 7)), (0, offset), clock=clock)
         for slot, tiles in zip(state.plan.slots, state.tiles, strict=True):
-            window = slot.feature.window
+            window = slot.window
             if window.length is not None and window.tile is not None:
                 # pruning runs every PRUNE_AFTER records: at most that many tiles more
                 assert len(tiles) <= window.length // window.tile + PRUNE_AFTER, slot.name
@@ -80,7 +80,7 @@ def test_pruning_keeps_at_most_a_ring_of_tiles_per_window(steps: list[tuple[int,
                 assert len(tiles) <= 1
     state.prune()
     for slot, tiles in zip(state.plan.slots, state.tiles, strict=True):
-        window = slot.feature.window
+        window = slot.window
         if window.length is not None and window.tile is not None:
             assert len(tiles) <= window.length // window.tile, slot.name
     state.advance(clock + 31 * 24 * HOUR)
@@ -122,7 +122,7 @@ def test_a_filter_that_raises_leaves_the_record_out_and_is_counted() -> None:
     group = Aggregations(
         "clicks",
         Entity("member", "member_id"),
-        count("big", windows=["lifetime"], where=lambda f: f["amount"] > 10),
+        Count.per_window("big", windows=["lifetime"], where=lambda f: f["amount"] > 10),
     )
     plan = Plan(group)
     state = EntityState(plan)

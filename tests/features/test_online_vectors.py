@@ -16,7 +16,7 @@ from loopline.features import (
     Table,
     TableFeature,
 )
-from loopline.features.declarations import count, sum
+from loopline.features.aggregations import Count, Sum
 from loopline.features.online import OnlineFeatures, UnreadableRecord
 from loopline.features.online.times import event_time_ms
 
@@ -27,13 +27,15 @@ ORDERS = Aggregations(
     "orders",
     member,
     [
-        *count("orders", windows=["1h", "lifetime"]),
-        *sum("spent", field="amount", windows=["1h"]),
+        *Count.per_window("orders", windows=["1h", "lifetime"]),
+        *Sum.per_window("spent", field="amount", windows=["1h"]),
     ],
     time="at",
     lateness="5m",
 )
-SOLD = Aggregations("orders", item, count("sold", windows=["24h"]), time="at", lateness="5m")
+SOLD = Aggregations(
+    "orders", item, Count.per_window("sold", windows=["24h"]), time="at", lateness="5m"
+)
 PROFILES = Table("profiles", member, [TableFeature("country", "country", default="??")])
 PER_ORDER = Derived("per_order", ("spent_1h", "orders_1h"), lambda s, n: s / n, default=0.0)
 DOUBLE = Derived("double_per_order", ("per_order",), lambda x: 2 * x)

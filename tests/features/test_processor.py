@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from loopline.app import App, AppError, load_app
 from loopline.cli import cli
 from loopline.features import Aggregations, Entity, FeatureSet
-from loopline.features.declarations import count, sum
+from loopline.features.aggregations import Count, Sum
 from loopline.features.processor import (
     LATE_OFFSET,
     LATE_PARTITION,
@@ -41,8 +41,8 @@ def _app(source: str) -> App:
         time="at",
         lateness="5m",
         features=[
-            *count("clicks", windows=["1h", "lifetime"]),
-            *sum("spent", field="amount", windows=["1h"]),
+            *Count.per_window("clicks", windows=["1h", "lifetime"]),
+            *Sum.per_window("spent", field="amount", windows=["1h"]),
         ],
     )
     return App(unique("shop"), features=FeatureSet([group]))
@@ -159,11 +159,11 @@ def test_the_store_follows_new_commits(log):
 APP_MODULE = """
 from loopline import App
 from loopline.features import Aggregations, Entity, FeatureSet
-from loopline.features.declarations import count
+from loopline.features.aggregations import Count
 
 member = Entity("member", key="member_id")
 app = App("{name}", features=FeatureSet([
-    Aggregations("{source}", member, count("clicks", windows=["1h", "lifetime"]))]))
+    Aggregations("{source}", member, Count.per_window("clicks", windows=["1h", "lifetime"]))]))
 """
 
 

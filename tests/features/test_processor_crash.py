@@ -41,16 +41,16 @@ APP_MODULE = textwrap.dedent(
     """
     from loopline import App
     from loopline.features import Aggregations, Derived, Entity, FeatureSet, Table, TableFeature
-    from loopline.features.declarations import count, distinct, last, mean, sum
+    from loopline.features.aggregations import Count, Distinct, Last, Mean, Sum
 
     def features(views, profiles):
         member = Entity("member", key="member_id")
         group = Aggregations(views, member, time="at", lateness="2m", features=[
-            *count("views", windows=["10m", "1h", "lifetime"]),
-            *sum("seconds", field="seconds", windows=["1h"]),
-            *mean("avg_seconds", field="seconds", windows=["lifetime"]),
-            *last("last_page", field="page", windows=["lifetime"]),
-            *distinct("pages", field="page", windows=["1h"]),
+            *Count.per_window("views", windows=["10m", "1h", "lifetime"]),
+            *Sum.per_window("seconds", field="seconds", windows=["1h"]),
+            *Mean.per_window("avg_seconds", field="seconds", windows=["lifetime"]),
+            *Last.per_window("last_page", field="page", windows=["lifetime"]),
+            *Distinct.per_window("pages", field="page", windows=["1h"]),
         ])
         table = Table(profiles, member, [TableFeature("country", "country", "??")])
         ratio = Derived("per_view", ("seconds_1h", "views_1h"), lambda s, n: s / n, 0.0)

@@ -26,7 +26,7 @@ from loopline.features import (
     Table,
     TableFeature,
 )
-from loopline.features.declarations import count, distinct, last, mean, sum
+from loopline.features.aggregations import Count, Distinct, Last, Mean, Sum
 from loopline.features.offline.builder import build
 from loopline.features.offline.events import BuildError, events_table
 from loopline.features.online.vectors import OnlineFeatures
@@ -43,9 +43,9 @@ MEMBER_VIEWS = Aggregations(
     "views",
     member,
     [
-        *count("views", windows=["10m", "1h", "lifetime"]),
-        *sum("seconds", field="seconds", windows=["1h"]),
-        *last("last_item", field="item_id", windows=["lifetime"]),
+        *Count.per_window("views", windows=["10m", "1h", "lifetime"]),
+        *Sum.per_window("seconds", field="seconds", windows=["1h"]),
+        *Last.per_window("last_item", field="item_id", windows=["lifetime"]),
     ],
     time="at",
     lateness="3m",
@@ -54,9 +54,9 @@ ITEM_VIEWS = Aggregations(  # the same topic, per item: records of an item span 
     "views",
     item,
     [
-        *count("item_views", windows=["1h", "24h"]),
-        *distinct("viewers", field="member_id", windows=["24h"]),
-        *mean("item_seconds", field="seconds", windows=["24h"]),
+        *Count.per_window("item_views", windows=["1h", "24h"]),
+        *Distinct.per_window("viewers", field="member_id", windows=["24h"]),
+        *Mean.per_window("item_seconds", field="seconds", windows=["24h"]),
     ],
     time="at",
     lateness="3m",

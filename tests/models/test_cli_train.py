@@ -27,7 +27,7 @@ from river import linear_model, optim
 
 from loopline import App
 from loopline.features import Aggregations, Entity, FeatureSet
-from loopline.features.declarations import count
+from loopline.features.aggregations import Count
 from loopline.models.declarations import Model
 from loopline.models.trainers import LightGBMTrainer, RiverTrainer
 
@@ -44,7 +44,7 @@ def river():
 
 app = App(
     {app!r},
-    features=FeatureSet([Aggregations({clicks!r}, member, count("clicks", windows=["1h"]), "at")]),
+    features=FeatureSet([Aggregations({clicks!r}, member, Count.per_window("clicks", windows=["1h"]), "at")]),
     models=[
         Model({accept!r}, trainer=lightgbm, entity="member"),
         Model({buy!r}, trainer=lightgbm, entity="member"),

@@ -17,7 +17,7 @@ import pytest
 
 from loopline import App
 from loopline.features import Aggregations, Entity, FeatureSet
-from loopline.features.declarations import count
+from loopline.features.aggregations import Count
 from loopline.features.offline.manifests import DatasetError
 from loopline.log import TopicConfig
 from loopline.models import HmacSigner, ModelRegistry, SigningKeyMissing
@@ -82,7 +82,9 @@ def clicks_and_spine(log, tmp_path: Path, rows: int = 1500, seed: int = 3):
     path.write_text("member_id,at,label\n" + "\n".join(spine) + "\n")
     app = App(
         unique("shop"),
-        features=FeatureSet([Aggregations(topic, member, count("clicks", windows=["1h"]), "at")]),
+        features=FeatureSet(
+            [Aggregations(topic, member, Count.per_window("clicks", windows=["1h"]), "at")]
+        ),
         models=[Model(unique("accept"), trainer=lightgbm, entity="member")],
     )
     return app, topic, path

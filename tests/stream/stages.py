@@ -24,7 +24,8 @@ import numpy as np
 
 from loopline.app import App
 from loopline.contracts import LogRegistry
-from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature, declarations
+from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature
+from loopline.features.aggregations import Count, Sum
 from loopline.features.processor import FeatureProcessor
 from loopline.features.store import FeatureStore
 from loopline.log import Log, TopicConfig
@@ -104,8 +105,8 @@ class Features(Stage):
                         self.events,
                         member,
                         [
-                            *declarations.count("events", windows=["lifetime"]),
-                            *declarations.sum("spent", field="amount", windows=["lifetime"]),
+                            *Count.per_window("events", windows=["lifetime"]),
+                            *Sum.per_window("spent", field="amount", windows=["lifetime"]),
                         ],
                         time="at",
                         lateness="1m",

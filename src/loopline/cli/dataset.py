@@ -69,6 +69,9 @@ def _summary(verb: str, out: str, manifest: Manifest) -> str:
     read = sum(t.records for t in manifest.topics)
     undecodable = sum(t.undecodable for t in manifest.topics)
     skipped = f", {undecodable} undecodable skipped" if undecodable else ""
+    unusable = sum(manifest.unusable.values())
+    if unusable:
+        skipped += f", {unusable} unusable left out as dead-lettered online"
     return (
         f"{verb} {out}: {plural(manifest.rows, 'row')} x {plural(len(manifest.features), 'feature')}"
         f" from {plural(len(manifest.topics), 'topic')} ({plural(read, 'record')} read{skipped});"

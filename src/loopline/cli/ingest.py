@@ -111,6 +111,16 @@ def ingest(
         f"read {plural(report.read, 'row')}: produced {report.produced} to {topic}, "
         f"dead-lettered {report.dead_lettered} to {topic}.dlq{skipped}"
     )
+    if report.as_text:
+        click.echo(
+            f"warning: topic {topic!r} has no contract, so every value of the CSV columns "
+            f'{", ".join(map(repr, report.as_text))} was written as a string ("5.5", not '
+            "5.5); features that sum or average them dead-letter every record, and min and max "
+            "compare them as text. To write numbers, register a contract and ingest with it: "
+            f"loopline contracts register {topic} --schema {topic}.avsc, then "
+            f"loopline ingest FILE --topic {topic} --contract {topic}",
+            err=True,
+        )
     if report.produced:
         return
     if report.read:

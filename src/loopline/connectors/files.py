@@ -45,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -81,12 +81,16 @@ class IngestReport:
     to the topic or `dead_lettered` to ``<topic>.dlq``:
     ``read == produced + dead_lettered``. `skipped` rows were passed over
     because an earlier, interrupted run of the same file had ingested them.
+    `as_text` are the CSV columns whose every value was written as a string,
+    since no contract gave them types (a feature summing one of them
+    dead-letters each record: docs/decisions/0008).
     """
 
     read: int = 0
     produced: int = 0
     dead_lettered: int = 0
     skipped: int = 0
+    as_text: list[str] = field(default_factory=list, compare=False, repr=False)
 
 
 def ingest_file(
@@ -137,6 +141,7 @@ def ingest_file(
     if columns is None:
         _check_sampled(plan, path)
     null_columns = _check_columns(plan, columns, path, fmt)
+    as_text = list(columns or ()) if fmt == "csv" and plan.record_type is None else []
 
     options = IngestOptions(
         key=key, time_column=time_column, contract=plan.contract, encoding=encoding
@@ -149,7 +154,7 @@ def ingest_file(
     producer = log.producer(transactional_id=f"loopline-ingest-{topic}-{fence}")
     try:
         state = IngestProgress() if restart else read_progress(log, state_key)
-        report = IngestReport(skipped=state.rows)
+        report = IngestReport(skipped=state.rows, as_text=as_text)
         if state.done:
             return report
         if state.rows and progress is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from loopline.app import App
 from loopline.features import Aggregations, Derived, Entity, FeatureSet, Table, TableFeature
-from loopline.features.declarations import count, max, min
+from loopline.features.aggregations import Count, Max, Min
 from loopline.models.declarations import Model
 from loopline.models.trainers import LightGBMTrainer
 from loopline.outcomes import Outcomes
@@ -77,8 +77,8 @@ def demo_app(name: str, window: str = "3s") -> App:
                 activity,
                 member,
                 [
-                    *count("views", windows=windows, where=_is("view")),
-                    *count("searches", windows=windows, where=_is("search")),
+                    *Count.per_window("views", windows=windows, where=_is("view")),
+                    *Count.per_window("searches", windows=windows, where=_is("search")),
                 ],
                 time="at",
             ),
@@ -86,9 +86,9 @@ def demo_app(name: str, window: str = "3s") -> App:
                 activity,
                 candidate,
                 [
-                    *count("c_actions", windows=windows),
-                    *min("c_first", field="at", windows=windows),
-                    *max("c_last", field="at", windows=windows),
+                    *Count.per_window("c_actions", windows=windows),
+                    *Min.per_window("c_first", field="at", windows=windows),
+                    *Max.per_window("c_last", field="at", windows=windows),
                 ],
                 time="at",
             ),

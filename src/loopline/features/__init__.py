@@ -1,12 +1,24 @@
 """Features: declared once, computed online by a stream processor and offline for training.
 
-See docs/decisions/0008 for the exact meaning of every value.
+Aggregations are one class per kind (`Count`, `Sum`, `Mean`, `Min`, `Max`,
+`Last`, `Distinct`: `loopline.features.aggregations`), declared as
+``Sum("amount", window="1h")``. See docs/decisions/0008 for the exact meaning
+of every value.
 """
 
 from __future__ import annotations
 
+from loopline.features.aggregations import (
+    Aggregation,
+    Count,
+    Distinct,
+    Last,
+    Max,
+    Mean,
+    Min,
+    Sum,
+)
 from loopline.features.declarations import (
-    Aggregate,
     Aggregations,
     DeclarationError,
     Derived,
@@ -18,12 +30,19 @@ from loopline.features.declarations import (
 )
 
 __all__ = [
-    "Aggregate",
+    "Aggregation",
     "Aggregations",
+    "Count",
     "DeclarationError",
     "Derived",
+    "Distinct",
     "Entity",
     "FeatureSet",
+    "Last",
+    "Max",
+    "Mean",
+    "Min",
+    "Sum",
     "Table",
     "TableFeature",
     "Window",

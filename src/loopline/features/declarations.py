@@ -2,10 +2,12 @@
 
 The nouns are DESIGN.md's: an *entity* (who a feature is about, and its key
 field), *aggregations* of a source topic per entity over tiled event-time
-*windows*, *tables* (latest values of a compacted topic), and *derived*
-features (plain Python functions of other features). The exact meaning of
+*windows* (one `Aggregation` per feature, of a kind of
+`loopline.features.aggregations`: ``Sum("amount", window="1h")``), *tables*
+(latest values of a compacted topic), and *derived* features (plain Python functions of other features). The exact meaning of
 every value is docs/decisions/0008.
 
+>>> from loopline.features.aggregations import Count, Distinct, Mean
 >>> member = Entity("member", key="member_id")
 >>> views = Aggregations(
 ...     source="profile_views",
@@ -13,9 +15,9 @@ every value is docs/decisions/0008.
 ...     time="at",
 ...     lateness="5m",
 ...     features=[
-...         *count("views", windows=["1h", "24h"]),
-...         *mean("dwell", field="seconds", windows=["24h"]),
-...         *distinct("viewers", field="viewer_id", windows=["7d"]),
+...         *Count.per_window("views", windows=["1h", "24h"]),
+...         Mean("seconds", window="24h", name="dwell_24h"),
+...         Distinct("viewer_id", window="7d", name="viewers_7d"),
 ...     ],
 ... )
 >>> [f.name for f in views.features]
@@ -35,56 +37,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from loopline.features.aggregations import Aggregation, Filter
+from loopline.features.windows import DeclarationError, Window
 from loopline.log import parse_duration
 
-Kind = Literal["count", "sum", "mean", "min", "max", "last", "distinct"]
-KINDS: tuple[Kind, ...] = ("count", "sum", "mean", "min", "max", "last", "distinct")
-Filter = Callable[[Mapping[str, Any]], bool]
-
-MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
-
-
-class DeclarationError(ValueError):
-    """A feature declaration that cannot be computed (says which and why)."""
-
-
-@dataclass(frozen=True)
-class Window:
-    """A tiled event-time window: `length` ms cut into tiles of `tile` ms (None: lifetime).
-
-    >>> Window.parse("10m")
-    Window(name='10m', length=600000, tile=60000)
-    >>> Window.parse("lifetime").start(123) is None
-    True
-    """
-
-    name: str
-    length: int | None
-    tile: int | None
-
-    @classmethod
-    def parse(cls, text: str) -> Window:
-        if text == "lifetime":
-            return cls("lifetime", None, None)
-        length = parse_duration(text)
-        if length is None or length <= 0:
-            raise DeclarationError(f"window {text!r} must be a positive duration or 'lifetime'")
-        tile = MINUTE if length <= HOUR else HOUR if length <= 7 * DAY else DAY
-        if length % tile:
-            raise DeclarationError(
-                f"window {text!r} must be a whole number of {tile // MINUTE} minute tiles"
-            )
-        return cls(text, length, tile)
-
-    def start(self, at: int) -> int | None:
-        """First event time (ms) inside the window read at `at`; None for lifetime."""
-        if self.length is None or self.tile is None:
-            return None
-        return (at // self.tile) * self.tile - self.length + self.tile
+__all__ = [
+    "Aggregation",
+    "Aggregations",
+    "DeclarationError",
+    "Derived",
+    "Entity",
+    "FeatureSet",
+    "Filter",
+    "Table",
+    "TableFeature",
+    "Window",
+]
 
 
 @dataclass(frozen=True)
@@ -93,116 +65,6 @@ class Entity:
 
     name: str
     key: str
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """One aggregated feature: `kind` of `field` over `window`, for records passing `where`."""
-
-    name: str
-    kind: Kind
-    field: str | None
-    window: Window
-    where: Filter | None = None
-    default: Any = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise DeclarationError(f"feature {self.name!r}: unknown aggregation {self.kind!r}")
-        if self.kind != "count" and self.field is None:
-            raise DeclarationError(f"feature {self.name!r}: {self.kind} needs a field")
-
-
-def _family(
-    kind: Kind,
-    name: str,
-    field: str | None,
-    windows: Sequence[str],
-    where: Filter | None,
-    default: Any,
-) -> list[Aggregate]:
-    if not windows:
-        raise DeclarationError(f"feature {name!r} needs at least one window")
-    return [Aggregate(f"{name}_{w}", kind, field, Window.parse(w), where, default) for w in windows]
-
-
-def count(
-    name: str, *, windows: Sequence[str], where: Filter | None = None, default: Any = 0
-) -> list[Aggregate]:
-    """Number of records per window (features ``{name}_{window}``)."""
-    return _family("count", name, None, windows, where, default)
-
-
-def sum(
-    name: str,
-    *,
-    field: str,
-    windows: Sequence[str],
-    where: Filter | None = None,
-    default: Any = 0.0,
-) -> list[Aggregate]:
-    """Sum of `field` per window."""
-    return _family("sum", name, field, windows, where, default)
-
-
-def mean(
-    name: str,
-    *,
-    field: str,
-    windows: Sequence[str],
-    where: Filter | None = None,
-    default: Any = None,
-) -> list[Aggregate]:
-    """Mean of `field` per window (the default when the window is empty)."""
-    return _family("mean", name, field, windows, where, default)
-
-
-def min(
-    name: str,
-    *,
-    field: str,
-    windows: Sequence[str],
-    where: Filter | None = None,
-    default: Any = None,
-) -> list[Aggregate]:
-    """Smallest `field` per window."""
-    return _family("min", name, field, windows, where, default)
-
-
-def max(
-    name: str,
-    *,
-    field: str,
-    windows: Sequence[str],
-    where: Filter | None = None,
-    default: Any = None,
-) -> list[Aggregate]:
-    """Largest `field` per window."""
-    return _family("max", name, field, windows, where, default)
-
-
-def last(
-    name: str,
-    *,
-    field: str,
-    windows: Sequence[str] = ("lifetime",),
-    where: Filter | None = None,
-    default: Any = None,
-) -> list[Aggregate]:
-    """`field` of the record with the greatest event time in the window."""
-    return _family("last", name, field, windows, where, default)
-
-
-def distinct(
-    name: str,
-    *,
-    field: str,
-    windows: Sequence[str],
-    where: Filter | None = None,
-    default: Any = 0,
-) -> list[Aggregate]:
-    """Number of distinct values of `field` per window."""
-    return _family("distinct", name, field, windows, where, default)
 
 
 @dataclass(frozen=True)
@@ -217,13 +79,20 @@ class Aggregations:
 
     source: str
     entity: Entity
-    features: Sequence[Aggregate]
+    features: Sequence[Aggregation]
     time: str | None = None
     lateness: int | str = 0
     key: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(self.features))
+        for feature in self.features:
+            if not isinstance(feature, Aggregation):
+                raise DeclarationError(
+                    f"the features of Aggregations({self.source!r}, ...) must be aggregations "
+                    f"such as Sum('amount', window='1h'), not {feature!r} "
+                    "(a list of them needs a *: [*Count.per_window(...), ...])"
+                )
         if isinstance(self.lateness, str):
             object.__setattr__(self, "lateness", parse_duration(self.lateness) or 0)
 
@@ -293,7 +162,7 @@ class FeatureSet:
                     "which are not declared"
                 )
 
-    def _all(self) -> Iterable[Aggregate | TableFeature | Derived]:
+    def _all(self) -> Iterable[Aggregation | TableFeature | Derived]:
         for group in self.aggregations:
             yield from group.features
         for table in self.tables:
@@ -308,7 +177,7 @@ class FeatureSet:
         """The topics the features are computed from (aggregations and tables), sorted."""
         return sorted({g.source for g in self.aggregations} | {t.source for t in self.tables})
 
-    def __getitem__(self, name: str) -> Aggregate | TableFeature | Derived:
+    def __getitem__(self, name: str) -> Aggregation | TableFeature | Derived:
         try:
             return self._index[name]
         except KeyError:
@@ -320,8 +189,11 @@ class FeatureSet:
         """A hash of the declarations (for dataset manifests): changes when any feature does."""
         described = []
         for f in self._all():
-            item = {k: v for k, v in vars(f).items() if k not in ("where", "fn")}
-            item["window"] = getattr(getattr(f, "window", None), "name", None)
+            if isinstance(f, Aggregation):
+                item = f.describe()
+            else:
+                item = {k: v for k, v in vars(f).items() if k not in ("where", "fn")}
+                item["window"] = None
             for code_field in ("where", "fn"):
                 fn = getattr(f, code_field, None)
                 if fn is not None:

@@ -14,13 +14,13 @@ keyed by the entity) has one state per partition; the store merges them.
 >>> import tempfile
 >>> from loopline.app import App
 >>> from loopline.features import Aggregations, Entity, FeatureSet
->>> from loopline.features.declarations import count
+>>> from loopline.features.aggregations import Count
 >>> from loopline.features.processor import FeatureProcessor
 >>> from loopline.log import open_log
 >>> log = open_log("embedded:" + tempfile.mkdtemp())
 >>> log.create_topic("clicks")
 >>> app = App("shop", features=FeatureSet(
-...     [Aggregations("clicks", Entity("member", "member_id"), count("clicks", windows=["1h"]))]))
+...     [Aggregations("clicks", Entity("member", "member_id"), Count.per_window("clicks", windows=["1h"]))]))
 >>> producer = log.producer()
 >>> for member in ["m1", "m1", "m2"]:
 ...     producer.send("clicks", b'{"member_id": "%s"}' % member.encode())

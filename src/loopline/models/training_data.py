@@ -141,9 +141,9 @@ def entity_features(app: App, entity: str) -> list[str]:
     """Every feature `app` declares for `entity`, in declaration order, derived ones last.
 
     >>> from loopline.features import Aggregations, Derived, Entity, FeatureSet
-    >>> from loopline.features.declarations import count
+    >>> from loopline.features.aggregations import Count
     >>> member = Entity("member", key="member_id")
-    >>> feats = FeatureSet([Aggregations("clicks", member, count("clicks", windows=["1h"]))],
+    >>> feats = FeatureSet([Aggregations("clicks", member, Count.per_window("clicks", windows=["1h"]))],
     ...                    derived=[Derived("busy", ("clicks_1h",), lambda n: n > 3)])
     >>> entity_features(App("shop", features=feats), "member")
     ['clicks_1h', 'busy']

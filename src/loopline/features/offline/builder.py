@@ -4,15 +4,16 @@
 read for that entity at that instant (docs/decisions/0008), set-based, from
 the source tables of `events_table`: counts, sums and means as differences of
 running sums in numpy (`running`), the other aggregations and tables in
-DuckDB (`aggregations`, `tables`); derived features in Python, by the
+DuckDB (`aggregations`, `tables`), each aggregation by the forms its kind
+offers (`loopline.features.aggregations`); derived features in Python, by the
 declared functions themselves.
 
 >>> from loopline.features import Aggregations, Derived, Entity, FeatureSet
->>> from loopline.features.declarations import count, sum
+>>> from loopline.features.aggregations import Count, Sum
 >>> from loopline.features.offline import events_table
 >>> member = Entity("member", key="member_id")
 >>> views = Aggregations(source="views", entity=member, time="at", features=[
-...     *count("views", windows=["10m"]), *sum("seconds", field="seconds", windows=["10m"])])
+...     Count(window="10m", name="views_10m"), Sum("seconds", window="10m", name="seconds_10m")])
 >>> per_view = Derived("seconds_per_view", ("seconds_10m", "views_10m"), lambda s, n: s / n)
 >>> features = FeatureSet([views], derived=[per_view])
 >>> t0 = 1_700_000_000_000  # epoch ms; a minute tile starts here
@@ -235,13 +236,7 @@ def _query(
             running = Running(Measures(source, records, scales), keys)
             for f in direct:
                 where = f.name if f.where is not None else None
-                if f.kind == "count":
-                    array = running.count(where, f.window)
-                elif f.kind == "sum":
-                    array = running.total(f.field or "", where, f.window)
-                else:
-                    array = running.mean(f.field or "", where, f.window)
-                out[f.name] = pa.chunked_array([array])
+                out[f.name] = pa.chunked_array([f.difference(running, where)])
         rest = [f for f in group.features if not by_difference(f, scales)]
         if rest:
             plan = GroupPlan(group, rest, f"__group_{i}", scales)

@@ -11,14 +11,14 @@ byte-identical file, or says why it cannot (docs/decisions/0009).
 >>> import json, pathlib, tempfile
 >>> from loopline import App
 >>> from loopline.features import Aggregations, Entity, FeatureSet
->>> from loopline.features.declarations import count
+>>> from loopline.features.aggregations import Count
 >>> from loopline.log import open_log
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> log = open_log(f"embedded:{folder / 'log'}")
 >>> log.create_topic("clicks")
 >>> member = Entity("member", key="member_id")
 >>> app = App("shop", features=FeatureSet([
-...     Aggregations("clicks", member, count("clicks", windows=["1h"]), time="at")]))
+...     Aggregations("clicks", member, Count.per_window("clicks", windows=["1h"]), time="at")]))
 >>> t0 = 1_700_000_000_000
 >>> producer = log.producer()
 >>> for minute in (1, 2, 3):
@@ -57,7 +57,7 @@ import pyarrow.parquet as pq
 from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.builder import build
-from loopline.features.offline.events import events_table_of_columns
+from loopline.features.offline.events import events_table_of_columns, unusable_records
 from loopline.features.offline.manifests import (
     DatasetError,
     Manifest,
@@ -144,7 +144,7 @@ def build_dataset(
         spine_rows, spine_range = _topic_spine(
             log, spine_range, reader, progress, key_field=key_field, time_column=time_column
         )
-    rows, sources = _rows(log, app, entity_name, spine_rows, pinned, reader, progress)
+    rows, sources, unusable = _rows(log, app, entity_name, spine_rows, pinned, reader, progress)
     sha = write_parquet(rows, out)
     manifest = Manifest(
         app=app.name,
@@ -164,6 +164,7 @@ def build_dataset(
         output=Path(out).name,
         rows=rows.num_rows,
         sha256=sha,
+        unusable=unusable,
     )
     write_manifest(manifest, manifest_path(out))
     return manifest
@@ -214,7 +215,7 @@ def rebuild(
             time_column=old.spine.time_column,
         )
     pinned = {r.topic: r for r in old.sources}
-    rows, sources = _rows(log, app, old.entity, spine_rows, pinned, reader, progress)
+    rows, sources, unusable = _rows(log, app, old.entity, spine_rows, pinned, reader, progress)
     for then, now in zip(old.sources, sources, strict=True):
         _same_records(then, now, old.format)
     sha = write_parquet(rows, out)
@@ -229,6 +230,7 @@ def rebuild(
         output=Path(out).name,
         rows=rows.num_rows,
         sha256=sha,
+        unusable=unusable,
     )
     target = manifest_path(out)
     if sha != old.sha256:
@@ -357,16 +359,19 @@ def _rows(
     reader: SourceReader,
     progress: Progress | None,
 ) -> tuple[pa.Table, list[TopicRange]]:
-    """The dataset's rows, and the ranges read with their counts, in topic order."""
-    tables, ranges = {}, []
+    """The dataset's rows, the ranges read with their counts, in topic order, and the records
+    of each topic left out because no feature could read them (`unusable_records`)."""
+    tables, ranges, unusable = {}, [], {}
     for topic in sorted(pinned):
         with collector_paused():
             read = read_pinned(log, topic, pinned[topic], reader.decoder(topic), progress=progress)
             tables[topic] = events_table_of_columns(app.features, topic, read.columns)
         ranges.append(read.ranges)
+        if unusable_records(tables[topic]):
+            unusable[topic] = unusable_records(tables[topic])
         del read
     rows = build(app.features, tables, spine.table, entity=entity)
-    return spine.restore(rows), ranges
+    return spine.restore(rows), ranges, unusable
 
 
 def application_spec(manifest: Manifest, moved: str | None = None) -> str:

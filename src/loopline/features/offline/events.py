@@ -20,25 +20,32 @@ When declarations of one topic disagree on the key field or the time field
 (clicks per member and per tag), there is one ``entity.<key field>`` or
 ``event_time.<time field>`` column per choice instead (``event_time.@arrival``
 for none). A record the online processor cannot read (no entity id, an
-unreadable time) changes nothing online, so it is left out here too.
+unreadable time, a value a feature reads and cannot use, such as the string
+"5.5" where a sum reads numbers) changes nothing online and is dead-lettered
+there, so it is left out here too, and counted: `unusable_records`.
 
 >>> from loopline.features import Aggregations, Entity, FeatureSet
->>> from loopline.features.declarations import count, sum
+>>> from loopline.features.aggregations import Count, Sum
 >>> member = Entity("member", key="member_id")
 >>> views = Aggregations(source="views", entity=member, time="at", features=[
-...     *count("views", windows=["1h"]),
-...     *sum("long_seconds", field="seconds", windows=["1h"], where=lambda v: v["seconds"] > 60),
+...     Count(window="1h", name="views_1h"),
+...     Sum("seconds", window="1h", name="seconds_1h"),
+...     Sum("seconds", window="1h", name="long_seconds_1h", where=lambda v: v["seconds"] > 60),
 ... ])
 >>> table = events_table(FeatureSet([views]), "views", [
 ...     {"partition": 0, "offset": 0, "arrival": 1_700_000_001_000,
 ...      "value": {"member_id": 7, "at": "2023-11-14T22:13:20.990Z", "seconds": 75}},
 ...     {"partition": 0, "offset": 1, "arrival": 1_700_000_002_000,
 ...      "value": {"member_id": 7, "at": 1_700_000_001_990, "seconds": 5}},
+...     {"partition": 0, "offset": 2, "arrival": 1_700_000_003_000,
+...      "value": {"member_id": 7, "at": 1_700_000_002_000, "seconds": "61"}},
 ... ])
 >>> table.column_names
 ['partition', 'offset', 'arrival', 'entity', 'event_time', 'value.seconds', '__pass_long_seconds_1h']
 >>> table.column("event_time").to_pylist(), table.column("__pass_long_seconds_1h").to_pylist()
 ([1700000000990, 1700000001990], [True, False])
+>>> unusable_records(table)  # "61" is no number to sum: online dead-letters it
+1
 """
 
 from __future__ import annotations
@@ -51,10 +58,26 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from loopline.features.aggregations import Aggregation, Filter
 from loopline.features.declarations import FeatureSet
+from loopline.features.offline.unusable import (
+    checks_itself,
+    counted,
+    passes_filter,
+    unusable_mask,
+    unusable_records,
+)
 from loopline.features.online import event_time_ms
 
 ARRIVAL = "@arrival"  # the time "field" of a group without one
+
+__all__ = [
+    "BuildError",
+    "EventColumns",
+    "events_table",
+    "events_table_of_columns",
+    "unusable_records",
+]
 
 
 class BuildError(ValueError):
@@ -98,6 +121,7 @@ class SourceLayout:
     tabled: bool  # some Table reads the topic: it needs `deleted`
     fields: tuple[str, ...]
     filters: tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...]  # (feature, where)
+    checks: tuple[tuple[str, Aggregation[Any], Filter | None], ...]  # (field, feature, where)
 
     @classmethod
     def of(cls, feature_set: FeatureSet, source: str) -> SourceLayout:
@@ -109,10 +133,13 @@ class SourceLayout:
             raise BuildError(f"no feature reads topic {source!r}; features read {sorted(read)}")
         fields: dict[str, None] = {}
         filters = []
+        checks = []
         for group in groups:
             for feature in group.features:
                 if feature.field is not None:
                     fields[feature.field] = None
+                    if feature.types is not None or checks_itself(feature):
+                        checks.append((feature.field, feature, feature.where))
                 if feature.where is not None:
                     filters.append((feature.name, feature.where))
         for table in tables:
@@ -125,6 +152,7 @@ class SourceLayout:
             tabled=bool(tables),
             fields=tuple(fields),
             filters=tuple(filters),
+            checks=tuple(checks),
         )
 
 
@@ -156,7 +184,11 @@ def events_table(
             ok and (t is not None or v is None)
             for ok, t, v in zip(readable, column, values, strict=True)
         ]
-    if not all(readable):  # unreadable online: they changed nothing there
+    unusable = unusable_mask(layout.checks, values)
+    if unusable is not None:
+        readable = [ok and not bad for ok, bad in zip(readable, unusable.tolist(), strict=True)]
+    left_out = len(readable) - sum(readable)
+    if left_out:  # unreadable online: they changed nothing there
         rows, values = _kept(rows, readable), _kept(values, readable)
         entities = {k: _kept(column, readable) for k, column in entities.items()}
         times = {t: _kept(column, readable) for t, column in times.items()}
@@ -180,10 +212,10 @@ def events_table(
     passes: dict[int, pa.Array] = {}
     for feature, fn in layout.filters:
         if id(fn) not in passes:
-            column = [v is not None and _passes(fn, v) for v in values]
+            column = [v is not None and passes_filter(fn, v) for v in values]
             passes[id(fn)] = pa.array(column, pa.bool_())
         columns[pass_column(feature)] = passes[id(fn)]
-    return pa.table(columns)
+    return counted(pa.table(columns), left_out)
 
 
 @dataclass
@@ -293,6 +325,11 @@ def events_table_of_columns(
                 (t is None and v is not None for t, v in zip(column, values, strict=True)), bool, n
             )
             keep = ~bad if keep is None else keep & ~bad
+    read: dict[str, list[Any]] = {}
+    unusable = unusable_mask(layout.checks, dicts, get, read)
+    if unusable is not None:
+        keep = ~unusable if keep is None else keep & ~unusable
+    left_out = 0 if keep is None else n - int(keep.sum())
     partition = np.asarray(columns.partition, np.int32)
     offset = np.asarray(columns.offset, np.int64)
     arrival = np.asarray(columns.arrival, np.int64)
@@ -323,15 +360,18 @@ def events_table_of_columns(
         else:
             table["deleted"] = pa.array(np.zeros(len(values), bool), pa.bool_())
     for field in layout.fields:
-        column = list(map(get, dicts, repeat(field)))
+        if left_out == 0 and field in read:
+            column = read[field]  # no record was left out: the column read for the checks
+        else:
+            column = list(map(get, dicts, repeat(field)))
         table[field_column(field)] = _typed(source, field, column)
     passes: dict[int, pa.Array] = {}
     for feature, fn in layout.filters:
         if id(fn) not in passes:
-            passed = [v is not None and _passes(fn, v) for v in values]
+            passed = [v is not None and passes_filter(fn, v) for v in values]
             passes[id(fn)] = pa.array(passed, pa.bool_())
         table[pass_column(feature)] = passes[id(fn)]
-    return pa.table(table)
+    return counted(pa.table(table), left_out)
 
 
 _EMPTY: Mapping[str, Any] = {}
@@ -410,13 +450,6 @@ def _event_time(value: Mapping[str, Any] | None, field: str | None, arrival: int
         return event_time_ms(value.get(field))
     except ValueError:
         return None
-
-
-def _passes(fn: Callable[[Mapping[str, Any]], bool], value: Mapping[str, Any]) -> bool:
-    try:
-        return bool(fn(value))
-    except Exception:
-        return False
 
 
 def _typed(source: str, field: str, column: list[Any]) -> pa.Array:

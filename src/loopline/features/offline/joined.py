@@ -1,8 +1,9 @@
 """Features read by joining each spine key with the records in its window.
 
-For what running sums cannot give: windowed min, max, last and distinct, and
-sums of fields without an exact fixed point (gathered as lists, summed by
-`math.fsum` afterwards). A window of length `w` at `T` spans less than `w`, so
+For what running sums cannot give: each feature is its kind's `sql` aggregate
+over the records a key joins with (windowed min, max, last and distinct, sums
+of fields without an exact fixed point gathered as lists that the kind's
+`finish` sums by `math.fsum`, and any kind of your own). A window of length `w` at `T` spans less than `w`, so
 it meets at most two `w`-long buckets of event time: the join is an equi-join
 on (entity, bucket), and a key meets only its entity's records of two windows,
 not its whole history. A lifetime window joins on the entity alone.
@@ -11,44 +12,30 @@ not its whole history. A lifetime window joins on the entity alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from loopline.features.declarations import Aggregate, Window
+from loopline.features.aggregations import Aggregation
+from loopline.features.declarations import Window
 from loopline.features.offline.events import field_column, pass_column
-from loopline.features.offline.sql import filtered, floor_sql, quote, start_column
-
-POSITION = "{'t': event_time, 'p': partition, 'o': \"offset\"}"  # what `last` maximises
+from loopline.features.offline.sql import floor_sql, quote, start_column
 
 
-def aggregate_sql(feature: Aggregate, scales: dict[str, int | None]) -> str:
-    """`feature` over the joined records of a key, NULL when none counts."""
-    passes = f"{quote(pass_column(feature.name))}" if feature.where else None
-    if feature.kind == "count":
-        return f"NULLIF({filtered('count(*)', passes)}, 0)"
-    assert feature.field is not None
-    value = quote(field_column(feature.field))
-    present = f"{value} IS NOT NULL"
-    if feature.kind in ("sum", "mean"):
-        assert scales[feature.field] is None, "exactly scaled sums run as differences"
-        return filtered(f"list({value}::DOUBLE)", passes, present)
-    if feature.kind in ("min", "max"):
-        return filtered(f"{feature.kind}({value})", passes)
-    if feature.kind == "last":
-        return filtered(f"arg_max({value}, {POSITION})", passes, present)
-    if feature.kind == "distinct":
-        return f"NULLIF({filtered(f'count(DISTINCT {value})', passes)}, 0)"
-    raise AssertionError(feature.kind)
+def aggregate_sql(feature: Aggregation[Any]) -> str:
+    """`feature` over the joined records of a key, NULL when none counts (its kind's `sql`)."""
+    passes = quote(pass_column(feature.name)) if feature.where else None
+    value = quote(field_column(feature.field)) if feature.field is not None else "NULL"
+    return feature.sql(value, passes)
 
 
 def window_sql(
     records: str,
     keys: str,
     window: Window,
-    features: Sequence[Aggregate],
-    scales: dict[str, int | None],
+    features: Sequence[Aggregation[Any]],
 ) -> str:
     """One row per key of `keys` meeting a record of `records` ready by its instant and in
     `window`: ``__key`` and each of `features`."""
-    columns = "".join(f", {aggregate_sql(f, scales)} AS {quote(f.name)}" for f in features)
+    columns = "".join(f", {aggregate_sql(f)} AS {quote(f.name)}" for f in features)
     if window.length is None:
         return (
             f"SELECT k.__key{columns} FROM {keys} k JOIN {records} "

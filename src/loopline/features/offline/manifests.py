@@ -102,6 +102,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     output: str  # the dataset's file name, next to the manifest
     rows: int
     sha256: str  # of the dataset file
+    # per topic, the records no feature could read (no entity id, an unreadable time, a value
+    # of a type a feature cannot use): left out, as the online processor dead-letters them
+    unusable: dict[str, int] = msgspec.field(default_factory=dict)
     loopline_version: str = __version__
     engines: dict[str, str] = msgspec.field(default_factory=engine_versions)
     created_at: str = msgspec.field(default_factory=_now)

@@ -23,22 +23,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from loopline.features.declarations import Aggregate, Aggregations, Filter
-from loopline.features.online.aggregators import AGGREGATORS, Aggregator, Position
+from loopline.features.aggregations import Aggregation, Position
+from loopline.features.declarations import Aggregations
+from loopline.features.online.unreadable import UnreadableRecord
 
 PRUNE_AFTER = 32
-
-
-@dataclass(frozen=True)
-class _Slot:
-    name: str
-    aggregator: Aggregator[Any]
-    field: str | None
-    where: Filter | None
-    feature: Aggregate
 
 
 class Plan:
@@ -50,43 +41,71 @@ class Plan:
 
     def __init__(self, group: Aggregations) -> None:
         self.group = group
-        self.slots = tuple(
-            _Slot(f.name, AGGREGATORS[f.kind], None if f.kind == "count" else f.field, f.where, f)
-            for f in group.features
-        )
+        # each feature is its own aggregation: it keeps its tiles' states
+        self.slots: tuple[Aggregation[Any], ...] = tuple(group.features)
         self.defaults = {f.name: f.default for f in group.features}
         self.filter_errors = 0
-        # What `_put` needs per feature, looked up once: tile size, add, empty.
-        self.puts = tuple(
-            (s.feature.window.tile, s.aggregator.add, s.aggregator.empty) for s in self.slots
+        # What `values` needs per feature, looked up once: the field, the filter, and the
+        # check of a value (the types it reads, or a kind's own `usable`; None: any value).
+        self.reads = tuple(
+            (
+                f.field,
+                f.where,
+                f.types if type(f).usable is Aggregation.usable else None,
+                None if type(f).usable is Aggregation.usable else f.usable,
+                f,
+            )
+            for f in self.slots
         )
+        # What `_put` needs per feature, looked up once: tile size, add, empty.
+        self.puts = tuple((s.window.tile, s.add, s.empty) for s in self.slots)
         # Features whose states are already plain data (dump is the identity).
-        self.plain_dumps = tuple(type(s.aggregator).dump is Aggregator.dump for s in self.slots)
+        self.plain_dumps = tuple(type(s).dump is Aggregation.dump for s in self.slots)
         self.windowed = any(f.window.tile is not None for f in group.features)
 
     def values(self, fields: Mapping[str, Any]) -> list[Any]:
         """What a record adds to each feature, in feature order: None when nothing."""
+        values, errors = self.read(fields)
+        self.filter_errors += errors
+        return values
+
+    def read(self, fields: Mapping[str, Any], record: str = "a record") -> tuple[list[Any], int]:
+        """`values` of a record, and how many filters raised on it (not yet counted).
+
+        Raises `UnreadableRecord` when a feature would read a value it cannot
+        use (`record` says which record, for the message).
+        """
         out: list[Any] = []
-        for slot in self.slots:
-            if slot.where is not None:
+        errors = 0
+        for field, where, types, usable, feature in self.reads:
+            if where is not None:
                 try:
-                    passes = slot.where(fields)
+                    passes = where(fields)
                 except Exception:
-                    self.filter_errors += 1
+                    errors += 1
                     passes = False
                 if not passes:
                     out.append(None)
                     continue
-            out.append(1 if slot.field is None else fields.get(slot.field))
-        return out
+            if field is None:
+                out.append(1)
+                continue
+            value = fields.get(field)
+            if value is not None and (
+                (types is not None and type(value) not in types)
+                or (usable is not None and not usable(value))
+            ):
+                raise UnreadableRecord.unusable(record, feature, value)
+            out.append(value)
+        return out, errors
 
 
 class EntityState:
     """The tiles of every feature of one group for one entity.
 
     >>> from loopline.features import Entity, Aggregations
-    >>> from loopline.features.declarations import count
-    >>> plan = Plan(Aggregations("clicks", Entity("member", "member_id"), count("clicks", windows=["1h"])))
+    >>> from loopline.features.aggregations import Count
+    >>> plan = Plan(Aggregations("clicks", Entity("member", "member_id"), [Count(window="1h", name="clicks_1h")]))
     >>> state = EntityState(plan)
     >>> state.add(1_000, {"member_id": "m1"}, (0, 0), clock=1_000)
     >>> state.add(90_000, {"member_id": "m1"}, (0, 1), clock=2_000)  # event time ahead of the clock
@@ -114,7 +133,12 @@ class EntityState:
         self, event_time: int, fields: Mapping[str, Any], position: Position, clock: int
     ) -> None:
         """Count one (non-late) record; `clock` as in the module docstring."""
-        values = self.plan.values(fields)
+        self.add_values(event_time, self.plan.values(fields), position, clock)
+
+    def add_values(
+        self, event_time: int, values: list[Any], position: Position, clock: int
+    ) -> None:
+        """`add` of a record whose `Plan.values` are `values`."""
         self.advance(clock)
         if all(v is None for v in values):
             return
@@ -151,7 +175,7 @@ class EntityState:
         if clock is None or not self.plan.windowed:
             return
         for i, slot in enumerate(self.plan.slots):
-            start = slot.feature.window.start(clock)
+            start = slot.window.start(clock)
             floor = self.floors[i]
             if start is not None and (floor is None or start > floor):
                 tiles = self.tiles[i]
@@ -178,9 +202,8 @@ class EntityState:
         """Every feature's value at instant `at` (exact when `at` >= the clock), or its default."""
         out: dict[str, Any] = {}
         end = bisect.bisect_left(self.pending, at, key=lambda r: r[0])
-        for i, slot in enumerate(self.plan.slots):
-            agg = slot.aggregator
-            start = slot.feature.window.start(at)
+        for i, agg in enumerate(self.plan.slots):
+            start = agg.window.start(at)
             acc = agg.empty()
             for tile, state in self.tiles[i].items():
                 if start is None or start <= tile < at:
@@ -190,7 +213,7 @@ class EntityState:
                 if value is not None and (start is None or event_time >= start):
                     acc = agg.add(acc, value, event_time, (partition, offset))
             result = agg.result(acc)
-            out[slot.name] = slot.feature.default if result is None else result
+            out[agg.name] = agg.default if result is None else result
         return out
 
     @classmethod
@@ -201,8 +224,8 @@ class EntityState:
         tile, pending records stay pending (a read adds those before its instant).
 
         >>> from loopline.features import Entity, Aggregations
-        >>> from loopline.features.declarations import count
-        >>> plan = Plan(Aggregations("clicks", Entity("member", "member_id"), count("clicks", windows=["1h"])))
+        >>> from loopline.features.aggregations import Count
+        >>> plan = Plan(Aggregations("clicks", Entity("member", "member_id"), [Count(window="1h", name="clicks_1h")]))
         >>> a, b = EntityState(plan), EntityState(plan)
         >>> a.add(1_000, {}, (0, 0), clock=1_000); a.add(2_000, {}, (0, 1), clock=2_500)
         >>> b.add(1_500, {}, (1, 0), clock=1_600)
@@ -212,8 +235,7 @@ class EntityState:
         out = cls(plan)
         clocks = [s.clock for s in states if s.clock is not None]
         out.clock = max(clocks) if clocks else None
-        for i, slot in enumerate(plan.slots):
-            agg = slot.aggregator
+        for i, agg in enumerate(plan.slots):
             floors = [s.floors[i] for s in states if s.floors[i] is not None]
             out.floors[i] = max(floors) if floors else None
             tiles = out.tiles[i]
@@ -235,7 +257,7 @@ class EntityState:
             "tiles": [
                 list(tiles.items())
                 if plain
-                else [[tile, slot.aggregator.dump(state)] for tile, state in tiles.items()]
+                else [[tile, slot.dump(state)] for tile, state in tiles.items()]
                 for slot, plain, tiles in zip(
                     self.plan.slots, self.plan.plain_dumps, self.tiles, strict=True
                 )
@@ -250,7 +272,7 @@ class EntityState:
         state.clock = data["clock"]
         state.floors = list(data["floors"])
         state.tiles = [
-            {int(tile): slot.aggregator.load(value) for tile, value in tiles}
+            {int(tile): slot.load(value) for tile, value in tiles}
             for slot, tiles in zip(plan.slots, data["tiles"], strict=True)
         ]
         state.pending = [[e, p, o, list(values)] for e, p, o, values in data["pending"]]

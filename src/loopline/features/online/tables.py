@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from loopline.features.aggregations import Position
 from loopline.features.declarations import Table
-from loopline.features.online.aggregators import Position
 
 
 class TableState:

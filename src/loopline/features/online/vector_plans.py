@@ -20,7 +20,7 @@ declaration error.
 >>> VectorPlan.of(features, ordered, "member", ["same_country"])
 Traceback (most recent call last):
 ...
-loopline.features.declarations.DeclarationError: 'same_country' are not features of entity \
+loopline.features.windows.DeclarationError: 'same_country' are not features of entity \
 'member': 'same_country' reads features of entities member, item; read it with \
 vector({'member': ID, 'item': ID})
 """

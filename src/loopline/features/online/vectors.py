@@ -16,22 +16,19 @@ from loopline.features.declarations import DeclarationError, FeatureSet
 from loopline.features.online.state import EntityState, Plan
 from loopline.features.online.tables import TableState
 from loopline.features.online.times import event_time_ms
+from loopline.features.online.unreadable import UnreadableRecord
 from loopline.features.online.vector_plans import VectorPlan, in_dependency_order
 from loopline.features.online.watermarks import Watermarks
-
-
-class UnreadableRecord(ValueError):
-    """A feature-source record without a usable entity id or event time (nothing was changed)."""
 
 
 class OnlineFeatures:
     """The online computation of a `FeatureSet`: `process` records, read `vector`s.
 
     >>> from loopline.features import Aggregations, Derived, Entity, FeatureSet
-    >>> from loopline.features.declarations import count, sum
+    >>> from loopline.features.aggregations import Count, Sum
     >>> member = Entity("member", key="member_id")
-    >>> buys = Aggregations("orders", member, [*count("orders", windows=["1h"]),
-    ...                                        *sum("spent", field="amount", windows=["lifetime"])],
+    >>> buys = Aggregations("orders", member, [Count(window="1h", name="orders_1h"),
+    ...                                        Sum("amount", name="spent_lifetime")],
     ...                     time="at", lateness="5m")
     >>> avg = Derived("avg_order", ("spent_lifetime", "orders_1h"), lambda s, n: s / n, default=0.0)
     >>> online = OnlineFeatures(FeatureSet([buys], derived=[avg]))
@@ -94,8 +91,9 @@ class OnlineFeatures:
         `arrival` is the record's log timestamp (ms), `key` its log key, used as
         the entity id when `fields` lacks the entity's key field, and `fields`
         its value (None: a tombstone, which only tables use). Raises
-        `UnreadableRecord`, changing nothing, when a record has no entity id or
-        an unreadable event time.
+        `UnreadableRecord`, changing nothing, when a record has no entity id,
+        an unreadable event time, or a value a feature reads and cannot use (a
+        string where a sum reads numbers: docs/decisions/0008).
         """
         routes = self._routes.get(source)
         if routes is None:
@@ -110,13 +108,14 @@ class OnlineFeatures:
             group = self.features.aggregations[i]
             entity = _entity_id(where, group.key_field, key, fields)
             event_time = arrival if group.time is None else _event_time(where, group.time, fields)
-            events.append((i, entity, event_time))
+            # every value checked before anything changes: an unusable one raises here
+            events.append((i, entity, event_time, *self._plans[i].read(fields, where)))
         rows = [
             (i, _entity_id(where, self.features.tables[i].key_field, key, fields)) for i in tables
         ]
         self.clock = arrival if self.clock is None else max(self.clock, arrival)
         late = False
-        for i, entity, event_time in events:
+        for i, entity, event_time, values, filter_errors in events:
             marks = self._watermarks[i]
             if marks.is_late(partition, event_time, int(self.features.aggregations[i].lateness)):
                 late = True
@@ -125,7 +124,8 @@ class OnlineFeatures:
                 state = self._entities[i].get(entity)
                 if state is None:
                     state = self._entities[i][entity] = EntityState(self._plans[i])
-                state.add(event_time, fields or {}, (partition, offset), self.clock)
+                state.add_values(event_time, values, (partition, offset), self.clock)
+                self._plans[i].filter_errors += filter_errors
                 self._changed.add(("a", i, entity))
             marks.observe(partition, event_time)
         for i, entity in rows:

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopline.features.online.aggregators.base import Aggregator, Position
+from loopline.features.aggregations.base import Aggregation, LifetimePlan, Position, filtered
 
 
-class Distinct(Aggregator[set[Any]]):
-    """Number of distinct values (which must be hashable scalars: str, int, float, bool).
+class Distinct(Aggregation[set[Any]]):
+    """Number of distinct values, which must be scalars (str, int, float, bool).
 
-    The state is the set of values; it is dumped as a list.
+    The state is the set of values; it is dumped as a list. Offline, a
+    lifetime count is the number of values first ready by the instant.
 
-    >>> distinct = Distinct()
+    >>> distinct = Distinct("viewer_id", window="7d")
     >>> state = distinct.empty()
     >>> for viewer in ["ann", "bob", "ann"]:
     ...     state = distinct.add(state, viewer, 0, (0, 0))
     >>> distinct.result(state), sorted(distinct.dump(state))
     (2, ['ann', 'bob'])
+    >>> distinct.usable(["ann", "bob"])  # a list is no scalar
+    False
     """
 
     kind = "distinct"
+    types = (str, int, float, bool)
+    accepts = "a scalar (str, int, float or bool)"
+    missing = 0
 
     def empty(self) -> set[Any]:
         return set()
@@ -41,3 +47,9 @@ class Distinct(Aggregator[set[Any]]):
 
     def load(self, data: Any) -> set[Any]:
         return set(data)
+
+    def sql(self, value: str, passes: str | None) -> str:
+        return f"NULLIF({filtered(f'count(DISTINCT {value})', passes)}, 0)"
+
+    def lifetime_sql(self, plan: LifetimePlan, value: str, passes: str | None) -> str | None:
+        return plan.first_ready(value, passes)

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from loopline.features.online.aggregators.base import Aggregator, Position
+from loopline.features.aggregations.base import (
+    NUMBERS,
+    Aggregation,
+    Differences,
+    Position,
+    filtered,
+    fsum_lists,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SumState = list[Any]
 """[count, non-finite total, partials]: partials are Shewchuk's non-overlapping floats,
@@ -31,14 +42,16 @@ def grow(partials: list[float], x: float) -> None:
     partials[i:] = [x] if x or not i else []
 
 
-class Sum(Aggregator[SumState]):
+class Sum(Aggregation[SumState]):
     """Sum of the values, equal to `math.fsum` of them however they are split into tiles.
 
     Each tile keeps the exact sum as a short list of partials, so merging tiles
     loses nothing and the result is the correctly rounded sum, as math.fsum's.
     Infinities and NaN are summed apart (inf stays inf; inf - inf is nan).
+    Offline, fields whose values share an exact fixed point are differences of
+    running sums; others are gathered per key and summed by `math.fsum`.
 
-    >>> total = Sum()
+    >>> total = Sum("amount", window="1h")
     >>> state = total.empty()
     >>> for x in [1e16, 1.0, -1e16]:
     ...     state = total.add(state, x, 0, (0, 0))
@@ -46,9 +59,15 @@ class Sum(Aggregator[SumState]):
     1.0
     >>> total.dump(state)
     [3, 0.0, [1.0]]
+    >>> total.usable("5.5")  # numbers only: a numeric string is not one
+    False
     """
 
     kind = "sum"
+    types = NUMBERS
+    accepts = "a number (int or float)"
+    missing = 0.0
+    summed = True
 
     def empty(self) -> SumState:
         return [0, 0.0, []]
@@ -78,3 +97,17 @@ class Sum(Aggregator[SumState]):
 
     def load(self, data: Any) -> SumState:
         return [data[0], data[1], list(data[2])]
+
+    def sql(self, value: str, passes: str | None) -> str:
+        return filtered(f"list({value}::DOUBLE)", passes, f"{value} IS NOT NULL")
+
+    def finish(self, values: list[Any]) -> pa.Array:
+        import pyarrow as pa
+
+        return pa.array(fsum_lists(values), pa.float64())
+
+    def by_difference(self, scales: Mapping[str, int | None]) -> bool:
+        return scales.get(self.field or "") is not None
+
+    def difference(self, sums: Differences, where: str | None) -> pa.Array:
+        return sums.total(self.field or "", where, self.window)

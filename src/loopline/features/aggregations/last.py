@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopline.features.online.aggregators.base import Aggregator, Position
+from loopline.features.aggregations.base import Aggregation, LifetimePlan, Position, filtered
 
 LastState = list[Any] | None
 """[event_time, partition, offset, value] of the latest record so far, or None."""
+POSITION = "{'t': event_time, 'p': partition, 'o': \"offset\"}"  # what `last` maximises in SQL
 
 
-class Last(Aggregator[LastState]):
+class Last(Aggregation[LastState]):
     """Value with the greatest event time; ties go to the greater (partition, offset).
 
     The state is never changed in place, so a merged state may share a tile's list.
 
-    >>> last = Last()
+    >>> last = Last("page")
     >>> state = last.add(last.empty(), "b", 2_000, (0, 1))
     >>> state = last.add(state, "a", 1_000, (0, 2))  # arrived later, happened earlier
     >>> last.result(state)
@@ -42,3 +43,9 @@ class Last(Aggregator[LastState]):
 
     def load(self, data: Any) -> LastState:
         return None if data is None else list(data)
+
+    def sql(self, value: str, passes: str | None) -> str:
+        return filtered(f"arg_max({value}, {POSITION})", passes, f"{value} IS NOT NULL")
+
+    def lifetime_sql(self, plan: LifetimePlan, value: str, passes: str | None) -> str | None:
+        return plan.running(self.sql(value, passes))

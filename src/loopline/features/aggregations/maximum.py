@@ -1,0 +1,51 @@
+"""max: the largest value of a field in the window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopline.features.aggregations.base import Aggregation, LifetimePlan, Position, filtered
+
+
+class Max(Aggregation[Any]):
+    """Largest value; the state is that value (None before any).
+
+    Values are numbers or strings; should one field hold both, every string
+    comes after every number (so a stray string never stops the processor;
+    offline such a field is refused, naming it). Offline, a lifetime maximum
+    is a running maximum in ready order.
+
+    >>> largest = Max("seconds", window="24h")
+    >>> state = largest.empty()
+    >>> for x in [3, -1.5, 7]:
+    ...     state = largest.add(state, x, 0, (0, 0))
+    >>> largest.result(largest.merge(state, largest.add(largest.empty(), 5, 0, (0, 1))))
+    7
+    """
+
+    kind = "max"
+    types = (int, float, str)
+    accepts = "a number or a string"
+
+    def empty(self) -> Any:
+        return None
+
+    def add(self, state: Any, value: Any, event_time: int, position: Position) -> Any:
+        if state is None:
+            return value
+        try:
+            return value if value > state else state
+        except TypeError:  # a number and a string: every string comes after
+            return value if isinstance(value, str) else state
+
+    def merge(self, a: Any, b: Any) -> Any:
+        return a if b is None else self.add(a, b, 0, (0, 0))
+
+    def result(self, state: Any) -> Any:
+        return state
+
+    def sql(self, value: str, passes: str | None) -> str:
+        return filtered(f"max({value})", passes)
+
+    def lifetime_sql(self, plan: LifetimePlan, value: str, passes: str | None) -> str | None:
+        return plan.running(self.sql(value, passes))
