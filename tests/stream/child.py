@@ -16,8 +16,14 @@ from loopline.log import open_log
 from stream.faults import KAFKA_CONFIG
 from stream.stages import stage
 
-kind, url, base, app, instance = sys.argv[1:]
-log = open_log(url, kafka_config=KAFKA_CONFIG) if url.startswith("kafka") else open_log(url)
-task = stage(kind, base).task(log, app, instance)
-print("started", flush=True)
-task.run(on_commit=lambda _: print("commit", flush=True))
+
+def main() -> None:
+    kind, url, base, app, instance = sys.argv[1:]
+    log = open_log(url, kafka_config=KAFKA_CONFIG) if url.startswith("kafka") else open_log(url)
+    task = stage(kind, base).task(log, app, instance)
+    print("started", flush=True)
+    task.run(on_commit=lambda _: print("commit", flush=True))
+
+
+if __name__ == "__main__":
+    main()
