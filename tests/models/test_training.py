@@ -23,11 +23,11 @@ from loopline.log import TopicConfig
 from loopline.models import HmacSigner, ModelRegistry, SigningKeyMissing
 from loopline.models.declarations import Model
 from loopline.models.evaluation import DataError
+from loopline.models.schedules import train_every
 from loopline.models.trainers import LightGBMTrainer, load_trainer
 from loopline.models.training import (
     TrainingError,
     reproduce,
-    train_every,
     train_once,
 )
 from support import unique

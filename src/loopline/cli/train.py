@@ -360,7 +360,7 @@ def _periodic(
     schemas: Any,
     bars: _Bars | None,
 ) -> None:
-    from loopline.models.training import train_every
+    from loopline.models.schedules import train_every
 
     source = f"spine {spine}" if spine else f"topic {labelled}"
     click.echo(

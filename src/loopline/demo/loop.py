@@ -39,8 +39,9 @@ from loopline.demo.traffic import ACTIVITY_PER_STEP, Traffic, history
 from loopline.features.processor import FeatureProcessor
 from loopline.log import Log, TopicConfig, TopicExists
 from loopline.models.registry import ModelRegistry
+from loopline.models.schedules import train_every
 from loopline.models.signing import HmacSigner
-from loopline.models.training import TrainResult, train_every
+from loopline.models.training import TrainResult
 from loopline.outcomes import outcomes_topic
 from loopline.outcomes.joiner import OutcomeJoiner
 from loopline.serving.service import PredictionService

@@ -8,7 +8,7 @@ its task, and publish the fitted model to the registry with its feature list,
 metrics, parameters, data lineage (the manifest) and code version. The version
 published is the model that was evaluated, so its metrics describe it exactly.
 
-`train_every` does the same on a schedule, each time from the newest data;
+`loopline.models.schedules.train_every` does the same on a schedule, each time from the newest data;
 `loopline.models.online.train_online` learns continuously from the labelled
 stream. The model's declaration is the same for all three.
 
@@ -52,9 +52,7 @@ the version is what its manifest says.
 from __future__ import annotations
 
 import datetime
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +62,7 @@ import pyarrow as pa
 
 from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
-from loopline.log import Log, LogError
+from loopline.log import Log
 from loopline.models.declarations import Model
 from loopline.models.evaluation import (
     DataError,
@@ -95,7 +93,6 @@ __all__ = [
     "TrainResult",
     "TrainingError",
     "reproduce",
-    "train_every",
     "train_once",
 ]
 
@@ -462,71 +459,3 @@ def reproduce(
 
 def _plain(params: dict[str, Any]) -> Any:
     return plain(params, "parameters")
-
-
-# -- on a schedule -----------------------------------------------------------------------
-
-
-def train_every(
-    interval_s: float,
-    stop: threading.Event,
-    log: Log,
-    app: App,
-    model_name: str,
-    *,
-    spine: str | Path | None = None,
-    labelled_topic: str | None = None,
-    registry: ModelRegistry,
-    alias: str | None = None,
-    schemas: SchemaRegistry | None = None,
-    progress: Progress | None = None,
-    on_result: Callable[[TrainResult], None] | None = None,
-    on_error: Callable[[Exception], None] | None = None,
-    runs: int | None = None,
-) -> list[TrainResult]:
-    """Run `train_once` now and then every `interval_s` seconds until `stop` is set (or
-    `runs` trainings were attempted); return the results.
-
-    Every run pins the data again, so it trains on the newest records. The
-    schedule is fixed-rate: a run that takes longer than the interval delays
-    the next one, and missed ticks are skipped, not made up. `on_result` sees
-    each published version; a run whose data is not usable (a `DataError` or
-    `DatasetError`: no rows yet, one class) goes to `on_error` and the
-    schedule goes on, as it does when the log cannot be reached for a while
-    (a `LogError`); without `on_error` it is raised.
-    """
-    from loopline.features.offline.events import BuildError
-
-    if interval_s <= 0:
-        raise TrainingError(f"the interval must be positive, not {interval_s} s")
-    check_signer(registry, app.model(model_name).name)
-    results: list[TrainResult] = []
-    attempts = 0
-    first = time.monotonic()
-    while not stop.is_set():
-        try:
-            result = train_once(
-                log,
-                app,
-                model_name,
-                spine=spine,
-                labelled_topic=labelled_topic,
-                registry=registry,
-                alias=alias,
-                schemas=schemas,
-                progress=progress,
-            )
-        except (DataError, BuildError, LogError) as exc:
-            if on_error is None:
-                raise
-            on_error(exc)
-        else:
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-        attempts += 1
-        if runs is not None and attempts >= runs:
-            break
-        elapsed = time.monotonic() - first
-        stop.wait(interval_s - elapsed % interval_s)
-    return results

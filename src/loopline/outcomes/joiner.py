@@ -50,27 +50,24 @@ joiner in the group, or a moment of a rebalance) pauses it and says so.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
 from loopline.app import App, AppError
-from loopline.contracts import LogRegistry
-from loopline.contracts.codecs import Codec, ContractViolation, JsonCodec
+from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
-from loopline.contracts.topics import codec_for, event_time
-from loopline.log import Log, LogError, Record, TopicConfig, TopicExists, TopicPartition
+from loopline.contracts.topics import event_time
+from loopline.log import Log, Record, TopicPartition
 from loopline.outcomes import metrics
-from loopline.outcomes.outcome import Outcome, outcomes_topic
+from loopline.outcomes.inputs import decoder, ensure_topics
+from loopline.outcomes.outcome import Outcome
 from loopline.outcomes.state import JoinState, Late
-from loopline.serving.decisions import Decision, decisions_topic
+from loopline.serving.decisions import Decision
 from loopline.stream import names
-from loopline.stream.deadletters import dlq_topic
 from loopline.stream.runner import Runner
 from loopline.stream.state import PartitionedState, StateCodec
 from loopline.stream.task import Context, Task, TaskStats
@@ -171,10 +168,10 @@ class OutcomeJoiner(Task):
         self.group = names.outcomes_group(app.name)
         self.clock = clock or wall_clock
         self.stats = JoinerStats()
-        self.partitions = self._ensure_topics()
+        self.partitions = ensure_topics(log, app, registry)
         self._decoders = {
-            self.decisions_topic: self._decoder(self.decisions_topic, Decision),
-            self.outcomes_topic: self._decoder(self.outcomes_topic, Outcome),
+            self.decisions_topic: decoder(registry, self.decisions_topic, Decision),
+            self.outcomes_topic: decoder(registry, self.outcomes_topic, Outcome),
         }
         self.states = PartitionedState(
             log, _States(self), lambda n: TopicPartition(self.changelog, n)
@@ -345,53 +342,3 @@ class OutcomeJoiner(Task):
 
     def reset(self) -> None:
         self.states.clear()
-
-    # -- topics ---------------------------------------------------------------------------
-    def _decoder(
-        self, topic: str, record_type: type
-    ) -> tuple[Callable[[bytes | None], Any], tuple[str, int] | None]:
-        """How to read `topic` (its bound contract's codec, else JSON), and the contract."""
-        binding = None
-        if self.registry is not None and hasattr(self.registry, "binding"):
-            binding = self.registry.binding(topic)
-        if binding is None:
-            codec: Codec = JsonCodec(record_type)
-            return codec.decode, None
-        version = self.registry.latest(binding.contract)  # type: ignore[union-attr]
-        codec = codec_for(record_type, version, binding.encoding, self.registry)  # type: ignore[arg-type]
-        return codec.decode, (binding.contract, version.version)
-
-    def _ensure_topics(self) -> int:
-        counts: dict[str, int | None] = {}
-        for topic in (self.decisions_topic, self.outcomes_topic):
-            try:
-                counts[topic] = len(self.log.describe_topic(topic).partitions)
-            except LogError:
-                counts[topic] = None
-        known = {n for n in counts.values() if n is not None}
-        if len(known) > 1:
-            raise AppError(
-                f"{self.decisions_topic} has {counts[self.decisions_topic]} partitions and "
-                f"{self.outcomes_topic} {counts[self.outcomes_topic]}: decisions and outcomes "
-                "are joined partition by partition, so give both the same number"
-            )
-        partitions = known.pop() if known else 1
-        declared = {
-            self.decisions_topic: decisions_topic(self.app.name, partitions=partitions),
-            self.outcomes_topic: outcomes_topic(self.app.name, partitions=partitions),
-        }
-        for topic, n in counts.items():
-            if n is not None:
-                continue
-            if isinstance(self.registry, LogRegistry):
-                declared[topic].create(self.log, self.registry)  # and bind its contract
-            else:
-                with contextlib.suppress(TopicExists):
-                    self.log.create_topic(topic, TopicConfig(partitions=partitions))
-        for topic, compact in ((self.labelled, False), (self.late, False), (self.changelog, True)):
-            with contextlib.suppress(TopicExists):
-                self.log.create_topic(topic, TopicConfig(partitions=partitions, compact=compact))
-        for topic in (self.decisions_topic, self.outcomes_topic):
-            with contextlib.suppress(TopicExists):
-                self.log.create_topic(dlq_topic(topic))
-        return partitions
