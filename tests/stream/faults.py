@@ -137,6 +137,14 @@ class Child:
         if self.proc.poll() is not None:
             raise AssertionError(f"the stage process died: {self.stderr()}")
 
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:  # a test that failed midway leaves no process behind
+            self.proc.kill()
+            self.proc.wait()
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()

@@ -76,12 +76,12 @@ def test_a_stage_killed_with_kill_9_ends_as_a_clean_run(kind, log_url, backend) 
     kills = 0
     for _ in range(3):
         s.feed(log, rng, 120, [crashed, clean])
-        child = Child(kind, log_url, s.base, crashed, "a")
-        child.wait_commits(1)
-        s.feed(log, rng, 40, [crashed, clean])
-        time.sleep(rng.uniform(0, 0.5))
-        child.kill()
-        kills += 1
+        with Child(kind, log_url, s.base, crashed, "a") as child:
+            child.wait_commits(1)
+            s.feed(log, rng, 40, [crashed, clean])
+            time.sleep(rng.uniform(0, 0.5))
+            child.kill()
+            kills += 1
     _finish(s, log, crashed)
     _clean(s, log, clean)
     s.verify(log, crashed, clean)
@@ -163,6 +163,7 @@ def test_a_member_killed_hands_its_partitions_to_the_other_on_kafka(kind, kafka_
     finally:
         stop.set()
         thread.join()
+        other.__exit__()
     s.finish(member)
     member.close()
     _clean(s, log, clean)
