@@ -265,7 +265,7 @@ def _check_sampled(plan: Plan, path: Path) -> None:
                 continue
             try:
                 row = msgspec.json.decode(line)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError, UnicodeError):
                 continue  # a bad row is dead-lettered when it is read
             if isinstance(row, dict):
                 seen.update(row)
