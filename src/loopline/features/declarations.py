@@ -1,6 +1,6 @@
 """Feature declarations: what a user writes once, computed online and offline alike.
 
-The nouns are DESIGN.md's: an *entity* (who a feature is about, and its key
+The nouns are the architecture (docs/architecture.md)'s: an *entity* (who a feature is about, and its key
 field), *aggregations* of a source topic per entity over tiled event-time
 *windows* (one `Aggregation` per feature, of a kind of
 `loopline.features.aggregations`: ``Sum("amount", window="1h")``), *tables*
