@@ -1,0 +1,6 @@
+"""Experiments: new model versions reach users through A/B splits, bandits and canary ramps.
+
+An experiment lives on the log (`loopline.experiments.records`,
+`loopline.experiments.registry`); every ``loopline serve`` follows it and
+assigns each request to an arm (`loopline.experiments.assignment`).
+"""
