@@ -65,7 +65,8 @@ from loopline.features.offline.pinned import pin
 from loopline.features.sources import SourceReader
 from loopline.log import Log
 from loopline.models.declarations import Model
-from loopline.models.online_learning import OnlineLearning, OnlineStats, OnlineVersion
+from loopline.models.online_learning import OnlineLearning, OnlineStats
+from loopline.models.online_versions import OnlineVersion
 from loopline.models.registry import ModelRegistry
 from loopline.models.trainers import OnlineTrainer
 from loopline.models.training import TrainingError, check_signer, new_trainer

@@ -14,14 +14,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopline import __version__
 from loopline.app import App
 from loopline.contracts.codecs import ContractViolation
 from loopline.log import Log, Record, TopicPartition
 from loopline.models.declarations import Model
 from loopline.models.evaluation import DataError, evaluate
-from loopline.models.registry import ModelNotFound, ModelRegistry
-from loopline.models.registry_records import ModelVersion
+from loopline.models.online_versions import (
+    OnlineVersion,
+    manifest,
+    previous_version,
+    recorded_progress,
+)
+from loopline.models.registry import ModelRegistry
 from loopline.models.trainers import FORMATS, Trainer, load_trainer
 from loopline.models.trainers.data import one_label
 from loopline.models.training import TrainingError
@@ -37,19 +41,7 @@ from loopline.models.training_learners import (
 from loopline.stream.runner import Runner
 from loopline.stream.task import Context, Task, TaskStats
 
-__all__ = ["OnlineLearning", "OnlineStats", "OnlineVersion", "previous_version"]
-
-
-@dataclass(frozen=True)
-class OnlineVersion:
-    """A version published by `train_online`: how many examples it learned since the
-    previous one and in all, and its progressive-validation metrics over those."""
-
-    version: ModelVersion
-    examples: int
-    total: int
-    metrics: dict[str, float]
-    validated: int
+__all__ = ["OnlineLearning", "OnlineStats"]
 
 
 @dataclass
@@ -59,21 +51,6 @@ class OnlineStats(TaskStats):
     examples: int = 0  # learned in this run
     versions: list[OnlineVersion] = field(default_factory=list)
     resumed_from: int | None = None  # the version this run went on from
-
-
-def previous_version(
-    registry: ModelRegistry, name: str, topic: str, group: str
-) -> ModelVersion | None:
-    """The last version this online trainer (topic and group) published, if any."""
-    try:
-        versions = registry.versions(name)
-    except ModelNotFound:
-        return None
-    for version in reversed(versions):
-        m = version.manifest or {}
-        if m.get("kind") == "online" and (m.get("topic"), m.get("group")) == (topic, group):
-            return version
-    return None
 
 
 def _kind(value: Any) -> str:
@@ -137,11 +114,8 @@ class OnlineLearning(Task):
             self.trainer = load_trainer(
                 artifact, previous.format, trainer_class=None if known else type(self.trainer)
             )
-            recorded = previous.manifest or {}
-            for p in recorded.get("partitions", []):
-                self.starts[int(p["partition"])] = int(p["start"])
-                self.next[int(p["partition"])] = int(p["end"])
-            self.total = int(recorded.get("examples", 0))
+            progress = recorded_progress(previous.manifest or {})
+            self.starts, self.next, self.total = progress.starts, progress.ends, progress.total
             self.names = tuple(previous.feature_names) or None
             self.kinds = dict(previous.features)
             self.stats.resumed_from = self.last_version = previous.version
@@ -261,24 +235,6 @@ class OnlineLearning(Task):
                 metrics = evaluate(self.trainer.task, self.labels, self.scores)
         self.total += self.window
         self.stats.examples += self.window
-        partitions = [
-            {"partition": p, "start": self.starts.get(p, end), "end": end}
-            for p, end in sorted(self.next.items())
-        ]
-        manifest = {
-            "kind": "online",
-            "app": self.app.name,
-            "topic": self.topic,
-            "group": self.group,
-            "partitions": partitions,
-            "examples": self.total,
-            "window": self.window,
-            "validated": len(self.labels),
-            "validate_every": self.validate_every,
-            "dead_letters": self.stats.dead_letters,
-            "previous": self.last_version,
-            "loopline_version": __version__,
-        }
         artifact, format = self.trainer.save()
         names = self.names or tuple(getattr(self.trainer, "features", ()) or ())
         version = self.registry.publish(
@@ -289,7 +245,19 @@ class OnlineLearning(Task):
             params=self.trainer.params(),
             features=[(n, self.kinds.get(n, "float")) for n in names],
             metrics=metrics,
-            manifest=manifest,
+            manifest=manifest(
+                app=self.app.name,
+                topic=self.topic,
+                group=self.group,
+                starts=self.starts,
+                ends=self.next,
+                total=self.total,
+                window=self.window,
+                validated=len(self.labels),
+                validate_every=self.validate_every,
+                dead_letters=self.stats.dead_letters,
+                previous=self.last_version,
+            ),
         )
         if self.alias is not None:
             self.registry.promote(
