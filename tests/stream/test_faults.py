@@ -122,11 +122,12 @@ def test_a_stage_on_a_failing_log_ends_as_a_clean_run(kind, log_url, backend) ->
     log.close()
 
 
-# The joiner is not here: it runs one per application (decision 0015). Kafka's
-# cooperative-sticky assignor may give two joiners partition p of one input and
-# not of the other; the runner then pauses those halves rather than join them
-# (tests/outcomes/test_joiner_group.py), so a second joiner adds nothing.
-@pytest.mark.parametrize("kind", ["features", "scorer"])
+# The online trainer is not here: a model learns as one sequence of versions, so it
+# runs one trainer per model (decision 0014); a second one goes on from the last
+# version of the first, which the kill -9 test above covers. Two joiners may be
+# given partition p of one input and not of the other; the runner then pauses
+# those halves (tests/outcomes/test_joiner_group.py) until one member owns both.
+@pytest.mark.parametrize("kind", ["features", "outcomes", "scorer"])
 def test_a_member_killed_hands_its_partitions_to_the_other_on_kafka(kind, kafka_log_url) -> None:
     log = _open(kafka_log_url)
     s = stage(kind, unique(kind))
@@ -138,28 +139,30 @@ def test_a_member_killed_hands_its_partitions_to_the_other_on_kafka(kind, kafka_
     other.wait_commits(1)
     member = s.task(log, crashed, "a")
     stop = threading.Event()
-    owned: list[int] = []
 
-    def on_commit(task) -> None:
-        owned.append(len(task.runner.context.owned))
+    def given() -> int:  # partitions the group gives this member now
+        return len(member.runner.consumer.assignment())
 
-    thread = threading.Thread(target=member.run, args=(stop,), kwargs={"on_commit": on_commit})
+    def owned() -> int:  # of those, what it processes (a join: both halves of a pair)
+        return len(member.runner.context.owned)
+
+    thread = threading.Thread(target=member.run, args=(stop,))
     thread.start()
     try:
         deadline = time.monotonic() + 60
-        while not (owned and owned[-1] < _partitions(log, s)) and time.monotonic() < deadline:
+        while not 0 < given() < _partitions(log, s) and time.monotonic() < deadline:
             s.feed(log, rng, 10, [crashed, clean])
             time.sleep(0.5)
-        assert owned and owned[-1] < _partitions(log, s), f"the members never split: {owned}"
+        assert 0 < given() < _partitions(log, s), f"the members never split: {given()}"
         s.feed(log, rng, 100, [crashed, clean])
         time.sleep(0.5)
         other.kill()
         s.feed(log, rng, 100, [crashed, clean])
         deadline = time.monotonic() + 60
-        while owned[-1] < _partitions(log, s) and time.monotonic() < deadline:
+        while owned() < _partitions(log, s) and time.monotonic() < deadline:
             s.feed(log, rng, 5, [crashed, clean])
             time.sleep(0.5)
-        assert owned[-1] == _partitions(log, s), f"no takeover: {owned[-5:]}"
+        assert owned() == _partitions(log, s), f"no takeover: {owned()}"
     finally:
         stop.set()
         thread.join()
@@ -176,7 +179,7 @@ def test_a_member_killed_hands_its_partitions_to_the_other_on_kafka(kind, kafka_
 
 def _partitions(log, s: Stage) -> int:
     """How many input partitions the stage's group splits (for a join: of both topics)."""
-    task_topics = {"features": 4, "scorer": 2}
+    task_topics = {"features": 4, "outcomes": 4, "scorer": 2}
     return task_topics[s.kind]
 
 
