@@ -13,7 +13,9 @@ import pytest
 from loopline import App
 from loopline.features import Entity, FeatureSet, Table, TableFeature
 from loopline.features.offline.datasets import DatasetError, build_dataset
+from loopline.features.offline.history import Gap, Gaps
 from loopline.log import TopicConfig
+from loopline.stream.ranges import PartitionRange, TopicRange
 from support import FAST_CLEANING, compact_now, read_all, unique
 
 MINUTE = 60_000
@@ -114,3 +116,43 @@ def test_a_compacted_topic_that_lost_nothing_a_row_needs_builds(log, backend, tm
     countries = pq.read_table(tmp_path / "train.parquet").column("country").to_pylist()
     assert countries == ["FR", "PT", "??", "??", "??"]
     assert manifest.missing_history == {}
+
+
+def test_a_table_topic_whose_oldest_records_retention_deleted(log, tmp_path):
+    topic = unique("profiles")
+    log.create_topic(topic, TopicConfig(retention_ms=4000, extra={"segment.ms": "100"}))
+    now = int(time.time() * 1000)
+    producer = log.producer()
+    # FR is timed ahead, so that retention keeps it while it deletes DE (flushed on its own)
+    for country, arrival in [("DE", now - 30 * MINUTE), ("FR", now + 5 * MINUTE)]:
+        value = json.dumps({"member_id": "m1", "country": country}).encode()
+        producer.send(topic, value, b"m1", timestamp=arrival)
+        producer.flush()
+    deadline = time.monotonic() + 90
+    while log.describe_topic(topic).partitions[0].start < 1:
+        assert time.monotonic() < deadline, "retention did not delete the expired record"
+        time.sleep(0.5)
+        producer.send(topic, b"{}", b"filler")  # rolls the segment, so retention can take it
+        producer.flush()
+    producer.close()
+    spine = write_spine(
+        tmp_path / "spine.csv", [("m1", now - 20 * MINUTE), ("m1", now + 6 * MINUTE)]
+    )
+    with pytest.raises(DatasetError, match=r"1 of 2 spine rows .* retention deleted"):
+        build_dataset(log, profiles_app(topic), spine, tmp_path / "train.parquet")
+
+
+def test_gaps_are_found_across_chunks_and_only_where_records_can_be_removed():
+    ranges = TopicRange("t", [PartitionRange(0, 0, 9), PartitionRange(1, 3, 9)])
+    compacted = Gaps(ranges, compacted=True)
+    compacted.see(0, [0, 1, 2], [10, 20, 30])
+    compacted.see(0, [4, 5], [40, 50])  # offset 3 is missing: it arrived at 30 or later
+    compacted.see(0, [7], [70])  # only the first gap matters
+    compacted.see(1, [3, 5], [10, 20])
+    assert compacted.found == {
+        0: Gap(3, 30, "compaction"),
+        1: Gap(0, None, "retention"),  # offsets 0 to 2 were deleted before the pin
+    }
+    deleting = Gaps(ranges, compacted=False)  # a gap there is a transaction marker
+    deleting.see(0, [0, 2, 3], [10, 20, 30])
+    assert deleting.found == {1: Gap(0, None, "retention")}
