@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from loopline.cli import cli
 from loopline.log import TopicConfig
-from support import unique
+from support import FAST_CLEANING, compact_now, unique
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 
@@ -265,6 +265,54 @@ def test_rebuild_of_a_file_that_is_no_manifest(log_url, tmp_path):
     )
     assert result.exit_code == 1
     assert "is not a dataset manifest" in result.stderr
+
+
+PROFILES_APP = """
+from loopline import App
+from loopline.features import Entity, FeatureSet, Table, TableFeature
+
+member = Entity("member", key="member_id")
+app = App("shop", features=FeatureSet(
+    tables=[Table({topic!r}, member, [TableFeature("country", "country", default="??")])]))
+"""
+
+
+def test_a_table_whose_history_was_compacted_away(log, log_url, backend, tmp_path, monkeypatch):
+    topic = unique("profiles")
+    module = unique("profiles_app").replace("-", "_")
+    (tmp_path / f"{module}.py").write_text(PROFILES_APP.format(topic=topic))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    log.create_topic(topic, TopicConfig(compact=True, extra=FAST_CLEANING))
+    t1 = (int(time.time() * 1000) - HOUR) // MINUTE * MINUTE
+    producer = log.producer()
+    for country, arrival in [("DE", t1), ("FR", t1 + 10 * MINUTE)]:
+        value = json.dumps({"member_id": "m1", "country": country}).encode()
+        producer.send(topic, value, b"m1", timestamp=arrival)
+    producer.flush()
+    producer.close()
+    compact_now(log, backend, topic)
+    Path("spine.csv").write_text(f"member_id,at\nm1,{t1 + 1000}\nm1,{t1 + 11 * MINUTE}\n")
+    args = ["dataset", "build", f"{module}:app", "--spine", "spine.csv", "--out", "t.parquet"]
+
+    refused = run(log_url, *args)
+    assert refused.exit_code == 1
+    assert refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith(
+        f"error: table of topic {topic!r}: 1 of 2 spine rows need history the topic no longer holds"
+    )
+    assert "--allow-missing-history" in refused.stderr
+    assert not Path("t.parquet").exists()
+
+    accepted = run(log_url, *args, "--allow-missing-history")
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.stderr == (
+        f"warning: table of topic {topic!r}: 1 spine row got the defaults, the history it "
+        "needed being gone (recorded in the manifest as missing_history)\n"
+    )
+    assert pq.read_table("t.parquet").column("country").to_pylist() == ["??", "FR"]
+    manifest = json.loads(Path("t.parquet.manifest.json").read_text())
+    assert manifest["missing_history"] == {topic: 1}
 
 
 def test_help_shows_examples():

@@ -32,9 +32,7 @@ from loopline.models import (
 )
 from loopline.models.artifacts import decode
 from loopline.models.registry_records import version_key
-from support import unique
-
-from .test_registry import FAST_CLEANING, compact_now
+from support import FAST_CLEANING, compact_now, unique
 
 SECRET = "the signing tests' shared secret"
 SIGNER = HmacSigner(SECRET)

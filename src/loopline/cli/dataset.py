@@ -131,6 +131,12 @@ without a time field, a record's log timestamp is its instant.""",
     metavar="COLUMN",
     help="The spine's time column (default: 'at', else 'timestamp').",
 )
+@click.option(
+    "--allow-missing-history",
+    is_flag=True,
+    help="Give the features' defaults to spine rows whose table history compaction or "
+    "retention removed (counted in the manifest), instead of refusing the build.",
+)
 @click.pass_obj
 def build_command(
     settings: LogSettings,
@@ -139,6 +145,7 @@ def build_command(
     out: str,
     entity: str | None,
     time_column: str | None,
+    allow_missing_history: bool,
 ) -> None:
     """Build the dataset of the features of APP (module:attribute) for every spine row.
 
@@ -148,6 +155,9 @@ def build_command(
     The topics are pinned first, to their committed ends at the start of the
     build, so records appended while it runs are not used. Undecodable
     records are skipped and counted, as the online processor dead-letters them.
+    A table's value at a row's instant needs the table topic's history: when
+    compaction or retention removed it, the build is refused, naming the table
+    and how many rows (--allow-missing-history gives them the defaults).
     """
     with (
         _user_errors(),
@@ -163,8 +173,16 @@ def build_command(
             entity=entity,
             time_column=time_column,
             progress=progress,
+            allow_missing_history=allow_missing_history,
         )
     click.echo(_summary("built", out, manifest))
+    for topic, rows in manifest.missing_history.items():
+        click.echo(
+            f"warning: table of topic {topic!r}: {plural(rows, 'spine row')} got the defaults, "
+            f"the history {'it' if rows == 1 else 'they'} needed being gone (recorded in the "
+            "manifest as missing_history)",
+            err=True,
+        )
 
 
 @dataset.command(

@@ -80,7 +80,7 @@ def list_topics(settings: LogSettings, as_json: bool) -> None:
     epilog="""\b
 Examples:
   loopline topics create clicks --partitions 6 --retention 7d
-  loopline topics create profiles --compact
+  loopline topics create prices --compact
   loopline topics create events --retention-bytes 1GiB --config segment.ms=3600000""",
 )
 @click.argument("name")
@@ -95,7 +95,8 @@ Examples:
 @click.option(
     "--compact",
     is_flag=True,
-    help="Keep the latest value of every key (a table) instead of deleting by age.",
+    help="Keep only the latest value of every key instead of deleting by age (not for a "
+    "table that datasets read: they need its history).",
 )
 @click.option(
     "--retention",

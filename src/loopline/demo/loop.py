@@ -150,9 +150,10 @@ def _closing(parts: contextlib.ExitStack, part: Any) -> Any:
 
 
 def _create_topics(log: Log, schemas: LogRegistry, app: App) -> None:
-    for topic, compact in ((f"{app.name}.profiles", True), (f"{app.name}.activity", False)):
+    # profiles is a table, not compacted: a dataset built later reads its history (decision 0008)
+    for topic in (f"{app.name}.profiles", f"{app.name}.activity"):
         with contextlib.suppress(TopicExists):
-            log.create_topic(topic, TopicConfig(partitions=1, compact=compact))
+            log.create_topic(topic, TopicConfig(partitions=1))
     outcomes_topic(app.name).create(log, schemas)  # binds the loopline.outcome contract
 
 

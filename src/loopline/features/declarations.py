@@ -4,7 +4,7 @@ The nouns are the architecture (docs/architecture.md)'s: an *entity* (who a feat
 field), *aggregations* of a source topic per entity over tiled event-time
 *windows* (one `Aggregation` per feature, of a kind of
 `loopline.features.aggregations`: ``Sum("amount", window="1h")``), *tables*
-(latest values of a compacted topic), and *derived* features (plain Python functions of other features). The exact meaning of
+(latest values of a table topic), and *derived* features (plain Python functions of other features). The exact meaning of
 every value is docs/decisions/0008.
 
 >>> from loopline.features.aggregations import Count, Distinct, Mean
@@ -112,7 +112,12 @@ class TableFeature:
 
 @dataclass(frozen=True)
 class Table:
-    """Features read from a compacted topic: the latest value of fields per entity."""
+    """Features read from a table topic: the latest value of fields per entity.
+
+    Datasets read the value each instant saw, so the topic must keep every
+    change: not compacted (decision 0008); `dataset build` refuses rows whose
+    history compaction or retention removed.
+    """
 
     source: str
     entity: Entity

@@ -58,6 +58,7 @@ from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.builder import build
 from loopline.features.offline.events import events_table_of_columns, unusable_records
+from loopline.features.offline.history import Gaps, MissingHistory, per_topic, refusal
 from loopline.features.offline.manifests import (
     DatasetError,
     Manifest,
@@ -113,6 +114,7 @@ def build_dataset(
     entity: str | None = None,
     time_column: str | None = None,
     progress: Progress | None = None,
+    allow_missing_history: bool = False,
 ) -> Manifest:
     """Build the dataset of `spine` with `app`'s features into Parquet file `out`; the manifest
     goes to ``<out>.manifest.json`` and is returned.
@@ -130,6 +132,13 @@ def build_dataset(
     Every topic is pinned first: each partition is read from its first
     offset still held to its committed end at the start of the build, and
     nothing appended later is used.
+
+    A table's value at a spine row's instant needs the table topic's history.
+    When compaction or retention removed records that some rows may need
+    (`loopline.features.offline.history`), the build is refused with a
+    `DatasetError` naming the table and how many rows; with
+    `allow_missing_history` those rows get the features' defaults instead, and
+    the manifest's `missing_history` counts them per table topic.
     """
     entity_name, key_field, topics = _entity(app, entity)
     file = _spine_file(log, spine)
@@ -144,7 +153,11 @@ def build_dataset(
         spine_rows, spine_range = _topic_spine(
             log, spine_range, reader, progress, key_field=key_field, time_column=time_column
         )
-    rows, sources, unusable = _rows(log, app, entity_name, spine_rows, pinned, reader, progress)
+    rows, sources, unusable, missing = _rows(
+        log, app, entity_name, spine_rows, pinned, reader, progress
+    )
+    if missing and not allow_missing_history:
+        raise DatasetError(refusal(missing, spine_rows.table.num_rows))
     sha = write_parquet(rows, out)
     manifest = Manifest(
         app=app.name,
@@ -165,6 +178,7 @@ def build_dataset(
         rows=rows.num_rows,
         sha256=sha,
         unusable=unusable,
+        missing_history=per_topic(missing),
     )
     write_manifest(manifest, manifest_path(out))
     return manifest
@@ -215,7 +229,11 @@ def rebuild(
             time_column=old.spine.time_column,
         )
     pinned = {r.topic: r for r in old.sources}
-    rows, sources, unusable = _rows(log, app, old.entity, spine_rows, pinned, reader, progress)
+    # the same records as then (checked below) miss the same history: accepted then, or the
+    # dataset would not exist
+    rows, sources, unusable, missing = _rows(
+        log, app, old.entity, spine_rows, pinned, reader, progress
+    )
     for then, now in zip(old.sources, sources, strict=True):
         _same_records(then, now, old.format)
     sha = write_parquet(rows, out)
@@ -231,6 +249,7 @@ def rebuild(
         rows=rows.num_rows,
         sha256=sha,
         unusable=unusable,
+        missing_history=per_topic(missing),
     )
     target = manifest_path(out)
     if sha != old.sha256:
@@ -358,20 +377,34 @@ def _rows(
     pinned: Mapping[str, TopicRange],
     reader: SourceReader,
     progress: Progress | None,
-) -> tuple[pa.Table, list[TopicRange]]:
-    """The dataset's rows, the ranges read with their counts, in topic order, and the records
-    of each topic left out because no feature could read them (`unusable_records`)."""
-    tables, ranges, unusable = {}, [], {}
+) -> tuple[pa.Table, list[TopicRange], dict[str, int], list[MissingHistory]]:
+    """The dataset's rows, the ranges read with their counts, in topic order, the records
+    of each topic left out because no feature could read them (`unusable_records`), and the
+    rows of each table whose history is gone (only tables with such rows)."""
+    tables = [t for t in app.features.tables if t.entity.name == entity]
+    tabled = {t.source for t in tables}
+    sources, ranges, unusable, gaps = {}, [], {}, {}
     for topic in sorted(pinned):
+        if topic in tabled:
+            compacted = log.describe_topic(topic).config.compact
+            gaps[topic] = Gaps(pinned[topic], compacted=compacted)
         with collector_paused():
-            read = read_pinned(log, topic, pinned[topic], reader.decoder(topic), progress=progress)
-            tables[topic] = events_table_of_columns(app.features, topic, read.columns)
+            read = read_pinned(
+                log,
+                topic,
+                pinned[topic],
+                reader.decoder(topic),
+                progress=progress,
+                gaps=gaps.get(topic),
+            )
+            sources[topic] = events_table_of_columns(app.features, topic, read.columns)
         ranges.append(read.ranges)
-        if unusable_records(tables[topic]):
-            unusable[topic] = unusable_records(tables[topic])
+        if unusable_records(sources[topic]):
+            unusable[topic] = unusable_records(sources[topic])
         del read
-    rows = build(app.features, tables, spine.table, entity=entity)
-    return spine.restore(rows), ranges, unusable
+    missing = [MissingHistory.of(t, sources[t.source], gaps[t.source], spine.table) for t in tables]
+    rows = build(app.features, sources, spine.table, entity=entity)
+    return spine.restore(rows), ranges, unusable, [m for m in missing if m.count]
 
 
 def application_spec(manifest: Manifest, moved: str | None = None) -> str:

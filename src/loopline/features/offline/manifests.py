@@ -105,6 +105,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     # per topic, the records no feature could read (no entity id, an unreadable time, a value
     # of a type a feature cannot use): left out, as the online processor dead-letters them
     unusable: dict[str, int] = msgspec.field(default_factory=dict)
+    # per table topic, the spine rows given the defaults because the history they needed was
+    # gone (compaction, retention), accepted with --allow-missing-history (decision 0009)
+    missing_history: dict[str, int] = msgspec.field(default_factory=dict)
     loopline_version: str = __version__
     engines: dict[str, str] = msgspec.field(default_factory=engine_versions)
     created_at: str = msgspec.field(default_factory=_now)

@@ -40,6 +40,7 @@ import msgspec
 
 from loopline.contracts.codecs import ContractViolation
 from loopline.features.offline.events import EventColumns
+from loopline.features.offline.history import Gaps
 from loopline.features.offline.manifests import DatasetError, TopicRange
 from loopline.features.sources import Decode, SourceReader
 from loopline.features.sources import _decode_json as _decode_json_value
@@ -85,11 +86,13 @@ def read_pinned(
     *,
     progress: Progress | None = None,
     stall_timeout: float = 60.0,
+    gaps: Gaps | None = None,
 ) -> PinnedRead:
     """Every record of `ranges`, decoded by `decode`, in (partition, offset) order.
 
     A record `decode` refuses (`ContractViolation`) is counted as undecodable
-    and skipped. Raises `DatasetError` when the log no longer holds a range
+    and skipped. `gaps`, if given, sees every record read (decoded or not), to
+    find where the topic lacks records (`loopline.features.offline.history`). Raises `DatasetError` when the log no longer holds a range
     (retention deleted its start, or the topic shrank) or when reading stops
     making progress for `stall_timeout` seconds.
     """
@@ -97,7 +100,7 @@ def read_pinned(
         read = stream_ranges.read_ranges(
             log,
             ranges,
-            decoder(decode),
+            decoder(decode, gaps),
             progress=None if progress is None else lambda done, total: progress(topic, done, total),
             stall_timeout=stall_timeout,
         )
@@ -109,13 +112,16 @@ def read_pinned(
 _OFFSET, _TIME, _KEY, _VALUE = (itemgetter(i) for i in range(2, 6))
 
 
-def decoder(decode: Decode) -> stream_ranges.Parse[EventColumns]:
+def decoder(decode: Decode, gaps: Gaps | None = None) -> stream_ranges.Parse[EventColumns]:
     """The decode hook of `read_ranges` for a feature source decoded by `decode`: records of
-    one partition become `EventColumns`, those `decode` refuses are counted and left out."""
+    one partition become `EventColumns`, those `decode` refuses are counted and left out;
+    `gaps` sees them all first."""
 
     def parse(partition: int, records: list[Record]) -> tuple[EventColumns, int]:
         offsets = list(map(_OFFSET, records))
         stamps = list(map(_TIME, records))
+        if gaps is not None:  # chunks of a partition come in offset order, one at a time
+            gaps.see(partition, offsets, stamps)
         keys = list(map(_KEY, records))
         values = list(map(_VALUE, records))
         decoded = _decode_batch(values) if decode is _plain_json else None

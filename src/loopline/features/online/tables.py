@@ -1,4 +1,4 @@
-"""Table features online: the latest record of each entity in a compacted topic."""
+"""Table features online: the latest record of each entity in a table topic."""
 
 from __future__ import annotations
 
