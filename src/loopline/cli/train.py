@@ -163,6 +163,8 @@ def _check_options(ctx: click.Context, options: dict[str, Any]) -> None:
         if used:
             verb = "apply" if len(used) > 1 else "applies"
             raise click.UsageError(f"{', '.join(used)} {verb} only with --online")
+    if given("allow_missing_history") and not spine:
+        raise click.UsageError("--allow-missing-history applies to a dataset built from --spine")
     if options["runs"] is not None and not options["every"]:
         raise click.UsageError("--runs counts the trainings of --every: add --every DURATION")
 
@@ -194,6 +196,12 @@ or LOOPLINE_SIGNING_KEY_FILE (from `loopline models keygen`).""",
     "--spine",
     metavar="FILE_OR_TOPIC",
     help="Build the dataset of this spine (Parquet, CSV, JSON lines file, or topic).",
+)
+@click.option(
+    "--allow-missing-history",
+    is_flag=True,
+    help="With --spine: give the features' defaults to rows whose table history compaction or "
+    "retention removed (counted in the manifest), instead of refusing.",
 )
 @click.option("--labelled", metavar="TOPIC", help="Learn from this topic of labelled examples.")
 @click.option("--alias", metavar="ALIAS", help="Point this alias (e.g. candidate) at each version.")
@@ -260,6 +268,7 @@ def train(
     group: str | None,
     until_caught_up: bool,
     reproduce_version: int | None,
+    allow_missing_history: bool,
 ) -> None:
     """Train model NAME of APP (module:attribute) and publish it as a new signed version.
 
@@ -315,6 +324,7 @@ def train(
                 registry,
                 schemas,
                 bars,
+                allow_missing_history,
             )
         else:
             from loopline.models.training import train_once
@@ -329,6 +339,7 @@ def train(
                 alias=alias,
                 schemas=schemas,
                 progress=bars,
+                allow_missing_history=allow_missing_history,
             )
             if bars is not None:
                 bars.clear()
@@ -359,6 +370,7 @@ def _periodic(
     registry: ModelRegistry,
     schemas: Any,
     bars: _Bars | None,
+    allow_missing_history: bool,
 ) -> None:
     from loopline.models.schedules import train_every
 
@@ -395,6 +407,7 @@ def _periodic(
             on_result=done,
             on_error=failed,
             runs=runs,
+            allow_missing_history=allow_missing_history,
         )
 
 

@@ -40,6 +40,7 @@ def train_every(
     on_result: Callable[[TrainResult], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
     runs: int | None = None,
+    allow_missing_history: bool = False,
 ) -> list[TrainResult]:
     """Run `train_once` now and then every `interval_s` seconds until `stop` is set (or
     `runs` trainings were attempted); return the results.
@@ -72,6 +73,7 @@ def train_every(
                 alias=alias,
                 schemas=schemas,
                 progress=progress,
+                allow_missing_history=allow_missing_history,
             )
         except (DataError, BuildError, LogError) as exc:
             if on_error is None:

@@ -193,6 +193,7 @@ def _load(
     labelled_topic: str | None,
     schemas: SchemaRegistry | None,
     progress: Progress | None,
+    allow_missing_history: bool = False,
 ) -> TrainingData:
     if (spine is None) == (labelled_topic is None):
         raise TrainingError(
@@ -200,7 +201,15 @@ def _load(
             "label: --spine) or from a topic of labelled examples (--labelled), one of the two"
         )
     if spine is not None:
-        return from_spine(log, app, model, spine, schemas=schemas, progress=progress)
+        return from_spine(
+            log,
+            app,
+            model,
+            spine,
+            schemas=schemas,
+            progress=progress,
+            allow_missing_history=allow_missing_history,
+        )
     assert labelled_topic is not None
     return from_labelled(log, app, model, labelled_topic, schemas=schemas, progress=progress)
 
@@ -297,6 +306,7 @@ def train_once(
     alias: str | None = None,
     schemas: SchemaRegistry | None = None,
     progress: Progress | None = None,
+    allow_missing_history: bool = False,
 ) -> TrainResult:
     """Train model `model_name` of `app` once and publish it; see the module docstring.
 
@@ -306,7 +316,9 @@ def train_once(
     recorded in the manifest, so a rebuild can find it. `alias`, if
     given, is moved to the new version. `schemas` decodes topics bound to a
     contract. `progress(what, done, total)` follows loading and fitting (total
-    None while a step's size is unknown).
+    None while a step's size is unknown). A spine row whose table history
+    compaction or retention removed refuses the build (`DatasetError`) unless
+    `allow_missing_history` (the row gets the defaults; the manifest counts it).
 
     Raises `DataError` for data a model cannot learn from (empty, one class,
     a declared feature missing), `SigningKeyMissing` before reading anything
@@ -327,6 +339,7 @@ def train_once(
         labelled_topic=labelled_topic,
         schemas=schemas,
         progress=progress,
+        allow_missing_history=allow_missing_history,
     )
     split = _split(data, model, trainer.task, model.test_fraction)
     timings["load"] = time.perf_counter() - started

@@ -188,11 +188,13 @@ def from_spine(
     *,
     schemas: SchemaRegistry | None = None,
     progress: Progress | None = None,
+    allow_missing_history: bool = False,
 ) -> TrainingData:
     """Build the dataset of `spine` with the application's features (`build_dataset`) and read it.
 
     The manifest records where `app` was loaded from (`App.spec`), so that a
-    later rebuild finds the application by itself.
+    later rebuild finds the application by itself. Spine rows whose table
+    history is gone refuse the build unless `allow_missing_history`.
     """
     with tempfile.TemporaryDirectory(prefix="loopline-train-") as folder:
         out = Path(folder) / "dataset.parquet"
@@ -204,6 +206,7 @@ def from_spine(
             registry=schemas,
             entity=model.entity,
             progress=_reading(progress),
+            allow_missing_history=allow_missing_history,
         )
         table = pq.read_table(out)
     return _dataset(table, manifest, model, f"spine {str(spine)!r}")

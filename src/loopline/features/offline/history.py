@@ -208,7 +208,7 @@ def refusal(missing: Sequence[MissingHistory], spine_rows: int) -> str:
     entities from 2023-11-14T22:13:20Z on. What is gone cannot come back: keep a table's
     history in a topic that is not compacted (loopline topics create NAME, without --compact),
     start the spine at that instant, or build with --allow-missing-history (loopline dataset
-    build) to give those rows the features' defaults
+    build, loopline train --spine) to give those rows the features' defaults
     """
     parts = [
         f"table of topic {m.table.source!r}: {m.count} of {spine_rows} spine rows need history "
@@ -221,8 +221,8 @@ def refusal(missing: Sequence[MissingHistory], spine_rows: int) -> str:
     return (
         "; ".join(parts) + ". What is gone cannot come back: keep a table's history in a topic "
         "that is not compacted (loopline topics create NAME, without --compact), start the "
-        "spine at that instant, or build with --allow-missing-history (loopline dataset build) "
-        "to give those rows the features' defaults"
+        "spine at that instant, or build with --allow-missing-history (loopline dataset build, "
+        "loopline train --spine) to give those rows the features' defaults"
     )
 
 
