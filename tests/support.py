@@ -45,3 +45,45 @@ def range_digest(records) -> str:
         keys.update(r.key or b"")
         values.update(r.value or b"")
     return hashlib.sha256(meta.digest() + keys.digest() + values.digest()).hexdigest()
+
+
+# Settings that make Kafka's log cleaner act within seconds (as in tests/log/test_compaction.py).
+FAST_CLEANING = {
+    "segment.ms": "100",
+    "min.cleanable.dirty.ratio": "0.01",
+    "delete.retention.ms": "0",
+    "min.compaction.lag.ms": "0",
+}
+
+
+def read_all(log, topic: str) -> list:
+    """Every record of `topic` (one partition), read until a poll comes back empty."""
+    consumer = log.consumer(None, [topic], reset="earliest")
+    out = []
+    while batch := consumer.poll(max_records=1000, timeout=1.0):
+        out += batch
+    consumer.close()
+    return out
+
+
+def compact_now(log, backend: str, *topics: str) -> None:
+    """Compact `topics` for real: on the embedded log now, on Kafka by its log cleaner."""
+    if backend == "embedded":
+        for topic in topics:
+            log.compact(topic)
+        return
+    producer = log.producer()
+    deadline = time.monotonic() + 90
+    for topic in topics:  # a first key that compaction must drop once it has run
+        producer.send(topic, b"old", b"filler")
+    producer.flush()
+    while True:
+        fillers = [[r for r in read_all(log, t) if r.key == b"filler"] for t in topics]
+        if all(b"old" not in [r.value for r in f] for f in fillers):
+            break
+        assert time.monotonic() < deadline, "Kafka's log cleaner did not compact in 90 s"
+        time.sleep(0.3)  # appending rolls the active segment, so the cleaner can take it
+        for topic in topics:
+            producer.send(topic, b"new", b"filler")
+        producer.flush()
+    producer.close()

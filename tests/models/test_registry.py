@@ -24,18 +24,10 @@ from loopline.models import (
     ModelRegistryError,
     SigningKeyMissing,
 )
-from support import unique
+from support import FAST_CLEANING, compact_now, read_all, unique
 
 SIGNER = HmacSigner(b"the registry tests' shared secret")
 FEATURES = [("clicks_1h", "int"), ("country", "str")]
-
-# Settings that make Kafka's log cleaner act within seconds (as in tests/log/test_compaction.py).
-FAST_CLEANING = {
-    "segment.ms": "100",
-    "min.cleanable.dirty.ratio": "0.01",
-    "delete.retention.ms": "0",
-    "min.compaction.lag.ms": "0",
-}
 
 
 def registry_on(log, **kwargs) -> ModelRegistry:
@@ -51,38 +43,6 @@ def publish(registry: ModelRegistry, name: str, data: bytes, **kwargs):
         metrics={"auc": 0.7},
     )
     return registry.publish(name, data, **{**defaults, **kwargs})
-
-
-def read_all(log, topic):
-    consumer = log.consumer(None, [topic], reset="earliest")
-    out = []
-    while batch := consumer.poll(max_records=1000, timeout=1.0):
-        out += batch
-    consumer.close()
-    return out
-
-
-def compact_now(log, backend: str, *topics: str) -> None:
-    """Compact `topics` for real: on the embedded log now, on Kafka by its log cleaner."""
-    if backend == "embedded":
-        for topic in topics:
-            log.compact(topic)
-        return
-    producer = log.producer()
-    deadline = time.monotonic() + 90
-    for topic in topics:  # a first key that compaction must drop once it has run
-        producer.send(topic, b"old", b"filler")
-    producer.flush()
-    while True:
-        fillers = [[r for r in read_all(log, t) if r.key == b"filler"] for t in topics]
-        if all(b"old" not in [r.value for r in f] for f in fillers):
-            break
-        assert time.monotonic() < deadline, "Kafka's log cleaner did not compact in 90 s"
-        time.sleep(0.3)  # appending rolls the active segment, so the cleaner can take it
-        for topic in topics:
-            producer.send(topic, b"new", b"filler")
-        producer.flush()
-    producer.close()
 
 
 def test_versions_are_numbered_per_model_and_keep_everything_published(log):
