@@ -9,6 +9,7 @@ processes agree through the decisions they record.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def test_a_10_90_split_measures_10_percent_within_half_a_point() -> None:
 
 def test_ramping_10_to_50_percent_moves_no_unit_out_of_treatment() -> None:
     steps = [arms_of(split(w)) for w in (0.1, 0.25, 0.5)]
-    for smaller, larger in zip(steps, steps[1:], strict=False):
+    for smaller, larger in itertools.pairwise(steps):
         moved = [u for u, a, b in zip(UNITS, smaller, larger, strict=True) if a == "v2" != b]
         assert moved == []
     assert abs(steps[-1].count("v2") / len(UNITS) - 0.5) <= 0.005

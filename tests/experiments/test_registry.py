@@ -63,7 +63,7 @@ def test_two_writers_racing_for_one_revision_one_wins_the_other_is_told(log, top
 
     late.table.refresh = stale_once  # type: ignore[method-assign]
     won = first.stop(name, reason="guardrail")
-    with pytest.raises(ExperimentConflict, match="revision 2 was written by .* first"):
+    with pytest.raises(ExperimentConflict, match=r"revision 2 was written by .* first"):
         late.set_weights(name, {"control": 0.5, "v7": 0.5}, reason="ramp")
     for registry in (first, late, ExperimentRegistry(log, topic=topic)):
         assert registry.get(name) == won  # the late write is void everywhere
