@@ -218,35 +218,36 @@ class PredictionService:
 
     def refresh(self) -> bool:
         """Look for a move of the alias now; True when a new version was swapped in."""
-        refused = set(self.follower.refused) | set(self.arms.refused)
+        refused = set(self.follower.refused)
         try:
             swapped = self.follower.refresh()
         except Exception:  # a registry hiccup: keep serving, try again next time
             logger.exception("cannot read the model registry; the current model keeps serving")
             return False
-        try:
-            self._apply_router(swapped)
-        except Exception:
-            logger.exception("cannot route by the experiment; the alias's version answers")
-            self.routing, self._routing_key = None, None
-        refused = (set(self.follower.refused) | set(self.arms.refused)) - refused
-        for _ in refused:
-            metrics.REFUSED.labels(*self._labels).inc()
         if swapped:
             served: ServedModel = self.follower.model
             self.served = served  # one assignment: requests see the old or the new, whole
             metrics.SWAPS.labels(*self._labels).inc()
             metrics.MODEL_VERSION.labels(*self._labels).set(served.number)
             logger.info("serving model %r v%d", served.name, served.number)
+        self._follow_routes(swapped)  # after the swap: an arm may be the alias's version
+        for _ in set(self.follower.refused) - refused:
+            metrics.REFUSED.labels(*self._labels).inc()
         return swapped
 
     def follow_routes(self) -> None:
         """Apply what the router says now (the background thread calls this every 0.1 s)."""
+        self._follow_routes(False)
+
+    def _follow_routes(self, swapped: bool) -> None:
+        refused = set(self.arms.refused)
         try:
-            self._apply_router(False)
+            self._apply_router(swapped)
         except Exception:
             logger.exception("cannot route by the experiment; the alias's version answers")
             self.routing, self._routing_key = None, None
+        for _ in set(self.arms.refused) - refused:
+            metrics.REFUSED.labels(*self._labels).inc()
 
     def _apply_router(self, swapped: bool) -> None:
         routes = self.router.current() if self.router is not None else None
