@@ -57,6 +57,7 @@ from loopline.features.store import FeatureStore
 from loopline.log import Log
 from loopline.models.registry import ModelRegistry
 from loopline.models.registry_follower import AliasFollower
+from loopline.models.registry_records import ModelVersion
 from loopline.serving import metrics
 from loopline.serving.arms import ArmModels
 from loopline.serving.decision_log import DecisionLog, DecisionNotKept, DecisionTooLarge
@@ -151,22 +152,14 @@ class PredictionService:
             self._close_owned()
             raise
         self.store, self.models, self.decisions = store, models, decisions
-        self.follower = AliasFollower(
-            models,
-            model,
-            alias,
-            decode=lambda data, version: load_served(
-                data, version, app.features, self.declaration.entity
-            ),
-        )
+
+        def decode(data: bytes, version: ModelVersion) -> ServedModel:
+            return load_served(data, version, app.features, self.declaration.entity)
+
+        self.follower = AliasFollower(models, model, alias, decode=decode)
         self.served: ServedModel | None = None
         self.router = router
-        self.arms = ArmModels(
-            models,
-            model,
-            alias,
-            lambda data, version: load_served(data, version, app.features, self.declaration.entity),
-        )
+        self.arms = ArmModels(models, model, alias, decode)  # the arms' versions, loaded alike
         self.routing: Routing | None = None  # replaced whole, read once per request
         self._routing_key: tuple | None = None
         self._arm_requests: dict[tuple[str, str], Any] = {}
