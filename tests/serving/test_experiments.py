@@ -11,10 +11,12 @@ import time
 from collections import Counter
 
 import httpx
+import msgspec
 import pytest
 from click.testing import CliRunner
 
 from loopline.cli import cli
+from loopline.experiments.records import Arm, Experiment
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.experiments.router import ExperimentRouter
 from serving.helpers import KEY, decisions, fit, make_shop, publish, serving, wait_ready
@@ -79,6 +81,7 @@ def test_a_running_experiment_answers_from_each_arm_and_stop_returns_all_within_
         deadline = time.monotonic() + 30
         while service.routing is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert client.get("/readyz").json()["experiment"] == name
         during = answer_all(client)
         assert answer_all(client) == during  # sticky: each unit keeps its arm
         experiments(log_url, "stop", name, "--reason", "enough")
@@ -124,3 +127,36 @@ def test_an_experiment_whose_version_cannot_load_routes_nothing_here(
     assert "no version 9" in service.arms.waiting
     assert set(answered.values()) == {1}
     assert {(d["experiment"], d["arm"]) for d in recorded} == {("", "")}  # no arm claimed
+
+
+def test_ramping_a_running_split_moves_no_unit_out_of_treatment(shop, router, tmp_path) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    data, format = fit(["age"], flip=True).save()
+    shop.models.publish(shop.scorer, data, format=format, trainer="t", features=[("age", "float")])
+    registry = router.registry
+    arms = (Arm("control", alias="production", control=True), Arm("flipped", version=2))
+    name = unique("ramp")
+    with serving(shop, shop.scorer, tmp_path, router=router, unknown_entities="defaults") as (
+        client,
+        service,
+    ):
+        wait_ready(client)
+        treated = []
+        for share in (0.1, 0.25, 0.5):
+            weights = {"control": 1 - share, "flipped": share}
+            if share == 0.1:
+                weighted = tuple(msgspec.structs.replace(a, weight=weights[a.name]) for a in arms)
+                spec = Experiment(name=name, model=shop.scorer, arms=weighted)
+                revision = registry.start(spec).revision
+            else:
+                revision = registry.set_weights(name, weights, reason=f"ramp {share}").revision
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not (
+                service.routing is not None and service.routing.routes.revision == revision
+            ):
+                time.sleep(0.02)
+            treated.append({unit for unit, version in answer_all(client).items() if version == 2})
+    assert treated[0] <= treated[1] <= treated[2]  # no treated unit went back to control
+    assert 5 <= len(treated[0]) < len(treated[1]) < len(treated[2]) <= 140, [
+        len(t) for t in treated
+    ]
