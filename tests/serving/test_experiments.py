@@ -19,7 +19,7 @@ from loopline.cli import cli
 from loopline.experiments.records import Arm, Experiment
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.experiments.router import ExperimentRouter
-from serving.helpers import KEY, decisions, fit, make_shop, publish, serving, wait_ready
+from serving.helpers import KEY, MEMBERS, decisions, fit, make_shop, publish, serving, wait_ready
 from support import unique
 
 UNITS = [f"u-{i}" for i in range(200)]  # scored on defaults: unknown entities are allowed here
@@ -160,3 +160,28 @@ def test_ramping_a_running_split_moves_no_unit_out_of_treatment(shop, router, tm
     assert 5 <= len(treated[0]) < len(treated[1]) < len(treated[2]) <= 140, [
         len(t) for t in treated
     ]
+
+
+def test_a_request_without_the_unit_field_goes_to_control_with_probability_one(
+    shop, router, log_url, tmp_path
+) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    data, format = fit(["age"], flip=True).save()
+    shop.models.publish(shop.scorer, data, format=format, trainer="t", features=[("age", "float")])
+    name = unique("by-user")
+    with serving(shop, shop.scorer, tmp_path, router=router) as (client, service):
+        wait_ready(client)
+        experiments(
+            log_url, "start", name, "--model", shop.scorer, "--unit", "context.user",
+            "--arm", "control=alias:production", "--arm", "flipped=version:2",
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while service.routing is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        anonymous = [client.post("/v1/predict", json={"entity": m}).json() for m in MEMBERS]
+        recorded = decisions(shop.log, service, len(MEMBERS))
+    assert {a["version"] for a in anonymous} == {1}
+    assert {(d["experiment"], d["arm"], d["arm_probability"]) for d in recorded} == {
+        (name, "control", 1.0)
+    }
+    assert service.routing.routes.missing_unit == len(MEMBERS)
