@@ -25,6 +25,10 @@ Figures:
   the same model file, feature values already in memory, no logging): what a
   user would otherwise write, calling ``Booster.predict`` as loopline does
   (OpenMP's default threads) and with ``num_threads=1``; loopline's ratios;
+- ``/v1/rank`` with a 3-arm experiment running (a split of three versions of the
+  same size, each request routed by the hash of its entity) against the same
+  service with none, in the same run: p99 at the light load, alternating
+  between the two servers round by round (target: at most 0.3 ms more);
 - hot swap: under a steady load, from ``registry.promote`` of a new version to
   the first decision made with it (the time in its UUIDv7 decision id), and
   the requests that failed meanwhile (target: under 1 s, none).
@@ -39,6 +43,7 @@ work took meanwhile. (Over 600 lines: the benchmark, its servers, run by
     python bench/serving.py --log kafka://127.0.0.1:9092
     python bench/serving.py --small                          # smoke, ~1.5 minutes
     python bench/serving.py --only predict --predict-seconds 30  # /v1/predict alone
+    python bench/serving.py --only experiment                # experiment vs none alone
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -125,6 +131,8 @@ def bench_app(run: str | None = None) -> App:
     models = [
         Model(f"ranker-{run}", trainer=LightGBMTrainer, entity="member", features=MEMBER + ITEM),
         Model(f"scorer-{run}", trainer=LightGBMTrainer, entity="member", features=MEMBER),
+        # the ranker again, under a 3-arm experiment (its own name: experiments are per model)
+        Model(f"tried-{run}", trainer=LightGBMTrainer, entity="member", features=MEMBER + ITEM),
     ]
     return App(prefix, features=features, models=models)
 
@@ -536,6 +544,85 @@ def hot_swap(
     return r
 
 
+def start_experiment(log: Log, registry: Any, model: str, X: np.ndarray) -> Any:
+    """Three versions of `model` (v1 at production) and a split of all three, a third each."""
+    from loopline.experiments.records import Arm, Experiment
+    from loopline.experiments.registry import ExperimentRegistry
+
+    for seed in (1, 4, 5):
+        version = publish(registry, model, fit(X, MEMBER + ITEM, seed=seed))
+    registry.promote(model, version - 2, "production")
+    experiments = ExperimentRegistry(log)
+    arms = (
+        Arm("control", alias="production", weight=1 / 3, control=True),
+        Arm("b", version=version - 1, weight=1 / 3),
+        Arm("c", version=version, weight=1 / 3),
+    )
+    experiments.start(Experiment(name=model, model=model, arms=arms), reason="bench/serving.py")
+    return experiments
+
+
+def experiment_cost(
+    load: LoadGenerator, plain: Server, tried: Server, ranks: list, rate: float, seconds: float
+) -> None:
+    """p99 of /v1/rank with and without the experiment, alternating, 3 rounds of each."""
+    import httpx
+
+    p99s: dict[str, list[float]] = {"plain": [], "tried": []}
+    for server in (plain, tried):
+        load.open(server.port, "/v1/rank", ranks, 100, 2)  # warm up
+    for _ in range(3):
+        for key, server in (("plain", plain), ("tried", tried)):
+            r = load.open(server.port, "/v1/rank", ranks, rate, seconds)
+            p99s[key].append(r["p99"])
+            if r["failed"]:
+                print(f"note: {r['failed']} requests failed ({server.label})")
+    for key, server in (("plain", plain), ("tried", tried)):
+        runs = ", ".join(f"{p:.2f}" for p in p99s[key])
+        print(
+            f"{server.label} at {rate:,.0f}/s p99: {np.median(p99s[key]):.2f} ms "
+            f"(median of 3 runs of {seconds:g} s: {runs})"
+        )
+    metrics = httpx.get(f"http://127.0.0.1:{tried.port}/metrics", timeout=10).text
+    counted = re.findall(
+        r'^loopline_serving_experiment_requests_total\{.*arm="([^"]+)".*\} (\S+)$', metrics, re.M
+    )
+    arms = [f"{arm} {float(n):,.0f}" for arm, n in counted]
+    print(f"requests per arm on the experiment's server: {', '.join(arms) or 'none (not routed)'}")
+    rise = float(np.median(p99s["tried"]) - np.median(p99s["plain"]))
+    spread = max(max(p) - min(p) for p in p99s.values())
+    verdict = met(rise <= 0.3) if spread <= 0.3 else f"inconclusive: runs vary by {spread:.2f} ms"
+    print(
+        f"3-arm experiment running vs none, /v1/rank p99 at {rate:,.0f}/s: {rise:+.2f} ms "
+        f"(target <= +0.3 ms: {verdict})",
+        flush=True,
+    )
+
+
+def routing_cost(experiment: Any, ranks: list[bytes]) -> None:
+    """What routing adds to a request, in this process: the arm's look-up and its counter."""
+    from loopline.experiments.router import ExperimentRoutes
+    from loopline.serving.metrics import EXPERIMENT_REQUESTS
+
+    routes = ExperimentRoutes(experiment)
+    counters = {
+        a.name: EXPERIMENT_REQUESTS.labels("bench", "m", "e", a.name) for a in experiment.arms
+    }
+    entities = [json.loads(body)["entity"] for body in ranks]
+    timings = np.empty(100_000)
+    clock = time.perf_counter_ns
+    for n in range(len(timings)):
+        began = clock()
+        counters[routes.route(entities[n % len(entities)], {}).arm].inc()
+        timings[n] = clock() - began
+    p50, p99 = np.percentile(timings, [50, 99]) / 1000
+    print(
+        f"routing one request by a 3-arm split, in-process (hash, arm, counter; 100,000 calls): "
+        f"p50 {p50:.1f} µs, p99 {p99:.1f} µs (target for the whole request: <= 300 µs)",
+        flush=True,
+    )
+
+
 def met(ok: bool) -> str:
     return "met" if ok else "missed"
 
@@ -635,7 +722,10 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="small data, short steps: a smoke run")
     parser.add_argument("--rate", type=float, default=50, help="the light load, requests/s")
     parser.add_argument(
-        "--only", choices=["predict"], help="run one part: 'predict' is /v1/predict at 500/s alone"
+        "--only",
+        choices=["predict", "experiment"],
+        help="run one part: 'predict' is /v1/predict at 500/s alone; 'experiment' is /v1/rank "
+        "with a 3-arm experiment running against none",
     )
     parser.add_argument(
         "--predict-seconds",
@@ -660,7 +750,7 @@ def main() -> None:
     url = f"embedded:{tmp}/log" if args.log == "embedded" else args.log
     run = uuid.uuid4().hex[:8]
     app = bench_app(run)
-    ranker, scorer = (m.name for m in app.models)
+    ranker, scorer, tried = (m.name for m in app.models)
     log = open_log(url)
     kind = url.split(":", 1)[0]
     print(
@@ -685,6 +775,7 @@ def main() -> None:
     registry.promote(ranker, publish(registry, ranker, first), "production")
     registry.promote(scorer, publish(registry, scorer, fit(X[:, :5], MEMBER, seed=2)), "production")
     swap_version = publish(registry, ranker, fit(X, MEMBER + ITEM, seed=3))
+    experiments = start_experiment(log, registry, tried, X) if args.only != "predict" else None
     (tmp / "ranker.txt").write_bytes(first.save()[0])
     np.save(tmp / "rows.npy", X[:2_000])
     print(
@@ -752,6 +843,11 @@ def main() -> None:
     }
     if args.only == "predict":
         variants = {}
+    if args.only == "experiment":
+        variants = {"on": variants["on"]}
+    if experiments is not None:
+        label = "loopline /v1/rank (logging on, 3-arm experiment running)"
+        variants["tried"] = (label, loopline_serve(tried, "tried"))
     servers: dict[str, Server] = {}
     results: dict[str, dict[str, Any]] = {key: {} for key in variants}
     load = LoadGenerator()
@@ -767,6 +863,14 @@ def main() -> None:
             r = results[key]["light"] = load.open(server.port, "/v1/rank", ranks, args.rate, light)
             print(f"{server.label} at {args.rate:,.0f}/s p50: {r['p50']:.2f} ms")
             print(f"{server.label} at {args.rate:,.0f}/s p99: {r['p99']:.2f} ms", flush=True)
+        if "tried" in servers:
+            experiment_cost(load, servers["on"], servers["tried"], ranks, args.rate, light)
+            routing_cost(experiments.get(tried), ranks)
+            servers.pop("tried").stop()
+            results.pop("tried")
+        if args.only == "experiment":
+            servers.pop("on").stop()
+            results.clear()
         # Saturation twice, interleaved, so that the machine's drifting load hits each alike.
         for key, server in [*servers.items(), *servers.items()]:
             cpu = server.cpu_seconds()
@@ -799,7 +903,7 @@ def main() -> None:
             swap(load, servers, ranks, registry, ranker, swap_version)
         # The answer waits for its decision's journal write (synced, the default) or not
         # (queued): both in this run, one after the other.
-        for writes in ("synced", "queued"):
+        for writes in ("synced", "queued") if args.only != "experiment" else ():
             label = f"loopline /v1/predict (logging on, {writes})"
             scoring = servers[f"predict-{writes}"] = start_server(
                 label, loopline_serve(scorer, f"predict-{writes}", writes), env, tmp
@@ -830,6 +934,9 @@ def main() -> None:
             if errors:
                 print(f"note: the server of {server.label} logged {errors} tracebacks")
         load.close()
+        if experiments is not None:
+            experiments.stop(tried, reason="bench/serving.py is done")
+            experiments.close()
         registry.close()
         if kind == "kafka":
             for topic in log.list_topics():

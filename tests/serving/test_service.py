@@ -44,6 +44,7 @@ def test_rank_answers_best_first_and_records_every_candidate(shop, tmp_path) -> 
         (item["id"], item["score"], 1.0) for item in body["items"]
     ]
     assert decision["experiment"] == decision["arm"] == ""
+    assert decision["arm_probability"] == 1.0  # no experiment: as before experiments
     assert decision["latency_ms"] > 0
 
 

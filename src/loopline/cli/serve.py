@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 
 import click
 
@@ -101,10 +102,14 @@ def serve(
 
     Features come from the online store (run `loopline features run APP`);
     the model is the version ALIAS points at, swapped without a restart when
-    the alias moves. /healthz, /readyz and /metrics (Prometheus) need no token.
+    the alias moves. An experiment running on the model (`loopline
+    experiments start`) routes each request to an arm's version; starting,
+    changing or stopping it reaches this process within a second. /healthz, /readyz and /metrics (Prometheus) need no token.
     With --from, --instance, --until-caught-up and --metrics-port apply to the
     stream of requests.
     """
+    from loopline.experiments.registry import ExperimentRegistry
+    from loopline.experiments.router import ExperimentRouter
     from loopline.http.server import serve as serve_app
     from loopline.serving.collector import quiet_collector
     from loopline.serving.http import create_app
@@ -120,7 +125,14 @@ def serve(
         app = load_app(app_spec)
     except AppError as exc:
         raise CLIError(str(exc)) from None
-    with opened_registry(settings) as (log, registry):
+    with opened_registry(settings) as (log, registry), ExitStack() as parts:
+        served = model or (app.models[0].name if len(app.models) == 1 else None)
+        router = None
+        if served is not None:  # else the service says which models there are to choose from
+            experiments = ExperimentRegistry(log)
+            parts.callback(experiments.close)
+            router = ExperimentRouter(experiments, served)
+            parts.callback(router.close)
         try:
             service = PredictionService(
                 log,
@@ -132,6 +144,7 @@ def serve(
                 max_candidates=max_candidates,
                 unknown_entities=unknown_entities,  # type: ignore[arg-type]
                 wait_for_decisions=decision_writes == "synced",
+                router=router,
             )
         except (AppError, ValueError) as exc:
             raise CLIError(str(exc)) from None

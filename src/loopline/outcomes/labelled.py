@@ -6,14 +6,15 @@ the decision's time. The features are exactly those of the decision, so a
 model trained on them cannot suffer from training/serving skew; the trainers
 read this topic directly (``loopline train APP --labelled APP.labelled``).
 
-An example is a `LabelledExample` (contract ``loopline.labelled`` v1, JSON):
+An example is a `LabelledExample` (contract ``loopline.labelled`` v2, JSON):
 ``features`` (the candidate's features as served), ``label`` (1.0/0.0, or the
 sum of the positive outcomes' values), ``at`` (the decision's time, epoch ms),
 ``decision_id``, ``model``, ``model_version``, ``entity``, ``item``,
 ``position`` (0-based, in the answer), ``probability`` and ``score`` (as
 returned), ``experiment``, ``arm``, ``outcomes`` (the types of every outcome
-joined to the item, sorted) and ``closed_at`` (the end of the window, epoch
-ms). `examples` gives them as dicts of exactly those fields in that order, so
+joined to the item, sorted), ``closed_at`` (the end of the window, epoch
+ms) and ``arm_probability`` (the probability the decision's arm was chosen
+with, 1.0 with no experiment; new in v2, so a v1 example decodes with 1.0). `examples` gives them as dicts of exactly those fields in that order, so
 a dict and its `LabelledExample` encode to the same bytes, and the examples
 written before the record existed decode as records.
 
@@ -53,7 +54,7 @@ CONTRACT = "loopline.labelled"
 
 class LabelledExample(msgspec.Struct, frozen=True):
     """One labelled example: a returned item of a decision, with the label its outcomes gave
-    (contract ``loopline.labelled`` v1; the fields are described in the module docstring).
+    (contract ``loopline.labelled`` v2; the fields are described in the module docstring).
 
     Times are epoch milliseconds, as the joiner has always written them. Later versions
     may only add fields with defaults (the registry's ``backward`` rule).
@@ -74,6 +75,7 @@ class LabelledExample(msgspec.Struct, frozen=True):
     arm: str
     outcomes: list[str]
     closed_at: int
+    arm_probability: float = 1.0
 
 
 def labelled_topic(app_name: str) -> str:
@@ -132,6 +134,7 @@ def examples(
                 "arm": decision.get("arm", ""),
                 "outcomes": sorted(t for t, _ in hits),
                 "closed_at": closed_at,
+                "arm_probability": decision.get("arm_probability", 1.0),
             }
         )
     return out

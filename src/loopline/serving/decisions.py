@@ -2,8 +2,10 @@
 
 Every answer of ``/v1/predict`` and ``/v1/rank`` becomes one `Decision` on the
 application's decisions topic (``<app>.decisions``), bound to the contract
-``loopline.decision`` (version 1 is the `Decision` below, JSON-encoded; later
-versions may only add fields with defaults, the registry's ``backward`` rule).
+``loopline.decision`` (the `Decision` below, JSON-encoded, is version 2:
+version 1 without ``arm_probability``; versions may only add fields with
+defaults, the registry's ``backward`` rule, so a v1 decision still decodes,
+with an ``arm_probability`` of 1.0).
 The record key is the entity id, so one entity's decisions stay in order in
 one partition; the record timestamp is the decision's time.
 
@@ -12,7 +14,8 @@ training/serving skew: the request (entity and context), the model version,
 every candidate with its score and the feature values exactly as the model
 saw them (also the candidates that were not returned), what was returned in
 which order with the probability it was chosen (1.0 for a deterministic
-ranking), the experiment and arm (empty until experiments fill them) and
+ranking), the experiment and arm that answered (empty with no experiment)
+with the probability that arm was chosen with (1.0 with no experiment), and
 the latency. Delivery is at least once: a consumer that must not count a
 decision twice keys on `Decision.decision_id`.
 
@@ -80,7 +83,12 @@ class Returned(msgspec.Struct, frozen=True):
 
 
 class Decision(msgspec.Struct, frozen=True):
-    """One answer of the prediction service (contract ``loopline.decision`` v1)."""
+    """One answer of the prediction service (contract ``loopline.decision`` v2).
+
+    `arm_probability` (new in v2) is the probability with which the request
+    was assigned to `arm`: the arm's weight for a split or a bandit's draw,
+    1.0 with no experiment. An analysis weighs outcomes by its inverse.
+    """
 
     decision_id: str
     at: datetime.datetime
@@ -95,6 +103,7 @@ class Decision(msgspec.Struct, frozen=True):
     latency_ms: float
     experiment: str = ""
     arm: str = ""
+    arm_probability: float = 1.0
 
 
 def decisions_topic(app_name: str, *, partitions: int = 1) -> Topic[Decision]:

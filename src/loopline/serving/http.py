@@ -9,7 +9,8 @@ decisions topic, under the id the answer carries.
 
 ``GET /healthz`` answers while the process runs; ``GET /readyz`` is 200 once
 the online features reflect the sources and a model serves, and while
-decisions reach the log (503 saying what it waits for otherwise);
+decisions reach the log (503 saying what it waits for otherwise); it names
+the experiment (and its revision) the process routes by, if one;
 ``GET /metrics`` is Prometheus' text format (requests are counted
 as ``loopline_http_requests_total{server="serving:APP"}``); ``/docs`` and
 ``/openapi.json`` describe the API. With ``token`` set, predict and rank need
@@ -194,6 +195,9 @@ def create_app(
         body: dict[str, Any] = {"ready": not waiting, "waiting_for": waiting}
         if served is not None:
             body["model"], body["version"] = served.name, served.number
+        if (routing := service.routing) is not None:  # what this process routes by now
+            body["experiment"] = routing.routes.experiment
+            body["revision"] = routing.routes.revision
         return JSONResponse(body, 200 if not waiting else 503)
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -32,6 +32,11 @@ REFUSED = Counter(
     "Model versions refused (signature, feature list or a failed test score); the old kept serving.",
     ["app", "model"],
 )
+EXPERIMENT_REQUESTS = Counter(
+    "loopline_serving_experiment_requests",
+    "Requests answered by each arm of an experiment (none counted with no experiment running).",
+    ["app", "model", "experiment", "arm"],
+)
 DECISIONS_BACKLOG = Gauge(
     "loopline_decisions_backlog",
     "Decisions in the local durable journal, not yet acknowledged by the log.",

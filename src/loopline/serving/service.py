@@ -13,6 +13,18 @@ one attribute. A request reads that attribute once, so it is scored and
 recorded wholly by one version, and no request waits for or fails because of
 a swap. A refused version is logged and counted; the old one keeps serving.
 
+Experiments. With a `router` (`loopline.serving.routing`; ``loopline serve``
+gives `loopline.experiments.router.ExperimentRouter`), each request is
+routed to an arm of the experiment running on the model, and that arm's
+version answers. The background thread loads every arm's version
+(`ArmModels`, verified like the alias's) and checks the router every 0.1 s;
+a snapshot of the routes and their loaded models replaces the previous one
+by assigning one attribute once every arm is loaded, and a request reads it
+once: it is scored and recorded by one arm's version. Its decision records
+the experiment, the arm and the probability the arm was chosen with. With no
+experiment (or until its arms are loaded) the service answers as without a
+router, and the decision's experiment and arm are empty.
+
 Unknown entities. A request for an entity the online features hold nothing
 of (no event, no table row) is refused with a 404 by default: an id from
 another system or a typo would otherwise be scored on defaults alone. With
@@ -33,7 +45,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,16 +57,30 @@ from loopline.features.store import FeatureStore
 from loopline.log import Log
 from loopline.models.registry import ModelRegistry
 from loopline.models.registry_follower import AliasFollower
+from loopline.models.registry_records import ModelVersion
 from loopline.serving import metrics
+from loopline.serving.arms import ArmModels
 from loopline.serving.decision_log import DecisionLog, DecisionNotKept, DecisionTooLarge
 from loopline.serving.decisions import Candidate, Decision, Returned, Value, decisions_topic
 from loopline.serving.ids import uuid7
 from loopline.serving.models import ServedModel, load_served
 from loopline.serving.requests import PredictRequest, RankRequest, ServingError
+from loopline.serving.routing import Route, Router, Routes, Target
 
 __all__ = ["PredictionService"]
 
 logger = logging.getLogger(__name__)
+
+ROUTES_INTERVAL = 0.1
+"""Seconds between two looks at the router (the router follows the log in its own thread)."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What a request is routed by: one `Routes` snapshot and the loaded model of each target."""
+
+    routes: Routes
+    models: Mapping[Target, ServedModel]
 
 
 class PredictionService:
@@ -83,6 +110,7 @@ class PredictionService:
         decisions: DecisionLog | None = None,
         decisions_to: Topic[Decision] | None = None,
         wait_for_decisions: bool = True,
+        router: Router | None = None,
     ) -> None:
         if model is None:
             if len(app.models) != 1:
@@ -124,15 +152,17 @@ class PredictionService:
             self._close_owned()
             raise
         self.store, self.models, self.decisions = store, models, decisions
-        self.follower = AliasFollower(
-            models,
-            model,
-            alias,
-            decode=lambda data, version: load_served(
-                data, version, app.features, self.declaration.entity
-            ),
-        )
+
+        def decode(data: bytes, version: ModelVersion) -> ServedModel:
+            return load_served(data, version, app.features, self.declaration.entity)
+
+        self.follower = AliasFollower(models, model, alias, decode=decode)
         self.served: ServedModel | None = None
+        self.router = router
+        self.arms = ArmModels(models, model, alias, decode)  # the arms' versions, loaded alike
+        self.routing: Routing | None = None  # replaced whole, read once per request
+        self._routing_key: tuple | None = None
+        self._arm_requests: dict[tuple[str, str], Any] = {}
         self.features_loaded = False
         self._features_waiting = "the online features are loading"
         self._stop = threading.Event()
@@ -170,9 +200,14 @@ class PredictionService:
                 self._stop.wait(1.0)
             else:
                 self.features_loaded = True
+        due = time.monotonic()
         while not self._stop.is_set():
-            self.refresh()
-            self._stop.wait(self.refresh_interval)
+            if time.monotonic() >= due:
+                self.refresh()
+                due = time.monotonic() + self.refresh_interval
+            else:
+                self.follow_routes()
+            self._stop.wait(ROUTES_INTERVAL if self.router is not None else self.refresh_interval)
 
     def refresh(self) -> bool:
         """Look for a move of the alias now; True when a new version was swapped in."""
@@ -182,15 +217,58 @@ class PredictionService:
         except Exception:  # a registry hiccup: keep serving, try again next time
             logger.exception("cannot read the model registry; the current model keeps serving")
             return False
-        for _ in set(self.follower.refused) - refused:
-            metrics.REFUSED.labels(*self._labels).inc()
         if swapped:
             served: ServedModel = self.follower.model
             self.served = served  # one assignment: requests see the old or the new, whole
             metrics.SWAPS.labels(*self._labels).inc()
             metrics.MODEL_VERSION.labels(*self._labels).set(served.number)
             logger.info("serving model %r v%d", served.name, served.number)
+        self._follow_routes(swapped)  # after the swap: an arm may be the alias's version
+        for _ in set(self.follower.refused) - refused:
+            metrics.REFUSED.labels(*self._labels).inc()
         return swapped
+
+    def follow_routes(self) -> None:
+        """Apply what the router says now (the background thread calls this every 0.1 s)."""
+        self._follow_routes(False)
+
+    def _follow_routes(self, swapped: bool) -> None:
+        refused = set(self.arms.refused)
+        try:
+            self._apply_router(swapped)
+        except Exception:
+            logger.exception("cannot route by the experiment; the alias's version answers")
+            self.routing, self._routing_key = None, None
+        for _ in set(self.arms.refused) - refused:
+            metrics.REFUSED.labels(*self._labels).inc()
+
+    def _apply_router(self, swapped: bool) -> None:
+        routes = self.router.current() if self.router is not None else None
+        if routes is None:
+            if self.routing is not None:
+                logger.info("no experiment routes model %r now", self.declaration.name)
+            self.routing, self._routing_key = None, None
+            return
+        key = (routes.experiment, routes.revision)
+        if self.routing is not None and self.routing.routes is routes and not swapped:
+            return
+        models = self.arms.resolve(routes.targets, self.served)
+        if models is None:  # tried again every 0.1 s; said once per revision
+            if self._routing_key != key:
+                logger.warning(
+                    "experiment %r (revision %d) does not route here yet: %s",
+                    routes.experiment,
+                    routes.revision,
+                    self.arms.waiting,
+                )
+            self.routing, self._routing_key = None, key
+            return
+        self.routing = Routing(routes, models)  # one assignment, read once per request
+        self._routing_key = key
+        arms = ", ".join(f"{t.describe()}=v{m.number}" for t, m in models.items())
+        logger.info(
+            "experiment %r (revision %d) routes now: %s", routes.experiment, routes.revision, arms
+        )
 
     def readiness(self) -> list[str]:
         """What the service still waits for before it can answer (empty: ready)."""
@@ -232,7 +310,18 @@ class PredictionService:
 
     # -- answering -------------------------------------------------------------------------
 
-    def _model(self) -> ServedModel:
+    def _model(self, entity: str, context: Mapping[str, Value]) -> tuple[ServedModel, Route | None]:
+        """The version that answers this request, and its arm (None: the alias's, no experiment)."""
+        routing = self.routing  # read once: the request is answered wholly by one snapshot
+        if routing is not None:
+            route = routing.routes.route(entity, context)
+            counter = self._arm_requests.get((route.experiment, route.arm))
+            if counter is None:
+                counter = self._arm_requests[route.experiment, route.arm] = (
+                    metrics.EXPERIMENT_REQUESTS.labels(*self._labels, route.experiment, route.arm)
+                )
+            counter.inc()
+            return routing.models[route.target], route
         served = self.served
         if served is None:
             raise ServingError(
@@ -240,11 +329,11 @@ class PredictionService:
                 "not ready: " + "; ".join(self.readiness() or ["no model"]),
                 headers={"Retry-After": "1"},
             )
-        return served
+        return served, None
 
     def predict(self, request: PredictRequest, started: float) -> dict[str, Any]:
         """Score one entity; the answer carries the decision id."""
-        served = self._model()
+        served, route = self._model(request.entity, request.context)
         if served.candidate_entity is not None:
             raise ServingError(
                 422,
@@ -262,6 +351,7 @@ class PredictionService:
             [Candidate(request.entity, score, rows[0])],
             [Returned(request.entity, score, 1.0)],
             started,
+            route,
         )
         return {
             "decision_id": decision.decision_id,
@@ -286,7 +376,7 @@ class PredictionService:
                 if candidate in seen:
                     raise ServingError(422, f"candidate {candidate!r} is listed more than once")
                 seen.add(candidate)
-        served = self._model()
+        served, route = self._model(request.entity, request.context)
         other = served.candidate_entity
         if other is None:
             raise ServingError(
@@ -308,6 +398,7 @@ class PredictionService:
             [Candidate(c, s, r) for c, s, r in zip(candidates, scores, rows, strict=True)],
             returned,
             started,
+            route,
         )
         return {
             "decision_id": decision.decision_id,
@@ -368,6 +459,7 @@ class PredictionService:
         candidates: list[Candidate],
         returned: list[Returned],
         started: float,
+        route: Route | None,
     ) -> Decision:
         decision = Decision(
             decision_id=str(uuid7()),
@@ -381,6 +473,9 @@ class PredictionService:
             candidates=candidates,
             returned=returned,
             latency_ms=(time.perf_counter() - started) * 1000,
+            experiment=route.experiment if route else "",
+            arm=route.arm if route else "",
+            arm_probability=route.probability if route else 1.0,
         )
         try:
             self.decisions.submit(decision)
