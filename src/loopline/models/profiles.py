@@ -163,7 +163,7 @@ class PredictionProfile(msgspec.Struct, frozen=True, kw_only=True):
     rows: int
     histogram: Histogram  # of the scores, on their quantile edges with open ends
     score: Spread
-    label: Spread  # for a binary task, its mean is the label rate
+    label: Spread  # for a classification, its mean is the label rate
 
 
 class Profile(msgspec.Struct, frozen=True, kw_only=True):
@@ -230,6 +230,11 @@ def _number_feature(
         levels = list(QUANTILES)
         values_at = np.quantile(finite, levels)
         quantiles = [(q, float(v)) for q, v in zip(levels, values_at, strict=True)]
+    with np.errstate(invalid="ignore"):  # infinities: a NaN moment, recorded as None
+        moments = (
+            _number(present.mean()) if present.size else None,
+            _number(present.std(ddof=1)) if present.size > 1 else None,
+        )
     return FeatureProfile(
         name=name,
         kind=kind,
@@ -238,8 +243,8 @@ def _number_feature(
         defaults=defaults,
         default=(float(default) if numeric_default else None),
         coverage=(count - nulls - defaults) / count if count else 0.0,
-        mean=_number(present.mean()) if present.size else None,
-        std=_number(present.std(ddof=1)) if present.size > 1 else None,
+        mean=moments[0],
+        std=moments[1],
         min=_number(present.min()) if present.size else None,
         max=_number(present.max()) if present.size else None,
         quantiles=quantiles,
@@ -308,7 +313,7 @@ def predictions_profile(
 ) -> PredictionProfile:
     """The profile of `scores` and `labels` of held-out rows, in time order (for the chunks).
 
-    >>> p = predictions_profile("binary", np.linspace(0, 1, 100), np.arange(100) % 4 == 0)
+    >>> p = predictions_profile("classification", np.linspace(0, 1, 100), np.arange(100) % 4 == 0)
     >>> p.rows, p.label.mean, len(p.score.chunk_means), p.histogram.counts[0]
     (100, 0.25, 10, 0)
     """
