@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loopline.cli import cli
 from loopline.log import TopicConfig
@@ -166,6 +168,9 @@ def test_train_publishes_a_profile_equal_to_pandas_on_the_training_rows(trained)
             deciles = column.quantile(np.linspace(0, 1, 11)).unique()
             assert edges == pytest.approx(list(deciles), rel=1e-9, abs=1e-12)
         assert feature.histogram.counts == pandas_histogram(column, edges), name
+        assert (
+            feature.histogram.count(train[name].to_numpy(dtype=float)) == feature.histogram.counts
+        )
         assert feature.histogram.counts[0] == feature.histogram.counts[-1] == 0
     assert 0.0 < profile.feature("clicks_1h").coverage < 0.9  # Poisson(1.5): ~22% zeros
     predictions = profile.predictions
@@ -270,6 +275,14 @@ def test_edge_columns_all_missing_constant_and_infinite():
         Profile.from_dict(Profile(rows=4, features=[none, same, wild]).to_dict()).features[1]
         == same
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-5, 5), st.floats(-1e6, 1e6)), min_size=1))
+def test_served_values_are_binned_as_the_training_values_were(values):
+    (feature,) = profile_features(pa.table({"x": pa.array(values, pa.float64())}), ["x"])
+    assert feature.histogram.count(values) == feature.histogram.counts
+    assert sum(feature.histogram.counts) == feature.count - feature.nulls
 
 
 def test_a_newer_profile_schema_is_refused_with_what_to_do():

@@ -46,8 +46,8 @@ from loopline.models.histograms import (
     TOP,
     Histogram,
     category_histogram,
+    edges_of,
     number_histogram,
-    quantile_edges,
 )
 from loopline.models.registry_records import ModelVersion
 from loopline.models.signing import UntrustedModel, Verifier
@@ -225,11 +225,15 @@ def _number_feature(
     defaults = int(np.count_nonzero(present == float(default))) if numeric_default else 0
     finite = present[np.isfinite(present)]
     quantiles: list[tuple[float, float]] = []
-    edges = [0.0, 0.5, 1.0] if kind == "bool" else quantile_edges(finite, bins)
+    edges: list[float] = [0.0, 0.5, 1.0] if kind == "bool" else []
     if finite.size:
-        levels = list(QUANTILES)
-        values_at = np.quantile(finite, levels)
-        quantiles = [(q, float(v)) for q, v in zip(levels, values_at, strict=True)]
+        # One selection for the quantiles and the decile edges: it is most of the time spent.
+        deciles = np.linspace(0.0, 1.0, bins + 1)
+        levels = np.union1d(deciles, QUANTILES)
+        at = dict(zip(levels.tolist(), np.quantile(finite, levels).tolist(), strict=True))
+        quantiles = [(q, at[q]) for q in QUANTILES]
+        if kind == "number":
+            edges = edges_of(np.array([at[q] for q in deciles.tolist()]))
     with np.errstate(invalid="ignore"):  # infinities: a NaN moment, recorded as None
         moments = (
             _number(present.mean()) if present.size else None,
