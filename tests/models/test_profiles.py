@@ -31,7 +31,7 @@ from loopline.models.profiles import (
     profile_features,
     read_profile,
 )
-from loopline.models.registry_records import version_key
+from loopline.models.registry_records import ModelVersion, decode_record, version_key
 from support import unique
 
 SECRET = "the profile tests' signing secret"
@@ -241,6 +241,27 @@ def test_versions_without_a_profile_keep_loading_and_say_so(log, log_url):
     registry.close()
 
 
+# A version record written and signed by loopline before profiles (main at d36d860).
+OLD_RECORD = (
+    '{"kind": "version", "name": "churn", "version": 1, "created_at": 1714564800000, '
+    '"format": "bytes", "trainer": "test", "params": {"depth": 3}, "features": '
+    '[["clicks_1h", "int"]], "metrics": {"auc": 0.7}, "manifest": null, "code_version": "abc", '
+    '"sha256": "0000000000000000000000000000000000000000000000000000000000000000", "size": 3, '
+    '"published_by": "ann@host", "artifact_id": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", '
+    '"storage": {"chunks": 0, "artifact_time": 0}, "signature": {"algorithm": "hmac-sha256", '
+    '"key_id": "4f464f523d084685", "value": "dxqeZR+Ax3hQo/+9/pur3qs/4C6+IyaHguEhBot51j0="}}'
+)
+
+
+def test_a_version_signed_before_profiles_still_verifies():
+    old = ModelVersion.from_record(decode_record(OLD_RECORD.encode()))
+    verifier = HmacSigner("an old version signing secret").verifier()
+    assert old.profile is None
+    assert read_profile(old, verifier) is None  # verified, and no profile
+    with pytest.raises(UntrustedModel, match="signature does not verify"):
+        read_profile(dataclasses.replace(old, profile={"schema": 1}), verifier)
+
+
 # -- without a log ---------------------------------------------------------------------------
 
 
@@ -300,6 +321,9 @@ def test_spread_interval_widens_when_the_mean_moved_over_time():
     assert steady.score.interval(100) == pytest.approx((0.3, 0.3), abs=1e-12)
     low, high = drifting.score.interval(10_000)
     assert drifting.score.between() > 0 and low < 0.2 and high > 0.4
+    unscored = predictions_profile("regression", np.array([1.0, np.nan, np.inf, 3.0]), np.ones(4))
+    assert unscored.rows == 2 and unscored.score.mean == 2.0
+    assert Profile.from_dict(Profile(rows=4, features=[], predictions=unscored).to_dict())
     spread = Spread(mean=0.5, std=0.5, rows=100, chunk_means=[0.5], chunk_rows=[100])
     with pytest.raises(ValueError, match="at least 1 row"):
         spread.interval(0)

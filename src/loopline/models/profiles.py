@@ -317,17 +317,20 @@ def predictions_profile(
 ) -> PredictionProfile:
     """The profile of `scores` and `labels` of held-out rows, in time order (for the chunks).
 
+    A row whose score is not a finite number (a model that could not score it) is left out.
+
     >>> p = predictions_profile("classification", np.linspace(0, 1, 100), np.arange(100) % 4 == 0)
     >>> p.rows, p.label.mean, len(p.score.chunk_means), p.histogram.counts[0]
     (100, 0.25, 10, 0)
     """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
-    present = scores[~np.isnan(scores)]
+    scored = np.isfinite(scores) & np.isfinite(labels)
+    scores, labels = scores[scored], labels[scored]
     return PredictionProfile(
         task=task,
         rows=int(scores.size),
-        histogram=number_histogram(present, bins=bins),
+        histogram=number_histogram(scores, bins=bins),
         score=_spread(scores, chunks),
         label=_spread(labels, chunks),
     )
