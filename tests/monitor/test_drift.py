@@ -139,6 +139,8 @@ def test_coverage_is_the_share_neither_missing_nor_default():
     assert coverage(np.array([0.0, 1.0, np.nan, 2.0]), default=0) == 0.5
     assert coverage(pa.array([None, "??", "oslo"]), default="??") == pytest.approx(1 / 3)
     assert coverage([1, 2], default=None) == 1.0
+    assert coverage(pa.array([0, 4, None, 0]), default=0) == 0.25
+    assert coverage([True, False, None, True], default=False) == 0.5
     assert math.isnan(coverage([]))
 
 

@@ -149,26 +149,35 @@ def bin_points(histogram: Histogram) -> list[float]:
     return [e[0], *((e[i - 1] + e[i]) / 2 for i in range(1, len(e))), e[-1]]
 
 
-def _missing(values: Any) -> tuple[int, Any]:
-    """How many of `values` there are and the present ones (None and NaN are missing)."""
+def _numbers(values: Any) -> np.ndarray | None:
+    """`values` as float64 with NaN for the missing ones, when they are numbers (else None)."""
     if isinstance(values, pa.ChunkedArray | pa.Array):
-        values = values.to_pylist()
-    present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
-    return len(values), present
+        kind = values.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            return values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return None
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64) if values.dtype.kind in "fiub" else None
+    if all(v is None or isinstance(v, int | float) for v in values):
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return None
 
 
 def coverage(values: Sequence[Any] | np.ndarray | pa.Array, default: Any = None) -> float:
     """The share of `values` that are neither missing (None, NaN) nor `default` (the
     feature's declared default: 0 for a count); NaN for no values at all."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
-        floats = values.astype(np.float64)
-        total, keep = floats.size, ~np.isnan(floats)
-        if default is not None and isinstance(default, int | float):
-            keep &= floats != float(default)
-        return float(keep.sum() / total) if total else math.nan
-    total, present = _missing(values)
+    total = len(values)
     if not total:
         return math.nan
+    floats = _numbers(values)
+    if floats is not None:
+        keep = ~np.isnan(floats)
+        if isinstance(default, int | float):
+            keep &= floats != float(default)
+        return float(keep.sum() / total)
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        values = values.to_pylist()
+    present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
     covered = len(present) if default is None else sum(1 for v in present if v != default)
     return covered / total
 
@@ -204,8 +213,9 @@ def feature_drift(
     histogram = profile.histogram
     counts = histogram.count(values)
     served_mean = None
-    if histogram.numeric:
-        present = np.asarray(_missing(values)[1], dtype=np.float64)
+    floats = _numbers(values) if histogram.numeric else None
+    if floats is not None:
+        present = floats[~np.isnan(floats)]
         served_mean = float(present.mean()) if present.size else None
     total = len(values)
     return FeatureDrift(
