@@ -4,10 +4,14 @@ One run, one machine, one topic of N labelled examples (default 1,000,000),
 flat JSON rows of 20 float features, a 0/1 label and an event time, in 4
 partitions. Figures:
 
+- the training profile (`loopline.models.profiles`) of the same N rows x 20
+  features in memory: the seconds `train_once` adds for it, against pandas
+  computing the same figures (describe, the quantiles, the histogram counts);
 - `train_once` from start to published version: read the examples from the
   log, split by time, fit LightGBM (loopline's deterministic defaults: 100
-  rounds, one thread), evaluate on the later 20 %, sign and publish; with the
-  seconds and the share of each step (target: loading under 25 % of the total);
+  rounds, one thread), evaluate on the later 20 %, profile, sign and publish;
+  with the seconds and the share of each step (target: loading under 25 % of
+  the total);
 - River online learning (StandardScaler | LogisticRegression, River's own
   README example) through `train_online` (the `--online` path: consume, decode,
   learn, a version every 100,000 examples)
@@ -20,6 +24,7 @@ partitions. Figures:
     python bench/training.py                        # on Kafka, 1,000,000 examples
     python bench/training.py --rows 20000           # smoke
     python bench/training.py --log embedded:/tmp/bench-log
+    python bench/training.py --profile-only         # the profile figures alone, no log
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ import uuid
 
 import msgspec
 import numpy as np
+import pyarrow as pa
 
 from loopline import App
 from loopline.log import Log, TopicConfig, open_log
 from loopline.models import HmacSigner, ModelRegistry
 from loopline.models.declarations import Model
 from loopline.models.online import train_online
+from loopline.models.profiles import QUANTILES, predictions_profile, profile_features
 from loopline.models.trainers import LightGBMTrainer, RiverTrainer
 from loopline.models.training import STEPS, train_once
 
@@ -84,6 +91,43 @@ def bare_river(values: list[bytes], names: list[str]) -> float:
     return len(examples) / (time.perf_counter() - start)
 
 
+def profile_figures(n: int, features: int) -> None:
+    """Seconds to profile `n` rows x `features` floats (5% nulls) and 20% as many scores."""
+    rng = np.random.default_rng(3)
+    names = [f"f{i:02d}" for i in range(features)]
+    X = rng.normal(size=(n, features)).round(4)
+    X[rng.random(size=X.shape) < 0.05] = np.nan
+    table = pa.table({name: pa.array(X[:, i], from_pandas=True) for i, name in enumerate(names)})
+    scores, labels = rng.random(n // 5), rng.random(n // 5) < 0.3
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        profile_features(table, names, {name: 0.0 for name in names})
+        predictions_profile("classification", scores, labels)
+        runs.append(time.perf_counter() - started)
+    ours = min(runs)
+    print(f"profile: {n:,} rows x {features} features in {ours:.2f} s (best of 3)")
+    try:
+        import pandas as pd
+    except ImportError:
+        print("note: pandas is not installed (pip install -e '.[bench]'): no comparison")
+        return
+    frame = table.to_pandas()
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        frame.describe()
+        frame.isna().sum(), (frame == 0.0).sum()
+        frame.quantile(list(QUANTILES))
+        for name in names:
+            column = frame[name].dropna()
+            edges = column.quantile(np.linspace(0, 1, 11)).unique()
+            np.histogram(column, np.concatenate([[-np.inf], edges, [np.inf]]))
+        pd.Series(scores).describe()
+        runs.append(time.perf_counter() - started)
+    print(f"profile with pandas (describe, quantiles, histograms): {min(runs):.2f} s (best of 3)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="labelled examples")
@@ -93,12 +137,18 @@ def main() -> None:
         "--online-rows", type=int, help="examples for the online figures (default: --rows)"
     )
     parser.add_argument(
+        "--profile-only", action="store_true", help="only the training profile's figures"
+    )
+    parser.add_argument(
         "--log",
         default="kafka://" + os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
         help="the log: kafka://host:port (default, $LOOPLINE_KAFKA_BOOTSTRAP) or embedded:PATH",
     )
     args = parser.parse_args()
     n, online_n = args.rows, min(args.online_rows or args.rows, args.rows)
+    profile_figures(n, args.features)
+    if args.profile_only:
+        return
     temporary = None
     url = args.log
     if url == "embedded":

@@ -23,6 +23,7 @@ from loopline.log import TopicConfig
 from loopline.models import HmacSigner, ModelRegistry, SigningKeyMissing
 from loopline.models.declarations import Model
 from loopline.models.evaluation import DataError
+from loopline.models.profiles import read_profile
 from loopline.models.schedules import train_every
 from loopline.models.trainers import LightGBMTrainer, load_trainer
 from loopline.models.training import (
@@ -140,11 +141,14 @@ def test_a_spine_dataset_with_a_known_signal_gives_a_good_version(log, registry,
     assert (result.train_rows, result.test_rows) == (1200, 300)
     assert result.metrics["auc"] > 0.8
     assert {"log_loss", "accuracy", "ece", "brier"} <= set(result.metrics)
-    assert set(result.timings) == {"load", "fit", "evaluate", "publish"}
+    assert set(result.timings) == {"load", "fit", "evaluate", "profile", "publish"}
     assert result.seconds == sum(result.timings.values()) > 0
     assert registry.alias(name, "candidate").version == 1
     version = registry.version(name, 1)
     assert version.features == (("clicks_1h", "int"),)
+    clicks = read_profile(version, registry.verifier).feature("clicks_1h")  # a dataset's too
+    assert clicks.count == 1200 and clicks.default == 0.0  # Count's declared default
+    assert clicks.coverage == 1 - clicks.defaults / 1200 and clicks.nulls == 0
     assert version.trainer == "lightgbm" and version.format == "lightgbm"
     assert version.metrics == result.metrics
     manifest = version.manifest

@@ -18,6 +18,7 @@ import click
 
 from loopline.cli.errors import CLIError
 from loopline.cli.output import echo_table
+from loopline.cli.profile_tables import echo_profile
 from loopline.cli.settings import LogSettings
 from loopline.models import (
     ModelLoadError,
@@ -27,6 +28,7 @@ from loopline.models import (
     ModelVersion,
     generate_ed25519_keys,
 )
+from loopline.models.profiles import ProfileError, read_profile
 from loopline.models.signing import SIGNING_KEY_FILE_ENV, VERIFY_KEY_FILE_ENV
 
 
@@ -144,7 +146,9 @@ Examples:
   loopline models show churn              # the latest version
   loopline models show churn 3
   loopline models show churn production   # the version an alias points at
-  loopline models show churn 3 --verify   # exit 1 if it would be refused""",
+  loopline models show churn 3 --verify   # exit 1 if it would be refused
+  loopline models show churn --profile    # the training profile, as tables
+  loopline models show churn | jq .profile""",
 )
 @click.argument("name")
 @click.argument("version", required=False)
@@ -154,11 +158,23 @@ Examples:
     help="Read the artifact and check its signature and SHA-256 with this machine's keys; "
     "exit 1 if a server would refuse it.",
 )
+@click.option(
+    "--profile",
+    "as_profile",
+    is_flag=True,
+    help="Print the version's training profile (features, scores, labels) as tables instead "
+    'of the version as JSON (which holds it too, under "profile").',
+)
 @click.pass_obj
-def show_model(settings: LogSettings, name: str, version: str | None, verify: bool) -> None:
+def show_model(
+    settings: LogSettings, name: str, version: str | None, verify: bool, as_profile: bool
+) -> None:
     """Show a version of model NAME (VERSION: a number or an alias; default: the latest)."""
     with opened_models(settings) as registry:
         v = _pick(registry, name, version)
+        if as_profile:
+            _show_profile(registry, v, verify)
+            return
         shown = v.describe()
         shown["created_at"] = iso(v.created_at)
         shown["versions"] = [x.version for x in registry.versions(name)]
@@ -167,6 +183,21 @@ def show_model(settings: LogSettings, name: str, version: str | None, verify: bo
             registry.load_artifact(v)
             shown["verified"] = True
     click.echo(json.dumps(shown, indent=2))
+
+
+def _show_profile(registry: ModelRegistry, v: ModelVersion, verify: bool) -> None:
+    if verify:
+        registry.load_artifact(v)  # the signature covers the profile too
+    try:
+        profile = read_profile(v)
+    except ProfileError as exc:
+        raise CLIError(f"model {v.name!r} v{v.version}: {exc}") from None
+    if profile is None:
+        raise CLIError(
+            f"model {v.name!r} v{v.version} has no training profile: it was published before "
+            "profiles, learned online, or not by `loopline train`; train it again to get one"
+        )
+    echo_profile(profile, f"{v.name} v{v.version}")
 
 
 @models.command(

@@ -259,12 +259,14 @@ class ModelRegistry:
         metrics: Mapping[str, Any] | None = None,
         manifest: Any = None,
         code_version: str | None = None,
+        profile: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Publish `artifact` as the next version of model `name`, signed; return the version.
 
         `features` lists the model's inputs in order with their types;
         `manifest` is the dataset's (a dict or `loopline.features` Manifest);
-        `code_version` defaults to `detect_code_version()`. Publishers may
+        `code_version` defaults to `detect_code_version()`; `profile` is the training
+        profile (`loopline.models.profiles.Profile.to_dict()`), signed with the rest. Publishers may
         race: each attempt writes a key of its own, the first in log order
         holds the number, and the others publish again as the next number.
         """
@@ -300,6 +302,7 @@ class ModelRegistry:
             published_by=who(),
             signature=None,
             artifact_id=uuid.uuid4().hex,
+            profile=plain(dict(profile), "training profile") if profile is not None else None,
         )
         base = self._store_artifact(base, data)
         with self._lock:

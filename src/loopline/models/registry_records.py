@@ -181,14 +181,19 @@ class ModelVersion:
     chunks: int = 0
     artifact_time: int = 0
     uri: str | None = None
+    profile: dict | None = field(default=None, hash=False)  # loopline.models.profiles.Profile
 
     @property
     def feature_names(self) -> list[str]:
         return [name for name, _ in self.features]
 
     def signed_fields(self) -> dict[str, Any]:
-        """Everything the signature covers: all but the signature and where the bytes are."""
-        return {
+        """Everything the signature covers: all but the signature and where the bytes are.
+
+        The training profile is covered when there is one; a version published
+        without one (before profiles, or online) signs the same statement as before.
+        """
+        signed = {
             "name": self.name,
             "version": self.version,
             "created_at": self.created_at,
@@ -203,6 +208,9 @@ class ModelVersion:
             "size": self.size,
             "published_by": self.published_by,
         }
+        if self.profile is not None:
+            signed["profile"] = self.profile
+        return signed
 
     def statement(self) -> bytes:
         """The bytes that are signed."""
@@ -249,6 +257,7 @@ class ModelVersion:
             chunks=entry.storage.chunks,
             artifact_time=entry.storage.artifact_time,
             uri=entry.storage.uri,
+            profile=entry.profile,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -292,6 +301,7 @@ class VersionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="version", ta
     artifact_id: str
     storage: _Storage = _Storage()
     signature: _SignatureRecord | None = None
+    profile: dict[str, Any] | None = None
 
 
 class AliasRecord(msgspec.Struct, frozen=True, kw_only=True, tag="alias", tag_field="kind"):

@@ -40,7 +40,14 @@ the version is what its manifest says.
 >>> result.version.version, result.train_rows, result.test_rows, result.metrics["auc"]
 (1, 320, 80, 1.0)
 >>> sorted(result.timings)
-['evaluate', 'fit', 'load', 'publish']
+['evaluate', 'fit', 'load', 'profile', 'publish']
+>>> from loopline.models.profiles import read_profile
+>>> profile = read_profile(result.version, signer.verifier())  # signed with the version
+>>> spend = profile.feature("spend")
+>>> spend.count == result.train_rows, spend.coverage == 1 - spend.defaults / spend.count
+(True, True)
+>>> profile.predictions.rows == result.test_rows
+True
 >>> registry.alias("buy", "candidate").version
 1
 >>> again = reproduce(log, app, "buy", 1, registry=registry)
@@ -62,6 +69,7 @@ import pyarrow as pa
 
 from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
+from loopline.features.declarations import FeatureSet
 from loopline.log import Log
 from loopline.models.declarations import Model
 from loopline.models.evaluation import (
@@ -70,6 +78,11 @@ from loopline.models.evaluation import (
     check_labels,
     evaluate,
     split_by_time,
+)
+from loopline.models.profiles import (
+    Profile,
+    predictions_profile,
+    profile_features,
 )
 from loopline.models.registry import ModelRegistry, SigningKeyMissing
 from loopline.models.registry_records import ModelVersion, plain
@@ -96,7 +109,7 @@ __all__ = [
     "train_once",
 ]
 
-STEPS = ("load", "fit", "evaluate", "publish")
+STEPS = ("load", "fit", "evaluate", "profile", "publish")
 
 
 class TrainingError(ValueError):
@@ -108,7 +121,8 @@ class TrainResult:
     """A published version, how it scored on the later data, and how long each step took.
 
     `timings` holds the seconds of each of `STEPS`: load (read and check the
-    data, split it), fit, evaluate, publish (save, sign, write, move the alias).
+    data, split it), fit, evaluate, profile (the training profile,
+    `loopline.models.profiles`), publish (save, sign, write, move the alias).
     """
 
     version: ModelVersion
@@ -292,6 +306,21 @@ def _metrics(
     return evaluate(trainer.task, split.test[data.label], scores, ids), scores
 
 
+def training_profile(
+    features: FeatureSet, task: str, split: _Split, data: TrainingData, scores: np.ndarray
+) -> Profile:
+    """The version's profile: its features over the training rows (with their declared
+    defaults), its scores and labels over the later rows, in time order."""
+    names = set(features.names())
+    defaults = {n: features[n].default for n in data.features if n in names}
+    labels = split.test[data.label].cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return Profile(
+        rows=split.train.num_rows,
+        features=profile_features(split.train, data.features, defaults),
+        predictions=predictions_profile(task, scores, labels),
+    )
+
+
 # -- once --------------------------------------------------------------------------------
 
 
@@ -354,11 +383,15 @@ def train_once(
     timings["fit"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    metrics, _ = _metrics(trainer, split, data, groups)
+    metrics, scores = _metrics(trainer, split, data, groups)
     timings["evaluate"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    version = _publish(registry, model, trainer, data, split, metrics, alias)
+    profile = training_profile(app.features, trainer.task, split, data, scores)
+    timings["profile"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    version = _publish(registry, model, trainer, data, split, metrics, alias, profile)
     timings["publish"] = time.perf_counter() - started
     return TrainResult(
         version=version,
@@ -378,6 +411,7 @@ def _publish(
     split: _Split,
     metrics: dict[str, float],
     alias: str | None,
+    profile: Profile,
 ) -> ModelVersion:
     artifact, format = trainer.save()
     manifest = {**data.manifest, "split": split.summary}
@@ -390,6 +424,7 @@ def _publish(
         features=feature_types(split.train, data.features),
         metrics=metrics,
         manifest=manifest,
+        profile=profile.to_dict(),
     )
     if alias is not None:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:3])

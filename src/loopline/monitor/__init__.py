@@ -1,0 +1,29 @@
+"""Monitoring: served features and scores against the training profile of their model version.
+
+`drift` holds the measures (coverage, PSI, Jensen-Shannon, Wasserstein) on
+the bins of a version's training profile (`loopline.models.profiles`).
+"""
+
+from __future__ import annotations
+
+from loopline.monitor.drift import (
+    EPSILON,
+    FeatureDrift,
+    bin_points,
+    coverage,
+    feature_drift,
+    jensen_shannon,
+    psi,
+    wasserstein,
+)
+
+__all__ = [
+    "EPSILON",
+    "FeatureDrift",
+    "bin_points",
+    "coverage",
+    "feature_drift",
+    "jensen_shannon",
+    "psi",
+    "wasserstein",
+]
