@@ -21,6 +21,10 @@ echo "test.sh: installing loopline with its dev dependencies" >&2
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" >&2
 export PATH="$VENV/bin:$PATH"
 
+# The drift tests' reference (Evidently) lives in a virtualenv of its own: its pins clash.
+LOOPLINE_EVIDENTLY_PYTHON=$(bash "$ROOT/scripts/evidently-venv.sh")
+export LOOPLINE_EVIDENTLY_PYTHON
+
 echo "test.sh: ruff check" >&2
 ruff check src tests bench
 ruff format --check src tests bench

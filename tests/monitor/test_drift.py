@@ -16,8 +16,6 @@ import json
 import math
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -171,25 +169,16 @@ json.dump(out, sys.stdout)
 
 @pytest.fixture(scope="session")
 def evidently_python() -> str:
-    """A Python with Evidently installed, in a virtualenv kept apart from loopline's."""
-    home = Path(
-        os.environ.get("LOOPLINE_EVIDENTLY_VENV", Path.home() / ".cache/loopline-evidently")
+    """A Python with Evidently, in a virtualenv apart from loopline's (scripts/test.sh makes it)."""
+    python = os.environ.get("LOOPLINE_EVIDENTLY_PYTHON")
+    assert python, (
+        "LOOPLINE_EVIDENTLY_PYTHON is not set: run the tests with scripts/test.sh, or set it to "
+        "the Python that `bash scripts/evidently-venv.sh` prints"
     )
-    python = home / "bin" / "python"
-    wanted = EVIDENTLY.split("==")[1]
-    probe = [
-        str(python),
-        "-c",
-        "from importlib.metadata import version; print(version('evidently'))",
-    ]
-    found = python.exists() and subprocess.run(probe, capture_output=True, text=True).stdout
-    if found and found.strip() == wanted:
-        return str(python)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
-    install = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    done = subprocess.run([*install, EVIDENTLY, "pandas<3"], capture_output=True, text=True)
-    assert done.returncode == 0, f"could not install {EVIDENTLY} into {home}: {done.stderr[-2000:]}"
-    return str(python)
+    probe = "from importlib.metadata import version; print(version('evidently'))"
+    found = subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.strip()
+    assert found == EVIDENTLY.split("==")[1], f"{python} has evidently {found or 'missing'}"
+    return python
 
 
 @pytest.mark.slow
