@@ -20,6 +20,7 @@ from loopline.cli.dataset import dataset
 from loopline.cli.demo import demo
 from loopline.cli.dlq import dlq
 from loopline.cli.errors import CLIError, LogErrorGroup
+from loopline.cli.experiments_report import experiments
 from loopline.cli.features import features
 from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
 from loopline.cli.models import models
@@ -120,6 +121,7 @@ cli.add_command(models)
 cli.add_command(serve)
 cli.add_command(outcomes)
 cli.add_command(train)
+cli.add_command(experiments)
 
 
 def main() -> None:

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from loopline.experiments.sequential import confidence_sequence
+from loopline.experiments.statistics import Comparison
+
 __all__ = ["AUC", "compare_auc", "delong"]
 
 
@@ -59,13 +62,33 @@ def delong(labels: np.ndarray, scores: np.ndarray) -> AUC:
     return AUC(auc, variance, m, n)
 
 
-def compare_auc(control: AUC, treatment: AUC, alpha: float = 0.05) -> tuple[float, tuple[float, float], float]:
-    """Treatment's AUC minus control's, its normal interval and two-sided p-value."""
+def compare_auc(control: AUC, treatment: AUC, *, alpha: float = 0.05) -> Comparison:
+    """Treatment's AUC against control's: normal intervals and z test (independent arms),
+    the relative lift by the delta method, the anytime-valid interval over the examples."""
     lift = treatment.auc - control.auc
+    relative = lift / control.auc if control.auc else math.nan
     variance = control.variance + treatment.variance
     if not variance > 0:
-        return lift, (math.nan, math.nan), math.nan
+        nans = (math.nan, math.nan)
+        return Comparison(
+            lift, nans, math.nan, relative, nans, nans, nans, math.nan, math.inf, math.nan
+        )
     se = math.sqrt(variance)
-    half = float(special.ndtri(1 - alpha / 2)) * se
+    z = float(special.ndtri(1 - alpha / 2))
     p_value = float(2 * special.ndtr(-abs(lift) / se))
-    return lift, (lift - half, lift + half), p_value
+    units = control.positives + control.negatives + treatment.positives + treatment.negatives
+    a, b = control, treatment
+    rel_var = b.variance / a.auc**2 + b.auc**2 * a.variance / a.auc**4
+    rel_half = z * math.sqrt(rel_var)
+    return Comparison(
+        lift,
+        (lift - z * se, lift + z * se),
+        p_value,
+        relative,
+        (relative - rel_half, relative + rel_half),
+        confidence_sequence(lift, variance, units, alpha),
+        confidence_sequence(relative, rel_var, units, alpha),
+        float(special.ndtr(lift / se)),
+        math.inf,
+        se,
+    )

@@ -47,7 +47,7 @@ def adjust(p_values: Sequence[float], method: Correction = "holm") -> list[float
     if method == "holm":
         scaled = np.maximum.accumulate((m - np.arange(m)) * ranked)
     elif method == "bh":
-        scaled = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
+        scaled = np.minimum.accumulate(m / np.arange(m, 0, -1) * ranked[::-1])[::-1]
     else:
         raise ValueError(f"unknown correction {method!r}: use one of {', '.join(CORRECTIONS)}")
     adjusted = np.empty(m)

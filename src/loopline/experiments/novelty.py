@@ -77,10 +77,10 @@ def trend(lifts: Sequence[float], variances: Sequence[float]) -> Trend:
     keep = np.isfinite(y) & np.isfinite(v) & (v > 0)
     x, y, w = x[keep], y[keep], 1.0 / v[keep]
     if len(y) < 3:
-        return Trend(math.nan, math.nan, math.nan, int(len(y)))
+        return Trend(math.nan, math.nan, math.nan, len(y))
     xm = float(np.sum(w * x) / np.sum(w))
     ym = float(np.sum(w * y) / np.sum(w))
     sxx = float(np.sum(w * (x - xm) ** 2))
     slope = float(np.sum(w * (x - xm) * (y - ym)) / sxx)
     se = math.sqrt(1.0 / sxx)
-    return Trend(slope, se, float(special.ndtr(slope / se)), int(len(y)))
+    return Trend(slope, se, float(special.ndtr(slope / se)), len(y))

@@ -71,7 +71,7 @@ def summarize(values: np.ndarray) -> Summary:
     >>> summarize(np.array([1.0, 0.0, 1.0, 1.0]))
     Summary(n=4, mean=0.75, variance=0.25)
     """
-    n = int(len(values))
+    n = len(values)
     mean = float(np.mean(values)) if n else NAN
     variance = float(np.var(values, ddof=1)) if n > 1 else NAN
     return Summary(n, mean, variance)

@@ -1,0 +1,441 @@
+"""The experiment report: per arm, per segment and by exposure age, from the log's records.
+
+`report` reads the experiment's decisions and labelled examples
+(`loopline.experiments.report_data`) and aggregates them in DuckDB:
+
+- per arm: units (distinct units of assignment), decisions (distinct
+  decision ids: delivery is at least once), exposures (decisions that returned
+  something), labelled examples, p99 latency;
+- per metric: each unit's mean label (``mean_label``; the acceptance rate for
+  0/1 labels) and mean log loss of its examples' scores (``log_loss``, when
+  labels are 0/1 and scores probabilities), so the unit is the observation
+  (`loopline.experiments.statistics`); ``auc`` over the arm's examples with
+  DeLong's interval (`loopline.experiments.auc`);
+- every treatment against control on every metric: lifts, intervals,
+  fixed-horizon p-value, anytime-valid interval, chance to beat control;
+- the sample-ratio test of the units per arm against the configured weights
+  (`loopline.experiments.srm`; not for bandits, whose weights move), also in
+  each segment of a context field;
+- per segment value: the same comparisons, their p-values adjusted across
+  every segment, metric and treatment (`loopline.experiments.corrections`);
+- by exposure age: the lift of the primary metric (``mean_label`` when the
+  primary is not a unit metric) in each age bucket and the test of a
+  declining trend (`loopline.experiments.novelty`).
+
+The result is a plain dict of JSON values (NaN becomes None), the ``--format
+json`` output of ``loopline experiments report``; the table and HTML views
+render it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from loopline.experiments.auc import AUC, compare_auc, delong
+from loopline.experiments.corrections import Correction, adjust
+from loopline.experiments.novelty import AGE_BUCKETS, trend
+from loopline.experiments.records import Experiment
+from loopline.experiments.registry import ExperimentRegistry
+from loopline.experiments.report_data import ReportData, Segment, read_report_data
+from loopline.experiments.srm import SampleRatio, srm
+from loopline.experiments.statistics import Comparison, Summary, compare, mean_interval
+from loopline.log import Log
+
+__all__ = ["LOWER_IS_BETTER", "UNIT_METRICS", "build_report", "report"]
+
+UNIT_METRICS = ("mean_label", "log_loss")
+LOWER_IS_BETTER = frozenset({"log_loss"})
+_ALIASES = {"acceptance_rate": "mean_label"}
+_EPS = 1e-15
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _comparison(c: Comparison, alpha: float) -> dict[str, Any]:
+    return {
+        "lift": c.lift,
+        "interval": list(c.interval),
+        "p_value": c.p_value,
+        "significant": bool(c.p_value < alpha),
+        "relative_lift": c.relative,
+        "relative_interval": list(c.relative_interval),
+        "anytime_interval": list(c.anytime_interval),
+        "anytime_relative_interval": list(c.anytime_relative_interval),
+        "anytime_significant": bool(c.anytime_interval[0] > 0 or c.anytime_interval[1] < 0),
+        "chance_to_beat_control": c.chance_to_beat,
+    }
+
+
+def _srm(result: SampleRatio) -> dict[str, Any]:
+    return {
+        "observed": result.observed,
+        "expected": result.expected,
+        "statistic": result.statistic,
+        "p_value": result.p_value,
+        "mismatch": result.mismatch,
+    }
+
+
+class _Tables:
+    """The DuckDB tables of one report: deduplicated decisions, each unit's first decision,
+    and the labelled examples joined to their decisions."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, data: ReportData, segments: Sequence[Segment]
+    ) -> None:
+        self.con = con
+        con.register("decisions", data.decisions)
+        con.register("examples", data.examples)
+        context = [s for s in segments if s.kind == "context"]
+        extra = "".join(f', any_value("{s.column}") AS "{s.column}"' for s in context)
+        con.execute(
+            "CREATE TEMP TABLE d AS SELECT decision_id, any_value(arm) AS arm, "
+            "any_value(unit) AS unit, min(at) AS at, any_value(returned) AS returned, "
+            f"any_value(latency_ms) AS latency_ms{extra} FROM decisions GROUP BY decision_id"
+        )
+        con.execute(
+            "CREATE TEMP TABLE firsts AS SELECT unit, min(at) AS first_at FROM d GROUP BY unit"
+        )
+        flags = con.sql(
+            "SELECT count(*), coalesce(bool_and(label IN (0, 1)), false), "
+            "count(score) = count(*) AND coalesce(bool_and(score BETWEEN 0 AND 1), false) "
+            "FROM examples"
+        ).fetchone()
+        self.binary = bool(flags[0]) and bool(flags[1])
+        self.probabilities = self.binary and bool(flags[2])
+        ll = (
+            f"-(e.label * ln(greatest(e.score, {_EPS})) + (1 - e.label) * "
+            f"ln(greatest(1 - e.score, {_EPS})))"
+            if self.probabilities
+            else "NULL::DOUBLE"
+        )
+        buckets = " ".join(
+            f"WHEN e.at - f.first_at >= {low} THEN '{name}'" for name, low in reversed(AGE_BUCKETS)
+        )
+        segs = "".join(
+            f', d."{s.column}"' if s.kind == "context" else f', e."{s.column}"' for s in segments
+        )
+        con.execute(
+            "CREATE TEMP TABLE ex AS SELECT d.arm, d.unit, e.label, e.score, "
+            f"{ll} AS ll, CASE {buckets} ELSE '{AGE_BUCKETS[0][0]}' END AS age{segs} "
+            "FROM examples e JOIN d USING (decision_id) JOIN firsts f USING (unit)"
+        )
+        self.examples = int(con.sql("SELECT count(*) FROM ex").fetchone()[0])
+
+    def counts(self, by: str | None = None) -> dict[tuple[Any, str], dict[str, Any]]:
+        """Units, decisions, exposures and p99 latency per (segment value, arm)."""
+        key = f'"{by}"' if by else "NULL"
+        rows = self.con.sql(
+            f"SELECT {key} AS g, arm, count(DISTINCT unit), count(*), "
+            "count(*) FILTER (WHERE returned > 0), quantile_cont(latency_ms, 0.99) "
+            "FROM d GROUP BY ALL"
+        ).fetchall()
+        examples = dict(
+            ((g, arm), n)
+            for g, arm, n in self.con.sql(
+                f"SELECT {key} AS g, arm, count(*) FROM ex GROUP BY ALL"
+            ).fetchall()
+        )
+        return {
+            (g, arm): {
+                "units": units,
+                "decisions": decisions,
+                "exposures": exposures,
+                "examples": examples.get((g, arm), 0),
+                "latency_p99_ms": p99,
+            }
+            for g, arm, units, decisions, exposures, p99 in rows
+        }
+
+    def summaries(self, by: str | None = None) -> dict[tuple[Any, str], dict[str, Summary]]:
+        """Each unit metric's `Summary` per (group value, arm); a unit's value is the mean
+        over its examples in the group."""
+        key = f'"{by}"' if by else "NULL"
+        rows = self.con.sql(
+            "SELECT g, arm, count(*), avg(y), var_samp(y), count(l), avg(l), var_samp(l) FROM "
+            f"(SELECT {key} AS g, arm, unit, avg(label) AS y, avg(ll) AS l FROM ex GROUP BY ALL) "
+            "GROUP BY ALL"
+        ).fetchall()
+        out: dict[tuple[Any, str], dict[str, Summary]] = {}
+        for g, arm, n, y, vy, nl, ll, vl in rows:
+            metrics = {"mean_label": _summary(n, y, vy)}
+            if self.probabilities:
+                metrics["log_loss"] = _summary(nl, ll, vl)
+            out[(g, arm)] = metrics
+        return out
+
+    def aucs(self, by: str | None = None) -> dict[tuple[Any, str], AUC]:
+        """The DeLong AUC per (group value, arm), when labels are 0/1 and every example has
+        a score."""
+        if not (self.binary and self.examples):
+            return {}
+        key = f'"{by}"' if by else "NULL"
+        order = "ORDER BY g NULLS LAST, arm"
+        table = self.con.sql(
+            f"SELECT {key}::VARCHAR AS g, arm, label, score FROM ex {order}"
+        ).to_arrow_table()
+        if table.column("score").null_count:
+            return {}
+        sizes = self.con.sql(
+            f"SELECT {key}::VARCHAR AS g, arm, count(*) FROM ex GROUP BY ALL {order}"
+        ).fetchall()
+        labels = table.column("label").to_numpy()
+        scores = table.column("score").to_numpy()
+        out: dict[tuple[Any, str], AUC] = {}
+        start = 0
+        for g, arm, n in sizes:
+            out[(g, arm)] = delong(labels[start : start + n], scores[start : start + n])
+            start += n
+        return out
+
+
+def _summary(n: int, mean: float | None, variance: float | None) -> Summary:
+    return Summary(
+        int(n or 0),
+        math.nan if mean is None else float(mean),
+        math.nan if variance is None else float(variance),
+    )
+
+
+def _comparisons(
+    experiment: Experiment,
+    summaries: dict[str, Summary],
+    treatment_summaries: dict[str, dict[str, Summary]],
+    aucs: dict[str, AUC],
+    alpha: float,
+) -> list[dict[str, Any]]:
+    """Every treatment against control on every metric present."""
+    control = experiment.control.name
+    out = []
+    for arm in experiment.treatments:
+        mine = treatment_summaries.get(arm.name, {})
+        for metric in UNIT_METRICS:
+            if metric in summaries and metric in mine:
+                c = compare(
+                    summaries[metric],
+                    mine[metric],
+                    alpha=alpha,
+                    lower_is_better=metric in LOWER_IS_BETTER,
+                )
+                out.append({"arm": arm.name, "metric": metric} | _comparison(c, alpha))
+        if control in aucs and arm.name in aucs:
+            c = compare_auc(aucs[control], aucs[arm.name], alpha=alpha)
+            out.append({"arm": arm.name, "metric": "auc"} | _comparison(c, alpha))
+    return out
+
+
+def _metrics(summaries: dict[str, Summary], auc: AUC | None, alpha: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for metric, s in summaries.items():
+        out[metric] = {"units": s.n, "mean": s.mean, "interval": list(mean_interval(s, alpha))}
+    if auc is not None:
+        out["auc"] = {
+            "examples": auc.positives + auc.negatives,
+            "mean": auc.auc,
+            "interval": list(auc.interval(alpha)) if auc.variance == auc.variance else [None, None],
+            "interval_method": "DeLong",
+        }
+    return out
+
+
+def build_report(
+    experiment: Experiment,
+    data: ReportData,
+    segments: Sequence[Segment] = (),
+    *,
+    correction: Correction = "holm",
+) -> dict[str, Any]:
+    """The report of `experiment` from `data` (see the module docstring)."""
+    e = experiment
+    alpha = e.alpha
+    primary = _ALIASES.get(e.primary, e.primary)
+    guardrails = [_ALIASES.get(g.metric, g.metric) for g in e.guardrails]
+    arm_names = [a.name for a in e.arms]
+    with duckdb.connect() as con:
+        tables = _Tables(con, data, segments)
+        counts = tables.counts()
+        summaries = tables.summaries()
+        aucs = tables.aucs()
+        arms = []
+        for arm in e.arms:
+            key = (None, arm.name)
+            row = {"arm": arm.name, "control": arm.control, "weight": arm.weight}
+            row |= counts.get(
+                key,
+                {"units": 0, "decisions": 0, "exposures": 0, "examples": 0, "latency_p99_ms": None},
+            )
+            row["metrics"] = _metrics(summaries.get(key, {}), aucs.get(key), alpha)
+            arms.append(row)
+        by_arm = {arm: summaries.get((None, arm), {}) for arm in arm_names}
+        comparisons = _comparisons(
+            e,
+            by_arm[e.control.name],
+            by_arm,
+            {a: aucs[(None, a)] for a in arm_names if (None, a) in aucs},
+            alpha,
+        )
+        for c in comparisons:
+            c["role"] = (
+                "primary"
+                if c["metric"] == primary
+                else "guardrail"
+                if c["metric"] in guardrails
+                else "secondary"
+            )
+        observed = {a: counts.get((None, a), {}).get("units", 0) for a in arm_names}
+        sample_ratio = _srm(srm(observed, e.weights)) if e.policy != "bandit" else None
+        segment_rows = _segments(tables, e, segments, alpha, correction)
+        novelty = _novelty(tables, e, primary, alpha)
+    unknown = [m for m in [primary, *guardrails] if m not in (*UNIT_METRICS, "auc")]
+    missing = sorted(
+        {m for m in [primary, *guardrails]} - {c["metric"] for c in comparisons} - set(unknown)
+    )
+    return _clean(
+        {
+            "experiment": e.name,
+            "model": e.model,
+            "policy": e.policy,
+            "unit": e.unit,
+            "state": e.state,
+            "revision": e.revision,
+            "primary": primary,
+            "guardrails": guardrails,
+            "alpha": alpha,
+            "read": {
+                "decisions": data.decisions_read,
+                "labelled_examples": data.examples_read,
+                "decisions_without_unit": data.without_unit,
+                "examples_joined": tables.examples,
+            },
+            "arms": arms,
+            "comparisons": comparisons,
+            "srm": sample_ratio,
+            "correction": correction,
+            "segments": segment_rows,
+            "novelty": novelty,
+            "notes": [
+                f"metric {m!r} is not computed from labelled examples by the report"
+                for m in unknown
+            ]
+            + [
+                f"metric {m!r} could not be computed (labels not 0/1, or scores missing)"
+                for m in missing
+            ],
+        }
+    )
+
+
+def _segments(
+    tables: _Tables,
+    e: Experiment,
+    segments: Sequence[Segment],
+    alpha: float,
+    correction: Correction,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    arm_names = [a.name for a in e.arms]
+    for segment in segments:
+        summaries = tables.summaries(segment.column)
+        aucs = tables.aucs(segment.column)
+        counts = tables.counts(segment.column) if segment.kind == "context" else {}
+        values = sorted(
+            {g for g, _ in summaries} | {g for g, _ in counts}, key=lambda v: (v is None, str(v))
+        )
+        for value in values:
+            by_arm = {a: summaries.get((value, a), {}) for a in arm_names}
+            text = None if value is None else str(value)
+            arm_aucs = {a: aucs[(text, a)] for a in arm_names if (text, a) in aucs}
+            row: dict[str, Any] = {"segment": segment.column, "value": value}
+            row["arms"] = [
+                {"arm": a}
+                | counts.get((value, a), {})
+                | {"metrics": _metrics(by_arm[a], arm_aucs.get(a), alpha)}
+                for a in arm_names
+            ]
+            row["comparisons"] = _comparisons(e, by_arm[e.control.name], by_arm, arm_aucs, alpha)
+            if segment.kind == "context" and e.policy != "bandit":
+                observed = {a: counts.get((value, a), {}).get("units", 0) for a in arm_names}
+                row["srm"] = _srm(srm(observed, e.weights))
+            else:
+                row["srm"] = None  # a served feature can move with the arm: no expected ratio
+            rows.append(row)
+    family = [c for row in rows for c in row["comparisons"]]
+    adjusted = adjust([c["p_value"] for c in family], correction)
+    for c, p in zip(family, adjusted, strict=True):
+        c["adjusted_p_value"] = p
+        c["significant"] = bool(p < alpha)
+    return rows
+
+
+def _novelty(tables: _Tables, e: Experiment, primary: str, alpha: float) -> dict[str, Any]:
+    metric = (
+        primary
+        if primary in UNIT_METRICS and (primary != "log_loss" or tables.probabilities)
+        else "mean_label"
+    )
+    summaries = tables.summaries("age")
+    control = e.control.name
+    buckets = []
+    lifts: dict[str, list[tuple[float, float]]] = {a.name: [] for a in e.treatments}
+    for name, _ in AGE_BUCKETS:
+        base = summaries.get((name, control), {}).get(metric)
+        row: dict[str, Any] = {"bucket": name, "control_units": base.n if base else 0, "arms": []}
+        for arm in e.treatments:
+            mine = summaries.get((name, arm.name), {}).get(metric)
+            if base is None or mine is None:
+                continue
+            c = compare(base, mine, alpha=alpha, lower_is_better=metric in LOWER_IS_BETTER)
+            lifts[arm.name].append((c.lift, c.standard_error**2))
+            row["arms"].append(
+                {
+                    "arm": arm.name,
+                    "units": mine.n,
+                    "lift": c.lift,
+                    "interval": list(c.interval),
+                    "p_value": c.p_value,
+                }
+            )
+        if row["arms"]:
+            buckets.append(row)
+    trends = {}
+    for arm, points in lifts.items():
+        t = trend([p[0] for p in points], [p[1] for p in points])
+        trends[arm] = {
+            "slope_per_bucket": t.slope,
+            "standard_error": t.standard_error,
+            "p_value": t.p_value,
+            "buckets": t.buckets,
+            "declining": bool(t.p_value < alpha),
+        }
+    return {"metric": metric, "buckets": buckets, "trend": trends}
+
+
+def report(
+    log: Log,
+    app: str,
+    name: str,
+    segments: Sequence[Segment] = (),
+    *,
+    correction: Correction = "holm",
+) -> dict[str, Any]:
+    """The report of experiment `name` (from the registry on `log`) over application
+    `app`'s decisions and labelled examples (``<app>.decisions``, ``<app>.labelled``)."""
+    registry = ExperimentRegistry(log)
+    try:
+        experiment = registry.get(name)
+    finally:
+        registry.close()
+    data = read_report_data(log, app, name, experiment.unit, segments)
+    return build_report(experiment, data, segments, correction=correction)
