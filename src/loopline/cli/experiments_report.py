@@ -9,6 +9,7 @@ exposure age drawn as an SVG chart.
 from __future__ import annotations
 
 import html
+import io
 import json
 from typing import Any
 
@@ -104,10 +105,9 @@ def report(
     elif fmt == "html":
         text = render_html(result)
     else:
-        console = Console(record=True, width=140, force_terminal=False)
-        with console.capture():
-            render_table(result, console)
-        text = console.export_text()
+        buffer = io.StringIO()
+        render_table(result, Console(file=buffer, width=160, force_terminal=False))
+        text = buffer.getvalue()
     if output:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -102,13 +102,13 @@ class _Tables:
         extra = "".join(f', any_value("{s.column}") AS "{s.column}"' for s in context)
         con.execute(
             "CREATE TEMP TABLE d AS SELECT decision_id, any_value(arm) AS arm, "
-            "any_value(unit) AS unit, min(at) AS at, any_value(returned) AS returned, "
+            'any_value(unit) AS unit, min("at") AS "at", any_value(returned) AS returned, '
             f"any_value(latency_ms) AS latency_ms{extra} FROM decisions GROUP BY decision_id"
         )
         con.execute(
-            "CREATE TEMP TABLE firsts AS SELECT unit, min(at) AS first_at FROM d GROUP BY unit"
+            'CREATE TEMP TABLE firsts AS SELECT unit, min("at") AS first_at FROM d GROUP BY unit'
         )
-        flags = con.sql(
+        flags = con.execute(
             "SELECT count(*), coalesce(bool_and(label IN (0, 1)), false), "
             "count(score) = count(*) AND coalesce(bool_and(score BETWEEN 0 AND 1), false) "
             "FROM examples"
@@ -122,7 +122,8 @@ class _Tables:
             else "NULL::DOUBLE"
         )
         buckets = " ".join(
-            f"WHEN e.at - f.first_at >= {low} THEN '{name}'" for name, low in reversed(AGE_BUCKETS)
+            f"WHEN e.\"at\" - f.first_at >= {low} THEN '{name}'"
+            for name, low in reversed(AGE_BUCKETS)
         )
         segs = "".join(
             f', d."{s.column}"' if s.kind == "context" else f', e."{s.column}"' for s in segments
@@ -132,7 +133,7 @@ class _Tables:
             f"{ll} AS ll, CASE {buckets} ELSE '{AGE_BUCKETS[0][0]}' END AS age{segs} "
             "FROM examples e JOIN d USING (decision_id) JOIN firsts f USING (unit)"
         )
-        self.examples = int(con.sql("SELECT count(*) FROM ex").fetchone()[0])
+        self.examples = int(con.sql("SELECT count(*) FROM ex").fetchall()[0][0])
 
     def counts(self, by: str | None = None) -> dict[tuple[Any, str], dict[str, Any]]:
         """Units, decisions, exposures and p99 latency per (segment value, arm)."""

@@ -189,6 +189,6 @@ def read_report_data(
             f"SELECT {rest}, coalesce(json_array_length(returned), 0)::INTEGER AS returned "
             "FROM d WHERE unit IS NOT NULL"
         ).to_arrow_table()
-        without_unit = int(con.sql("SELECT count(*) FROM d WHERE unit IS NULL").fetchone()[0])
+        without_unit = int(con.sql("SELECT count(*) FROM d WHERE unit IS NULL").fetchall()[0][0])
     examples = examples.drop_columns(["experiment"])
     return ReportData(decisions, examples, decisions_read, examples_read, without_unit)
