@@ -40,10 +40,11 @@ def simulate(
     rate: dict[str, float] | None = None,
     novelty: float = 0.0,
     drop: tuple[str, float] | None = None,
+    per_unit: tuple[int, int] = (1, 4),
     seed: int = 1,
 ) -> Simulated:
     """Start a 50/50 experiment and write each unit's decisions (1 to 4, spread over two days)
-    and one labelled example per decision. A treatment's acceptance rate is
+    (`per_unit`) and one labelled example per decision. A treatment's acceptance rate is
     ``rate[arm] + novelty`` in the unit's first six hours. `drop` = (arm, share) loses
     that share of the arm's decisions (and their examples) on the way to the log."""
     rng = random.Random(seed)
@@ -66,7 +67,7 @@ def simulate(
         unit = f"member-{u}"
         arm = assign(experiment, unit).arm.name
         first = START + rng.randrange(0, 6 * HOUR)
-        for k in range(rng.randint(1, 4)):
+        for k in range(rng.randint(*per_unit)):
             age = 0 if k == 0 else rng.randrange(0, 48 * HOUR)
             at = first + age
             if drop and drop[0] == arm and rng.random() < drop[1]:
