@@ -56,7 +56,9 @@ def simulate(
     )
     registry = ExperimentRegistry(log)
     name = f"exp-{uuid.uuid4().hex[:10]}"
-    experiment = registry.start(Experiment(name=name, model=f"ranker-{name}", arms=arms), reason="test")
+    experiment = registry.start(
+        Experiment(name=name, model=f"ranker-{name}", arms=arms), reason="test"
+    )
     registry.close()
     for topic in (names.decisions(app), names.labelled(app)):
         with contextlib.suppress(TopicExists):

@@ -25,6 +25,22 @@
 The result is a plain dict of JSON values (NaN becomes None), the ``--format
 json`` output of ``loopline experiments report``; the table and HTML views
 render it.
+
+>>> import pyarrow as pa
+>>> from loopline.experiments.records import Arm, Experiment
+>>> e = Experiment(name="e", model="m", arms=(
+...     Arm("control", alias="production", weight=0.5, control=True), Arm("v2", version=2, weight=0.5)))
+>>> arms, ids = ["control"] * 3 + ["v2"] * 3, list("abcdef")
+>>> decisions = pa.table({"at": [0] * 6, "decision_id": ids, "arm": arms, "unit": list("uvwxyz"),
+...     "latency_ms": [1.0] * 6, "returned": [1] * 6})
+>>> examples = pa.table({"at": [0] * 6, "decision_id": ids, "arm": arms,
+...     "label": [0.0, 1.0, 0.0, 1.0, 1.0, 0.0], "score": [0.2, 0.7, 0.4, 0.8, 0.6, 0.3]})
+>>> r = build_report(e, ReportData(decisions, examples, 6, 6, 0))
+>>> [(a["arm"], a["units"], round(a["metrics"]["mean_label"]["mean"], 3)) for a in r["arms"]]
+[('control', 3, 0.333), ('v2', 3, 0.667)]
+>>> lift = r["comparisons"][0]
+>>> lift["metric"], round(lift["lift"], 3), round(lift["p_value"], 3), r["srm"]["p_value"]
+('mean_label', 0.333, 0.519, 1.0)
 """
 
 from __future__ import annotations
