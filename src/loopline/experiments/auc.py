@@ -3,7 +3,7 @@
 The AUC is the chance that a positive example scores above a negative one
 (ties count half). Its variance is DeLong's (DeLong, DeLong & Clarke-Pearson
 1988), computed from midranks in O(n log n) as in Sun & Xu 2014 ("Fast
-implementation of DeLong's algorithm"): each positive's *placement* is the
+implementation of DeLong's algorithm"; here one sort serves all three rankings): each positive's *placement* is the
 share of negatives it beats, each negative's the share of positives that beat
 it, and var(AUC) = var(placements of positives) / m + var(placements of
 negatives) / n. Two arms hold different examples, so the variance of their
@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from loopline.experiments.sequential import confidence_sequence
 from loopline.experiments.statistics import Comparison
@@ -52,11 +52,21 @@ def delong(labels: np.ndarray, scores: np.ndarray) -> AUC:
     n = int(len(labels) - m)
     if m < 2 or n < 2:
         return AUC(math.nan, math.nan, m, n)
-    ranks = stats.rankdata(scores)
-    pos_scores, neg_scores = scores[positive], scores[~positive]
-    # placement of a positive: (its rank among all - its rank among positives) / negatives
-    v10 = (ranks[positive] - stats.rankdata(pos_scores)) / n
-    v01 = 1.0 - (ranks[~positive] - stats.rankdata(neg_scores)) / m
+    # One sort gives all three midranks (among all, among positives, among negatives): a
+    # tie group's midrank is the count before it plus (its size + 1) / 2, in each class.
+    order = np.argsort(scores, kind="stable")
+    ordered, is_pos = scores[order], positive[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    pos_sizes = np.add.reduceat(is_pos.astype(np.int64), starts)
+    neg_sizes = sizes - pos_sizes
+    pos_before = np.cumsum(pos_sizes) - pos_sizes
+    neg_before = np.cumsum(neg_sizes) - neg_sizes
+    group = np.repeat(np.arange(len(starts)), sizes)
+    # a positive beats the negatives before its group and ties half of those in it
+    v10 = (neg_before + neg_sizes / 2.0)[group[is_pos]] / n
+    # a negative is beaten by the positives after its group and ties half of those in it
+    v01 = (m - pos_before - pos_sizes / 2.0)[group[~is_pos]] / m
     auc = float(v10.mean())
     variance = float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
     return AUC(auc, variance, m, n)
