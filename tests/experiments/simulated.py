@@ -41,12 +41,14 @@ def simulate(
     novelty: float = 0.0,
     drop: tuple[str, float] | None = None,
     per_unit: tuple[int, int] = (1, 4),
+    unit_field: str = "entity",
     seed: int = 1,
 ) -> Simulated:
     """Start a 50/50 experiment and write each unit's decisions (1 to 4, spread over two days)
     (`per_unit`) and one labelled example per decision. A treatment's acceptance rate is
     ``rate[arm] + novelty`` in the unit's first six hours. `drop` = (arm, share) loses
-    that share of the arm's decisions (and their examples) on the way to the log."""
+    that share of the arm's decisions (and their examples) on the way to the log. With
+    `unit_field` ``context.session`` the unit is a session in the context, not the entity."""
     rng = random.Random(seed)
     rate = rate or {"control": 0.2, "v2": 0.2}
     app = f"app-{uuid.uuid4().hex[:10]}"
@@ -57,7 +59,7 @@ def simulate(
     registry = ExperimentRegistry(log)
     name = f"exp-{uuid.uuid4().hex[:10]}"
     experiment = registry.start(
-        Experiment(name=name, model=f"ranker-{name}", arms=arms), reason="test"
+        Experiment(name=name, model=f"ranker-{name}", arms=arms, unit=unit_field), reason="test"
     )
     registry.close()
     for topic in (names.decisions(app), names.labelled(app)):
@@ -66,7 +68,7 @@ def simulate(
     out = Simulated(experiment, app)
     producer = log.producer()
     for u in range(units):
-        unit = f"member-{u}"
+        unit = f"member-{u}" if unit_field == "entity" else f"session-{u}"
         arm = assign(experiment, unit).arm.name
         first = START + rng.randrange(0, 6 * HOUR)
         for k in range(rng.randint(*per_unit)):
@@ -80,20 +82,25 @@ def simulate(
             p = rate[arm] + (novelty if arm != "control" and age < 6 * HOUR else 0.0)
             label = float(rng.random() < p * (0.5 + score))
             when = datetime.datetime.fromtimestamp(at / 1000, tz=datetime.UTC)
+            context = {"page": page}
+            entity = unit
+            if unit_field != "entity":  # the unit is a context field; the entity varies
+                context[unit_field.removeprefix("context.")] = unit
+                entity = f"member-{rng.randrange(units)}"
             decision = Decision(
-                decision_id, when, "rank", "ranker", 2 if arm == "v2" else 1, "member", unit,
-                {"page": page}, [Candidate("i-1", score, {"views": k}), Candidate("i-2", 0.1, {"views": 0})],
+                decision_id, when, "rank", "ranker", 2 if arm == "v2" else 1, "member", entity,
+                context, [Candidate("i-1", score, {"views": k}), Candidate("i-2", 0.1, {"views": 0})],
                 [Returned("i-1", score, 1.0)], 1.0 + rng.random(), experiment=name, arm=arm,
             )  # fmt: skip
             producer.send(
-                names.decisions(app), msgspec.json.encode(decision), unit.encode(), timestamp=at
+                names.decisions(app), msgspec.json.encode(decision), entity.encode(), timestamp=at
             )
             example = LabelledExample(
-                {"views": k}, label, at, decision_id, "ranker", 1, unit, "i-1", 0, 1.0, score,
+                {"views": k}, label, at, decision_id, "ranker", 1, entity, "i-1", 0, 1.0, score,
                 name, arm, ["accepted"] if label else [], at + HOUR,
             )  # fmt: skip
             producer.send(
-                names.labelled(app), msgspec.json.encode(example), unit.encode(), timestamp=at
+                names.labelled(app), msgspec.json.encode(example), entity.encode(), timestamp=at
             )
             out.decisions.append({"arm": arm, "unit": unit, "page": page, "at": at, "first": first})
             out.examples.append(

@@ -171,3 +171,32 @@ def test_a_missing_experiment_or_app_is_an_error_saying_what_to_do(tmp_path):
     assert (
         page.exit_code == 0 and page.output.startswith("<!doctype html>") and "<svg" in page.output
     )
+
+
+def test_a_context_unit_with_benjamini_hochberg_across_segments(tmp_path):
+    from loopline.log import open_log
+
+    url = f"embedded:{tmp_path / 'log'}"
+    log = open_log(url)
+    sim = simulate(log, units=600, unit_field="context.session", rate={"control": 0.2, "v2": 0.3})
+    log.close()
+    report = run_report(url, sim, "--segment", "context.page", "--correction", "bh")
+    decisions = pd.DataFrame(sim.decisions)
+    for arm in report["arms"]:  # units are sessions, not the members who had them
+        assert arm["units"] == decisions[decisions.arm == arm["arm"]].unit.nunique()
+    by_page = per_unit(pd.DataFrame(sim.examples), ["page"])
+    family, got = [], []
+    for row in report["segments"]:
+        page = by_page[by_page.page == row["value"]]
+        for c in row["comparisons"]:
+            if c["metric"] == "auc":
+                family.append(c["p_value"])
+            else:
+                column = "label" if c["metric"] == "mean_label" else "ll"
+                control = page[page.arm == "control"][column].to_numpy()
+                treatment = page[page.arm == "v2"][column].to_numpy()
+                family.append(stats.ttest_ind(treatment, control, equal_var=False).pvalue)
+            got.append(c["adjusted_p_value"])
+    assert report["correction"] == "bh" and len(family) == 9
+    assert got == pytest.approx(list(multipletests(family, method="fdr_bh")[1]), abs=TOL)
+    assert all(row["srm"]["mismatch"] is False for row in report["segments"])
