@@ -342,16 +342,30 @@ def build_report(
             "correction": correction,
             "segments": segment_rows,
             "novelty": novelty,
-            "notes": [
-                f"metric {m!r} is not computed from labelled examples by the report"
-                for m in unknown
-            ]
-            + [
-                f"metric {m!r} could not be computed (labels not 0/1, or scores missing)"
-                for m in missing
-            ],
+            "notes": _notes(e, tables.examples, unknown, missing),
         }
     )
+
+
+def _notes(e: Experiment, examples: int, unknown: list[str], missing: list[str]) -> list[str]:
+    """What a reader must know to read the report right."""
+    notes = [f"metric {m!r} is not computed from labelled examples by the report" for m in unknown]
+    if not examples:
+        notes.append(
+            "no labelled example joins a decision of the experiment yet: the metrics need "
+            "`loopline outcomes run` and closed attribution windows"
+        )
+    else:
+        notes += [
+            f"metric {m!r} could not be computed (labels not 0/1, or scores missing)"
+            for m in missing
+        ]
+    if e.policy == "bandit":
+        notes.append(
+            "a bandit moves its weights over time: arms compared here saw different periods, "
+            "so a lift may be partly a change over time; there is no sample-ratio test"
+        )
+    return notes
 
 
 def _segments(
