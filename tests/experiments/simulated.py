@@ -43,34 +43,45 @@ def simulate(
     per_unit: tuple[int, int] = (1, 4),
     unit_field: str = "entity",
     seed: int = 1,
+    control_weight: float = 0.5,
+    start: int = START,
+    spread: int = 6 * HOUR,
+    then: Simulated | None = None,
 ) -> Simulated:
     """Start a 50/50 experiment and write each unit's decisions (1 to 4, spread over two days)
     (`per_unit`) and one labelled example per decision. A treatment's acceptance rate is
     ``rate[arm] + novelty`` in the unit's first six hours. `drop` = (arm, share) loses
     that share of the arm's decisions (and their examples) on the way to the log. With
-    `unit_field` ``context.session`` the unit is a session in the context, not the entity."""
+    `unit_field` ``context.session`` the unit is a session in the context, not the entity.
+    `then`: go on with that simulation's experiment as it is now on the log, and new units."""
     rng = random.Random(seed)
     rate = rate or {"control": 0.2, "v2": 0.2}
-    app = f"app-{uuid.uuid4().hex[:10]}"
+    app = then.app if then else f"app-{uuid.uuid4().hex[:10]}"
     arms = (
-        Arm("control", alias="production", weight=0.5, control=True),
-        Arm("v2", version=2, weight=0.5),
+        Arm("control", alias="production", weight=control_weight, control=True),
+        Arm("v2", version=2, weight=1 - control_weight),
     )
     registry = ExperimentRegistry(log)
-    name = f"exp-{uuid.uuid4().hex[:10]}"
-    experiment = registry.start(
-        Experiment(name=name, model=f"ranker-{name}", arms=arms, unit=unit_field), reason="test"
-    )
+    if then:
+        experiment = registry.get(then.experiment.name)
+    else:
+        name = f"exp-{uuid.uuid4().hex[:10]}"
+        experiment = registry.start(
+            Experiment(name=name, model=f"ranker-{name}", arms=arms, unit=unit_field),
+            reason="test",
+        )
     registry.close()
+    name = experiment.name
+    offset = 1_000_000 if then else 0  # new units: names no earlier unit had
     for topic in (names.decisions(app), names.labelled(app)):
         with contextlib.suppress(TopicExists):
             log.create_topic(topic, TopicConfig(partitions=2))
     out = Simulated(experiment, app)
     producer = log.producer()
-    for u in range(units):
+    for u in range(offset, offset + units):
         unit = f"member-{u}" if unit_field == "entity" else f"session-{u}"
         arm = assign(experiment, unit).arm.name
-        first = START + rng.randrange(0, 6 * HOUR)
+        first = start + rng.randrange(0, spread)
         for k in range(rng.randint(*per_unit)):
             age = 0 if k == 0 else rng.randrange(0, 48 * HOUR)
             at = first + age

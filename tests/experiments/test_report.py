@@ -200,3 +200,27 @@ def test_a_context_unit_with_benjamini_hochberg_across_segments(tmp_path):
     assert report["correction"] == "bh" and len(family) == 9
     assert got == pytest.approx(list(multipletests(family, method="fdr_bh")[1]), abs=TOL)
     assert all(row["srm"]["mismatch"] is False for row in report["segments"])
+
+
+def test_srm_counts_only_the_units_assigned_since_the_weights_last_changed(tmp_path):
+    import time
+
+    from loopline.experiments.registry import ExperimentRegistry
+    from loopline.log import open_log
+
+    url = f"embedded:{tmp_path / 'log'}"
+    log = open_log(url)
+    hour = 3_600_000
+    now = int(time.time() * 1000)
+    before = simulate(log, units=3000, per_unit=(1, 1), control_weight=0.9, start=now - 10 * hour)
+    registry = ExperimentRegistry(log)
+    registry.set_weights(before.experiment.name, {"control": 0.5, "v2": 0.5}, reason="ramp")
+    registry.close()
+    later = int(time.time() * 1000) + 1000
+    simulate(log, units=3000, per_unit=(1, 1), start=later, spread=60_000, then=before, seed=2)
+    log.close()
+    report = run_report(url, before)
+    assert sum(a["units"] for a in report["arms"]) == 6000
+    srm = report["srm"]  # 90/10 before the ramp, 50/50 after: only the latter are tested
+    assert sum(srm["observed"].values()) == 3000 and srm["units_first_seen_since"] > now
+    assert srm["mismatch"] is False

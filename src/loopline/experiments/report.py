@@ -45,6 +45,7 @@ render it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -94,8 +95,9 @@ def _comparison(c: Comparison, alpha: float) -> dict[str, Any]:
     }
 
 
-def _srm(result: SampleRatio) -> dict[str, Any]:
+def _srm(result: SampleRatio, since: int) -> dict[str, Any]:
     return {
+        "units_first_seen_since": since or None,
         "observed": result.observed,
         "expected": result.expected,
         "statistic": result.statistic,
@@ -109,9 +111,14 @@ class _Tables:
     and the labelled examples joined to their decisions."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, data: ReportData, segments: Sequence[Segment]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        data: ReportData,
+        segments: Sequence[Segment],
+        weights_since: int = 0,
     ) -> None:
         self.con = con
+        self.weights_since = weights_since
         con.register("decisions", data.decisions)
         con.register("examples", data.examples)
         context = [s for s in segments if s.kind == "context"]
@@ -154,10 +161,14 @@ class _Tables:
     def counts(self, by: str | None = None) -> dict[tuple[Any, str], dict[str, Any]]:
         """Units, decisions, exposures and p99 latency per (segment value, arm)."""
         key = f'"{by}"' if by else "NULL"
+        # units first seen since the weights last changed: the ones the current weights assigned
+        since = self.weights_since
+        srm_units = f"count(DISTINCT unit) FILTER (WHERE first_at >= {since})" if since else "0"
+        source = "d JOIN firsts USING (unit)" if since else "d"
         rows = self.con.sql(
             f"SELECT {key} AS g, arm, count(DISTINCT unit), count(*), "
-            "count(*) FILTER (WHERE returned > 0), quantile_cont(latency_ms, 0.99) "
-            "FROM d GROUP BY ALL"
+            "count(*) FILTER (WHERE returned > 0), quantile_cont(latency_ms, 0.99), "
+            f"{srm_units} FROM {source} GROUP BY ALL"
         ).fetchall()
         examples = dict(
             ((g, arm), n)
@@ -172,8 +183,9 @@ class _Tables:
                 "exposures": exposures,
                 "examples": examples.get((g, arm), 0),
                 "latency_p99_ms": p99,
+                "srm_units": srm if since else units,
             }
-            for g, arm, units, decisions, exposures, p99 in rows
+            for g, arm, units, decisions, exposures, p99, srm in rows
         }
 
     def summaries(self, by: str | None = None) -> dict[tuple[Any, str], dict[str, Summary]]:
@@ -273,15 +285,19 @@ def build_report(
     segments: Sequence[Segment] = (),
     *,
     correction: Correction = "holm",
+    weights_since: int = 0,
 ) -> dict[str, Any]:
-    """The report of `experiment` from `data` (see the module docstring)."""
+    """The report of `experiment` from `data` (see the module docstring).
+
+    `weights_since` (epoch ms) is when the arms' weights last changed: the sample-ratio
+    test counts only the units first seen since then (0: every unit)."""
     e = experiment
     alpha = e.alpha
     primary = _ALIASES.get(e.primary, e.primary)
     guardrails = [_ALIASES.get(g.metric, g.metric) for g in e.guardrails]
     arm_names = [a.name for a in e.arms]
     with duckdb.connect() as con:
-        tables = _Tables(con, data, segments)
+        tables = _Tables(con, data, segments, weights_since)
         counts = tables.counts()
         summaries = tables.summaries()
         aucs = tables.aucs()
@@ -293,6 +309,7 @@ def build_report(
                 key,
                 {"units": 0, "decisions": 0, "exposures": 0, "examples": 0, "latency_p99_ms": None},
             )
+            row.pop("srm_units", None)
             row["metrics"] = _metrics(summaries.get(key, {}), aucs.get(key), alpha)
             arms.append(row)
         by_arm = {arm: summaries.get((None, arm), {}) for arm in arm_names}
@@ -311,8 +328,10 @@ def build_report(
                 if c["metric"] in guardrails
                 else "secondary"
             )
-        observed = {a: counts.get((None, a), {}).get("units", 0) for a in arm_names}
-        sample_ratio = _srm(srm(observed, e.weights)) if e.policy != "bandit" else None
+        observed = {a: counts.get((None, a), {}).get("srm_units", 0) for a in arm_names}
+        sample_ratio = (
+            _srm(srm(observed, e.weights), weights_since) if e.policy != "bandit" else None
+        )
         segment_rows = _segments(tables, e, segments, alpha, correction)
         novelty = _novelty(tables, e, primary, alpha)
     unknown = [m for m in [primary, *guardrails] if m not in (*UNIT_METRICS, "auc")]
@@ -391,14 +410,14 @@ def _segments(
             row: dict[str, Any] = {"segment": segment.column, "value": value}
             row["arms"] = [
                 {"arm": a}
-                | counts.get((value, a), {})
+                | {k: v for k, v in counts.get((value, a), {}).items() if k != "srm_units"}
                 | {"metrics": _metrics(by_arm[a], arm_aucs.get(a), alpha)}
                 for a in arm_names
             ]
             row["comparisons"] = _comparisons(e, by_arm[e.control.name], by_arm, arm_aucs, alpha)
             if segment.kind == "context" and e.policy != "bandit":
-                observed = {a: counts.get((value, a), {}).get("units", 0) for a in arm_names}
-                row["srm"] = _srm(srm(observed, e.weights))
+                observed = {a: counts.get((value, a), {}).get("srm_units", 0) for a in arm_names}
+                row["srm"] = _srm(srm(observed, e.weights), tables.weights_since)
             else:
                 row["srm"] = None  # a served feature can move with the arm: no expected ratio
             rows.append(row)
@@ -465,8 +484,28 @@ def report(
     `app`'s decisions and labelled examples (``<app>.decisions``, ``<app>.labelled``)."""
     registry = ExperimentRegistry(log)
     try:
-        experiment = registry.get(name)
+        history = registry.history(name)
     finally:
         registry.close()
+    experiment = history[-1]
     data = read_report_data(log, app, name, experiment.unit, segments)
-    return build_report(experiment, data, segments, correction=correction)
+    return build_report(
+        experiment, data, segments, correction=correction, weights_since=weights_changed(history)
+    )
+
+
+def weights_changed(history: Sequence[Experiment]) -> int:
+    """When (epoch ms) the arms' weights last changed after the start; 0 if they never did.
+
+    >>> from loopline.experiments.records import Arm
+    >>> def rev(w, at):
+    ...     return Experiment(name="e", model="m", changed_at=at, arms=(
+    ...         Arm("c", alias="p", weight=1 - w, control=True), Arm("t", version=2, weight=w)))
+    >>> weights_changed([rev(0.1, 100), rev(0.1, 200)]), weights_changed([rev(0.1, 100), rev(0.5, 300), rev(0.5, 400)])
+    (0, 300)
+    """
+    since = 0
+    for before, after in itertools.pairwise(history):
+        if after.weights != before.weights:
+            since = after.changed_at
+    return since
