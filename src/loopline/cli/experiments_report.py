@@ -8,6 +8,7 @@ exposure age drawn as an SVG chart.
 
 from __future__ import annotations
 
+import datetime
 import html
 import io
 import json
@@ -143,6 +144,11 @@ def _interval(pair: Any, digits: int = 4) -> str:
     return f"[{_num(pair[0], digits)}, {_num(pair[1], digits)}]"
 
 
+def _when(ms: int) -> str:
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _pct(value: Any) -> str:
     return "-" if value is None else f"{100 * value:+.2f}%"
 
@@ -213,8 +219,11 @@ def render_table(r: dict[str, Any], console: Console) -> None:
         console.print("sample ratio: not tested (a bandit's weights move by design)")
     else:
         verdict = "MISMATCH: the arms did not get their share of units" if srm["mismatch"] else "ok"
+        since = srm.get("units_first_seen_since")
+        scope = f" (units first seen since the weights changed, {_when(since)})" if since else ""
         console.print(
-            f"sample ratio: chi-square {_num(srm['statistic'], 3)}, p {_p(srm['p_value'])}: {verdict}"
+            f"sample ratio{scope}: chi-square {_num(srm['statistic'], 3)}, "
+            f"p {_p(srm['p_value'])}: {verdict}"
         )
     if r["segments"]:
         seg = Table(title=f"segments (p adjusted across segments and metrics: {r['correction']})")
