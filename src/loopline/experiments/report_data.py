@@ -49,6 +49,8 @@ class Segment:
     @classmethod
     def parse(cls, text: str) -> Segment:
         """``page``/``context.page`` (a context field) or ``feature.NAME`` (a served feature)."""
+        if '"' in text:
+            raise ExperimentError(f"segment {text!r}: a field name cannot hold a double quote")
         for prefix, kind in (
             ("context.", "context"),
             ("feature.", "feature"),
