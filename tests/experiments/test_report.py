@@ -16,6 +16,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from loopline.cli import cli
+from loopline.experiments.sequential import confidence_sequence
 
 TOL = 1e-6
 
@@ -58,6 +59,25 @@ def check_comparison(got: dict, control: np.ndarray, treatment: np.ndarray) -> N
     )
     assert got["interval"] == pytest.approx(list(interval), abs=TOL)
     assert got["lift"] == pytest.approx(treatment.mean() - control.mean(), abs=TOL)
+    # the rest from the raw values: delta-method relative lift, the anytime-valid interval
+    # (GrowthBook's construction, checked against gbstats in test_sequential), P(beat)
+    vc, vt = control.var(ddof=1) / len(control), treatment.var(ddof=1) / len(treatment)
+    lift, ratio = treatment.mean() - control.mean(), treatment.mean() / control.mean()
+    se_rel = np.sqrt(vt / control.mean() ** 2 + ratio**2 * vc / control.mean() ** 2)
+    z = stats.norm.ppf(0.975)
+    assert got["relative_lift"] == pytest.approx(ratio - 1, abs=TOL)
+    assert got["relative_interval"] == pytest.approx(
+        [ratio - 1 - z * se_rel, ratio - 1 + z * se_rel], abs=TOL
+    )
+    units = len(control) + len(treatment)
+    assert got["anytime_interval"] == pytest.approx(
+        list(confidence_sequence(lift, vc + vt, units)), abs=TOL
+    )
+    beat = stats.norm.cdf(lift / np.sqrt(vc + vt))
+    lower_is_better = got["metric"] == "log_loss"
+    assert got["chance_to_beat_control"] == pytest.approx(
+        1 - beat if lower_is_better else beat, abs=TOL
+    )
 
 
 def test_report_numbers_equal_scipy_on_the_records_written(log, log_url):
