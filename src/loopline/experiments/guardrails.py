@@ -82,6 +82,10 @@ def compare(
         return None
     mean_c, var_c = estimate(control, metric)
     mean_t, var_t = estimate(treatment, metric)
+    # An arm's own variance collapses on a run of equal labels (0 of 40 accepted: variance
+    # 0, a falsely certain interval); neither arm is taken as less variable than both pooled.
+    _, pooled = estimate(control.merge(treatment), metric)
+    var_c, var_t = max(var_c, pooled), max(var_t, pooled)
     difference = mean_t - mean_c
     low, high = confidence_sequence(difference, var_c / n_c + var_t / n_t, n_c + n_t, alpha, tuning)
     return Comparison(metric, arm, mean_c, difference, low, high, n_c + n_t)
