@@ -40,7 +40,13 @@ def test_a_bandit_moves_traffic_to_the_better_arm_and_keeps_the_floor(log, regis
     )
     registry.start(
         Experiment(
-            name=name, model=name, arms=arms, policy="bandit", primary="acceptance_rate", floor=0.05
+            name=name,
+            model=name,
+            arms=arms,
+            policy="bandit",
+            primary="acceptance_rate",
+            floor=0.05,
+            salt="s1",
         )
     )
     watcher = _watch(log, registry, app)
@@ -79,6 +85,7 @@ def test_a_canary_that_accepts_30_percent_less_is_rolled_back_early(log, registr
             model=name,
             arms=arms,
             policy="canary",
+            salt="s2",
             ramp=(0.02, 0.05, 0.2, 0.5),
             ramp_every=20_000,  # outcomes: 4,000 decisions of 5 suggestions
             primary="acceptance_rate",
@@ -128,6 +135,7 @@ def test_a_treatment_that_accepts_twice_as_often_is_concluded_and_promoted(log, 
             name=name,
             model=model,
             arms=arms,
+            salt="s3",
             primary="acceptance_rate",
             guardrails=(Guardrail("acceptance_rate", 0.0),),
             auto_conclude=True,
@@ -159,7 +167,7 @@ def test_a_treatment_that_accepts_twice_as_often_is_concluded_and_promoted(log, 
 def test_a_a_experiments_are_rarely_flagged(log, registry) -> None:
     app = unique("aa")
     names = [unique(f"aa{i}") for i in range(20)]
-    for name in names:
+    for i, name in enumerate(names):
         arms = (
             Arm("control", version=1, weight=0.5, control=True),
             Arm("b", version=2, weight=0.5),
@@ -169,6 +177,7 @@ def test_a_a_experiments_are_rarely_flagged(log, registry) -> None:
                 name=name,
                 model=name,
                 arms=arms,
+                salt=f"aa{i}",
                 primary="acceptance_rate",
                 guardrails=(Guardrail("acceptance_rate", 0.0),),
                 auto_conclude=True,

@@ -13,6 +13,7 @@ very same stage from the command line.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import random
 import threading
@@ -24,6 +25,10 @@ import numpy as np
 
 from loopline.app import App
 from loopline.contracts import LogRegistry
+from loopline.experiments.arm_state import read_statistics
+from loopline.experiments.records import Arm, Experiment, ExperimentError
+from loopline.experiments.registry import ExperimentRegistry
+from loopline.experiments.watcher import ExperimentWatcher
 from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature
 from loopline.features.aggregations import Count, Sum
 from loopline.features.processor import FeatureProcessor
@@ -446,7 +451,91 @@ class Online(Stage):
         assert len(drain(log, names.dead_letters(self.examples))) >= 2 * self.bad > 0
 
 
-KINDS = {"features": Features, "outcomes": Outcomes_, "scorer": Scorer, "online": Online}
+# -- the experiment watcher ----------------------------------------------------------------
+
+
+class Experiments(Stage):
+    """`experiments run`: a bandit's outcomes counted per arm, its weights moved by them."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base, "experiments")
+
+    def prepare(self, log: Log) -> None:
+        self.extra["started"] = set()
+
+    def _start(self, log: Log, app: str) -> None:
+        if app in self.extra.setdefault("started", set()):
+            return
+        if names.labelled(app) not in log.list_topics():
+            log.create_topic(names.labelled(app), TopicConfig(partitions=2))
+        registry = ExperimentRegistry(log)
+        arms = (
+            Arm("control", alias="production", weight=0.5, control=True),
+            Arm("v2", version=2, weight=0.5),
+        )
+        with contextlib.suppress(ExperimentError):  # a child process started it already
+            registry.start(
+                Experiment(name=f"{app}-e", model=f"{app}-m", arms=arms, policy="bandit")
+            )
+        registry.close()
+        self.extra["started"].add(app)
+
+    def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None:
+        for app in apps:
+            self._start(log, app)
+        rows = []
+        for _ in range(n):
+            self.fed += 1
+            member = f"m{rng.randrange(30)}"
+            if rng.random() < 0.03:
+                rows.append((member, None))
+                self.bad += 1
+                continue
+            arm = rng.choice(["control", "v2"])
+            rate = 0.2 if arm == "control" else 0.5
+            rows.append((member, (arm, float(rng.random() < rate), rng.random())))
+        producer = log.producer()
+        for app in apps:
+            for member, row in rows:
+                if row is None:
+                    value = b'{"label": "yes"'
+                else:
+                    arm, label, score = row
+                    value = json.dumps(
+                        {"label": label, "experiment": f"{app}-e", "arm": arm, "score": score}
+                    ).encode()
+                producer.send(names.labelled(app), value, member.encode())
+        producer.flush()
+        producer.close()
+
+    def task(self, log: Log, app: str, instance: str) -> Running:
+        return ExperimentWatcher(
+            log, App(app), instance=instance, commit_interval=0.05, max_batch=25, interval=0.05
+        )
+
+    def verify(self, log: Log, crashed: str, clean: str) -> None:
+        after, once = read_statistics(log, crashed), read_statistics(log, clean)
+        assert after[f"{crashed}-e"] == once[f"{clean}-e"], (after, once)
+        counted = sum(s.n for s in once[f"{clean}-e"].values())
+        assert counted == self.fed - self.bad > 0
+        dead = [len(drain(log, names.dead_letters(names.labelled(a)))) for a in (crashed, clean)]
+        assert dead == [self.bad, self.bad] and self.bad > 0, dead
+        registry = ExperimentRegistry(log)
+        try:
+            history = registry.history(f"{crashed}-e")
+        finally:
+            registry.close()
+        assert history[-1].weights["v2"] > 0.5, history[-1]  # the bandit acted on its counts
+        assert all(w >= 0.05 for e in history for w in e.weights.values())
+
+
+KINDS = {
+    "experiments": Experiments,
+    "features": Features,
+    "outcomes": Outcomes_,
+    "scorer": Scorer,
+    "online": Online,
+}
 
 
 def stage(kind: str, base: str) -> Stage:
