@@ -248,35 +248,44 @@ class ExperimentWatcher(Task):
     # -- looking --------------------------------------------------------------------------
 
     def tick(self, context: Context, caught_up: bool) -> None:
-        if not self._pending or time.monotonic() - self._looked < self.interval:
+        if time.monotonic() - self._looked < self.interval:
             return
         self._looked = time.monotonic()
-        self._pending = False
         owned = sorted({tp.partition for tp in context.owned})
         if not owned:
             return
-        if len(owned) < self.partitions and 0 not in owned:
-            self._say_once(
-                "not-leader",
-                "%s: this member owns partitions %s of %s, not 0: it counts outcomes, "
-                "and the member owning partition 0 acts on the experiments",
-                self.group,
-                owned,
-                self.labelled,
-            )
-            return
-        self.look(self.totals(owned))
+        if len(owned) < self.partitions:
+            if 0 not in owned:
+                self._pending = False  # the member owning partition 0 looks at these
+                self._say_once(
+                    "not-leader",
+                    "%s: this member owns partitions %s of %s, not 0: it counts outcomes, "
+                    "and the member owning partition 0 acts on the experiments",
+                    self.group,
+                    owned,
+                    self.labelled,
+                )
+                return
+            if self._read_others():
+                self._pending = True  # other members counted outcomes
+        if self._pending:
+            self._pending = False
+            self.look(self.totals(owned))
 
     def totals(self, owned: list[int]) -> Totals:
         """Every (experiment, arm)'s statistics: owned partitions' own, others' committed."""
         self.states.restore(owned)
         parts = [self.states.get(p).arms for p in owned]
         if len(owned) < self.partitions:
-            if self._others is None:
-                self._others = Table(self.log, self.changelog, self._apply_remote)
-            self._others.refresh()
+            self._read_others()
             parts += [arms for p, arms in self._remote.items() if p not in owned]
         return totals(parts)
+
+    def _read_others(self) -> int:
+        """Read what the members of the other partitions committed since; how many entries."""
+        if self._others is None:
+            self._others = Table(self.log, self.changelog, self._apply_remote)
+        return self._others.refresh()
 
     def _apply_remote(self, record: Record) -> None:
         arms = self._remote.setdefault(record.partition, {})
