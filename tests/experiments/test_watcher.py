@@ -223,3 +223,47 @@ def test_a_stopped_experiment_is_left_alone(log, registry) -> None:
         "enough",
         {"control": 0.7, "v2": 0.3},
     )
+
+
+class _PersonMeanwhile(ExperimentRegistry):
+    """A real registry on the real log, where a person stops `name` right after the watcher's
+    first read of the registry: between its read and its change."""
+
+    def __init__(self, log, name: str) -> None:
+        super().__init__(log)
+        self.name, self.person_acted = name, False
+
+    def refresh(self):
+        changes = super().refresh()
+        if not self.person_acted and self.get(self.name).revision == 1:
+            self.person_acted = True
+            person = ExperimentRegistry(self.log)
+            person.stop(self.name, reason="a person stopped it")
+            person.close()
+        return changes
+
+
+def test_the_watcher_never_undoes_a_change_a_person_made_meanwhile(log) -> None:
+    app, name = unique("race"), unique("ranker-race")
+    registry = _PersonMeanwhile(log, name)
+    arms = (
+        Arm("control", alias="production", weight=0.5, control=True),
+        Arm("v2", version=2, weight=0.5),
+    )
+    registry.start(Experiment(name=name, model=name, arms=arms, policy="bandit", salt="r"))
+    watcher = _watch(log, registry, app)
+    sim = Simulation(log, app, registry, watcher, Rates({"control": 0.1, "v2": 0.6}), seed=6)
+    try:
+        sim.serve(name, 300)  # the watcher would move the weights: the person stopped it first
+        sim.serve(name, 300)
+        history = registry.history(name)
+    finally:
+        sim.close()
+        watcher.close()
+        registry.close()
+    assert registry.person_acted and watcher.stats.conflicts == 1
+    assert [(e.state, e.reason) for e in history] == [
+        ("running", "started"),
+        ("stopped", "a person stopped it"),
+    ]
+    assert watcher.stats.weights == 0
