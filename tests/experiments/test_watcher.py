@@ -8,6 +8,7 @@ it measured.
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from experiments.simulator import NetworkTruth, Rates, Simulation
 from loopline.app import App
@@ -71,6 +72,14 @@ def test_a_bandit_moves_traffic_to_the_better_arm_and_keeps_the_floor(log, regis
     assert "thompson sampling on acceptance_rate" in history[-1].reason
     stats = read_statistics(log, app)[name]
     assert stats["control"].n + stats["v2"].n == 3000  # every outcome counted once
+    labels = {"app": app, "experiment": name}
+    counted = [
+        REGISTRY.get_sample_value("loopline_experiments_outcomes_total", labels | {"arm": arm})
+        for arm in ("control", "v2")
+    ]
+    assert counted == [stats["control"].n, stats["v2"].n]
+    weight = REGISTRY.get_sample_value("loopline_experiments_weight", labels | {"arm": "v2"})
+    assert weight == weights["v2"]
 
 
 def test_a_canary_that_accepts_30_percent_less_is_rolled_back_early(log, registry) -> None:

@@ -54,6 +54,7 @@ only count (and say once why they do not act). See decision 0023.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -65,6 +66,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from loopline.app import App
+from loopline.experiments import metrics
 from loopline.experiments.arm_state import (
     ArmsStateCodec,
     LabelledOutcome,
@@ -76,7 +78,7 @@ from loopline.experiments.guardrails import breach, unwatched, winner
 from loopline.experiments.ramp import next_step, step
 from loopline.experiments.records import Experiment, ExperimentError, Verdict
 from loopline.experiments.registry import ExperimentConflict, ExperimentRegistry
-from loopline.experiments.statistics import LABELLED_METRICS, ArmStats, decode_stats
+from loopline.experiments.statistics import LABELLED_METRICS, ArmStats, decode_stats, estimate
 from loopline.log import Log, LogError, Record, TopicConfig, TopicExists, TopicPartition
 from loopline.models.registry import ModelRegistry
 from loopline.stream import names
@@ -213,6 +215,7 @@ class ExperimentWatcher(Task):
     def process(self, records: list[Record], context: Context) -> None:
         states, stats = self.states, self.stats
         states.restore({r.partition for r in records})
+        counted: collections.Counter[tuple[str, str]] = collections.Counter()
         for record in records:
             try:
                 outcome = msgspec.json.decode(record.value or b"", type=LabelledOutcome)
@@ -224,7 +227,10 @@ class ExperimentWatcher(Task):
                 continue
             states.get(record.partition).add(outcome)
             states.changed(record.partition)
-            stats.examples += 1
+            counted[(outcome.experiment, outcome.arm)] += 1
+        for (experiment, arm), n in counted.items():
+            metrics.OUTCOMES.labels(self.app.name, experiment, arm).inc(n)
+            stats.examples += n
             self._pending = True
 
     def checkpoint(self, context: Context) -> None:
@@ -304,10 +310,12 @@ class ExperimentWatcher(Task):
             if experiment.state != "running" or not arms:
                 continue
             per_arm = {a.name: arms.get(a.name, ArmStats()) for a in experiment.arms}
+            self._gauge(experiment, per_arm)
             try:
                 self._act(experiment, per_arm)
             except ExperimentConflict as exc:
                 self.stats.conflicts += 1
+                metrics.CHANGES.labels(self.app.name, experiment.name, "conflict").inc()
                 logger.info("%s: %s; looking again at the next outcomes", experiment.name, exc)
                 self._pending = True
             except ExperimentError as exc:  # stopped or changed meanwhile: nothing to do
@@ -413,6 +421,15 @@ class ExperimentWatcher(Task):
     def _write(self, change: Experiment, counter: str) -> None:
         self.stats.changes.append(change)
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        metrics.CHANGES.labels(self.app.name, change.name, counter).inc()
+        self._gauge(change, {})
+
+    def _gauge(self, e: Experiment, arms: dict[str, ArmStats]) -> None:
+        for arm in e.arms:
+            metrics.WEIGHT.labels(self.app.name, e.name, arm.name).set(arm.weight)
+            if arm.name in arms and e.primary in LABELLED_METRICS:
+                value = estimate(arms[arm.name], e.primary)[0]
+                metrics.PRIMARY.labels(self.app.name, e.name, arm.name).set(value)
 
     def _say_once(self, what: str, message: str, *args: object) -> None:
         if what not in self._said:
