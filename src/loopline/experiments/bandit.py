@@ -3,7 +3,7 @@
 Each arm's primary metric has a posterior given its outcomes: a
 Beta(1 + positives, 1 + negatives) when every label is 0 or 1 (acceptance
 rate, a binary mean label), else a normal around the arm's mean with the
-variance of a mean (a flat-ish prior: one pseudo-example at the pooled mean
+variance of a mean (for the AUC: its Hanley-McNeil variance; a flat-ish prior: one pseudo-example at the pooled mean
 and variance, so an arm with one outcome is not certain of anything). The
 probability that an arm is best is the share of `draws` joint draws from the
 posteriors in which it comes first (lower first for log loss). Serving then
@@ -33,7 +33,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from loopline.experiments.statistics import HIGHER_IS_BETTER, ArmStats, binary, estimate
+from loopline.experiments.statistics import HIGHER_IS_BETTER, ArmStats, binary, estimate, units
 
 __all__ = ["DRAWS", "floored", "moved", "probability_best"]
 
@@ -75,9 +75,10 @@ def _normal(
     out = []
     for s in stats.values():
         mean, variance = estimate(s, metric)
-        n = s.scored if metric == "log_loss" else s.n
-        if n < 2:
-            mean, variance = (prior_mean if n == 0 else mean), prior_variance
+        n = units(s, metric)
+        if n < 2 or not math.isfinite(mean):
+            mean = mean if n and math.isfinite(mean) else prior_mean
+            variance = prior_variance
         variance = max(variance, 1e-12)
         precision = 1.0 / prior_variance + n / variance
         centre = (prior_mean / prior_variance + (mean * n / variance if n else 0.0)) / precision

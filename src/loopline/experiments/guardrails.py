@@ -32,6 +32,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -85,6 +86,8 @@ def compare(
     # An arm's own variance collapses on a run of equal labels (0 of 40 accepted: variance
     # 0, a falsely certain interval); neither arm is taken as less variable than both pooled.
     _, pooled = estimate(control.merge(treatment), metric)
+    if not all(math.isfinite(x) for x in (mean_c, mean_t, var_c, var_t, pooled)):
+        return None  # an AUC of an arm with no positives (or no negatives) yet
     var_c, var_t = max(var_c, pooled), max(var_t, pooled)
     difference = mean_t - mean_c
     low, high = confidence_sequence(difference, var_c / n_c + var_t / n_t, n_c + n_t, alpha, tuning)
