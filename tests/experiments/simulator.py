@@ -5,7 +5,8 @@ experiment as the registry has it now (`assign`, as ``loopline serve``
 does: sticky buckets for splits and canaries, a draw for a bandit; all to
 control once the experiment is no longer running), its labels from the true
 acceptance of the arm, and the labelled examples go through the log
-(``<app>.labelled``) to the watcher, which then runs until caught up. Between
+(``<app>.labelled``; with `latency`, the decisions too, ``<app>.decisions``)
+to the watcher, which then runs until caught up. Between
 two batches the watcher has looked once: outcomes arrive one batch late.
 
 Two kinds of truth: `Rates` (one item per decision, a fixed acceptance rate
@@ -73,6 +74,7 @@ class Simulation:
     watcher: ExperimentWatcher
     truth: Truth
     seed: int = 0
+    latency: Callable[[str, random.Random], float] | None = None  # ms; None: no decisions written
     decisions: int = 0
     served: collections.Counter = field(default_factory=collections.Counter)
     while_running: collections.Counter = field(default_factory=collections.Counter)
@@ -81,6 +83,7 @@ class Simulation:
         self.rng = random.Random(self.seed)
         self.producer = self.log.producer()
         self.topic = names.labelled(self.app)
+        self.decisions_topic = names.decisions(self.app)
 
     def serve(self, experiment: str, n: int) -> None:
         """Serve `n` decisions of `experiment` (its arms as they are now) and write their outcomes."""
@@ -100,6 +103,11 @@ class Simulation:
                     arm, probability = chosen.arm.name, chosen.probability
                     self.while_running[(name, arm)] += 1
                 self.served[(name, arm)] += 1
+                if self.latency is not None:
+                    decision = _decision(e, arm, unit, self.latency(arm, rng))
+                    self.producer.send(
+                        self.decisions_topic, msgspec.json.encode(decision), unit.encode()
+                    )
                 for position, label in enumerate(self.truth(arm, rng)):
                     self.producer.send(
                         self.topic,
@@ -135,4 +143,24 @@ def _example(
         "outcomes": ["accepted"] if label else [],
         "closed_at": 1_714_568_400_000,
         "arm_probability": probability,
+    }
+
+
+def _decision(e: Experiment, arm: str, unit: str, latency_ms: float) -> dict:
+    """A decision as serving writes it (contract loopline.decision), without candidates."""
+    running = e.state == "running"
+    return {
+        "decision_id": f"{unit}-d",
+        "at": "2024-05-01T12:00:00Z",
+        "kind": "rank",
+        "model": e.model,
+        "model_version": e.arm(arm).version or 1,
+        "entity_name": "member",
+        "entity": unit,
+        "context": {},
+        "candidates": [],
+        "returned": [],
+        "latency_ms": latency_ms,
+        "experiment": e.name if running else "",
+        "arm": arm if running else "",
     }

@@ -100,4 +100,4 @@ def test_a_watcher_killed_with_kill_9_is_continued_by_another_process(log, log_u
     registry.close()
     assert final.weights["v2"] >= 0.9, final
     # the second process read exactly what the first had not committed
-    assert f"read {1200 - committed} outcomes of experiments" in second.stdout.decode()
+    assert f"read {1200 - committed} outcomes and 0 decisions" in second.stdout.decode()

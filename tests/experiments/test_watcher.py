@@ -29,6 +29,15 @@ def registry(log):
     registry.close()
 
 
+def _latency(control: float, treatment: float):
+    """Latencies (ms) log-normal around 20 ms, times the arm's factor."""
+
+    def draw(arm: str, rng) -> float:
+        return (control if arm == "control" else treatment) * rng.lognormvariate(3.0, 0.5)
+
+    return draw
+
+
 def _watch(log, registry, app: str, **kwargs) -> ExperimentWatcher:
     return ExperimentWatcher(log, App(app), experiments=registry, interval=0, **kwargs)
 
@@ -188,12 +197,13 @@ def test_a_a_experiments_are_rarely_flagged(log, registry) -> None:
                 arms=arms,
                 salt=f"aa{i}",
                 primary="acceptance_rate",
-                guardrails=(Guardrail("acceptance_rate", 0.0),),
+                guardrails=(Guardrail("acceptance_rate", 0.0), Guardrail("p99_latency_ms", 0.0)),
                 auto_conclude=True,
             )
         )
     watcher = _watch(log, registry, app)
-    sim = Simulation(log, app, registry, watcher, Rates({"control": 0.2, "b": 0.2}), seed=4)
+    truth = Rates({"control": 0.2, "b": 0.2})
+    sim = Simulation(log, app, registry, watcher, truth, seed=4, latency=_latency(1.0, 1.0))
     try:
         for _ in range(20):  # 2,000 decisions each, looked at after every 100 of each
             sim.serve_all(names, 100)
@@ -201,7 +211,10 @@ def test_a_a_experiments_are_rarely_flagged(log, registry) -> None:
     finally:
         sim.close()
         watcher.close()
-    print(f"A/A: {len(flagged)} of {len(names)} experiments flagged: {[e.state for e in flagged]}")
+    print(
+        f"A/A (acceptance and p99 latency guardrails): {len(flagged)} of {len(names)} "
+        f"experiments flagged: {[e.verdict for e in flagged]}"
+    )
     assert len(flagged) <= 2
 
 
@@ -232,6 +245,48 @@ def test_a_stopped_experiment_is_left_alone(log, registry) -> None:
         "enough",
         {"control": 0.7, "v2": 0.3},
     )
+
+
+def test_a_canary_with_a_slower_p99_is_rolled_back_on_latency(log, registry) -> None:
+    app, name = unique("slow"), unique("ranker-slow")
+    arms = (
+        Arm("control", alias="production", weight=0.95, control=True),
+        Arm("v2", version=2, weight=0.05),
+    )
+    registry.start(
+        Experiment(
+            name=name,
+            model=name,
+            arms=arms,
+            policy="canary",
+            salt="s7",
+            ramp=(0.05, 0.2, 0.5),
+            ramp_every=5_000,
+            primary="acceptance_rate",
+            guardrails=(Guardrail("acceptance_rate", 0.0), Guardrail("p99_latency_ms", 0.2)),
+        )
+    )
+    watcher = _watch(log, registry, app)
+    truth = Rates({"control": 0.2, "v2": 0.2})  # as good, but 1.6 times slower
+    sim = Simulation(log, app, registry, watcher, truth, seed=7, latency=_latency(1.0, 1.6))
+    try:
+        while registry.get(name).state == "running" and sim.decisions < 20_000:
+            sim.serve(name, 500)
+        final = registry.get(name)
+    finally:
+        sim.close()
+        watcher.close()
+    treated = sim.while_running[(name, "v2")]
+    print(
+        f"canary 1.6x slower: rolled back after {sim.decisions} decisions, {treated} by the "
+        f"treatment; verdict {final.verdict}"
+    )
+    v = final.verdict
+    assert final.state == "rolled_back" and v is not None
+    assert (v.metric, v.arm) == ("p99_latency_ms", "v2")
+    assert v.low > 0  # slower for sure (by more than 20% of control's p99: the rule)
+    assert v.low <= v.estimate <= v.high and v.units == watcher.stats.decisions
+    assert "guardrail p99_latency_ms breached by v2" in final.reason
 
 
 class _PersonMeanwhile(ExperimentRegistry):

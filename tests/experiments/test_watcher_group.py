@@ -1,4 +1,4 @@
-"""Two watchers split the labelled partitions on Kafka; the one owning partition 0 acts on the sum."""
+"""Two watchers split the input partitions on Kafka; the one owning partition 0 acts on the sum."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def test_the_member_owning_partition_0_acts_on_both_partitions_outcomes() -> Non
     from conftest import KAFKA_BOOTSTRAP, _check_kafka
 
     _check_kafka()
-    log = open_log(f"kafka://{KAFKA_BOOTSTRAP}", kafka_config=KAFKA_CONFIG)
+    # The range assignor splits each topic: one member gets partition 0 of the labelled
+    # examples and of the decisions, the other partition 1 of both.
+    config = {**KAFKA_CONFIG, "partition.assignment.strategy": "range"}
+    log = open_log(f"kafka://{KAFKA_BOOTSTRAP}", kafka_config=config)
     app, name = unique("split"), unique("ranker-split")
     log.create_topic(names.labelled(app), TopicConfig(partitions=2))
     registry = ExperimentRegistry(log)
@@ -30,21 +33,25 @@ def test_the_member_owning_partition_0_acts_on_both_partitions_outcomes() -> Non
         Arm("v2", version=2, weight=0.5),
     )
     registry.start(Experiment(name=name, model=name, arms=arms, policy="bandit", salt="g"))
-    members = [
-        ExperimentWatcher(log, App(app), instance=i, interval=0.2, commit_interval=0.1)
-        for i in "ab"
-    ]
     stop = threading.Event()
-    threads = [threading.Thread(target=m.run, args=(stop,)) for m in members]
-    for t in threads:
-        t.start()
+    members: list[ExperimentWatcher] = []
+    threads: list[threading.Thread] = []
     try:
+        for instance in "ab":  # one polls while the other joins (the range assignor is eager)
+            members.append(
+                ExperimentWatcher(
+                    log, App(app), instance=instance, interval=0.2, commit_interval=0.1
+                )
+            )
+            threads.append(threading.Thread(target=members[-1].run, args=(stop,)))
+            threads[-1].start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not all(
-            len(m.runner.context.owned) == 1 for m in members
+            {tp.partition for tp in m.runner.context.owned} in ({0}, {1}) for m in members
         ):
             time.sleep(0.2)
-        assert all(len(m.runner.context.owned) == 1 for m in members), "the members never split"
+        owned = [sorted(m.runner.context.owned) for m in members]
+        assert all(len(o) == 2 for o in owned), f"the members never split: {owned}"
         # Partition 0: control accepts 38%; partition 1: the treatment accepts 14%. Only the sum
         # of both says control is better: partition 0 alone knows nothing of the treatment.
         rng = random.Random(6)
@@ -75,5 +82,4 @@ def test_the_member_owning_partition_0_acts_on_both_partitions_outcomes() -> Non
     assert final.weights["control"] >= 0.9, final
     counted = int(final.reason.split(" after ")[1].split(" outcomes")[0])
     assert counted > 600, final.reason  # more than one partition holds
-    assert sum(m.stats.examples for m in members) == 1200
-    assert all(m.stats.examples == 600 for m in members)
+    assert [m.stats.examples for m in members] == [600, 600]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from loopline.app import AppError, load_app
+from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
 from loopline.cli.output import plural
 from loopline.cli.runner_options import RunnerOptions, runner_options
@@ -41,7 +42,8 @@ running experiments; start one with `loopline experiments start`.""",
 def run(settings: LogSettings, app_spec: str, interval: float, options: RunnerOptions) -> None:
     """Watch APP's experiments: bandit weights, guardrails, canary steps, until stopped.
 
-    Counts the outcomes of every experiment arm from APP.labelled (exactly once:
+    Counts the outcomes of every experiment arm from APP.labelled, and the
+    decisions it served with their latency from APP.decisions (exactly once:
     the counts are in APP.experiments.changelog, committed with the input
     offsets; kill -9 and restart, here or on another machine, go on from
     them). At most once every --interval seconds it looks at each running
@@ -60,14 +62,18 @@ def run(settings: LogSettings, app_spec: str, interval: float, options: RunnerOp
     except AppError as exc:
         raise CLIError(str(exc)) from None
     options.serve_metrics()
-    with settings.open() as log:
-        watcher = ExperimentWatcher(
-            log,
-            app,
-            instance=options.instance,
-            commit_interval=options.commit_interval,
-            interval=interval,
-        )
+    with opened_registry(settings) as (log, contracts):
+        try:
+            watcher = ExperimentWatcher(
+                log,
+                app,
+                contracts,
+                instance=options.instance,
+                commit_interval=options.commit_interval,
+                interval=interval,
+            )
+        except AppError as exc:
+            raise CLIError(str(exc)) from None
         click.echo(
             f"watching the experiments of {app.name} from {watcher.labelled} "
             f"(group {watcher.group}); Ctrl-C stops",
@@ -75,8 +81,9 @@ def run(settings: LogSettings, app_spec: str, interval: float, options: RunnerOp
         )
         stats, seconds = options.run(watcher)
     click.echo(
-        f"read {plural(stats.examples, 'outcome')} of experiments in {seconds:.1f} s "
-        f"({stats.outside} of none, {stats.dead_letters} dead-lettered): "
+        f"read {plural(stats.examples, 'outcome')} and {plural(stats.decisions, 'decision')} "
+        f"of experiments in {seconds:.1f} s "
+        f"({stats.outside} outcomes of none, {stats.dead_letters} dead-lettered): "
         f"{plural(stats.weights, 'bandit weight change')}, {plural(stats.steps, 'canary step')}, "
         f"{plural(stats.rollbacks, 'rollback')}, {plural(stats.conclusions, 'conclusion')}, "
         f"{plural(stats.conflicts, 'change')} refused as someone changed the experiment first"

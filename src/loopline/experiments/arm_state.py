@@ -1,8 +1,9 @@
-"""The watcher's state: outcome statistics per (experiment, arm), per input partition.
+"""The watcher's state: statistics per (experiment, arm), per input partition.
 
-Partition p of ``<app>.labelled`` has its own statistics, kept in partition
-p of the compacted changelog ``<app>.experiments.changelog``: one entry per
-(experiment, arm), keyed ``<experiment>\\x00<arm>``, its value the whole
+Each input partition (of ``<app>.labelled``, then of ``<app>.decisions``:
+`loopline.experiments.inputs`) has its own statistics, kept in its own
+partition of the compacted changelog ``<app>.experiments.changelog``: one
+entry per (experiment, arm), keyed ``<experiment>\\x00<arm>``, its value the whole
 `ArmStats` as it stands (compaction keeps the last). The changelog entries of
 a batch are written in the transaction that commits its input offsets
 (`loopline.stream.state`), so the statistics count every example exactly
@@ -67,6 +68,14 @@ class ArmsState:
         if stats is None:
             stats = self.arms[key] = ArmStats()
         stats.add(outcome.label, outcome.score)
+        self.changed.add(key)
+
+    def add_decision(self, experiment: str, arm: str, latency_ms: float) -> None:
+        key = (experiment, arm)
+        stats = self.arms.get(key)
+        if stats is None:
+            stats = self.arms[key] = ArmStats()
+        stats.add_decision(latency_ms)
         self.changed.add(key)
 
 

@@ -7,7 +7,8 @@ guardrail ``Guardrail(metric, margin)`` is *breached* when the whole interval
 says the treatment is worse than control by more than `margin` (relative to
 control's value): for a metric where higher is better, the interval's upper
 end is below ``-margin * |control|``. A treatment *wins* when the interval of
-the primary metric lies wholly on the better side of 0.
+the primary metric lies wholly on the better side of 0. The p99 latency
+(from decisions) is compared by `compare_p99`, lower being better.
 
 Nothing is concluded from fewer than `MIN_UNITS` examples of an arm: the
 interval rests on the central limit theorem, which a handful of 0/1 labels
@@ -36,6 +37,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from loopline.experiments.latency import quantile, quantile_interval
 from loopline.experiments.records import Experiment, Verdict
 from loopline.experiments.sequential import TUNING, confidence_sequence
 from loopline.experiments.statistics import (
@@ -46,10 +48,26 @@ from loopline.experiments.statistics import (
     units,
 )
 
-__all__ = ["MIN_UNITS", "Comparison", "breach", "compare", "unwatched", "winner"]
+__all__ = [
+    "MIN_DECISIONS",
+    "MIN_UNITS",
+    "WATCHED",
+    "Comparison",
+    "breach",
+    "compare",
+    "compare_p99",
+    "unwatched",
+    "winner",
+]
 
 MIN_UNITS = 30
 """Examples each arm needs before its interval is read at all."""
+
+MIN_DECISIONS = 100
+"""Decisions each arm needs before its p99 latency is compared (a p99 of fewer is the maximum)."""
+
+WATCHED = (*LABELLED_METRICS, "p99_latency_ms")
+"""The metrics the watcher computes: from labelled examples, and the latency from decisions."""
 
 
 @dataclass(frozen=True)
@@ -94,17 +112,37 @@ def compare(
     return Comparison(metric, arm, mean_c, difference, low, high, n_c + n_t)
 
 
+def compare_p99(
+    arm: str, control: ArmStats, treatment: ArmStats, *, alpha: float = 0.05
+) -> Comparison | None:
+    """The treatment's p99 latency minus control's, with an anytime-valid interval.
+
+    Each arm's p99 has its own interval at alpha / 2 (`latency.quantile_interval`);
+    the difference's interval spans them. None before each arm served `MIN_DECISIONS`.
+    """
+    if min(control.decisions, treatment.decisions) < MIN_DECISIONS:
+        return None
+    p_c, p_t = quantile(control.latency, 0.99), quantile(treatment.latency, 0.99)
+    low_c, high_c = quantile_interval(control.latency, 0.99, alpha=alpha / 2)
+    low_t, high_t = quantile_interval(treatment.latency, 0.99, alpha=alpha / 2)
+    units = control.decisions + treatment.decisions
+    return Comparison("p99_latency_ms", arm, p_c, p_t - p_c, low_t - high_c, high_t - low_c, units)
+
+
 def _comparisons(
     experiment: Experiment, stats: Mapping[str, ArmStats], metric: str
 ) -> Iterator[Comparison]:
     control = stats.get(experiment.control.name)
-    if control is None or metric not in LABELLED_METRICS:
+    if control is None or metric not in WATCHED:
         return
     for arm in experiment.treatments:
         treatment = stats.get(arm.name)
         if treatment is None:
             continue
-        c = compare(metric, arm.name, control, treatment, alpha=experiment.alpha)
+        if metric == "p99_latency_ms":
+            c = compare_p99(arm.name, control, treatment, alpha=experiment.alpha)
+        else:
+            c = compare(metric, arm.name, control, treatment, alpha=experiment.alpha)
         if c is not None:
             yield c
 
@@ -136,6 +174,6 @@ def winner(experiment: Experiment, stats: Mapping[str, ArmStats]) -> Verdict | N
 
 
 def unwatched(experiment: Experiment) -> list[str]:
-    """The metrics `experiment` declares that are not computed from labelled examples."""
+    """The metrics `experiment` declares that the watcher does not compute."""
     declared = [experiment.primary, *(g.metric for g in experiment.guardrails)]
-    return sorted({m for m in declared if m not in LABELLED_METRICS})
+    return sorted({m for m in declared if m not in WATCHED})

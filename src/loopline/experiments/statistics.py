@@ -4,7 +4,9 @@ One `ArmStats` holds, for the labelled examples of one arm, the count, the
 sum and sum of squares of the label, how many were positive, and, for the
 examples whose served score is a probability, the sum and sum of squares of
 its log loss and a histogram of the scores of positives and of negatives
-(`BINS` bins over [0, 1]). Label metrics and log loss are means of
+(`BINS` bins over [0, 1]); and, from the decisions, how many the arm
+served and a histogram of their latency (`loopline.experiments.latency`).
+Label metrics and log loss are means of
 per-example values, so their estimate and the variance of one example come
 from the sums; the AUC comes from the histograms (ties within a bin count
 half) with the Hanley-McNeil variance. Two `ArmStats` add up (`merge`):
@@ -35,6 +37,8 @@ import math
 
 import msgspec
 
+from loopline.experiments.latency import add as add_latency
+
 __all__ = [
     "BINS",
     "HIGHER_IS_BETTER",
@@ -50,7 +54,13 @@ __all__ = [
 LABELLED_METRICS = ("mean_label", "acceptance_rate", "log_loss", "auc")
 """The metrics the watcher computes from labelled examples (sums of per-example values)."""
 
-HIGHER_IS_BETTER = {"mean_label": True, "acceptance_rate": True, "log_loss": False, "auc": True}
+HIGHER_IS_BETTER = {
+    "mean_label": True,
+    "acceptance_rate": True,
+    "log_loss": False,
+    "auc": True,
+    "p99_latency_ms": False,
+}
 
 BINS = 100
 """Histogram bins of the served score over [0, 1], for the AUC (ties within a bin count half)."""
@@ -70,6 +80,8 @@ class ArmStats(msgspec.Struct, array_like=True):
     loss_squares: float = 0.0
     positives: list[int] = msgspec.field(default_factory=list)
     negatives: list[int] = msgspec.field(default_factory=list)
+    decisions: int = 0
+    latency: dict[int, int] = msgspec.field(default_factory=dict)
 
     def add(self, label: float, score: float | None = None) -> None:
         """Count one labelled example with `label`, served with `score`."""
@@ -88,6 +100,11 @@ class ArmStats(msgspec.Struct, array_like=True):
                 self.positives, self.negatives = [0] * BINS, [0] * BINS
             (self.positives if positive else self.negatives)[min(int(score * BINS), BINS - 1)] += 1
 
+    def add_decision(self, latency_ms: float) -> None:
+        """Count one decision the arm served in `latency_ms` (`loopline.experiments.latency`)."""
+        self.decisions += 1
+        add_latency(self.latency, latency_ms)
+
     def merge(self, other: ArmStats) -> ArmStats:
         """The statistics of both together (a new `ArmStats`)."""
         return ArmStats(
@@ -100,7 +117,10 @@ class ArmStats(msgspec.Struct, array_like=True):
             self.loss_squares + other.loss_squares,
             _add(self.positives, other.positives),
             _add(self.negatives, other.negatives),
-        )
+            self.decisions + other.decisions,
+            {b: self.latency.get(b, 0) + other.latency.get(b, 0)
+             for b in self.latency.keys() | other.latency.keys()},
+        )  # fmt: skip
 
 
 def _add(a: list[int], b: list[int]) -> list[int]:
@@ -157,6 +177,8 @@ def _auc(stats: ArmStats) -> tuple[float, float]:
 
 def units(stats: ArmStats, metric: str) -> int:
     """How many examples `metric` of this arm is computed from."""
+    if metric == "p99_latency_ms":
+        return stats.decisions
     return stats.scored if metric in ("log_loss", "auc") else stats.n
 
 

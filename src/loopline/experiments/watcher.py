@@ -2,10 +2,12 @@
 
 `ExperimentWatcher` is a task on the stream runtime (``loopline experiments
 run APP``). It reads the application's labelled examples (``<app>.labelled``,
-each naming the experiment and arm of its decision) in the consumer group
-``<app>.experiments`` and keeps, per (experiment, arm), the sufficient
-statistics of its outcomes in changelog-backed state
-(`loopline.experiments.arm_state`), exactly once. At most once every
+each naming the experiment and arm of its decision) and its decisions
+(``<app>.decisions``, for the latency each arm served with) in the
+consumer group ``<app>.experiments``, and keeps, per (experiment, arm), the
+sufficient statistics of its outcomes and decisions in changelog-backed
+state (one unit per input partition,
+`loopline.experiments.inputs`; `loopline.experiments.arm_state`), exactly once. At most once every
 `interval` seconds, when new outcomes arrived, it looks at every running
 experiment on the registry (`ExperimentRegistry`) and, in this order:
 
@@ -26,7 +28,7 @@ it reads the experiment again at the next look and never undoes theirs.
 
 **Partitions.** Statistics are kept per input partition. A member that owns
 every partition acts on its own sums. With several members (Kafka), only the
-member that owns partition 0 acts: it adds the other partitions' committed
+member that owns partition 0 of the labelled examples acts: it adds the other partitions' committed
 statistics, read from their changelog partitions, to its own; the others
 only count (and say once why they do not act). See decision 0023.
 
@@ -55,7 +57,6 @@ only count (and say once why they do not act). See decision 0023.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import threading
 import time
@@ -66,6 +67,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from loopline.app import App
+from loopline.contracts.codecs import ContractViolation
+from loopline.contracts.registry import SchemaRegistry
 from loopline.experiments import metrics
 from loopline.experiments.arm_state import (
     ArmsStateCodec,
@@ -74,13 +77,16 @@ from loopline.experiments.arm_state import (
     totals,
 )
 from loopline.experiments.bandit import floored, moved, probability_best
-from loopline.experiments.guardrails import breach, unwatched, winner
+from loopline.experiments.guardrails import WATCHED, breach, unwatched, winner
+from loopline.experiments.inputs import ensure_topics
 from loopline.experiments.ramp import next_step, step
 from loopline.experiments.records import Experiment, ExperimentError, Verdict
 from loopline.experiments.registry import ExperimentConflict, ExperimentRegistry
 from loopline.experiments.statistics import LABELLED_METRICS, ArmStats, decode_stats, estimate
-from loopline.log import Log, LogError, Record, TopicConfig, TopicExists, TopicPartition
+from loopline.log import Log, Record, TopicPartition
 from loopline.models.registry import ModelRegistry
+from loopline.outcomes.inputs import decoder
+from loopline.serving.decisions import Decision
 from loopline.stream import names
 from loopline.stream.runner import Runner
 from loopline.stream.state import PartitionedState
@@ -97,10 +103,11 @@ class WatcherStats(TaskStats):
     """What an `ExperimentWatcher` did since it started.
 
     `examples` counts labelled examples of an experiment, `outside` those of
-    none; `changes` holds every experiment revision the watcher wrote.
+    none, `decisions` decisions of an experiment; `changes` holds every experiment revision the watcher wrote.
     """
 
     examples: int = 0
+    decisions: int = 0
     outside: int = 0
     looks: int = 0
     weights: int = 0
@@ -126,6 +133,7 @@ class ExperimentWatcher(Task):
         self,
         log: Log,
         app: App,
+        contracts: SchemaRegistry | None = None,
         *,
         experiments: ExperimentRegistry | None = None,
         models: ModelRegistry | None = None,
@@ -139,10 +147,17 @@ class ExperimentWatcher(Task):
         self.labelled = names.labelled(app.name)
         self.changelog = names.experiments_changelog(app.name)
         self.group = names.experiments_group(app.name)
-        self.topics = (self.labelled,)
+        self.decisions = names.decisions(app.name)
+        self.topics = (self.labelled, self.decisions)
         self.interval, self.min_change = interval, min_change
         self.stats = WatcherStats()
-        self.partitions = self._ensure_topics()
+        labelled_partitions, decision_partitions = ensure_topics(log, app, contracts)
+        # state unit of an input partition: the labelled partitions first, then the decisions'
+        self._first = {self.labelled: 0, self.decisions: labelled_partitions}
+        self.units = labelled_partitions + decision_partitions
+        self._decode_decision, self._decision_contract = decoder(
+            contracts, self.decisions, Decision
+        )
         self._own_experiments = experiments is None
         self.experiments = experiments or ExperimentRegistry(log)
         self._models = models
@@ -163,21 +178,6 @@ class ExperimentWatcher(Task):
             commit_interval=commit_interval,
             max_batch=max_batch,
         )
-
-    def _ensure_topics(self) -> int:
-        """Create the labelled topic (as many partitions as the decisions) and the changelog."""
-        try:
-            partitions = len(self.log.describe_topic(self.labelled).partitions)
-        except LogError:
-            try:
-                partitions = len(self.log.describe_topic(names.decisions(self.app.name)).partitions)
-            except LogError:
-                partitions = 1
-            with contextlib.suppress(TopicExists):
-                self.log.create_topic(self.labelled, TopicConfig(partitions=partitions))
-        with contextlib.suppress(TopicExists):
-            self.log.create_topic(self.changelog, TopicConfig(partitions=partitions, compact=True))
-        return partitions
 
     # -- running --------------------------------------------------------------------------
 
@@ -214,9 +214,13 @@ class ExperimentWatcher(Task):
 
     def process(self, records: list[Record], context: Context) -> None:
         states, stats = self.states, self.stats
-        states.restore({r.partition for r in records})
+        first = self._first
+        states.restore({first[r.topic] + r.partition for r in records})
         counted: collections.Counter[tuple[str, str]] = collections.Counter()
         for record in records:
+            if record.topic == self.decisions:
+                self._decision(record, context)
+                continue
             try:
                 outcome = msgspec.json.decode(record.value or b"", type=LabelledOutcome)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -225,12 +229,27 @@ class ExperimentWatcher(Task):
             if not outcome.experiment or not outcome.arm:
                 stats.outside += 1
                 continue
-            states.get(record.partition).add(outcome)
+            states.get(record.partition).add(outcome)  # a labelled partition is its unit
             states.changed(record.partition)
             counted[(outcome.experiment, outcome.arm)] += 1
         for (experiment, arm), n in counted.items():
             metrics.OUTCOMES.labels(self.app.name, experiment, arm).inc(n)
             stats.examples += n
+            self._pending = True
+
+    def _decision(self, record: Record, context: Context) -> None:
+        try:
+            decision = self._decode_decision(record.value)
+        except ContractViolation as exc:
+            context.dead_letter(record, str(exc), self._decision_contract)
+            return
+        if decision.experiment and decision.arm:
+            unit = self._first[record.topic] + record.partition
+            self.states.get(unit).add_decision(
+                decision.experiment, decision.arm, decision.latency_ms
+            )
+            self.states.changed(unit)
+            self.stats.decisions += 1
             self._pending = True
 
     def checkpoint(self, context: Context) -> None:
@@ -241,7 +260,7 @@ class ExperimentWatcher(Task):
         )
 
     def revoke(self, partitions: set[TopicPartition]) -> None:
-        self.states.drop({tp.partition for tp in partitions})
+        self.states.drop({self._first[tp.topic] + tp.partition for tp in partitions})
 
     def reset(self) -> None:
         self.states.clear()
@@ -257,18 +276,17 @@ class ExperimentWatcher(Task):
         if time.monotonic() - self._looked < self.interval:
             return
         self._looked = time.monotonic()
-        owned = sorted({tp.partition for tp in context.owned})
+        owned = sorted({self._first[tp.topic] + tp.partition for tp in context.owned})
         if not owned:
             return
-        if len(owned) < self.partitions:
+        if len(owned) < self.units:
             if 0 not in owned:
-                self._pending = False  # the member owning partition 0 looks at these
+                self._pending = False  # the member owning labelled partition 0 looks at these
                 self._say_once(
                     "not-leader",
-                    "%s: this member owns partitions %s of %s, not 0: it counts outcomes, "
-                    "and the member owning partition 0 acts on the experiments",
+                    "%s: this member does not own partition 0 of %s: it counts outcomes and "
+                    "decisions, and the member owning that partition acts on the experiments",
                     self.group,
-                    owned,
                     self.labelled,
                 )
                 return
@@ -279,10 +297,10 @@ class ExperimentWatcher(Task):
             self.look(self.totals(owned))
 
     def totals(self, owned: list[int]) -> Totals:
-        """Every (experiment, arm)'s statistics: owned partitions' own, others' committed."""
+        """Every (experiment, arm)'s statistics: owned units' own, the others' committed."""
         self.states.restore(owned)
         parts = [self.states.get(p).arms for p in owned]
-        if len(owned) < self.partitions:
+        if len(owned) < self.units:
             self._read_others()
             parts += [arms for p, arms in self._remote.items() if p not in owned]
         return totals(parts)
@@ -325,11 +343,11 @@ class ExperimentWatcher(Task):
         if missing := unwatched(e):
             self._say_once(
                 f"unwatched-{e.name}",
-                "experiment %s declares %s, which the watcher does not compute from labelled "
-                "examples (it computes %s): those are not watched",
+                "experiment %s declares %s, which the watcher does not compute (it computes "
+                "%s): those are not watched",
                 e.name,
                 ", ".join(missing),
-                ", ".join(LABELLED_METRICS),
+                ", ".join(WATCHED),
             )
         outcomes = sum(s.n for s in arms.values())
         if (verdict := breach(e, arms)) is not None:
