@@ -455,7 +455,8 @@ class Online(Stage):
 
 
 class Experiments(Stage):
-    """`experiments run`: a bandit's outcomes counted per arm, its weights moved by them."""
+    """`experiments run`: a bandit's outcomes and decisions (with their latency) counted per
+    arm, its weights moved by them."""
 
     def __init__(self, base: str) -> None:
         super().__init__(base, "experiments")
@@ -466,8 +467,9 @@ class Experiments(Stage):
     def _start(self, log: Log, app: str) -> None:
         if app in self.extra.setdefault("started", set()):
             return
-        if names.labelled(app) not in log.list_topics():
-            log.create_topic(names.labelled(app), TopicConfig(partitions=2))
+        for topic in (names.labelled(app), names.decisions(app)):
+            if topic not in log.list_topics():
+                log.create_topic(topic, TopicConfig(partitions=2))
         registry = ExperimentRegistry(log)
         arms = (
             Arm("control", alias="production", weight=0.5, control=True),
@@ -493,18 +495,25 @@ class Experiments(Stage):
                 continue
             arm = rng.choice(["control", "v2"])
             rate = 0.2 if arm == "control" else 0.5
-            rows.append((member, (arm, float(rng.random() < rate), rng.random())))
+            latency = rng.lognormvariate(3.0, 0.5)
+            rows.append((member, (arm, float(rng.random() < rate), rng.random(), latency)))
         producer = log.producer()
         for app in apps:
-            for member, row in rows:
+            for i, (member, row) in enumerate(rows):
+                at = T0 + i * 1000
                 if row is None:
-                    value = b'{"label": "yes"'
-                else:
-                    arm, label, score = row
-                    value = json.dumps(
-                        {"label": label, "experiment": f"{app}-e", "arm": arm, "score": score}
-                    ).encode()
-                producer.send(names.labelled(app), value, member.encode())
+                    producer.send(names.labelled(app), b'{"label": "yes"', member.encode())
+                    producer.send(names.decisions(app), b'{"kind": 7}', member.encode())
+                    continue
+                arm, label, score, latency = row
+                example = {"label": label, "experiment": f"{app}-e", "arm": arm, "score": score}
+                decision = _decision(f"d-{i}", member, at, [member]) | {
+                    "latency_ms": latency,
+                    "experiment": f"{app}-e",
+                    "arm": arm,
+                }
+                producer.send(names.labelled(app), json.dumps(example).encode(), member.encode())
+                producer.send(names.decisions(app), json.dumps(decision).encode(), member.encode())
         producer.flush()
         producer.close()
 
@@ -517,9 +526,11 @@ class Experiments(Stage):
         after, once = read_statistics(log, crashed), read_statistics(log, clean)
         assert after[f"{crashed}-e"] == once[f"{clean}-e"], (after, once)
         counted = sum(s.n for s in once[f"{clean}-e"].values())
-        assert counted == self.fed - self.bad > 0
-        dead = [len(drain(log, names.dead_letters(names.labelled(a)))) for a in (crashed, clean)]
-        assert dead == [self.bad, self.bad] and self.bad > 0, dead
+        decisions = sum(s.decisions for s in once[f"{clean}-e"].values())
+        assert counted == decisions == self.fed - self.bad > 0
+        for topic in (names.labelled, names.decisions):
+            dead = [len(drain(log, names.dead_letters(topic(a)))) for a in (crashed, clean)]
+            assert dead == [self.bad, self.bad] and self.bad > 0, dead
         registry = ExperimentRegistry(log)
         try:
             history = registry.history(f"{crashed}-e")
