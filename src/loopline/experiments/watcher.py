@@ -103,7 +103,8 @@ class WatcherStats(TaskStats):
     """What an `ExperimentWatcher` did since it started.
 
     `examples` counts labelled examples of an experiment, `outside` those of
-    none, `decisions` decisions of an experiment; `changes` holds every experiment revision the watcher wrote.
+    none, `decisions` decisions of an experiment; `changes` holds every
+    experiment revision the watcher wrote.
     """
 
     examples: int = 0
@@ -121,10 +122,12 @@ class WatcherStats(TaskStats):
 class ExperimentWatcher(Task):
     """Learns from `app`'s outcomes and acts on its experiments (see the module docstring).
 
-    `experiments` and `models` are the registries to act through (made on
-    `log` when not given; a made one is closed with the watcher). `interval`:
-    the least seconds between two looks at the experiments; `min_change`: the
-    least move of a bandit weight worth writing.
+    `contracts` (optional): a schema registry; the decisions topic is read with
+    the contract it is bound to, and bound when the watcher creates it (a
+    `LogRegistry`). `experiments` and `models` are the registries to act
+    through (made on `log` when not given; a made one is closed with the
+    watcher). `interval`: the least seconds between two looks at the
+    experiments; `min_change`: the least move of a bandit weight worth writing.
     """
 
     name = "experiments"
@@ -167,7 +170,10 @@ class ExperimentWatcher(Task):
         )
         self._others: Table | None = None  # the changelog, for partitions other members own
         self._remote: dict[int, dict[tuple[str, str], ArmStats]] = {}
-        self._pending = False  # outcomes counted since the last look
+        # outcomes counted since the last look; at the start, the restored state's
+        # (a predecessor may have committed them and died before looking)
+        self._pending = True
+        self._owned: list[int] = []
         self._looked = 0.0
         self._said: set[str] = set()  # what was logged once already
         self.runner = Runner(
@@ -279,6 +285,8 @@ class ExperimentWatcher(Task):
         owned = sorted({self._first[tp.topic] + tp.partition for tp in context.owned})
         if not owned:
             return
+        if owned != self._owned:  # partitions moved: look at what this member holds now
+            self._owned, self._pending = owned, True
         if len(owned) < self.units:
             if 0 not in owned:
                 self._pending = False  # the member owning labelled partition 0 looks at these
