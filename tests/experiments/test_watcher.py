@@ -7,6 +7,9 @@ it measured.
 
 from __future__ import annotations
 
+import json
+import threading
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -17,6 +20,7 @@ from loopline.experiments.records import Arm, Experiment, Guardrail
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.experiments.watcher import ExperimentWatcher
 from loopline.models import HmacSigner, ModelRegistry
+from loopline.stream import names
 from support import unique
 
 SIGNER = HmacSigner(b"the watcher tests' secret")
@@ -331,3 +335,35 @@ def test_the_watcher_never_undoes_a_change_a_person_made_meanwhile(log) -> None:
         ("stopped", "a person stopped it"),
     ]
     assert watcher.stats.weights == 0
+
+
+def test_a_watcher_acts_on_outcomes_its_predecessor_counted_but_never_looked_at(
+    log, registry
+) -> None:
+    app, name = unique("heir"), unique("ranker-heir")
+    arms = (
+        Arm("control", alias="production", weight=0.5, control=True),
+        Arm("v2", version=2, weight=0.5),
+    )
+    registry.start(Experiment(name=name, model=name, arms=arms, policy="bandit", salt="h"))
+    # The first watcher counts and commits, but would look only after a day: it stops first.
+    first = ExperimentWatcher(log, App(app), experiments=registry, interval=86_400)
+    producer = log.producer()
+    for arm, label in [("control", 0.0), ("v2", 1.0)] * 150:
+        example = {"label": label, "experiment": name, "arm": arm}
+        producer.send(names.labelled(app), json.dumps(example).encode(), b"m")
+    producer.flush()
+    producer.close()
+    stop = threading.Event()
+    try:
+        first.run(stop, on_commit=lambda w: w.stats.examples == 300 and stop.set())
+    finally:
+        first.close()
+    assert sum(s.n for s in read_statistics(log, app)[name].values()) == 300
+    assert registry.get(name).revision == 1  # nobody looked
+    second = _watch(log, registry, app)
+    try:
+        second.run_until_caught_up()
+    finally:
+        second.close()
+    assert second.stats.examples == 0 and registry.get(name).weights["v2"] >= 0.9

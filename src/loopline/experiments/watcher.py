@@ -174,7 +174,7 @@ class ExperimentWatcher(Task):
         # (a predecessor may have committed them and died before looking)
         self._pending = True
         self._owned: list[int] = []
-        self._looked = 0.0
+        self._looked = time.monotonic()  # the first look too waits `interval`
         self._said: set[str] = set()  # what was logged once already
         self.runner = Runner(
             log,
