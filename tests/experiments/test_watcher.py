@@ -367,3 +367,23 @@ def test_a_watcher_acts_on_outcomes_its_predecessor_counted_but_never_looked_at(
     finally:
         second.close()
     assert second.stats.examples == 0 and registry.get(name).weights["v2"] >= 0.9
+
+
+def test_a_winner_whose_alias_cannot_move_is_left_running_and_said(log, registry, caplog):
+    app, name = unique("nomodel"), unique("ranker-nomodel")  # no versions were published
+    arms = (
+        Arm("control", alias="production", weight=0.5, control=True),
+        Arm("v2", version=2, weight=0.5),
+    )
+    registry.start(Experiment(name=name, model=name, arms=arms, salt="n", auto_conclude=True))
+    watcher = _watch(log, registry, app)
+    sim = Simulation(log, app, registry, watcher, Rates({"control": 0.1, "v2": 0.6}), seed=10)
+    try:
+        sim.serve(name, 400)
+        sim.serve(name, 400)
+    finally:
+        sim.close()
+        watcher.close()
+    assert registry.get(name).state == "running"
+    said = [r.getMessage() for r in caplog.records if "cannot move" in r.getMessage()]
+    assert len(said) == 1 and "conclude it by hand" in said[0], said

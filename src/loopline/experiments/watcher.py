@@ -84,7 +84,7 @@ from loopline.experiments.records import Experiment, ExperimentError, Verdict
 from loopline.experiments.registry import ExperimentConflict, ExperimentRegistry
 from loopline.experiments.statistics import LABELLED_METRICS, ArmStats, decode_stats, estimate
 from loopline.log import Log, Record, TopicPartition
-from loopline.models.registry import ModelRegistry
+from loopline.models.registry import ModelNotFound, ModelRegistry, ModelRegistryError
 from loopline.outcomes.inputs import decoder
 from loopline.serving.decisions import Decision
 from loopline.stream import names
@@ -346,6 +346,14 @@ class ExperimentWatcher(Task):
                 self._pending = True
             except ExperimentError as exc:  # stopped or changed meanwhile: nothing to do
                 logger.info("%s: %s", experiment.name, exc)
+            except (ModelNotFound, ModelRegistryError) as exc:  # the winner cannot be promoted
+                self._say_once(
+                    f"promote-{experiment.name}",
+                    "experiment %s has a winner, but its alias cannot move (%s): conclude it "
+                    "by hand",
+                    experiment.name,
+                    exc,
+                )
 
     def _act(self, e: Experiment, arms: dict[str, ArmStats]) -> None:
         if missing := unwatched(e):
@@ -464,6 +472,7 @@ class ExperimentWatcher(Task):
 
 
 def _interval(v: Verdict) -> str:
+    units = "decisions" if v.metric == "p99_latency_ms" else "outcomes"
     return (
-        f"difference {v.estimate:+.4g}, interval {v.low:+.4g} to {v.high:+.4g}, {v.units} outcomes"
+        f"difference {v.estimate:+.4g}, interval {v.low:+.4g} to {v.high:+.4g}, {v.units} {units}"
     )
