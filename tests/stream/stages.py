@@ -456,7 +456,11 @@ class Online(Stage):
 
 class Experiments(Stage):
     """`experiments run`: a bandit's outcomes and decisions (with their latency) counted per
-    arm, its weights moved by them."""
+    arm, its weights moved by them.
+
+    The application of run `app` is ``<app>-x``: the broker outage test runs every stage
+    under one application name, and the outcome joiner's stage writes decisions too.
+    """
 
     def __init__(self, base: str) -> None:
         super().__init__(base, "experiments")
@@ -465,6 +469,7 @@ class Experiments(Stage):
         self.extra["started"] = set()
 
     def _start(self, log: Log, app: str) -> None:
+        app = f"{app}-x"
         if app in self.extra.setdefault("started", set()):
             return
         for topic in (names.labelled(app), names.decisions(app)):
@@ -498,7 +503,7 @@ class Experiments(Stage):
             latency = rng.lognormvariate(3.0, 0.5)
             rows.append((member, (arm, float(rng.random() < rate), rng.random(), latency)))
         producer = log.producer()
-        for app in apps:
+        for app in (f"{a}-x" for a in apps):
             for i, (member, row) in enumerate(rows):
                 at = T0 + i * 1000
                 if row is None:
@@ -519,18 +524,25 @@ class Experiments(Stage):
 
     def task(self, log: Log, app: str, instance: str) -> Running:
         return ExperimentWatcher(
-            log, App(app), instance=instance, commit_interval=0.05, max_batch=25, interval=0.05
+            log,
+            App(f"{app}-x"),
+            instance=instance,
+            commit_interval=0.05,
+            max_batch=25,
+            interval=0.05,
         )
 
     def verify(self, log: Log, crashed: str, clean: str) -> None:
+        crashed, clean = f"{crashed}-x", f"{clean}-x"
         after, once = read_statistics(log, crashed), read_statistics(log, clean)
         assert after[f"{crashed}-e"] == once[f"{clean}-e"], (after, once)
         counted = sum(s.n for s in once[f"{clean}-e"].values())
         decisions = sum(s.decisions for s in once[f"{clean}-e"].values())
         assert counted == decisions == self.fed - self.bad > 0
-        for topic in (names.labelled, names.decisions):
-            dead = [len(drain(log, names.dead_letters(topic(a)))) for a in (crashed, clean)]
-            assert dead == [self.bad, self.bad] and self.bad > 0, dead
+        dead = [len(drain(log, names.dead_letters(names.labelled(a)))) for a in (crashed, clean)]
+        assert dead == [self.bad, self.bad] and self.bad > 0, dead
+        # unreadable decisions are skipped: the outcome joiner dead-letters them, not twice
+        assert names.dead_letters(names.decisions(crashed)) not in log.list_topics()
         registry = ExperimentRegistry(log)
         try:
             history = registry.history(f"{crashed}-e")

@@ -103,12 +103,14 @@ class WatcherStats(TaskStats):
     """What an `ExperimentWatcher` did since it started.
 
     `examples` counts labelled examples of an experiment, `outside` those of
-    none, `decisions` decisions of an experiment; `changes` holds every
-    experiment revision the watcher wrote.
+    none, `decisions` decisions of an experiment, `unreadable` decisions it
+    could not read (skipped: the joiner dead-letters them); `changes` holds
+    every experiment revision the watcher wrote.
     """
 
     examples: int = 0
     decisions: int = 0
+    unreadable: int = 0
     outside: int = 0
     looks: int = 0
     weights: int = 0
@@ -158,9 +160,7 @@ class ExperimentWatcher(Task):
         # state unit of an input partition: the labelled partitions first, then the decisions'
         self._first = {self.labelled: 0, self.decisions: labelled_partitions}
         self.units = labelled_partitions + decision_partitions
-        self._decode_decision, self._decision_contract = decoder(
-            contracts, self.decisions, Decision
-        )
+        self._decode_decision, _ = decoder(contracts, self.decisions, Decision)
         self._own_experiments = experiments is None
         self.experiments = experiments or ExperimentRegistry(log)
         self._models = models
@@ -247,7 +247,20 @@ class ExperimentWatcher(Task):
         try:
             decision = self._decode_decision(record.value)
         except ContractViolation as exc:
-            context.dead_letter(record, str(exc), self._decision_contract)
+            # The outcome joiner dead-letters unreadable decisions: a second copy from here
+            # would count each twice in <app>.decisions.dlq. Counted and said once instead.
+            self.stats.unreadable += 1
+            self._say_once(
+                "unreadable",
+                "%s: decision at %s[%d] offset %d is unreadable (%s); skipped (the outcome "
+                "joiner sets such decisions aside on %s.dlq)",
+                self.group,
+                record.topic,
+                record.partition,
+                record.offset,
+                exc,
+                record.topic,
+            )
             return
         if decision.experiment and decision.arm:
             unit = self._first[record.topic] + record.partition
