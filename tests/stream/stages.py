@@ -13,6 +13,7 @@ very same stage from the command line.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import random
 import threading
@@ -24,6 +25,10 @@ import numpy as np
 
 from loopline.app import App
 from loopline.contracts import LogRegistry
+from loopline.experiments.arm_state import read_statistics
+from loopline.experiments.records import Arm, Experiment, ExperimentError
+from loopline.experiments.registry import ExperimentRegistry
+from loopline.experiments.watcher import ExperimentWatcher
 from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature
 from loopline.features.aggregations import Count, Sum
 from loopline.features.processor import FeatureProcessor
@@ -446,7 +451,114 @@ class Online(Stage):
         assert len(drain(log, names.dead_letters(self.examples))) >= 2 * self.bad > 0
 
 
-KINDS = {"features": Features, "outcomes": Outcomes_, "scorer": Scorer, "online": Online}
+# -- the experiment watcher ----------------------------------------------------------------
+
+
+class Experiments(Stage):
+    """`experiments run`: a bandit's outcomes and decisions (with their latency) counted per
+    arm, its weights moved by them.
+
+    The application of run `app` is ``<app>-x``: the broker outage test runs every stage
+    under one application name, and the outcome joiner's stage writes decisions too.
+    """
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base, "experiments")
+
+    def prepare(self, log: Log) -> None:
+        self.extra["started"] = set()
+
+    def _start(self, log: Log, app: str) -> None:
+        app = f"{app}-x"
+        if app in self.extra.setdefault("started", set()):
+            return
+        for topic in (names.labelled(app), names.decisions(app)):
+            if topic not in log.list_topics():
+                log.create_topic(topic, TopicConfig(partitions=2))
+        registry = ExperimentRegistry(log)
+        arms = (
+            Arm("control", alias="production", weight=0.5, control=True),
+            Arm("v2", version=2, weight=0.5),
+        )
+        with contextlib.suppress(ExperimentError):  # a child process started it already
+            registry.start(
+                Experiment(name=f"{app}-e", model=f"{app}-m", arms=arms, policy="bandit")
+            )
+        registry.close()
+        self.extra["started"].add(app)
+
+    def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None:
+        for app in apps:
+            self._start(log, app)
+        rows = []
+        for _ in range(n):
+            self.fed += 1
+            member = f"m{rng.randrange(30)}"
+            if rng.random() < 0.03:
+                rows.append((member, None))
+                self.bad += 1
+                continue
+            arm = rng.choice(["control", "v2"])
+            rate = 0.2 if arm == "control" else 0.5
+            latency = rng.lognormvariate(3.0, 0.5)
+            rows.append((member, (arm, float(rng.random() < rate), rng.random(), latency)))
+        producer = log.producer()
+        for app in (f"{a}-x" for a in apps):
+            for i, (member, row) in enumerate(rows):
+                at = T0 + i * 1000
+                if row is None:
+                    producer.send(names.labelled(app), b'{"label": "yes"', member.encode())
+                    producer.send(names.decisions(app), b'{"kind": 7}', member.encode())
+                    continue
+                arm, label, score, latency = row
+                example = {"label": label, "experiment": f"{app}-e", "arm": arm, "score": score}
+                decision = _decision(f"d-{i}", member, at, [member]) | {
+                    "latency_ms": latency,
+                    "experiment": f"{app}-e",
+                    "arm": arm,
+                }
+                producer.send(names.labelled(app), json.dumps(example).encode(), member.encode())
+                producer.send(names.decisions(app), json.dumps(decision).encode(), member.encode())
+        producer.flush()
+        producer.close()
+
+    def task(self, log: Log, app: str, instance: str) -> Running:
+        return ExperimentWatcher(
+            log,
+            App(f"{app}-x"),
+            instance=instance,
+            commit_interval=0.05,
+            max_batch=25,
+            interval=0.05,
+        )
+
+    def verify(self, log: Log, crashed: str, clean: str) -> None:
+        crashed, clean = f"{crashed}-x", f"{clean}-x"
+        after, once = read_statistics(log, crashed), read_statistics(log, clean)
+        assert after[f"{crashed}-e"] == once[f"{clean}-e"], (after, once)
+        counted = sum(s.n for s in once[f"{clean}-e"].values())
+        decisions = sum(s.decisions for s in once[f"{clean}-e"].values())
+        assert counted == decisions == self.fed - self.bad > 0
+        dead = [len(drain(log, names.dead_letters(names.labelled(a)))) for a in (crashed, clean)]
+        assert dead == [self.bad, self.bad] and self.bad > 0, dead
+        # unreadable decisions are skipped: the outcome joiner dead-letters them, not twice
+        assert names.dead_letters(names.decisions(crashed)) not in log.list_topics()
+        registry = ExperimentRegistry(log)
+        try:
+            history = registry.history(f"{crashed}-e")
+        finally:
+            registry.close()
+        assert history[-1].weights["v2"] > 0.5, history[-1]  # the bandit acted on its counts
+        assert all(w >= 0.05 for e in history for w in e.weights.values())
+
+
+KINDS = {
+    "experiments": Experiments,
+    "features": Features,
+    "outcomes": Outcomes_,
+    "scorer": Scorer,
+    "online": Online,
+}
 
 
 def stage(kind: str, base: str) -> Stage:

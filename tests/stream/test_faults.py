@@ -1,7 +1,7 @@
 """Every kind of stage through one fault harness: kill -9, a failing log, a takeover, an outage.
 
 For each stage kind (`stream/stages.py`: the feature processor, the outcome
-joiner, the stream scorer, the online trainer) and each backend:
+joiner, the stream scorer, the online trainer, the experiment watcher) and each backend:
 
 - the stage runs in a process of its own and is killed with SIGKILL at
   random moments while records arrive, and started again;

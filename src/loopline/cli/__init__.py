@@ -22,6 +22,7 @@ from loopline.cli.dlq import dlq
 from loopline.cli.errors import CLIError, LogErrorGroup
 from loopline.cli.experiments import experiments
 from loopline.cli.experiments_report import report as experiments_report
+from loopline.cli.experiments_run import run as experiments_run
 from loopline.cli.features import features
 from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
 from loopline.cli.models import models
@@ -124,6 +125,7 @@ cli.add_command(outcomes)
 cli.add_command(experiments)
 cli.add_command(train)
 experiments.add_command(experiments_report)
+experiments.add_command(experiments_run)
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ One scheme, with ``.`` between the parts of a name:
   below its own part: ``shop.outcomes.late``, ``shop.outcomes.changelog``,
   ``shop.features.late``, ``shop.features.<fingerprint>.<source>.changelog``;
 - a consumer group is ``<app>.<stage>[.<what>]``: ``shop.features.<fingerprint>``,
-  ``shop.outcomes.join``, ``shop.serve.<topic>``, ``shop.train.<model>``;
+  ``shop.outcomes.join``, ``shop.serve.<topic>``, ``shop.train.<model>``,
+  ``shop.experiments``;
 - dead letters of any topic are ``<topic>.dlq``;
 - loopline's own compacted topics are ``_loopline_<thing>`` (schemas, models,
   model artifacts, ingest progress, experiments).
@@ -31,6 +32,8 @@ __all__ = [
     "INTERNAL_PREFIX",
     "dead_letters",
     "decisions",
+    "experiments_changelog",
+    "experiments_group",
     "features_changelog",
     "features_group",
     "features_late",
@@ -91,6 +94,16 @@ def outcomes_changelog(app: str) -> str:
 def outcomes_group(app: str) -> str:
     """The outcome joiner's consumer group."""
     return _name(app, "outcomes", "join")
+
+
+def experiments_changelog(app: str) -> str:
+    """The experiment watcher's outcome statistics per arm (compacted)."""
+    return _name(app, "experiments", "changelog")
+
+
+def experiments_group(app: str) -> str:
+    """The experiment watcher's consumer group."""
+    return _name(app, "experiments")
 
 
 def _features(app: str, fingerprint: str) -> str:
