@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from scipy import stats
-from simulated import simulate
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
+from experiments.simulated import simulate
 from loopline.cli import cli
 from loopline.experiments.sequential import confidence_sequence
 
