@@ -93,7 +93,8 @@ def test_demo_help_shows_the_options_and_examples() -> None:
 
 # -- the whole loop ------------------------------------------------------------------------
 
-DURATION = 30
+DURATION = 50
+BAD_MODEL_AT = 3  # before the first retraining: the broken version's canary starts at once
 
 
 def _command(*args: str, duration: int = DURATION) -> list[str]:
@@ -105,6 +106,8 @@ def _command(*args: str, duration: int = DURATION) -> list[str]:
         "demo",
         "--duration",
         str(duration),
+        "--bad-model-at",
+        str(BAD_MODEL_AT),
         "--no-live",
     ]
 
@@ -132,9 +135,20 @@ def _figure(name: str, out: str) -> int:
 def _check(out: str) -> None:
     assert _figure("decisions logged", out) > 200, out
     assert _figure("labelled examples", out) > 200, out
-    assert re.search(r"v2 trained on [\d,]+ examples", out), out  # a learned version, published
-    assert re.search(r"│\s+v2 │\s+\d+s │\s+[1-9]", out), out  # ... which answered requests
-    assert re.search(r"model in production\s+demo-[0-9a-f]{8}\.pymk v[2-9]", out), out
+    # the deliberately broken version (v2) is rolled back by its canary's guardrail before
+    # its ramp reaches 50%, and never becomes production
+    broken = re.search(
+        r"the deliberately broken v2 was rolled back by its guardrail; it reached ([\d,]+)\s+"
+        r"members \(([\d.]+)% of requests\)",
+        out,
+    )
+    assert broken, out
+    assert int(broken.group(1).replace(",", "")) > 0 and float(broken.group(2)) < 20.0, out
+    assert "v2 (deliberately broken) ramps to 50%" not in out, out
+    assert not re.search(r"model in production\s+demo-[0-9a-f]{8}\.pymk v2\b", out), out
+    # learned versions are published, and one enters a canary of its own (answering requests)
+    assert re.search(r"v([3-9]) trained on [\d,]+ examples", out), out
+    assert re.search(r"│\s+v[3-9] │\s+\d+s │\s+[1-9]", out), out
     assert "the starting heuristic (v1)" in out or "run longer" in out, out
     assert "(0 failed)" in out, out
 

@@ -53,6 +53,15 @@ with 'loopline topics list', 'loopline consume' and 'loopline models list'.""",
     help="Ranking requests per second from the simulated application.",
 )
 @click.option(
+    "--bad-model-at",
+    default=40.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Publish a deliberately broken version this many seconds in, to watch its canary "
+    "guardrail roll it back (0: never).",
+)
+@click.option(
     "--no-live",
     is_flag=True,
     help=f"Print a line every {PLAIN_EVERY:.0f} s instead of a live view (the default when "
@@ -61,7 +70,7 @@ with 'loopline topics list', 'loopline consume' and 'loopline models list'.""",
 @click.pass_obj
 def demo(
     settings: LogSettings, duration: float, log_url: str | None, seed: int, rate: float,
-    no_live: bool,
+    bad_model_at: float, no_live: bool,
 ) -> None:  # fmt: skip
     """Run the whole loop on a simulated "people you may know" network.
 
@@ -69,10 +78,15 @@ def demo(
     application asks the prediction service to rank suggested connections;
     simulated members accept with a probability that depends on hidden true
     factors; outcomes are joined to decisions into labelled examples; a
-    trainer retrains from them, publishes signed versions, and the service
-    hot-swaps each one. At the end: the learned model against the starting
-    heuristic, on acceptance rate. Ctrl-C stops early and still shows it.
+    trainer retrains from them and publishes signed versions; each one enters
+    as a canary experiment against production, and the experiment watcher
+    rolls it back when it does worse or makes it production when it does
+    better (the service hot-swaps it). A deliberately broken version shows a
+    rollback (--bad-model-at). At the end: the learned model against the
+    starting heuristic, on acceptance rate. Ctrl-C stops early and still
+    shows it.
     """
+    bad_at = bad_model_at or None
     from rich.console import Console
     from rich.live import Live
 
@@ -119,12 +133,13 @@ def demo(
                         stats = run_demo(
                             log, duration=duration, seed=seed, rate=rate, stop=stop,
                             state_dir=f"{tmp}/serve", on_start=started,
-                            on_tick=lambda s: redraw(view, s),
+                            on_tick=lambda s: redraw(view, s), bad_model_at=bad_at,
                         )  # fmt: skip
                 else:
                     stats = run_demo(
                         log, duration=duration, seed=seed, rate=rate, stop=stop,
                         state_dir=f"{tmp}/serve", on_start=started, on_tick=line,
+                        bad_model_at=bad_at,
                     )  # fmt: skip
         except LogError as exc:
             raise CLIError(settings.redact(f"the demo stopped: {exc}")) from None

@@ -34,11 +34,16 @@ def heuristic_score(same_city: float, c_seniority: float) -> float:
     return 2.0 * same_city + 0.3 * c_seniority
 
 
-def heuristic_trainer(features: Sequence[str], seed: int = 0) -> LightGBMTrainer:
+def heuristic_trainer(
+    features: Sequence[str], seed: int = 0, *, inverted: bool = False
+) -> LightGBMTrainer:
     """A fitted trainer that ranks as `heuristic_score` does, reading `features`.
 
     `features` must include ``same_city`` and ``c_seniority``; the others get
-    random values, so the fitted model learns to ignore them.
+    random values, so the fitted model learns to ignore them. `inverted`: the
+    deliberately broken version of ``--bad-model-at``, as a sign error in a
+    pipeline would make one: it puts candidates of other industries, and the
+    least active, first.
     """
     rng = np.random.default_rng(seed)
     n = 2000
@@ -47,6 +52,9 @@ def heuristic_trainer(features: Sequence[str], seed: int = 0) -> LightGBMTrainer
     columns["c_seniority"] = rng.integers(0, 4, n).astype(float)
     X = np.column_stack([columns[name] for name in features])
     rule = heuristic_score(columns["same_city"], columns["c_seniority"])
+    if inverted:
+        columns["same_industry"] = rng.integers(0, 2, n).astype(float)
+        rule = -(3.0 * columns["same_industry"] + columns["c_activity"])
     y = (rule + rng.normal(0, 0.3, n) > np.median(rule)).astype(int)
     trainer = LightGBMTrainer({"num_leaves": 4, "min_data_in_leaf": 20}, num_boost_round=20)
     trainer.fit(X, y, features=list(features))

@@ -9,8 +9,13 @@ its thread, as their commands would (``features run``, ``serve``,
 - the simulated application (`loopline.demo.traffic`) sends activity events
   and ranking requests to the prediction service, and outcomes a moment later;
 - the joiner turns decisions and outcomes into labelled examples;
-- the trainer retrains from ``<app>.labelled`` on a schedule, publishes a
-  signed version and moves the ``production`` alias; the service swaps it in.
+- the trainer retrains from ``<app>.labelled`` on a schedule and publishes a
+  signed version; it never moves ``production`` itself: each version enters
+  as a canary experiment against it (`loopline.demo.rollout`), and the
+  experiment watcher (``experiments run``) rolls it back when it does worse
+  or moves ``production`` to it when it does better; the service follows;
+- with `bad_model_at`, a deliberately broken version is proposed at that
+  second, to show its guardrail rolling it back.
 
 Every run has its own application name (``demo-<8 hex digits>``), so its
 topics and its model never meet another run's on a shared Kafka.
@@ -34,8 +39,12 @@ from loopline.contracts import LogRegistry
 from loopline.demo.application import FEATURES, demo_app, model_name
 from loopline.demo.heuristic import heuristic_trainer
 from loopline.demo.network import Network
+from loopline.demo.rollout import Rollout
 from loopline.demo.stats import DemoStats
 from loopline.demo.traffic import ACTIVITY_PER_STEP, Traffic, history
+from loopline.experiments.registry import ExperimentRegistry
+from loopline.experiments.router import ExperimentRouter
+from loopline.experiments.watcher import ExperimentWatcher
 from loopline.features.processor import FeatureProcessor
 from loopline.log import Log, TopicConfig, TopicExists
 from loopline.models.registry import ModelRegistry
@@ -76,12 +85,14 @@ def run_demo(
     stop: threading.Event | None = None,
     on_tick: Callable[[DemoStats], None] | None = None,
     on_start: Callable[[DemoStats], None] | None = None,
+    bad_model_at: float | None = None,
 ) -> DemoStats:
     """Run the simulated business on `log` for `duration` seconds (or until `stop` is set).
 
     `rate` is the application's ranking requests per second; `state_dir` holds
     the decision backlog; `on_start` sees the stats once every part runs,
-    `on_tick` after every step. Returns the final `DemoStats`.
+    `on_tick` after every step; `bad_model_at` (seconds into the run) is when
+    a deliberately broken version is proposed. Returns the final `DemoStats`.
     """
     stop = stop or threading.Event()
     name = f"demo-{random.Random().getrandbits(32):08x}"  # not the seed: every run is new
@@ -108,13 +119,26 @@ def run_demo(
             features=[(f, "float") for f in FEATURES],
         )
         models.promote(stats.model, v1.version, "production", reason="the starting heuristic")
-        stats.heuristic = v1.version
+        stats.heuristic = stats.production = v1.version
 
+        experiments = _closing(parts, ExperimentRegistry(log))
+        router = _closing(parts, ExperimentRouter(experiments, stats.model))
         service = PredictionService(
-            log, app, schemas, state_dir=state_dir, models=models, refresh_interval=0.2
-        )
+            log, app, schemas, state_dir=state_dir, models=models, refresh_interval=0.2,
+            router=router,
+        )  # fmt: skip
         parts.callback(_close_service, service, stats)
         joiner = _closing(parts, OutcomeJoiner(log, app, commit_interval=0.2))
+        watcher = _closing(
+            parts,
+            ExperimentWatcher(
+                log, app, schemas, experiments=experiments, models=models, commit_interval=0.2
+            ),
+        )
+        # the rollout reads the experiments' changes with a registry of its own: `refresh`
+        # hands each change to one reader, and the router reads the shared one
+        changes = _closing(parts, ExperimentRegistry(log))
+        rollout = Rollout(changes, stats, patience=max(60.0, 3 * schedule(duration)[1]))
         traffic = Traffic(log, schemas, network, service, stats, random.Random(seed))
         parts.callback(traffic.close)
         service.start()
@@ -125,8 +149,11 @@ def run_demo(
             threading.Thread(target=processor.run, args=(done,), name="demo-features", daemon=True),
             threading.Thread(target=joiner.run, args=(done,), name="demo-outcomes", daemon=True),
             threading.Thread(
+                target=watcher.run, args=(done,), name="demo-experiments", daemon=True
+            ),
+            threading.Thread(
                 target=_retrain,
-                args=(log, app, models, stats, done),
+                args=(log, app, models, rollout, stats, done),
                 name="demo-train",
                 daemon=True,  # a stuck part must not keep the process alive after the summary
             ),
@@ -137,7 +164,8 @@ def run_demo(
             thread.start()
         if on_start is not None:
             on_start(stats)
-        _run_traffic(traffic, service, joiner, stats, stop, rate, on_tick)
+        broken = _BrokenModel(models, rollout, stats, seed, bad_model_at)
+        _run_traffic(traffic, service, joiner, stats, stop, rate, on_tick, [rollout, broken])
         stats.stopped_early = stop.is_set()
     # What the joiner labelled up to its last commit, once it has stopped.
     stats.labelled, stats.positives = joiner.stats.examples, joiner.stats.positives
@@ -196,8 +224,10 @@ def _run_traffic(
     stop: threading.Event,
     rate: float,
     on_tick: Callable[[DemoStats], None] | None,
+    every_second: list[Any],
 ) -> None:
-    """Step the application `rate` times a second until the duration has passed."""
+    """Step the application `rate` times a second until the duration has passed; tick
+    each of `every_second` once a second."""
     interval, next_step = 1.0 / rate, time.monotonic()
     recent: list[tuple[float, int]] = []  # (when, events so far) over the last 5 s
     freshness = _Freshness(stats.app)
@@ -211,8 +241,13 @@ def _run_traffic(
             stats.events_per_s = (stats.events - recent[0][1]) / (now - recent[0][0])
         stats.decisions_logged = service.decisions.written
         stats.labelled, stats.positives = joiner.stats.examples, joiner.stats.positives
-        if now - freshness.read_at >= 1.0 and (fresh := freshness(now)) is not None:
-            stats.freshness_ms = fresh
+        if now - freshness.read_at >= 1.0:
+            if (fresh := freshness(now)) is not None:
+                stats.freshness_ms = fresh
+            for part in every_second:
+                part.tick()
+            if (held := service.models.alias(stats.model, "production")) is not None:
+                stats.production = held.version
         if on_tick is not None:
             on_tick(stats)
         next_step += interval
@@ -220,9 +255,15 @@ def _run_traffic(
 
 
 def _retrain(
-    log: Log, app: App, models: ModelRegistry, stats: DemoStats, done: threading.Event
+    log: Log,
+    app: App,
+    models: ModelRegistry,
+    rollout: Rollout,
+    stats: DemoStats,
+    done: threading.Event,
 ) -> None:
-    """``loopline train --labelled <app>.labelled --every ... --alias production``, in a thread."""
+    """``loopline train --labelled <app>.labelled --every ...``, in a thread; each version
+    published is proposed to `rollout` (a canary against ``production``)."""
     first, every = schedule(stats.duration)
     if done.wait(max(0.0, first - stats.elapsed)):
         return
@@ -233,8 +274,8 @@ def _retrain(
             f"{stats.elapsed:5.0f}s  v{result.version.version} trained on "
             f"{result.train_rows:,} examples"
             + (f", test AUC {auc:.3f}" if isinstance(auc, float) else "")
-            + ", promoted"
         )
+        rollout.propose(result.version.version)
 
     def failed(exc: Exception) -> None:  # too few examples yet, one class: next time
         stats.training.append(f"{stats.elapsed:5.0f}s  not yet: {exc}")
@@ -242,11 +283,41 @@ def _retrain(
     try:
         train_every(
             every, done, log, app, stats.model, labelled_topic=f"{app.name}.labelled",
-            registry=models, alias="production", on_result=published, on_error=failed,
+            registry=models, on_result=published, on_error=failed,
         )  # fmt: skip
     except Exception as exc:  # shown in the view; the rest of the loop goes on
         logger.exception("the demo's trainer stopped")
         stats.training.append(f"{stats.elapsed:5.0f}s  the trainer stopped: {exc}")
+
+
+class _BrokenModel:
+    """Publishes a deliberately broken version at `at` seconds and proposes it (once)."""
+
+    def __init__(
+        self, models: ModelRegistry, rollout: Rollout, stats: DemoStats, seed: int, at: float | None
+    ) -> None:
+        self.models, self.rollout, self.stats, self.seed, self.at = models, rollout, stats, seed, at
+
+    def tick(self) -> None:
+        if self.at is None or self.stats.elapsed < self.at:
+            return
+        self.at = None
+        broken = heuristic_trainer(FEATURES, self.seed, inverted=True)
+        artifact, format = broken.save()
+        version = self.models.publish(
+            self.stats.model,
+            artifact,
+            format=format,
+            trainer=broken.name,
+            params=broken.params(),
+            features=[(f, "float") for f in FEATURES],
+        )
+        self.stats.broken = version.version
+        self.stats.training.append(
+            f"{self.stats.elapsed:5.0f}s  v{version.version} published: deliberately broken "
+            "(other industries and the least active first)"
+        )
+        self.rollout.propose(version.version, broken=True)
 
 
 def _join(threads: list[threading.Thread], done: threading.Event) -> None:

@@ -1,10 +1,10 @@
 """What a demo run counts while it runs: the figures of the live view and of the summary.
 
 >>> stats = DemoStats("demo-1", "embedded:/tmp/x", duration=60.0)
->>> v1 = stats.served(1, shown=3, accepted=1)
->>> v1 = stats.served(1, shown=3, accepted=0)
->>> v1.requests, v1.shown, v1.accepted, f"{v1.rate:.1%}", stats.production
-(2, 6, 1, '16.7%', 1)
+>>> v1 = stats.served(1, "m-1", shown=3, accepted=1)
+>>> v1 = stats.served(1, "m-2", shown=3, accepted=0)
+>>> v1.requests, v1.shown, v1.accepted, f"{v1.rate:.1%}", len(v1.members)
+(2, 6, 1, '16.7%', 2)
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ __all__ = ["DemoStats", "VersionStats"]
 
 @dataclass
 class VersionStats:
-    """How one model version did: requests answered, suggestions shown and accepted."""
+    """How one model version did: requests answered, members reached, suggestions shown and
+    accepted."""
 
     version: int
     requests: int = 0
     shown: int = 0
     accepted: int = 0
     since: float = 0.0  # seconds into the run when it first answered
+    members: set[str] = field(default_factory=set)
 
     @property
     def rate(self) -> float:
@@ -52,7 +54,9 @@ class DemoStats:
     production: int = 0
     freshness_ms: float | None = None
     versions: dict[int, VersionStats] = field(default_factory=dict)
-    training: list[str] = field(default_factory=list)
+    training: list[str] = field(default_factory=list)  # what the trainer and rollouts did
+    rolled_back: list[int] = field(default_factory=list)  # versions the guardrails stopped
+    broken: int | None = None  # the deliberately broken version (--bad-model-at)
     stopped_early: bool = False
 
     @property
@@ -60,14 +64,14 @@ class DemoStats:
         """Seconds since the simulated business started."""
         return time.monotonic() - self.started
 
-    def served(self, version: int, *, shown: int, accepted: int) -> VersionStats:
-        """Count one answered ranking request of `version`."""
+    def served(self, version: int, member: str, *, shown: int, accepted: int) -> VersionStats:
+        """Count one ranking request for `member` that `version` answered."""
         vs = self.versions.get(version)
         if vs is None:
             vs = self.versions[version] = VersionStats(version, since=self.elapsed)
         vs.requests += 1
         vs.shown += shown
         vs.accepted += accepted
+        vs.members.add(member)
         self.requests += 1
-        self.production = version
         return vs

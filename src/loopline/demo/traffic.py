@@ -125,7 +125,7 @@ class Traffic:
                     item=item["id"],
                 )
                 heapq.heappush(self._due, (at, self._counter, outcome))
-        self.stats.served(answer["version"], shown=len(answer["items"]), accepted=accepted)
+        self.stats.served(answer["version"], member, shown=len(answer["items"]), accepted=accepted)
 
     def close(self) -> None:
         """Flush what was sent and close; acceptances still to happen never do."""

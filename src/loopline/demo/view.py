@@ -18,7 +18,7 @@ from rich.table import Table
 
 from loopline.demo.stats import DemoStats, VersionStats
 
-__all__ = ["MIN_SHOWN", "live_view", "plain_line", "summary", "verdict"]
+__all__ = ["MIN_SHOWN", "broken_line", "live_view", "plain_line", "summary", "verdict"]
 
 # A version must have shown this many suggestions before its rate is compared.
 MIN_SHOWN = 60
@@ -81,7 +81,9 @@ def verdict(stats: DemoStats) -> str:
     """Whether the learned model beat the heuristic, in one sentence."""
     heuristic = stats.versions.get(stats.heuristic)
     learned = [
-        v for v in stats.versions.values() if v.version > stats.heuristic and v.shown >= MIN_SHOWN
+        v
+        for v in stats.versions.values()
+        if v.version > stats.heuristic and v.shown >= MIN_SHOWN and v.version != stats.broken
     ]
     if heuristic is None or not learned:
         return (
@@ -98,6 +100,25 @@ def verdict(stats: DemoStats) -> str:
     )
 
 
+def broken_line(stats: DemoStats) -> str | None:
+    """What became of the deliberately broken version, if one was published."""
+    if stats.broken is None:
+        return None
+    reached = stats.versions.get(stats.broken)
+    members, requests = (len(reached.members), reached.requests) if reached else (0, 0)
+    share = requests / stats.requests if stats.requests else 0.0
+    fate = (
+        "was rolled back by its guardrail"
+        if stats.broken in stats.rolled_back
+        else ("was not rolled back before the end")
+    )
+    return (
+        f"the deliberately broken v{stats.broken} {fate}; it reached {members:,} members "
+        f"({share:.1%} of requests)"
+    )
+
+
 def summary(stats: DemoStats) -> Group:
-    """The final summary: the loop's counts, the versions, and the verdict."""
-    return Group(live_view(stats), f"\n[bold]{verdict(stats)}[/bold]")
+    """The final summary: the loop's counts, the versions, the verdict, the broken version."""
+    lines = [verdict(stats)] + ([b] if (b := broken_line(stats)) else [])
+    return Group(live_view(stats), *(f"[bold]{line}[/bold]" for line in ["", *lines]))
