@@ -27,7 +27,6 @@ each). Then, per figure one line:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import random
 import shutil
@@ -245,15 +244,21 @@ def assignment(experiment: Experiment) -> None:
 
 
 def bandit_update() -> None:
-    if importlib.util.find_spec("loopline.experiments.bandit") is None:
-        line(
-            "bandit update per outcome",
-            "not measured: loopline.experiments.bandit is not on this branch",
-        )
-        return
-    line(
-        "bandit update per outcome", "module present: add its measurement here"
-    )  # pragma: no cover
+    """The cost of one bandit look: Thompson-sampling weights of two arms, floored."""
+    from loopline.experiments.arm_stats import ArmStats
+    from loopline.experiments.bandit import floored, probability_best
+
+    arms = {"control": ArmStats(), "v2": ArmStats()}
+    rng = random.Random(3)
+    for _ in range(5_000):
+        arms["control"].add(float(rng.random() < 0.14))
+        arms["v2"].add(float(rng.random() < 0.38))
+    looks = 200
+    t = time.perf_counter()
+    for i in range(looks):
+        floored(probability_best(arms, "acceptance_rate", seed=i), 0.05)
+    per = (time.perf_counter() - t) / looks
+    line("bandit look (Thompson sampling weights of 2 arms, floored)", f"{per * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":
