@@ -24,19 +24,27 @@ from loopline.models.registry import ModelNotFound, ModelRegistry
 from loopline.models.signing import ModelLoadError
 from loopline.monitor.features import FeatureCounter
 
-__all__ = ["Baseline", "Profiles", "profiles_from"]
+__all__ = ["Baseline", "Profiles", "TestAuc", "profiles_from", "test_auc_from"]
 
 logger = logging.getLogger(__name__)
 
 Profiles = Callable[[str, int], Profile | None]
 """The training profile of (model, version), or None."""
 
+TestAuc = Callable[[str, int], float | None]
+"""The test AUC of (model, version) (its published metrics), or None."""
+
 
 class Baseline:
     """One version's profile made ready for counting (see the module docstring)."""
 
-    def __init__(self, profile: Profile | None, defaults: Mapping[str, Any] | None = None) -> None:
-        self.profile, self.defaults = profile, defaults or {}
+    def __init__(
+        self,
+        profile: Profile | None,
+        defaults: Mapping[str, Any] | None = None,
+        test_auc: float | None = None,
+    ) -> None:
+        self.profile, self.defaults, self.test_auc = profile, defaults or {}, test_auc
         self.counters: dict[str, FeatureCounter] = {}
         if profile is not None:
             for feature in profile.features:
@@ -74,3 +82,16 @@ def profiles_from(models: ModelRegistry) -> Profiles:
             return None
 
     return profile
+
+
+def test_auc_from(models: ModelRegistry) -> TestAuc:
+    """The ``auc`` of a version's published test metrics in `models` (None without one)."""
+
+    def auc(model: str, version: int) -> float | None:
+        try:
+            value = models.version(model, version).metrics.get("auc")
+        except ModelNotFound:
+            return None
+        return float(value) if isinstance(value, int | float) else None
+
+    return auc

@@ -53,3 +53,16 @@ def observe(app: str, r: MonitorRecord) -> None:
             LABEL_MEAN.labels(*key).set(r.label_mean)
         if r.auc is not None:
             AUC.labels(*key).set(r.auc)
+
+
+SOURCE_AGE = Gauge(
+    "loopline_monitor_source_age_seconds",
+    "Age of a source topic's newest record.",
+    ["app", "topic"],
+)
+SOURCE_RECORDS = Gauge(
+    "loopline_monitor_source_records",
+    "Records of a source topic read by the monitor.",
+    ["app", "topic"],
+)
+ALERTS_OPEN = Gauge("loopline_monitor_alerts_open", "Alerts open now.", ["app"])

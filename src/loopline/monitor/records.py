@@ -21,6 +21,9 @@ does not exist for the window (no profile, one class) is null.
 ...     model_version=3, arm="", segment="", decisions=2, candidates=2)
 >>> r.key, msgspec.json.decode(msgspec.json.encode(r), type=MonitorRecord) == r
 ('churn:3::', True)
+>>> from loopline.contracts import avro_schema
+>>> [f["name"] for f in avro_schema(MonitorRecord)["fields"]][:3]
+['source', 'window', 'start']
 >>> monitor_topic("shop").name, monitor_topic("shop").contract
 ('shop.monitor', 'loopline.monitor')
 """
@@ -78,13 +81,15 @@ class MonitorRecord(msgspec.Struct, frozen=True, kw_only=True):
     score_mean: float | None = None
     score_std: float | None = None
     score_psi: float | None = None
-    score_interval: tuple[float, float] | None = None  # the profile's 99% range for the mean
+    score_low: float | None = None  # the profile's 99% range for the window's mean score
+    score_high: float | None = None
     features: list[FeatureStats] = []
     # labelled
     labels: int = 0
     scored: int = 0
     label_mean: float | None = None
-    label_interval: tuple[float, float] | None = None  # the profile's 99% range for the mean
+    label_low: float | None = None  # the profile's 99% range for the window's mean label
+    label_high: float | None = None
     log_loss: float | None = None
     auc: float | None = None
     calibration_error: float | None = None

@@ -23,12 +23,16 @@ from typing import Any
 
 import msgspec
 
+from loopline.monitor.judge import AlertStatus
+from loopline.monitor.sources import SourceState
 from loopline.monitor.windows import DecisionWindow, LabelWindow, WindowKey
 from loopline.stream.state import StateCodec
 
 __all__ = ["Codec", "MonitorState"]
 
 WATERMARK = "watermark:"
+ALERT = "alert:"
+SOURCE = "source:"
 NO_TIME = -(2**62)
 
 
@@ -38,7 +42,9 @@ class MonitorState:
     def __init__(self) -> None:
         self.windows: dict[WindowKey, DecisionWindow | LabelWindow] = {}
         self.watermark: dict[str, int] = {}
-        self.changed: set[Any] = set()  # WindowKey, or "watermark:<source>"
+        self.alerts: dict[str, AlertStatus] = {}
+        self.sources: dict[str, SourceState] = {}
+        self.changed: set[Any] = set()  # WindowKey, or "watermark:<source>", "alert:<id>", ...
 
 
 _key = msgspec.json.Decoder(WindowKey)
@@ -47,6 +53,8 @@ _types = {
     "labelled": msgspec.json.Decoder(LabelWindow),
 }
 _encode = msgspec.json.Encoder().encode
+_status = msgspec.json.Decoder(AlertStatus)
+_source = msgspec.json.Decoder(SourceState)
 
 
 class Codec(StateCodec[int, MonitorState]):
@@ -56,6 +64,17 @@ class Codec(StateCodec[int, MonitorState]):
         return MonitorState()
 
     def load(self, state: MonitorState, key: bytes, value: bytes | None) -> None:
+        for prefix, held, decode in (
+            (ALERT, state.alerts, _status.decode),
+            (SOURCE, state.sources, _source.decode),
+        ):
+            if key.startswith(prefix.encode()):
+                name = key[len(prefix) :].decode()
+                if value is None:
+                    held.pop(name, None)
+                else:
+                    held[name] = decode(value)
+                return
         if key.startswith(WATERMARK.encode()):
             if value is not None:
                 state.watermark[key[len(WATERMARK) :].decode()] = int(value)
@@ -71,7 +90,11 @@ class Codec(StateCodec[int, MonitorState]):
 
     def dump(self, unit: int, state: MonitorState) -> Iterable[tuple[bytes, bytes | None]]:
         for changed in sorted(state.changed, key=str):
-            if isinstance(changed, str):
+            if isinstance(changed, str) and not changed.startswith(WATERMARK):
+                held = state.alerts if changed.startswith(ALERT) else state.sources
+                entry = held.get(changed.partition(":")[2])
+                yield changed.encode(), None if entry is None else _encode(entry)
+            elif isinstance(changed, str):
                 source = changed[len(WATERMARK) :]
                 yield changed.encode(), str(state.watermark[source]).encode()
             else:

@@ -57,7 +57,7 @@ def decision_record(key: WindowKey, w: DecisionWindow, baseline: Baseline) -> Mo
     sketch = LatencySketch(w.latency)
     mean, std = mean_std(w.scores, w.score_sum, w.score_squares)
     predictions = baseline.predictions
-    score_psi = interval = None
+    score_psi, interval = None, (None, None)
     if predictions is not None and w.scores:
         served = w.score_bins or [0] * len(predictions.histogram.counts)
         score_psi = _finite(psi(predictions.histogram.counts, served))
@@ -79,7 +79,8 @@ def decision_record(key: WindowKey, w: DecisionWindow, baseline: Baseline) -> Mo
         score_mean=mean,
         score_std=std,
         score_psi=score_psi,
-        score_interval=interval,
+        score_low=interval[0],
+        score_high=interval[1],
         features=features,
     )
 
@@ -89,7 +90,7 @@ def label_record(key: WindowKey, w: LabelWindow, baseline: Baseline) -> MonitorR
     scores = [s for s, _ in w.pairs]
     labels = [y for _, y in w.pairs]
     predictions = baseline.predictions
-    interval = None
+    interval: tuple[float | None, float | None] = (None, None)
     if predictions is not None and w.labels:
         interval = predictions.label.interval(w.labels)
     return MonitorRecord(
@@ -97,7 +98,8 @@ def label_record(key: WindowKey, w: LabelWindow, baseline: Baseline) -> MonitorR
         labels=w.labels,
         scored=len(w.pairs),
         label_mean=w.label_sum / w.labels if w.labels else None,
-        label_interval=interval,
+        label_low=interval[0],
+        label_high=interval[1],
         log_loss=quality.log_loss(scores, labels),
         auc=quality.auc(scores, labels),
         calibration_error=quality.calibration_error(scores, labels),

@@ -34,14 +34,19 @@ from dataclasses import dataclass
 import msgspec
 
 from loopline.app import App
+from loopline.contracts import LogRegistry
 from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
 from loopline.log import Log, Record, TopicConfig, TopicExists, TopicPartition, parse_duration
 from loopline.monitor import metrics
-from loopline.monitor.baselines import Baseline, Profiles
+from loopline.monitor.alerts import DEFAULT_ALERTS, Alert, AlertRecord
+from loopline.monitor.baselines import Baseline, Profiles, TestAuc
 from loopline.monitor.features import FeatureCounts, number_bin
+from loopline.monitor.judge import Judge, Observation, observations
+from loopline.monitor.records import monitor_topic
 from loopline.monitor.sketch import bucket
-from loopline.monitor.state import WATERMARK, Codec, MonitorState
+from loopline.monitor.sources import SourceState
+from loopline.monitor.state import ALERT, SOURCE, WATERMARK, Codec, MonitorState
 from loopline.monitor.summary import decision_record, label_record
 from loopline.monitor.windows import DecisionWindow, LabelWindow, WindowKey, window_start
 from loopline.outcomes.inputs import decoder
@@ -59,6 +64,10 @@ EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 MS = datetime.timedelta(milliseconds=1)
 
 
+def _raw(value: bytes | None) -> bytes | None:
+    return value  # a source topic's records are counted, never decoded
+
+
 def wall_clock() -> int:
     return time.time_ns() // 1_000_000
 
@@ -71,6 +80,7 @@ class MonitorStats(TaskStats):
     labelled: int = 0
     late: int = 0
     windows: int = 0
+    alerts: int = 0
 
 
 class Monitor(Task):
@@ -86,6 +96,10 @@ class Monitor(Task):
         profiles: Profiles | None = None,
         registry: SchemaRegistry | None = None,
         *,
+        test_auc: TestAuc | None = None,
+        alerts: Sequence[Alert] | None = None,
+        on_alert: Sequence[Callable[[AlertRecord], None]] = (),
+        sources: Sequence[str] | None = None,
         windows: Sequence[str] = ("1m", "1h"),
         segment: str | None = None,
         lateness: str = "5s",
@@ -99,19 +113,28 @@ class Monitor(Task):
         if not self.sizes or min(self.sizes) <= 0:
             raise ValueError(f"monitor windows must be durations such as 1m or 1h, not {windows!r}")
         self.lateness = parse_duration(lateness) or 0
+        self._judged = min(self.sizes)  # alerts judge the shortest windows
         self.decisions_topic, self.labelled_topic = (
             names.decisions(app.name),
             names.labelled(app.name),
         )
-        self.topics = (self.decisions_topic, self.labelled_topic)
+        self.sources = tuple(app.features.sources if sources is None else sources)
+        self.topics = (self.decisions_topic, self.labelled_topic, *self.sources)
         self.output, self.changelog = names.monitor(app.name), names.monitor_changelog(app.name)
+        self.alerts_topic = names.alerts(app.name)
+        self.rules = tuple(DEFAULT_ALERTS if alerts is None else alerts)
+        self.on_alert, self._pending = tuple(on_alert), []
+        self.test_auc = test_auc or (lambda model, version: None)
         self.clock = clock or wall_clock
         self.profiles = profiles or (lambda model, version: None)
         self.stats = MonitorStats()
+        if isinstance(registry, LogRegistry):
+            monitor_topic(app.name).create(log, registry)  # and bind loopline.monitor
         for topic, config in (
             (self.decisions_topic, TopicConfig()),
             (self.labelled_topic, TopicConfig()),
             (self.output, TopicConfig()),
+            (self.alerts_topic, TopicConfig()),
             (self.changelog, TopicConfig(compact=True)),
             (dlq_topic(self.decisions_topic), TopicConfig()),
             (dlq_topic(self.labelled_topic), TopicConfig()),
@@ -155,7 +178,7 @@ class Monitor(Task):
         found = self._baselines.get((model, version))
         if found is None:
             found = self._baselines[(model, version)] = Baseline(
-                self.profiles(model, version), self._defaults
+                self.profiles(model, version), self._defaults, self.test_auc(model, version)
             )
         return found
 
@@ -164,7 +187,7 @@ class Monitor(Task):
     def process(self, records: list[Record], context: Context) -> None:
         state = self.states.get(0)
         for record in records:
-            decode, contract = self._decode[record.topic]
+            decode, contract = self._decode.get(record.topic, (_raw, None))
             try:
                 value = decode(record.value)
             except ContractViolation as exc:
@@ -172,6 +195,12 @@ class Monitor(Task):
                 continue
             if record.topic == self.decisions_topic:
                 self._decision(state, value)
+            elif record.topic != self.labelled_topic:  # a source topic: only its times count
+                source = state.sources.get(record.topic)
+                if source is None:
+                    source = state.sources[record.topic] = SourceState()
+                source.add(record.timestamp)
+                state.changed.add(SOURCE + record.topic)
             else:
                 self._labelled(state, value)
         self._close(context, state)
@@ -246,8 +275,41 @@ class Monitor(Task):
         now = self.clock()
         for source in ("decisions", "labelled"):
             self._advance(state, source, now)
-        if self._close(context, state):
+        changed = self._close(context, state) + self._freshness(context, state, now)
+        if changed:
             self.states.changed(0)
+
+    def _freshness(self, context: Context, state: MonitorState, now: int) -> int:
+        """Judge every source topic's silence by the clock; opened or resolved alerts count."""
+        judge, sent = Judge(state.alerts), 0
+        for topic in self.sources:
+            source = state.sources.get(topic)
+            if source is None:
+                continue
+            metrics.SOURCE_AGE.labels(self.app.name, topic).set(max(0, now - source.newest) / 1000)
+            metrics.SOURCE_RECORDS.labels(self.app.name, topic).set(source.records)
+            silence = source.silence(now)
+            for rule in self.rules:
+                if rule.metric != "freshness" or silence is None:
+                    continue
+                low, high = rule.limits(None)
+                seen = Observation(
+                    rule, topic, "", silence, source.interval, low, high, source.records
+                )
+                before = state.alerts.get(f"{rule.name}:{topic}")
+                alert = judge.observe(seen, "", source.newest, now)
+                if alert is not None and alert.state != "updated":
+                    self._alert(context, alert)
+                    sent += 1
+                elif before is not None or alert is not None:
+                    judge.changed.discard(f"{rule.name}:{topic}")  # no news: not worth a write
+        state.changed.update(ALERT + id for id in judge.changed)
+        return sent
+
+    def _alert(self, context: Context, alert: AlertRecord) -> None:
+        context.send(self.alerts_topic, self._encode(alert), alert.id.encode(), timestamp=alert.at)
+        self._pending.append(alert)
+        self.stats.alerts += 1
 
     def _close(self, context: Context, state: MonitorState) -> int:
         due = [
@@ -281,6 +343,13 @@ class Monitor(Task):
             )
             metrics.observe(self.app.name, record)
             self.stats.windows += 1
+            if key.size == self._judged:
+                judge = Judge(state.alerts)
+                for seen in observations(record, self.rules, baseline.test_auc):
+                    alert = judge.observe(seen, record.window, record.start, record.end)
+                    if alert is not None:
+                        self._alert(context, alert)
+                state.changed.update(ALERT + id for id in judge.changed)
         return len(due)
 
     # -- committing -----------------------------------------------------------------------
@@ -292,8 +361,21 @@ class Monitor(Task):
             )
         )
 
+    def committed(self) -> None:
+        """Tell the hooks (the webhook) of the alerts just committed."""
+        pending, self._pending = self._pending, []
+        for alert in pending:
+            for hook in self.on_alert:
+                hook(alert)
+        state = self.states.get(0) if 0 in self.states else None
+        if state is not None:
+            metrics.ALERTS_OPEN.labels(self.app.name).set(
+                sum(1 for s in state.alerts.values() if s.opened_at)
+            )
+
     def revoke(self, partitions: set[TopicPartition]) -> None:
         self.states.clear()  # one state for every partition: restored again when needed
 
     def reset(self) -> None:
         self.states.clear()
+        self._pending = []
