@@ -44,16 +44,17 @@ def training_profile(seed: int = 7) -> Profile:
     )
 
 
-def make_decisions(n: int, seed: int = 1, start: int = T0, step: int = 180, broken_after=None):
-    """`n` decisions (dict, time ms), `step` ms apart, over two versions, two arms, two countries."""
+def make_decisions(n: int, seed: int = 1, start: int = T0, step: int = 180, broken=(None, None)):
+    """`n` decisions (dict, time ms), `step` ms apart, over two versions, two arms, two countries;
+    feature `x` is missing from every candidate between the times `broken` (from, until)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         at = start + i * step
         k = rng.choice([1, 1, 2, 3])
-        broken = broken_after is not None and at >= broken_after
+        gone = broken[0] is not None and broken[0] <= at < broken[1]
         candidates = [
-            {"id": f"i-{j}", "score": rng.random(), "features": features(rng, broken)}
+            {"id": f"i-{j}", "score": rng.random(), "features": features(rng, gone)}
             for j in range(k)
         ]
         out.append(
