@@ -44,7 +44,9 @@ def training_profile(seed: int = 7) -> Profile:
     )
 
 
-def make_decisions(n: int, seed: int = 1, start: int = T0, step: int = 180, broken=(None, None)):
+def make_decisions(
+    n: int, seed: int = 1, start: int = T0, step: int = 180, broken=(None, None), model="m"
+):
     """`n` decisions (dict, time ms), `step` ms apart, over two versions, two arms, two countries;
     feature `x` is missing from every candidate between the times `broken` (from, until)."""
     rng = random.Random(seed)
@@ -63,7 +65,7 @@ def make_decisions(n: int, seed: int = 1, start: int = T0, step: int = 180, brok
                     "decision_id": f"d-{seed}-{i}",
                     "at": iso(at),
                     "kind": "rank",
-                    "model": "m",
+                    "model": model,
                     "model_version": rng.choice([1, 2]),
                     "entity_name": "member",
                     "entity": f"e-{rng.randrange(50)}",

@@ -28,6 +28,7 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
     rows = pd.DataFrame(
         {
             "at": [ms(d["at"]) for d in decisions],
+            "model": [d["model"] for d in decisions],
             "version": [d["model_version"] for d in decisions],
             "arm": [d["arm"] for d in decisions],
             "segment": [d["context"].get(segment, "") for d in decisions],
@@ -38,8 +39,8 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
     out = {}
     for size in sizes:
         rows["start"] = rows["at"] - rows["at"] % size
-        for (start, version, arm, seg), group in rows.groupby(
-            ["start", "version", "arm", "segment"]
+        for (start, model, version, arm, seg), group in rows.groupby(
+            ["start", "model", "version", "arm", "segment"]
         ):
             cands = pd.DataFrame([c for cs in group["candidates"] for c in cs])
             feats = pd.DataFrame(list(cands["features"]))
@@ -76,7 +77,7 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
                         wasserstein=d.wasserstein,
                     )
                 m["features"][name] = f
-            out[(NAMES[size], int(start), f"m:{version}:{arm}:{seg}")] = m
+            out[(NAMES[size], int(start), f"{model}:{version}:{arm}:{seg}")] = m
     return out
 
 
@@ -85,7 +86,9 @@ def label_windows(examples: list[dict], sizes):
     out = {}
     for size in sizes:
         rows["start"] = rows["closed_at"] - rows["closed_at"] % size
-        for (start, version, arm), g in rows.groupby(["start", "model_version", "arm"]):
+        for (start, model, version, arm), g in rows.groupby(
+            ["start", "model", "model_version", "arm"]
+        ):
             scored = g[g["score"].notna()]
             y, p = scored["label"].to_numpy(), scored["score"].to_numpy(dtype=float)
             both = len(set(y)) == 2
@@ -95,7 +98,7 @@ def label_windows(examples: list[dict], sizes):
                 if len(p)
                 else None
             )
-            out[(NAMES[size], int(start), f"m:{version}:{arm}:")] = {
+            out[(NAMES[size], int(start), f"{model}:{version}:{arm}:")] = {
                 "labels": len(g),
                 "scored": len(scored),
                 "label_mean": g["label"].mean(),

@@ -31,9 +31,9 @@ def alerts(log: Log, app: App, expected: int, timeout: float = 20.0) -> list[Ale
 
 def test_a_coverage_drop_opens_an_alert_and_recovery_resolves_it(log) -> None:
     app = App(unique("shop"))
-    models = publish_v1(log, training_profile())
+    models, model = publish_v1(log, training_profile())
     broken = (T0 + 4 * MINUTE, T0 + 6 * MINUTE)
-    decisions = make_decisions(6000, step=100, broken=broken)  # 10 minutes
+    decisions = make_decisions(6000, step=100, broken=broken, model=model)  # 10 minutes
     monitor = Monitor(
         log, app, profiles_from(models), windows=["1m"], clock=lambda: T0 + 60 * MINUTE
     )
@@ -45,7 +45,7 @@ def test_a_coverage_drop_opens_an_alert_and_recovery_resolves_it(log) -> None:
         models.close()
     got = [a for a in alerts(log, app, stats.alerts, timeout=10) if a.alert == "coverage_drop"]
     for arm in ("a", "b"):
-        mine = [a for a in got if a.scope == f"m:1:{arm}:"]
+        mine = [a for a in got if a.scope == f"{model}:1:{arm}:"]
         assert [(a.state, a.feature, a.start) for a in mine] == [
             ("opened", "x", broken[0]),
             ("updated", "x", broken[0] + MINUTE),
@@ -54,7 +54,7 @@ def test_a_coverage_drop_opens_an_alert_and_recovery_resolves_it(log) -> None:
         opened = mine[0]
         assert opened.value == 0.0 and opened.baseline > 0.6 and opened.rows > 100
         assert opened.low == opened.baseline - 0.10 and opened.end == broken[0] + MINUTE
-    assert not [a for a in got if a.scope.startswith("m:2:")]  # no profile: no baseline
+    assert not [a for a in got if a.scope.startswith(f"{model}:2:")]  # no profile: no baseline
 
 
 class Hook(http.server.BaseHTTPRequestHandler):

@@ -33,18 +33,19 @@ def close(a, b, rel=1e-9) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
-def publish_v1(log, profile) -> ModelRegistry:
-    models = ModelRegistry(log, signer=HmacSigner(b"k" * 32))
+def publish_v1(log, profile) -> tuple[ModelRegistry, str]:
+    """Model versions 1 (with `profile`) and 2 (without) of a new model; the registry, its name."""
+    models, name = ModelRegistry(log, signer=HmacSigner(b"k" * 32)), unique("m")
     models.publish(
-        "m",
+        name,
         b"artifact",
         format="pickle",
         trainer="test",
         features=[("x", "float")],
         profile=profile.to_dict(),
     )
-    models.publish("m", b"artifact", format="pickle", trainer="test", features=[("x", "float")])
-    return models
+    models.publish(name, b"artifact", format="pickle", trainer="test", features=[("x", "float")])
+    return models, name
 
 
 def check(records, decisions, labelled, profile) -> None:
@@ -77,8 +78,8 @@ def check(records, decisions, labelled, profile) -> None:
 def test_monitor_records_equal_a_batch_recomputation(log) -> None:
     app = App(unique("shop"))
     profile = training_profile()
-    models = publish_v1(log, profile)
-    decisions = make_decisions(1500, step=300)  # 7.5 minutes
+    models, model = publish_v1(log, profile)
+    decisions = make_decisions(1500, step=300, model=model)  # 7.5 minutes
     labelled = make_labelled(decisions)
     monitor = Monitor(log, app, profiles_from(models), segment="country", clock=lambda: FAR)
     produce(log, monitor.decisions_topic, decisions)
@@ -97,8 +98,8 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
 def test_a_restart_mid_window_writes_every_record_once(log) -> None:
     app = App(unique("shop"))
     profile = training_profile()
-    models = publish_v1(log, profile)
-    decisions = make_decisions(800, step=300)
+    models, model = publish_v1(log, profile)
+    decisions = make_decisions(800, step=300, model=model)
     labelled = make_labelled(decisions)
     first, second = decisions[:500], decisions[500:]
     monitor = Monitor(log, app, profiles_from(models), segment="country", clock=lambda: 0)

@@ -24,6 +24,7 @@ from loopline.cli.experiments import experiments
 from loopline.cli.features import features
 from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
 from loopline.cli.models import models
+from loopline.cli.monitor import alerts, monitor
 from loopline.cli.outcomes import outcomes
 from loopline.cli.produce import produce
 from loopline.cli.serve import serve
@@ -122,6 +123,8 @@ cli.add_command(serve)
 cli.add_command(outcomes)
 cli.add_command(experiments)
 cli.add_command(train)
+cli.add_command(monitor)
+cli.add_command(alerts)
 
 
 def main() -> None:
