@@ -163,12 +163,17 @@ class Monitor(Task):
         stop: threading.Event | None = None,
         *,
         until_caught_up: bool = False,
+        on_commit: Callable[[Monitor], None] | None = None,
         clock: Callable[[], int] | None = None,
     ) -> MonitorStats:
         """Monitor until `stop` is set (or, with `until_caught_up`, nothing is left to read)."""
         if clock is not None:
             self.clock = clock
-        self.runner.run(stop, until_caught_up=until_caught_up)
+        self.runner.run(
+            stop,
+            until_caught_up=until_caught_up,
+            on_commit=None if on_commit is None else lambda: on_commit(self),
+        )
         return self.stats
 
     def close(self) -> None:
