@@ -456,7 +456,14 @@ class Monitor_(Stage):
     def __init__(self, base: str) -> None:
         super().__init__(base, "monitor")
 
+    @staticmethod
+    def own(app: str) -> str:
+        """An application name of its own: the outage harness gives every stage the same one,
+        and the scorer and the joiner write and read ``<app>.decisions`` too."""
+        return f"{app}-monitor"
+
     def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None:
+        apps = [self.own(a) for a in apps]
         for app in apps:
             for topic in (names.decisions(app), names.labelled(app)):
                 if topic not in log.list_topics():
@@ -498,11 +505,13 @@ class Monitor_(Stage):
         # One partition per input (the monitor runs one member) and windows closed by event
         # time only: a clock closing them at catch-up would differ between runs.
         return Monitor(
-            log, App(app), windows=["1m"], lateness="0s", instance=instance,
+            log, App(self.own(app)), windows=["1m"], lateness="0s", instance=instance,
             commit_interval=0.05, max_batch=25, clock=lambda: T0,
         )  # fmt: skip
 
     def verify(self, log: Log, crashed: str, clean: str) -> None:
+        crashed, clean = self.own(crashed), self.own(clean)
+
         def records(topic: str) -> collections.Counter:
             return collections.Counter(r.value for r in drain(log, topic))
 
