@@ -33,7 +33,22 @@ from loopline.models.profiles import FeatureProfile
 from loopline.monitor.drift import bin_points, jensen_shannon, psi, wasserstein
 from loopline.monitor.records import FeatureStats
 
-__all__ = ["FeatureCounter", "FeatureCounts", "number_bin"]
+__all__ = ["FeatureCounter", "FeatureCounts", "apply", "number_bin"]
+
+
+def apply(counts: FeatureCounts, seen: tuple[int, float | None, int] | None, width: int) -> None:
+    """Add one classified value (`FeatureCounter.classify`) to `counts` (`width` bins)."""
+    if seen is None:
+        return
+    counts.present += 1
+    counts.covered += seen[0]
+    if seen[1] is not None:
+        counts.numbers += 1
+        counts.total += seen[1]
+    if seen[2] >= 0:
+        if counts.bins is None:
+            counts.bins = [0] * width
+        counts.bins[seen[2]] += 1
 
 
 def number_bin(edges: list[float], x: float) -> int:
@@ -77,32 +92,32 @@ class FeatureCounter:
         self.index = {c: i for i, c in enumerate(h.categories)} if h is not None else {}
         self.width = len(h.counts) if h is not None else 0
 
-    def add(self, counts: FeatureCounts, value: Any) -> None:
-        """Count one served `value` (None or NaN: missing)."""
+    def classify(self, value: Any) -> tuple[int, float | None, int] | None:
+        """What one served `value` adds: (covered 0/1, its number or None, its bin or -1);
+        None for a missing value (None or NaN). Done once per value, added to each window."""
         if value is None or (value.__class__ is float and value != value):
-            return
-        counts.present += 1
-        number = isinstance(value, int | float)
-        if self.default is not None and (
-            value == self.default if number and self.numeric else str(value) == self.default
-        ):
-            pass
+            return None
+        number = value if isinstance(value, int | float) else None
+        default = self.default
+        if default is None:
+            covered = 1
+        elif number is not None and self.numeric:
+            covered = 0 if value == default else 1
         else:
-            counts.covered += 1
-        if number:
-            counts.numbers += 1
-            counts.total += float(value)
+            covered = 0 if str(value) == default else 1
         if self.histogram is None:
-            return
-        if counts.bins is None:
-            counts.bins = [0] * self.width
-        if self.numeric:
-            if not number:
-                return  # text served for a number trained: missing for the bins
-            counts.bins[number_bin(self.edges, float(value))] += 1
+            at = -1
+        elif self.numeric:
+            # text served for a number trained: missing for the bins
+            at = -1 if number is None else number_bin(self.edges, float(number))
         else:
             text = value if value.__class__ is str else str(value)
-            counts.bins[self.index.get(text, self.width - 1)] += 1
+            at = self.index.get(text, self.width - 1)
+        return covered, (None if number is None else float(number)), at
+
+    def add(self, counts: FeatureCounts, value: Any) -> None:
+        """Count one served `value` (None or NaN: missing)."""
+        apply(counts, self.classify(value), self.width)
 
     def stats(self, counts: FeatureCounts, rows: int) -> FeatureStats:
         """The record of the window: `rows` candidates were served (a missing key is missing)."""

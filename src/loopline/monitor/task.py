@@ -41,7 +41,7 @@ from loopline.log import Log, Record, TopicConfig, TopicExists, TopicPartition, 
 from loopline.monitor import metrics
 from loopline.monitor.alerts import DEFAULT_ALERTS, Alert, AlertRecord
 from loopline.monitor.baselines import Baseline, Profiles, TestAuc
-from loopline.monitor.features import FeatureCounts, number_bin
+from loopline.monitor.features import FeatureCounts, apply, number_bin
 from loopline.monitor.judge import Judge, Observation, observations
 from loopline.monitor.records import monitor_topic
 from loopline.monitor.sketch import bucket
@@ -225,6 +225,16 @@ class Monitor(Task):
         segment = "" if self.segment is None else str(d.context.get(self.segment, ""))
         baseline = self.baseline(d.model, d.model_version)
         edges = baseline.score_edges
+        # Each value is classified once (bins, coverage), then added to every window size.
+        counter = baseline.counter
+        seen = [
+            (name, counter(name).classify(value), counter(name).width)
+            for c in d.candidates
+            for name, value in c.features.items()
+        ]
+        scores = [c.score for c in d.candidates]
+        score_bins = None if edges is None else [number_bin(edges, x) for x in scores]
+        latency = bucket(d.latency_ms)
         for size in self.sizes:
             start = window_start(at, size)
             if start + size <= mark:
@@ -236,21 +246,22 @@ class Monitor(Task):
                 w = state.windows[key] = DecisionWindow()
             state.changed.add(key)
             w.decisions += 1
-            i = bucket(d.latency_ms)
-            w.latency[i] = w.latency.get(i, 0) + 1
+            w.latency[latency] = w.latency.get(latency, 0) + 1
+            w.candidates += len(scores)
+            for x in scores:
+                w.score(x)
+            if score_bins is not None:
+                if w.score_bins is None:
+                    w.score_bins = [0] * (len(edges) + 1 if edges else 1)  # type: ignore[arg-type]
+                for i in score_bins:
+                    w.score_bins[i] += 1
             features = w.features
-            for c in d.candidates:
-                w.candidates += 1
-                w.score(c.score)
-                if edges is not None:
-                    if w.score_bins is None:
-                        w.score_bins = [0] * (len(edges) + 1 if edges else 1)
-                    w.score_bins[number_bin(edges, c.score)] += 1
-                for name, value in c.features.items():
-                    counts = features.get(name)
-                    if counts is None:
-                        counts = features[name] = FeatureCounts()
-                    baseline.counter(name).add(counts, value)
+            for name, one, width in seen:
+                counts = features.get(name)
+                if counts is None:
+                    counts = features[name] = FeatureCounts()
+                if one is not None:
+                    apply(counts, one, width)
 
     def _labelled(self, state: MonitorState, e: LabelledExample) -> None:
         self.stats.labelled += 1
