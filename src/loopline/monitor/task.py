@@ -39,14 +39,14 @@ from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
 from loopline.log import Log, Record, TopicConfig, TopicExists, TopicPartition, parse_duration
 from loopline.monitor import metrics
+from loopline.monitor.alerting import Alerting
 from loopline.monitor.alerts import DEFAULT_ALERTS, Alert, AlertRecord
 from loopline.monitor.baselines import Baseline, Profiles, TestAuc
 from loopline.monitor.features import FeatureCounts, apply, number_bin
-from loopline.monitor.judge import Judge, Observation, observations
 from loopline.monitor.records import monitor_topic
 from loopline.monitor.sketch import bucket
 from loopline.monitor.sources import SourceState
-from loopline.monitor.state import ALERT, SOURCE, WATERMARK, Codec, MonitorState
+from loopline.monitor.state import SOURCE, WATERMARK, Codec, MonitorState
 from loopline.monitor.summary import decision_record, label_record
 from loopline.monitor.windows import DecisionWindow, LabelWindow, WindowKey, window_start
 from loopline.outcomes.inputs import decoder
@@ -122,8 +122,9 @@ class Monitor(Task):
         self.topics = (self.decisions_topic, self.labelled_topic, *self.sources)
         self.output, self.changelog = names.monitor(app.name), names.monitor_changelog(app.name)
         self.alerts_topic = names.alerts(app.name)
-        self.rules = tuple(DEFAULT_ALERTS if alerts is None else alerts)
-        self.on_alert, self._pending = tuple(on_alert), []
+        self.alerting = Alerting(
+            app.name, self.alerts_topic, DEFAULT_ALERTS if alerts is None else alerts, on_alert
+        )
         self.test_auc = test_auc or (lambda model, version: None)
         self.clock = clock or wall_clock
         self.profiles = profiles or (lambda model, version: None)
@@ -291,41 +292,10 @@ class Monitor(Task):
         now = self.clock()
         for source in ("decisions", "labelled"):
             self._advance(state, source, now)
-        changed = self._close(context, state) + self._freshness(context, state, now)
+        changed = self._close(context, state)
+        changed += self.alerting.freshness(context, state, self.sources, now)
         if changed:
             self.states.changed(0)
-
-    def _freshness(self, context: Context, state: MonitorState, now: int) -> int:
-        """Judge every source topic's silence by the clock; opened or resolved alerts count."""
-        judge, sent = Judge(state.alerts), 0
-        for topic in self.sources:
-            source = state.sources.get(topic)
-            if source is None:
-                continue
-            metrics.SOURCE_AGE.labels(self.app.name, topic).set(max(0, now - source.newest) / 1000)
-            metrics.SOURCE_RECORDS.labels(self.app.name, topic).set(source.records)
-            silence = source.silence(now)
-            for rule in self.rules:
-                if rule.metric != "freshness" or silence is None:
-                    continue
-                low, high = rule.limits(None)
-                seen = Observation(
-                    rule, topic, "", silence, source.interval, low, high, source.records
-                )
-                before = state.alerts.get(f"{rule.name}:{topic}")
-                alert = judge.observe(seen, "", source.newest, now)
-                if alert is not None and alert.state != "updated":
-                    self._alert(context, alert)
-                    sent += 1
-                elif before is not None or alert is not None:
-                    judge.changed.discard(f"{rule.name}:{topic}")  # no news: not worth a write
-        state.changed.update(ALERT + id for id in judge.changed)
-        return sent
-
-    def _alert(self, context: Context, alert: AlertRecord) -> None:
-        context.send(self.alerts_topic, self._encode(alert), alert.id.encode(), timestamp=alert.at)
-        self._pending.append(alert)
-        self.stats.alerts += 1
 
     def _close(self, context: Context, state: MonitorState) -> int:
         due = [
@@ -360,12 +330,7 @@ class Monitor(Task):
             metrics.observe(self.app.name, record)
             self.stats.windows += 1
             if key.size == self._judged:
-                judge = Judge(state.alerts)
-                for seen in observations(record, self.rules, baseline.test_auc):
-                    alert = judge.observe(seen, record.window, record.start, record.end)
-                    if alert is not None:
-                        self._alert(context, alert)
-                state.changed.update(ALERT + id for id in judge.changed)
+                self.alerting.window(context, state, record, baseline.test_auc)
         return len(due)
 
     # -- committing -----------------------------------------------------------------------
@@ -379,19 +344,12 @@ class Monitor(Task):
 
     def committed(self) -> None:
         """Tell the hooks (the webhook) of the alerts just committed."""
-        pending, self._pending = self._pending, []
-        for alert in pending:
-            for hook in self.on_alert:
-                hook(alert)
-        state = self.states.get(0) if 0 in self.states else None
-        if state is not None:
-            metrics.ALERTS_OPEN.labels(self.app.name).set(
-                sum(1 for s in state.alerts.values() if s.opened_at)
-            )
+        self.stats.alerts = self.alerting.sent
+        self.alerting.committed(self.states.get(0) if 0 in self.states else None)
 
     def revoke(self, partitions: set[TopicPartition]) -> None:
         self.states.clear()  # one state for every partition: restored again when needed
 
     def reset(self) -> None:
         self.states.clear()
-        self._pending = []
+        self.alerting.reset()
