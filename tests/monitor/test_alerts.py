@@ -11,11 +11,19 @@ import msgspec
 
 from loopline.app import App
 from loopline.log import Log
-from loopline.monitor.alerts import AlertRecord
+from loopline.monitor.alerts import Alert, AlertRecord
 from loopline.monitor.baselines import profiles_from
 from loopline.monitor.task import Monitor
 from loopline.monitor.webhook import Webhook
-from monitor.helpers import MINUTE, T0, make_decisions, produce, training_profile
+from monitor.helpers import (
+    MINUTE,
+    T0,
+    make_decisions,
+    make_labelled,
+    monitor_records,
+    produce,
+    training_profile,
+)
 from monitor.test_monitor import publish_v1
 from support import consume_all, unique
 
@@ -108,3 +116,28 @@ def test_a_silent_source_opens_a_freshness_alert_that_resolves_when_it_resumes(l
     assert got[0].value == 11.0 and got[0].baseline == 1000.0 and got[0].high == 10.0
     assert [body for _, body in Hook.received] == [msgspec.to_builtins(a) for a in got]
     assert {kind for kind, _ in Hook.received} == {"application/json"}
+
+
+def test_declared_rules_an_auc_below_the_test_auc_opens_and_few_labels_are_not_judged(log) -> None:
+    app = App(unique("shop"))
+    decisions = make_decisions(2000, step=150, model="m")  # 5 minutes
+    labelled = make_labelled(decisions)
+    rules = [Alert("auc_drop", "auc", below="training", by=0.05, min_rows=60)]
+    test_auc = {1: 0.95, 2: 0.60}  # labels follow the scores: a served AUC near 0.75
+    monitor = Monitor(
+        log, app, alerts=rules, test_auc=lambda m, v: test_auc[v], windows=["1m"],
+        clock=lambda: T0 + 60 * MINUTE,
+    )  # fmt: skip
+    produce(log, monitor.labelled_topic, labelled)
+    try:
+        stats = monitor.run(until_caught_up=True)
+    finally:
+        monitor.close()
+    got = alerts(log, app, stats.alerts, timeout=10)
+    records = [r for r in monitor_records(log, app.name, stats.windows) if r.source == "labelled"]
+    judged = [r for r in records if r.scored >= 60 and r.model_version == 1]
+    assert judged and all(r.auc < 0.90 for r in judged)
+    assert {(a.alert, a.scope.split(":")[1]) for a in got} == {("auc_drop", "1")}
+    opened = [a for a in got if a.state == "opened"]
+    assert {a.scope for a in opened} == {r.key for r in judged}
+    assert all(a.baseline == 0.95 and a.low == 0.95 - 0.05 and a.rows >= 60 for a in opened)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from prometheus_client import generate_latest
 
 from loopline.app import App
 from loopline.models import HmacSigner, ModelRegistry
@@ -93,6 +94,9 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
     records = monitor_records(log, app.name, stats.windows)
     assert len(records) == stats.windows
     check(records, decisions, labelled, profile)
+    exposed = generate_latest().decode()  # what --metrics-port serves
+    for gauge in ("decisions", "feature_coverage", "feature_psi", "auc", "latency_ms"):
+        assert f'loopline_monitor_{gauge}{{app="{app.name}"' in exposed, gauge
 
 
 def test_a_restart_mid_window_writes_every_record_once(log) -> None:
