@@ -8,8 +8,9 @@ import threading
 from typing import ClassVar
 
 import msgspec
+import pytest
 
-from loopline.app import App
+from loopline.app import App, AppError
 from loopline.log import Log
 from loopline.monitor.alerts import Alert, AlertRecord
 from loopline.monitor.baselines import profiles_from
@@ -119,13 +120,13 @@ def test_a_silent_source_opens_a_freshness_alert_that_resolves_when_it_resumes(l
 
 
 def test_declared_rules_an_auc_below_the_test_auc_opens_and_few_labels_are_not_judged(log) -> None:
-    app = App(unique("shop"))
+    rules = [Alert("auc_drop", "auc", below="training", by=0.05, min_rows=60)]
+    app = App(unique("shop"), alerts=rules)  # declared: the defaults are off
     decisions = make_decisions(2000, step=150, model="m")  # 5 minutes
     labelled = make_labelled(decisions)
-    rules = [Alert("auc_drop", "auc", below="training", by=0.05, min_rows=60)]
     test_auc = {1: 0.95, 2: 0.60}  # labels follow the scores: a served AUC near 0.75
     monitor = Monitor(
-        log, app, alerts=rules, test_auc=lambda m, v: test_auc[v], windows=["1m"],
+        log, app, test_auc=lambda m, v: test_auc[v], windows=["1m"],
         clock=lambda: T0 + 60 * MINUTE,
     )  # fmt: skip
     produce(log, monitor.labelled_topic, labelled)
@@ -141,3 +142,10 @@ def test_declared_rules_an_auc_below_the_test_auc_opens_and_few_labels_are_not_j
     opened = [a for a in got if a.state == "opened"]
     assert {a.scope for a in opened} == {r.key for r in judged}
     assert all(a.baseline == 0.95 and a.low == 0.95 - 0.05 and a.rows >= 60 for a in opened)
+
+
+def test_an_app_declaring_something_else_as_alerts_is_told_what_to_write() -> None:
+    with pytest.raises(AppError, match=r"Alert\('psi_high', 'psi', above=0.2\)"):
+        App("shop", alerts=[{"metric": "psi"}])
+    with pytest.raises(ValueError, match="needs a threshold"):
+        Alert("psi", "psi")

@@ -9,6 +9,7 @@ decisions and labelled examples in windows and writes `MonitorRecord`s to
 
 from __future__ import annotations
 
+from loopline.monitor.alerts import DEFAULT_ALERTS, Alert, AlertRecord
 from loopline.monitor.drift import (
     EPSILON,
     FeatureDrift,
@@ -21,6 +22,9 @@ from loopline.monitor.drift import (
 )
 
 __all__ = [
+    "DEFAULT_ALERTS",
+    "Alert",
+    "AlertRecord",
     "EPSILON",
     "FeatureDrift",
     "bin_points",

@@ -85,7 +85,11 @@ class MonitorStats(TaskStats):
 
 class Monitor(Task):
     """Monitors application `app` (see the module docstring); `profiles` gives the training
-    profile of a (model, version) (`loopline.monitor.baselines.profiles_from`)."""
+    profile of a (model, version) (`loopline.monitor.baselines.profiles_from`), `test_auc`
+    its test AUC. `alerts`: the rules (default: the application's ``App.alerts``, else
+    `DEFAULT_ALERTS`); `on_alert`: called with each alert once it is committed;
+    `sources`: the source topics whose freshness is judged (default: the features').
+    """
 
     name = "monitor"
 
@@ -122,9 +126,9 @@ class Monitor(Task):
         self.topics = (self.decisions_topic, self.labelled_topic, *self.sources)
         self.output, self.changelog = names.monitor(app.name), names.monitor_changelog(app.name)
         self.alerts_topic = names.alerts(app.name)
-        self.alerting = Alerting(
-            app.name, self.alerts_topic, DEFAULT_ALERTS if alerts is None else alerts, on_alert
-        )
+        if alerts is None:  # the application's rules, else the defaults
+            alerts = DEFAULT_ALERTS if app.alerts is None else app.alerts
+        self.alerting = Alerting(app.name, self.alerts_topic, alerts, on_alert)
         self.test_auc = test_auc or (lambda model, version: None)
         self.clock = clock or wall_clock
         self.profiles = profiles or (lambda model, version: None)
