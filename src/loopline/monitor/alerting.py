@@ -67,6 +67,8 @@ class Alerting:
                 continue
             metrics.SOURCE_AGE.labels(self.app, topic).set(max(0, now - source.newest) / 1000)
             metrics.SOURCE_RECORDS.labels(self.app, topic).set(source.records)
+            if source.interval:
+                metrics.SOURCE_RATE.labels(self.app, topic).set(1000 / source.interval)
             silence = source.silence(now)
             for rule in self.rules:
                 if rule.metric != "freshness" or silence is None:

@@ -65,4 +65,9 @@ SOURCE_RECORDS = Gauge(
     "Records of a source topic read by the monitor.",
     ["app", "topic"],
 )
+SOURCE_RATE = Gauge(
+    "loopline_monitor_source_records_per_second",
+    "A source topic's usual rate: 1 / its usual interval between records.",
+    ["app", "topic"],
+)
 ALERTS_OPEN = Gauge("loopline_monitor_alerts_open", "Alerts open now.", ["app"])
