@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from loopline.features.declarations import FeatureSet
 from loopline.models.declarations import Model
+from loopline.monitor.alerts import Alert
 from loopline.outcomes.declarations import Outcomes
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -40,6 +41,8 @@ class App:
     """A loopline application: its name and what it declares.
 
     `outcomes` says how outcomes become labels (`loopline.outcomes.Outcomes`).
+    `alerts` are the monitor's rules (`loopline.monitor.Alert`); None means its
+    defaults (`loopline.monitor.alerts.DEFAULT_ALERTS`), ``()`` none.
     `name` prefixes every topic and consumer group loopline makes for the
     application (changelogs, late events), so two applications on one log
     never share state. `spec` is the ``module:attribute`` it was loaded from
@@ -53,6 +56,7 @@ class App:
     features: FeatureSet = field(default_factory=FeatureSet)
     models: Sequence[Model] = ()
     outcomes: Outcomes | None = None
+    alerts: Sequence[Alert] | None = None
     spec: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +66,14 @@ class App:
                 "use letters, digits, '.', '_' and '-' (at most 100 characters)"
             )
         object.__setattr__(self, "models", tuple(self.models))
+        if self.alerts is not None:
+            object.__setattr__(self, "alerts", tuple(self.alerts))
+            wrong = [a for a in self.alerts if not isinstance(a, Alert)]
+            if wrong:
+                raise AppError(
+                    f"App.alerts must hold loopline.monitor.Alert rules, not {wrong[0]!r}: "
+                    "write Alert('psi_high', 'psi', above=0.2)"
+                )
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise AppError(f"application {self.name!r} declares two models with one name: {names}")

@@ -38,6 +38,7 @@ from loopline.models import HmacSigner, ModelRegistry
 from loopline.models.declarations import Model
 from loopline.models.online import train_online
 from loopline.models.trainers import LightGBMTrainer, RiverTrainer, load_trainer
+from loopline.monitor.task import Monitor
 from loopline.outcomes import Outcomes
 from loopline.outcomes.joiner import OutcomeJoiner
 from loopline.serving.service import PredictionService
@@ -552,12 +553,93 @@ class Experiments(Stage):
         assert all(w >= 0.05 for e in history for w in e.weights.values())
 
 
+# -- the monitor ---------------------------------------------------------------------------
+
+
+class Monitor_(Stage):
+    """The monitor: decisions and labelled examples in 1-minute windows, with bad ones of each."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(base, "monitor")
+
+    @staticmethod
+    def own(app: str) -> str:
+        """An application name of its own: the outage harness gives every stage the same one,
+        and the scorer and the joiner write and read ``<app>.decisions`` too."""
+        return f"{app}-monitor"
+
+    def feed(self, log: Log, rng: random.Random, n: int, apps: list[str]) -> None:
+        apps = [self.own(a) for a in apps]
+        for app in apps:
+            for topic in (names.decisions(app), names.labelled(app)):
+                if topic not in log.list_topics():
+                    log.create_topic(topic)
+        rows = []
+        for _ in range(n):
+            self.fed += 1
+            at = T0 + self.fed * 5_000
+            member = f"m{rng.randrange(30)}"
+            if rng.random() < 0.03:
+                rows.append(("decisions" if rng.random() < 0.5 else "labelled", member, b"{", at))
+                self.bad += 1
+                continue
+            decision = _decision(f"d-{self.fed}", member, at, rng.sample(["a", "b", "c"], 2))
+            decision["latency_ms"] = rng.lognormvariate(0, 1)
+            decision["arm"] = rng.choice(["x", "y"])
+            rows.append(("decisions", member, json.dumps(decision).encode(), at))
+            if rng.random() < 0.5:
+                example = {
+                    "features": {"rank": 0}, "label": float(rng.random() < 0.3), "at": at,
+                    "decision_id": f"d-{self.fed}", "model": "pymk", "model_version": 1,
+                    "entity": member, "item": "a", "position": 0, "probability": 1.0,
+                    "score": rng.random(), "experiment": "", "arm": decision["arm"],
+                    "outcomes": [], "closed_at": at + 60_000,
+                }  # fmt: skip
+                rows.append(("labelled", member, json.dumps(example).encode(), at + 60_000))
+        producer = log.producer()
+        for app in apps:
+            for which, member, value, at in rows:
+                topic = names.decisions(app) if which == "decisions" else names.labelled(app)
+                producer.send(topic, value, member.encode(), timestamp=at)
+        producer.flush()
+        producer.close()
+
+    def prepare(self, log: Log) -> None:
+        self.extra["apps"] = []
+
+    def task(self, log: Log, app: str, instance: str) -> Running:
+        # One partition per input (the monitor runs one member) and windows closed by event
+        # time only: a clock closing them at catch-up would differ between runs.
+        return Monitor(
+            log, App(self.own(app)), windows=["1m"], lateness="0s", instance=instance,
+            commit_interval=0.05, max_batch=25, clock=lambda: T0,
+        )  # fmt: skip
+
+    def verify(self, log: Log, crashed: str, clean: str) -> None:
+        crashed, clean = self.own(crashed), self.own(clean)
+
+        def records(topic: str) -> collections.Counter:
+            return collections.Counter(r.value for r in drain(log, topic))
+
+        for topic in (names.monitor, names.alerts):
+            after, once = records(topic(crashed)), records(topic(clean))
+            assert after == once, topic(crashed)
+        assert sum(records(names.monitor(clean)).values()) > 0
+        dead = [
+            len(drain(log, names.dead_letters(t(a))))
+            for a in (crashed, clean)
+            for t in (names.decisions, names.labelled)
+        ]
+        assert sum(dead[:2]) == sum(dead[2:]) == self.bad and self.bad > 0, dead
+
+
 KINDS = {
     "experiments": Experiments,
     "features": Features,
     "outcomes": Outcomes_,
     "scorer": Scorer,
     "online": Online,
+    "monitor": Monitor_,
 }
 
 

@@ -26,6 +26,7 @@ from loopline.cli.experiments_run import run as experiments_run
 from loopline.cli.features import features
 from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
 from loopline.cli.models import models
+from loopline.cli.monitor import alerts, monitor
 from loopline.cli.outcomes import outcomes
 from loopline.cli.produce import produce
 from loopline.cli.serve import serve
@@ -126,6 +127,8 @@ cli.add_command(experiments)
 cli.add_command(train)
 experiments.add_command(experiments_report)
 experiments.add_command(experiments_run)
+cli.add_command(monitor)
+cli.add_command(alerts)
 
 
 def main() -> None:

@@ -39,6 +39,10 @@ __all__ = [
     "features_late",
     "internal",
     "labelled",
+    "monitor",
+    "monitor_changelog",
+    "monitor_group",
+    "alerts",
     "outcomes",
     "outcomes_changelog",
     "outcomes_group",
@@ -133,3 +137,23 @@ def scorer_group(app: str, source: str) -> str:
 def trainer_group(app: str, model: str) -> str:
     """The consumer group of a model's online trainer."""
     return _name(app, "train", model)
+
+
+def monitor(app: str) -> str:
+    """The monitor's records: one per window and key (model, version, arm, segment)."""
+    return _name(app, "monitor")
+
+
+def monitor_changelog(app: str) -> str:
+    """The monitor's open windows (compacted)."""
+    return _name(app, "monitor", "changelog")
+
+
+def monitor_group(app: str) -> str:
+    """The monitor's consumer group."""
+    return _name(app, "monitor", "run")
+
+
+def alerts(app: str) -> str:
+    """Alerts opened, updated and resolved, with their evidence."""
+    return _name(app, "alerts")

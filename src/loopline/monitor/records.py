@@ -1,0 +1,111 @@
+"""The ``<app>.monitor`` record contract: one record per window, key and source.
+
+The monitor (`loopline.monitor.task`) writes a `MonitorRecord` (contract
+``loopline.monitor`` v1, JSON) to ``<app>.monitor`` when a window closes,
+keyed ``model:version:arm:segment``, stamped with the window's end (epoch ms):
+
+- ``source="decisions"``: from the decisions whose time (``at``) is in the
+  window: ``decisions`` and ``candidates`` counted, latency percentiles (ms,
+  within 1%: `loopline.monitor.sketch`), the score's count/mean/std and its
+  PSI against the version's held-out scores, and per feature a `FeatureStats`.
+- ``source="labelled"``: from the labelled examples whose label became known
+  (``closed_at``) in the window: ``labels`` counted, mean label (the
+  acceptance rate for 0/1 labels), log loss, AUC and expected calibration
+  error (`loopline.monitor.quality`) with ``scored`` (the examples that had a
+  score). Labelled examples carry no context: their segment is always "".
+
+Every measure comes with the count it was computed from; a measure that
+does not exist for the window (no profile, one class) is null.
+
+>>> r = MonitorRecord(source="decisions", window="1m", start=0, end=60000, model="churn",
+...     model_version=3, arm="", segment="", decisions=2, candidates=2)
+>>> r.key, msgspec.json.decode(msgspec.json.encode(r), type=MonitorRecord) == r
+('churn:3::', True)
+>>> from loopline.contracts import avro_schema
+>>> [f["name"] for f in avro_schema(MonitorRecord)["fields"]][:3]
+['source', 'window', 'start']
+>>> monitor_topic("shop").name, monitor_topic("shop").contract
+('shop.monitor', 'loopline.monitor')
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from loopline.contracts import Topic
+from loopline.stream import names
+
+__all__ = ["CONTRACT", "FeatureStats", "MonitorRecord", "monitor_topic"]
+
+CONTRACT = "loopline.monitor"
+
+
+class FeatureStats(msgspec.Struct, frozen=True, kw_only=True):
+    """One feature as served in a window: over `rows` candidates, the share `coverage`
+    neither missing nor the profile's default, the `mean` of the present numbers
+    (booleans as 0/1), and against the version's training profile (null without one)
+    `training_coverage`, `psi`, `jensen_shannon` and `wasserstein` (numbers only)."""
+
+    name: str
+    rows: int
+    present: int
+    covered: int
+    coverage: float | None
+    mean: float | None
+    training_coverage: float | None = None
+    psi: float | None = None
+    jensen_shannon: float | None = None
+    wasserstein: float | None = None
+
+
+class MonitorRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One window of one key (see the module docstring)."""
+
+    source: Literal["decisions", "labelled"]
+    window: str
+    start: int
+    end: int
+    model: str
+    model_version: int
+    arm: str
+    segment: str
+    # decisions
+    decisions: int = 0
+    candidates: int = 0
+    latency_p50: float | None = None
+    latency_p95: float | None = None
+    latency_p99: float | None = None
+    score_count: int = 0
+    score_mean: float | None = None
+    score_std: float | None = None
+    score_psi: float | None = None
+    score_low: float | None = None  # the profile's 99% range for the window's mean score
+    score_high: float | None = None
+    features: list[FeatureStats] = []
+    # labelled
+    labels: int = 0
+    scored: int = 0
+    label_mean: float | None = None
+    label_low: float | None = None  # the profile's 99% range for the window's mean label
+    label_high: float | None = None
+    log_loss: float | None = None
+    auc: float | None = None
+    calibration_error: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}:{self.model_version}:{self.arm}:{self.segment}"
+
+
+def monitor_topic(app_name: str) -> Topic[MonitorRecord]:
+    """The monitor's output topic of application `app_name` (``<app>.monitor``)."""
+    return Topic(
+        names.monitor(app_name),
+        MonitorRecord,
+        key="model",
+        time="end",
+        encoding="json",
+        contract=CONTRACT,
+    )

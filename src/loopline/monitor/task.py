@@ -1,0 +1,359 @@
+"""The monitor: decisions and labelled examples -> one record per window and key, exactly once.
+
+`Monitor` reads ``<app>.decisions`` and ``<app>.labelled`` in the consumer
+group ``<app>.monitor.run`` and counts them in tumbling event-time windows
+(default ``1m`` and ``1h``) per key: model, version, experiment arm and
+segment (the value of the decision's context field `segment`, "" when none
+is declared; labelled examples carry no context, so their segment is "").
+A decision counts in the window of its ``at``; a labelled example in the
+window of its ``closed_at`` (when its label became known). Each source has
+its watermark: the newest event time read minus `lateness`; a window closes
+when the watermark passes its end, and once everything is read also when
+the clock (`clock`, epoch ms) minus `lateness` does, so a quiet stream
+still closes its windows. A closed window becomes a `MonitorRecord`
+(`loopline.monitor.records`) on ``<app>.monitor``; a record read after its
+window closed is counted in ``stats.late`` and left out.
+
+State (open windows, watermarks) goes to the compacted
+``<app>.monitor.changelog`` in the same transaction as the records and the
+input offsets (a task on `loopline.stream`): after kill -9 and a restart,
+every record is written exactly once. The monitor keeps one state for all
+input partitions: run one member per application. An unreadable record
+goes to ``<topic>.dlq`` with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from loopline.app import App
+from loopline.contracts import LogRegistry
+from loopline.contracts.codecs import ContractViolation
+from loopline.contracts.registry import SchemaRegistry
+from loopline.log import Log, Record, TopicConfig, TopicExists, TopicPartition, parse_duration
+from loopline.monitor import metrics
+from loopline.monitor.alerting import Alerting
+from loopline.monitor.alerts import DEFAULT_ALERTS, Alert, AlertRecord
+from loopline.monitor.baselines import Baseline, Profiles, TestAuc
+from loopline.monitor.features import FeatureCounts, apply, number_bin
+from loopline.monitor.records import monitor_topic
+from loopline.monitor.sketch import bucket
+from loopline.monitor.sources import SourceState
+from loopline.monitor.state import SOURCE, WATERMARK, Codec, MonitorState
+from loopline.monitor.summary import decision_record, label_record
+from loopline.monitor.windows import DecisionWindow, LabelWindow, WindowKey, window_start
+from loopline.outcomes.inputs import decoder
+from loopline.outcomes.labelled import LabelledExample
+from loopline.serving.decisions import Decision
+from loopline.stream import names
+from loopline.stream.deadletters import dlq_topic
+from loopline.stream.runner import Runner
+from loopline.stream.state import PartitionedState
+from loopline.stream.task import Context, Task, TaskStats
+
+__all__ = ["Monitor", "MonitorStats"]
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+MS = datetime.timedelta(milliseconds=1)
+
+
+def _raw(value: bytes | None) -> bytes | None:
+    return value  # a source topic's records are counted, never decoded
+
+
+def wall_clock() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class MonitorStats(TaskStats):
+    """What a `Monitor` did since it started: inputs read, late ones, records written."""
+
+    decisions: int = 0
+    labelled: int = 0
+    late: int = 0
+    windows: int = 0
+    alerts: int = 0
+
+
+class Monitor(Task):
+    """Monitors application `app` (see the module docstring); `profiles` gives the training
+    profile of a (model, version) (`loopline.monitor.baselines.profiles_from`), `test_auc`
+    its test AUC. `alerts`: the rules (default: the application's ``App.alerts``, else
+    `DEFAULT_ALERTS`); `on_alert`: called with each alert once it is committed;
+    `sources`: the source topics whose freshness is judged (default: the features').
+    """
+
+    name = "monitor"
+
+    def __init__(
+        self,
+        log: Log,
+        app: App,
+        profiles: Profiles | None = None,
+        registry: SchemaRegistry | None = None,
+        *,
+        test_auc: TestAuc | None = None,
+        alerts: Sequence[Alert] | None = None,
+        on_alert: Sequence[Callable[[AlertRecord], None]] = (),
+        sources: Sequence[str] | None = None,
+        windows: Sequence[str] = ("1m", "1h"),
+        segment: str | None = None,
+        lateness: str = "5s",
+        instance: str = "0",
+        commit_interval: float = 0.5,
+        max_batch: int = 5_000,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.log, self.app, self.segment = log, app, segment
+        self.sizes = [parse_duration(w) or 0 for w in windows]
+        if not self.sizes or min(self.sizes) <= 0:
+            raise ValueError(f"monitor windows must be durations such as 1m or 1h, not {windows!r}")
+        self.lateness = parse_duration(lateness) or 0
+        self._judged = min(self.sizes)  # alerts judge the shortest windows
+        self.decisions_topic, self.labelled_topic = (
+            names.decisions(app.name),
+            names.labelled(app.name),
+        )
+        self.sources = tuple(app.features.sources if sources is None else sources)
+        self.topics = (self.decisions_topic, self.labelled_topic, *self.sources)
+        self.output, self.changelog = names.monitor(app.name), names.monitor_changelog(app.name)
+        self.alerts_topic = names.alerts(app.name)
+        if alerts is None:  # the application's rules, else the defaults
+            alerts = DEFAULT_ALERTS if app.alerts is None else app.alerts
+        self.alerting = Alerting(app.name, self.alerts_topic, alerts, on_alert)
+        self.test_auc = test_auc or (lambda model, version: None)
+        self.clock = clock or wall_clock
+        self.profiles = profiles or (lambda model, version: None)
+        self.stats = MonitorStats()
+        if isinstance(registry, LogRegistry):
+            monitor_topic(app.name).create(log, registry)  # and bind loopline.monitor
+        for topic, config in (
+            (self.decisions_topic, TopicConfig()),
+            (self.labelled_topic, TopicConfig()),
+            (self.output, TopicConfig()),
+            (self.alerts_topic, TopicConfig()),
+            (self.changelog, TopicConfig(compact=True)),
+            (dlq_topic(self.decisions_topic), TopicConfig()),
+            (dlq_topic(self.labelled_topic), TopicConfig()),
+        ):
+            with contextlib.suppress(TopicExists):
+                log.create_topic(topic, config)
+        self._decode = {
+            self.decisions_topic: decoder(registry, self.decisions_topic, Decision),
+            self.labelled_topic: decoder(registry, self.labelled_topic, LabelledExample),
+        }
+        self.states = PartitionedState(log, Codec(), lambda unit: TopicPartition(self.changelog, 0))
+        self._baselines: dict[tuple[str, int], Baseline] = {}
+        self._defaults = {n: app.features[n].default for n in app.features.names()}
+        self._encode = msgspec.json.Encoder().encode
+        self.runner = Runner(
+            log,
+            self,
+            group=names.monitor_group(app.name),
+            instance=instance,
+            commit_interval=commit_interval,
+            max_batch=max_batch,
+        )
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        until_caught_up: bool = False,
+        on_commit: Callable[[Monitor], None] | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> MonitorStats:
+        """Monitor until `stop` is set (or, with `until_caught_up`, nothing is left to read)."""
+        if clock is not None:
+            self.clock = clock
+        self.runner.run(
+            stop,
+            until_caught_up=until_caught_up,
+            on_commit=None if on_commit is None else lambda: on_commit(self),
+        )
+        return self.stats
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def baseline(self, model: str, version: int) -> Baseline:
+        found = self._baselines.get((model, version))
+        if found is None:
+            found = self._baselines[(model, version)] = Baseline(
+                self.profiles(model, version), self._defaults, self.test_auc(model, version)
+            )
+        return found
+
+    # -- counting -------------------------------------------------------------------------
+
+    def process(self, records: list[Record], context: Context) -> None:
+        state = self.states.get(0)
+        for record in records:
+            decode, contract = self._decode.get(record.topic, (_raw, None))
+            try:
+                value = decode(record.value)
+            except ContractViolation as exc:
+                context.dead_letter(record, str(exc), contract)
+                continue
+            if record.topic == self.decisions_topic:
+                self._decision(state, value)
+            elif record.topic != self.labelled_topic:  # a source topic: only its times count
+                source = state.sources.get(record.topic)
+                if source is None:
+                    source = state.sources[record.topic] = SourceState()
+                source.add(record.timestamp)
+                state.changed.add(SOURCE + record.topic)
+            else:
+                self._labelled(state, value)
+        self._close(context, state)
+        self.states.changed(0)
+
+    def _advance(self, state: MonitorState, source: str, at: int) -> int:
+        mark = state.watermark.get(source)
+        if mark is None or at - self.lateness > mark:
+            mark = state.watermark[source] = at - self.lateness
+            state.changed.add(WATERMARK + source)
+        return mark
+
+    def _decision(self, state: MonitorState, d: Decision) -> None:
+        self.stats.decisions += 1
+        at = (d.at - EPOCH) // MS
+        mark = self._advance(state, "decisions", at)
+        segment = "" if self.segment is None else str(d.context.get(self.segment, ""))
+        baseline = self.baseline(d.model, d.model_version)
+        edges = baseline.score_edges
+        # Each value is classified once (bins, coverage), then added to every window size.
+        counter = baseline.counter
+        seen = [
+            (name, counter(name).classify(value), counter(name).width)
+            for c in d.candidates
+            for name, value in c.features.items()
+        ]
+        scores = [c.score for c in d.candidates]
+        score_bins = None if edges is None else [number_bin(edges, x) for x in scores]
+        latency = bucket(d.latency_ms)
+        for size in self.sizes:
+            start = window_start(at, size)
+            if start + size <= mark:
+                self.stats.late += 1
+                continue
+            key = WindowKey("decisions", size, start, d.model, d.model_version, d.arm, segment)
+            w = state.windows.get(key)
+            if w is None:
+                w = state.windows[key] = DecisionWindow()
+            state.changed.add(key)
+            w.decisions += 1
+            w.latency[latency] = w.latency.get(latency, 0) + 1
+            w.candidates += len(scores)
+            for x in scores:
+                w.score(x)
+            if score_bins is not None:
+                if w.score_bins is None:
+                    w.score_bins = [0] * (len(edges) + 1 if edges else 1)  # type: ignore[arg-type]
+                for i in score_bins:
+                    w.score_bins[i] += 1
+            features = w.features
+            for name, one, width in seen:
+                counts = features.get(name)
+                if counts is None:
+                    counts = features[name] = FeatureCounts()
+                if one is not None:
+                    apply(counts, one, width)
+
+    def _labelled(self, state: MonitorState, e: LabelledExample) -> None:
+        self.stats.labelled += 1
+        mark = self._advance(state, "labelled", e.closed_at)
+        for size in self.sizes:
+            start = window_start(e.closed_at, size)
+            if start + size <= mark:
+                self.stats.late += 1
+                continue
+            key = WindowKey("labelled", size, start, e.model, e.model_version, e.arm, "")
+            w = state.windows.get(key)
+            if w is None:
+                w = state.windows[key] = LabelWindow()
+            state.changed.add(key)
+            w.labels += 1
+            w.label_sum += e.label
+            if e.score is not None and e.score == e.score:
+                w.pairs.append((e.score, e.label))
+
+    # -- closing windows ------------------------------------------------------------------
+
+    def tick(self, context: Context, caught_up: bool) -> None:
+        """Once everything is read, the clock closes the windows it has passed."""
+        if not caught_up or not context.owned:
+            return
+        state = self.states.get(0)
+        now = self.clock()
+        for source in ("decisions", "labelled"):
+            self._advance(state, source, now)
+        changed = self._close(context, state)
+        changed += self.alerting.freshness(context, state, self.sources, now)
+        if changed:
+            self.states.changed(0)
+
+    def _close(self, context: Context, state: MonitorState) -> int:
+        due = [
+            k for k in state.windows if k.start + k.size <= state.watermark.get(k.source, k.start)
+        ]
+        due.sort(
+            key=lambda k: (
+                k.start + k.size,
+                k.size,
+                k.source,
+                k.model,
+                k.model_version,
+                k.arm,
+                k.segment,
+            )
+        )
+        for key in due:
+            window = state.windows.pop(key)
+            state.changed.add(key)
+            baseline = self.baseline(key.model, key.model_version)
+            if isinstance(window, DecisionWindow):
+                record = decision_record(key, window, baseline)
+            else:
+                record = label_record(key, window, baseline)
+            context.send(
+                self.output,
+                self._encode(record),
+                record.key.encode(),
+                timestamp=record.end,
+                partition=0,
+            )
+            metrics.observe(self.app.name, record)
+            self.stats.windows += 1
+            if key.size == self._judged:
+                self.alerting.window(context, state, record, baseline.test_auc)
+        return len(due)
+
+    # -- committing -----------------------------------------------------------------------
+
+    def checkpoint(self, context: Context) -> None:
+        self.states.write(
+            lambda topic, value, key, partition: context.send(
+                topic, value, key, partition=partition
+            )
+        )
+
+    def committed(self) -> None:
+        """Tell the hooks (the webhook) of the alerts just committed."""
+        self.stats.alerts = self.alerting.sent
+        self.alerting.committed(self.states.get(0) if 0 in self.states else None)
+
+    def revoke(self, partitions: set[TopicPartition]) -> None:
+        self.states.clear()  # one state for every partition: restored again when needed
+
+    def reset(self) -> None:
+        self.states.clear()
+        self.alerting.reset()
