@@ -339,6 +339,9 @@ def keygen(private_key: str) -> None:
     """Make an Ed25519 key pair for signing models: KEYFILE (private) and KEYFILE.pub."""
     path = Path(private_key)
     try:
+        if not path.parent.exists():
+            # A directory made for the key is private too: only its owner lists it.
+            path.parent.mkdir(mode=0o700, parents=True)
         key_id = generate_ed25519_keys(path, path.with_name(path.name + ".pub"))
     except (FileExistsError, OSError) as exc:
         raise CLIError(str(exc)) from None
