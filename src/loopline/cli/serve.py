@@ -155,6 +155,8 @@ def serve(
             f"serving {app.name} model {service.declaration.name!r} at alias {alias!r}",
             f"http://{host}:{port} (OpenAPI at /docs)",
             "/healthz, /readyz, /metrics and /docs",
+            host=host,
+            port=port,
         )
         quiet_collector()  # no 100 ms full collections in the way of requests
         web = create_app(service, token=http.token, max_body_bytes=http.max_body_bytes)
