@@ -6,7 +6,6 @@ import socket
 import stat
 
 import pytest
-
 from click.testing import CliRunner
 
 from loopline.cli import cli
