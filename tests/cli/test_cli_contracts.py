@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from loopline.cli import cli
+from loopline.log import open_log
 
 CLICK_V1 = {
     "type": "record",
@@ -85,6 +86,7 @@ def test_bad_schema_files_are_explained(url, tmp_path):
     not_record = write(tmp_path, "enum.avsc", {"type": "enum", "name": "E", "symbols": ["A"]})
     result = run(url, "contracts", "register", "x", "--schema", not_record)
     assert result.exit_code == 1 and "record" in result.stderr
+    open_log(url).close()  # a log that exists, without the contract
     unknown = run(url, "contracts", "show", "nope")
     assert unknown.exit_code == 1
     assert "loopline contracts register nope" in unknown.stderr

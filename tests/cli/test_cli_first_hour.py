@@ -49,3 +49,25 @@ def test_a_busy_port_is_one_line_before_any_serving_on(tmp_path, command):
         f"error: cannot listen on 127.0.0.1:{port}: the address is in use; "
         "stop what listens there or choose another --port"
     ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["topics", "list"],
+        ["topics", "describe", "clicks"],
+        ["consume", "clicks", "--max", "1"],
+        ["contracts", "list"],
+        ["models", "list"],
+    ],
+)
+def test_reading_commands_refuse_a_missing_log_and_name_it(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LOOPLINE_LOG", raising=False)
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"error: no log at embedded:./.loopline ({tmp_path.resolve() / '.loopline'}): nothing "
+        "was ever written there; pass --log embedded:PATH or set LOOPLINE_LOG to the log you mean"
+    ]
+    assert not (tmp_path / ".loopline").exists()  # reading made nothing

@@ -147,7 +147,7 @@ def consume(
     committed when --group is given. A summary goes to stderr.
     """
     exit_code = 0
-    with settings.open() as log:
+    with settings.open(read_only=True) as log:
         consumer = log.consumer(group, [topic], reset="earliest" if from_beginning else "latest")
         guard = InterruptGuard()
         writer = RecordWriter(consumer, click.get_binary_stream("stdout"), meta=meta, guard=guard)
