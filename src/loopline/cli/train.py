@@ -20,7 +20,9 @@ from loopline.app import App, AppError, load_app
 from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
 from loopline.cli.interrupts import stopping
-from loopline.cli.output import is_terminal, plural
+from loopline.cli.label_option import label_option, relabelled
+from loopline.cli.output import plural
+from loopline.cli.progress_bars import ProgressBars, progress_bars
 from loopline.cli.settings import LogSettings
 from loopline.features.offline.events import BuildError
 from loopline.log import parse_duration
@@ -40,52 +42,6 @@ _USER_ERRORS = (
     LoadError,
 )
 _ONLINE_OPTIONS = ("every_examples", "every_seconds", "validate_every", "group", "until_caught_up")
-
-
-class _Bars:
-    """Rich progress bars on stderr, one per step (reading a topic, fitting), when stderr is a
-    terminal; `__call__` is the `progress` callback the training functions take."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.tasks: dict[str, Any] = {}
-
-    def __call__(self, what: str, done: int, total: int | None) -> None:
-        task = self.tasks.get(what)
-        if task is None:
-            task = self.tasks[what] = self.progress.add_task(what, total=total)
-        self.progress.update(task, completed=done, total=total)
-
-    def clear(self) -> None:
-        for task in self.tasks.values():
-            self.progress.remove_task(task)
-        self.tasks.clear()
-
-
-@contextmanager
-def _bars() -> Iterator[_Bars | None]:
-    if not is_terminal("stderr"):
-        yield None
-        return
-    bars = _Bars()
-    with bars.progress:
-        yield bars
 
 
 @contextmanager
@@ -204,6 +160,7 @@ or LOOPLINE_SIGNING_KEY_FILE (from `loopline models keygen`).""",
     "retention removed (counted in the manifest), instead of refusing.",
 )
 @click.option("--labelled", metavar="TOPIC", help="Learn from this topic of labelled examples.")
+@label_option
 @click.option("--alias", metavar="ALIAS", help="Point this alias (e.g. candidate) at each version.")
 @click.option(
     "--every",
@@ -269,6 +226,7 @@ def train(
     until_caught_up: bool,
     reproduce_version: int | None,
     allow_missing_history: bool,
+    label: str | None,
 ) -> None:
     """Train model NAME of APP (module:attribute) and publish it as a new signed version.
 
@@ -279,17 +237,19 @@ def train(
         spine=spine, labelled=labelled, every=every, online=online, reproduce=reproduce_version
     )
     _check_options(ctx, {**options, "runs": runs})
+    if label is not None and reproduce_version is not None:
+        raise CLIError("--label does not apply with --reproduce: the version's manifest names it")
     if every:
         _interval(every)  # a bad duration fails before anything is opened
     settings: LogSettings = ctx.obj
     with _user_errors():
-        app = load_app(app_spec)
+        app = relabelled(load_app(app_spec), model_name, label)
         app.model(model_name)
     with (
         _user_errors(),
         opened_registry(settings) as (log, schemas),
         _models(log) as registry,
-        _bars() as bars,
+        progress_bars() as bars,
     ):
         if reproduce_version is not None:
             _reproduce(log, app, model_name, reproduce_version, registry, schemas, bars)
@@ -369,7 +329,7 @@ def _periodic(
     runs: int | None,
     registry: ModelRegistry,
     schemas: Any,
-    bars: _Bars | None,
+    bars: ProgressBars | None,
     allow_missing_history: bool,
 ) -> None:
     from loopline.models.schedules import train_every
@@ -418,7 +378,7 @@ def _online(
     topic: str | None,
     registry: ModelRegistry,
     schemas: Any,
-    bars: _Bars | None,
+    bars: ProgressBars | None,
     options: dict[str, Any],
 ) -> None:
     from loopline.models.online import OnlineVersion, check_online, default_group, train_online
@@ -479,7 +439,7 @@ def _reproduce(
     version: int,
     registry: ModelRegistry,
     schemas: Any,
-    bars: _Bars | None,
+    bars: ProgressBars | None,
 ) -> None:
     from loopline.models.training import reproduce
 

@@ -247,7 +247,8 @@ def _split(data: TrainingData, model: Model, task: str, test_fraction: float) ->
     if data.label not in table.column_names:
         raise DataError(
             f"the data of {data.origin} has no label column {data.label!r} (its columns are "
-            f"{', '.join(table.column_names)}): set label= on model {model.name!r}"
+            f"{', '.join(table.column_names)}): set label= on model {model.name!r}, or pass "
+            "--label COLUMN to loopline train"
         )
     check_labels(task, table[data.label])
     train, test = split_by_time(table, data.time, test_fraction)

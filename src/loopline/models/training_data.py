@@ -335,7 +335,8 @@ def _examples(app: App, model: Model, tables: list[ExampleChunk], read: TopicRan
     if model.label not in table.column_names:
         raise DataError(
             f"the examples of {origin} have no label field {model.label!r}; their fields are "
-            f"{', '.join(c for c in columns if c != LOG_TIME)}: set label= on the model"
+            f"{', '.join(c for c in columns if c != LOG_TIME)}: set label= on the model, or "
+            "pass --label FIELD to loopline train (the outcome joiner writes 'label')"
         )
     unlabelled = table[model.label].null_count
     if unlabelled:
