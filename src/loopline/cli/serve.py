@@ -12,6 +12,7 @@ from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
 from loopline.cli.http_options import LIMITS_HELP, HTTPServing, http_options
 from loopline.cli.runner_options import RunnerOptions, runner_options
+from loopline.cli.serve_log import show_serving_log, warn_if_alias_missing
 from loopline.cli.settings import LogSettings
 
 
@@ -156,6 +157,8 @@ def serve(
             )
         except (AppError, ValueError) as exc:
             raise CLIError(str(exc)) from None
+        show_serving_log()
+        warn_if_alias_missing(service.models, service.declaration.name, alias)
         if source is not None:
             _score_stream(service, source, target, options)  # type: ignore[arg-type]
             return
