@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import time
 from pathlib import Path
 
@@ -325,3 +327,18 @@ def test_help_shows_examples():
     assert (
         "loopline dataset rebuild train.parquet.manifest.json --out again.parquet" in rebuild.output
     )
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_dataset_files_get_the_users_umask(log_url, shop, tmp_path, umask):
+    module, _, t0 = shop
+    spine = spine_csv(tmp_path / "spine.csv", t0)
+    before = os.umask(umask)
+    try:
+        built = run(log_url, "dataset", "build", f"{module}:app", "--spine", str(spine),
+                    "--out", "train.parquet")  # fmt: skip
+    finally:
+        os.umask(before)
+    assert built.exit_code == 0, built.output
+    for name in ("train.parquet", "train.parquet.manifest.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name

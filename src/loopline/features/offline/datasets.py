@@ -47,7 +47,7 @@ True
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -288,8 +288,10 @@ def write_parquet(table: pa.Table, out: str | Path) -> str:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table = table.replace_schema_metadata(None)
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
+    # Not mkstemp: its files are 0600 whatever the umask, and a dataset is shared like any
+    # file its user writes. O_EXCL with a random name is as safe against a clash.
+    temp = out.parent / f".{out.name}.{secrets.token_hex(8)}.tmp"
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         pq.write_table(table, temp, **PARQUET_OPTIONS)
         sha = file_sha256(temp)
