@@ -342,3 +342,48 @@ def test_dataset_files_get_the_users_umask(log_url, shop, tmp_path, umask):
     assert built.exit_code == 0, built.output
     for name in ("train.parquet", "train.parquet.manifest.json"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+PAIRS = """
+from loopline.features import Derived
+pairs = App("shop", features=FeatureSet(
+    [clicks, Aggregations({topic!r}, item, Count.per_window("sales", windows=["1h"]), time="at")],
+    derived=[Derived("clicks_per_sale", ("clicks_1h", "sales_1h"), lambda c, s: c / max(s, 1))]))
+"""
+
+
+def test_a_spine_of_users_and_items_gets_both_and_their_cross_features(log_url, shop, tmp_path):
+    module, topic, t0 = shop
+    (tmp_path / f"{module}.py").write_text(
+        (tmp_path / f"{module}.py").read_text() + PAIRS.format(topic=topic)
+    )
+    at = t0 + 10 * MINUTE
+    (tmp_path / "pairs.csv").write_text(
+        f"member_id,item_id,at,label\nm1,i1,{at},1\nm2,i1,{at},0\nm1,,{at},0\n"
+    )
+    args = ["dataset", "build", f"{module}:pairs", "--spine", "pairs.csv", "--out", "p.parquet"]
+    built = run(log_url, *args, "--entity", "member=member_id", "--entity", "item=item_id")
+    assert built.exit_code == 0, built.output
+    assert built.stdout.startswith("built p.parquet: 3 rows x 4 features from 1 topic")
+    assert pq.read_table(tmp_path / "p.parquet").to_pylist() == [
+        {"member_id": "m1", "item_id": "i1", "at": at, "label": 1, "clicks_1h": 2,
+         "spent_1h": 5.0, "sales_1h": 3, "clicks_per_sale": 2 / 3},
+        {"member_id": "m2", "item_id": "i1", "at": at, "label": 0, "clicks_1h": 1,
+         "spent_1h": 2.5, "sales_1h": 3, "clicks_per_sale": 1 / 3},
+        {"member_id": "m1", "item_id": None, "at": at, "label": 0, "clicks_1h": 2,
+         "spent_1h": 5.0, "sales_1h": 0, "clicks_per_sale": 2.0},
+    ]  # fmt: skip
+    manifest = json.loads((tmp_path / "p.parquet.manifest.json").read_text())
+    assert manifest["entities"] == {"member": "member_id", "item": "item_id"}
+    again = run(log_url, "dataset", "rebuild", "p.parquet.manifest.json", "--out", "q.parquet")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "q.parquet").read_bytes() == (tmp_path / "p.parquet").read_bytes()
+    by_key = run(log_url, *args, "--entity", "member", "--entity", "item")  # key fields
+    assert by_key.exit_code == 0, by_key.output
+
+    twice = run(log_url, *args, "--entity", "member=member_id", "--entity", "member=item_id")
+    assert twice.exit_code == 1
+    assert twice.stderr == (
+        "error: --entity member is given twice (member=member_id, member=item_id): "
+        "name each entity once\n"
+    )

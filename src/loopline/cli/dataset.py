@@ -16,6 +16,7 @@ import click
 
 from loopline.app import AppError, load_app
 from loopline.cli.contracts import opened_registry
+from loopline.cli.entity_options import entity_columns, entity_option, parse_entities
 from loopline.cli.errors import CLIError
 from loopline.cli.output import is_terminal, plural
 from loopline.cli.settings import LogSettings
@@ -98,6 +99,8 @@ Examples:
   loopline dataset build shop.features:app --spine labels.csv --out train.parquet
   loopline dataset build shop.features:app --spine labels.parquet --out train.parquet \\
       --entity member --time-column decided_at
+  loopline dataset build shop.features:app --spine pairs.csv --out train.parquet \
+      --entity user=user_id --entity item=item_id     # user, item and user x item features
   loopline dataset build shop.features:app --spine outcomes --out train.parquet
 
 \b
@@ -121,11 +124,7 @@ without a time field, a record's log timestamp is its instant.""",
     type=click.Path(dir_okay=False),
     help="Where to write the dataset; the manifest goes to FILE.parquet.manifest.json.",
 )
-@click.option(
-    "--entity",
-    metavar="NAME",
-    help="The entity the spine holds, when the features describe several.",
-)
+@entity_option
 @click.option(
     "--time-column",
     metavar="COLUMN",
@@ -143,7 +142,7 @@ def build_command(
     app: str,
     spine: str,
     out: str,
-    entity: str | None,
+    entity_values: tuple[str, ...],
     time_column: str | None,
     allow_missing_history: bool,
 ) -> None:
@@ -159,18 +158,21 @@ def build_command(
     compaction or retention removed it, the build is refused, naming the table
     and how many rows (--allow-missing-history gives them the defaults).
     """
+    entity, named = parse_entities(entity_values)
     with (
         _user_errors(),
         opened_registry(settings) as (log, registry),
         _bars() as progress,
     ):
+        application = load_app(app)
         manifest = build_dataset(
             log,
-            load_app(app),
+            application,
             spine,
             out,
             registry=registry,
             entity=entity,
+            entities=entity_columns(application, named) if named else None,
             time_column=time_column,
             progress=progress,
             allow_missing_history=allow_missing_history,

@@ -51,6 +51,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -70,6 +71,7 @@ from loopline.features.offline.manifests import (
     write_manifest,
 )
 from loopline.features.offline.pinned import Progress, pin, read_pinned
+from loopline.features.offline.related import entity_view, read_related_spine, spine_entities
 from loopline.features.offline.spines import (
     FORMATS,
     Spine,
@@ -112,6 +114,7 @@ def build_dataset(
     *,
     registry: SchemaRegistry | None = None,
     entity: str | None = None,
+    entities: Mapping[str, str] | None = None,
     time_column: str | None = None,
     progress: Progress | None = None,
     allow_missing_history: bool = False,
@@ -124,7 +127,9 @@ def build_dataset(
     again by itself. `spine` is a spine file (Parquet, CSV, JSON
     lines) or the name of a topic holding spine records (see
     `loopline.features.offline.spines`). `entity` names the spine's entity
-    when the features describe several; `time_column` the spine's time
+    when the features describe several; `entities` maps the entities of a
+    spine about several related ones (a member and an item) to their id
+    columns (`loopline.features.offline.related`); `time_column` the spine's time
     column (default ``at``, else ``timestamp``). `registry` decodes topics
     bound to a contract. `progress(topic, offsets_read, offsets_to_read)` is
     called while topics are read.
@@ -140,12 +145,18 @@ def build_dataset(
     `allow_missing_history` those rows get the features' defaults instead, and
     the manifest's `missing_history` counts them per table topic.
     """
-    entity_name, key_field, topics = _entity(app, entity)
+    entity_name, key_field, topics = spine_entities(app, entity, entities)
     file = _spine_file(log, spine)
     spine_range, spine_sha = None, None
+    if file is None and entities:
+        raise DatasetError("a spine of several entities is read from a file, not a topic")
     if file is not None:  # a bad spine fails before any topic is pinned or read
         spine_sha = file_sha256(file)  # first: the file may change while it is read
-        spine_rows = read_spine_file(file, key_field=key_field, time_column=time_column)
+        spine_rows = (
+            read_related_spine(file, entities, time_column)
+            if entities
+            else read_spine_file(file, key_field=key_field, time_column=time_column)
+        )
     pinned = {topic: pin(log, topic) for topic in topics}
     reader = SourceReader(registry)
     if file is None:
@@ -154,7 +165,7 @@ def build_dataset(
             log, spine_range, reader, progress, key_field=key_field, time_column=time_column
         )
     rows, sources, unusable, missing = _rows(
-        log, app, entity_name, spine_rows, pinned, reader, progress
+        log, app, entities or entity_name, spine_rows, pinned, reader, progress
     )
     if missing and not allow_missing_history:
         raise DatasetError(refusal(missing, spine_rows.table.num_rows))
@@ -179,6 +190,7 @@ def build_dataset(
         sha256=sha,
         unusable=unusable,
         missing_history=per_topic(missing),
+        entities=dict(entities) if entities else msgspec.UNSET,
     )
     write_manifest(manifest, manifest_path(out))
     return manifest
@@ -207,9 +219,12 @@ def rebuild(
     """
     old = read_manifest(manifest)
     _same_features(old, app)
-    _, key_field, _ = _entity(app, old.entity)
+    related = old.entities or None
+    _, key_field, _ = spine_entities(app, None if related else old.entity, related)
     reader = SourceReader(registry)
-    if old.spine.topic is not None:
+    if related:
+        spine_rows = read_related_spine(_rebuild_spine(old, spine), related, old.spine.time_column)
+    elif old.spine.topic is not None:
         spine_rows, spine_range = _topic_spine(
             log,
             old.spine.topic,
@@ -232,7 +247,7 @@ def rebuild(
     # the same records as then (checked below) miss the same history: accepted then, or the
     # dataset would not exist
     rows, sources, unusable, missing = _rows(
-        log, app, old.entity, spine_rows, pinned, reader, progress
+        log, app, related or old.entity, spine_rows, pinned, reader, progress
     )
     for then, now in zip(old.sources, sources, strict=True):
         _same_records(then, now, old.format)
@@ -250,6 +265,7 @@ def rebuild(
         sha256=sha,
         unusable=unusable,
         missing_history=per_topic(missing),
+        entities=old.entities,
     )
     target = manifest_path(out)
     if sha != old.sha256:
@@ -302,29 +318,6 @@ def write_parquet(table: pa.Table, out: str | Path) -> str:
     return sha
 
 
-def _entity(app: App, entity: str | None) -> tuple[str, str, list[str]]:
-    """The spine's entity (name and key field) and the topics its features read, sorted."""
-    declared = {g.entity.name: g.entity for g in app.features.aggregations}
-    for t in app.features.tables:
-        declared.setdefault(t.entity.name, t.entity)
-    if entity is None:
-        if len(declared) != 1:
-            raise DatasetError(
-                f"the features of app {app.name!r} describe {len(declared)} entities "
-                f"({', '.join(declared) or 'none'}); say which one the spine holds with "
-                "--entity NAME"
-            )
-        entity = next(iter(declared))
-    if entity not in declared:
-        raise DatasetError(
-            f"no feature of app {app.name!r} describes entity {entity!r}; "
-            f"declared are {sorted(declared)}"
-        )
-    readers = [*app.features.aggregations, *app.features.tables]
-    topics = sorted({r.source for r in readers if r.entity.name == entity})
-    return entity, declared[entity].key, topics
-
-
 def _spine_file(log: Log, spine: str | Path) -> Path | None:
     """`spine` as a file path, or None when it names a topic of the log."""
     path = Path(spine)
@@ -374,7 +367,7 @@ def _topic_spine(
 def _rows(
     log: Log,
     app: App,
-    entity: str,
+    entity: str | Mapping[str, str],
     spine: Spine,
     pinned: Mapping[str, TopicRange],
     reader: SourceReader,
@@ -383,7 +376,9 @@ def _rows(
     """The dataset's rows, the ranges read with their counts, in topic order, the records
     of each topic left out because no feature could read them (`unusable_records`), and the
     rows of each table whose history is gone (only tables with such rows)."""
-    tables = [t for t in app.features.tables if t.entity.name == entity]
+    # one entity (the spine's ``entity`` column) or related ones (name -> id column)
+    columns = {entity: "entity"} if isinstance(entity, str) else dict(entity)
+    tables = [t for t in app.features.tables if t.entity.name in columns]
     tabled = {t.source for t in tables}
     sources, ranges, unusable, gaps = {}, [], {}, {}
     for topic in sorted(pinned):
@@ -404,8 +399,16 @@ def _rows(
         if unusable_records(sources[topic]):
             unusable[topic] = unusable_records(sources[topic])
         del read
-    missing = [MissingHistory.of(t, sources[t.source], gaps[t.source], spine.table) for t in tables]
-    rows = build(app.features, sources, spine.table, entity=entity)
+    missing = [
+        MissingHistory.of(
+            t, sources[t.source], gaps[t.source], entity_view(spine.table, columns[t.entity.name])
+        )
+        for t in tables
+    ]
+    if isinstance(entity, str):
+        rows = build(app.features, sources, spine.table, entity=entity)
+    else:
+        rows = build(app.features, sources, spine.table, entities=columns)
     return spine.restore(rows), ranges, unusable, [m for m in missing if m.count]
 
 

@@ -108,6 +108,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     # per table topic, the spine rows given the defaults because the history they needed was
     # gone (compaction, retention), accepted with --allow-missing-history (decision 0009)
     missing_history: dict[str, int] = msgspec.field(default_factory=dict)
+    # a spine about several related entities: entity name -> its id column (then `entity`
+    # lists the names); left out of single-entity manifests
+    entities: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
     loopline_version: str = __version__
     engines: dict[str, str] = msgspec.field(default_factory=engine_versions)
     created_at: str = msgspec.field(default_factory=_now)
