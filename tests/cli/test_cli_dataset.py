@@ -387,3 +387,26 @@ def test_a_spine_of_users_and_items_gets_both_and_their_cross_features(log_url, 
         "error: --entity member is given twice (member=member_id, member=item_id): "
         "name each entity once\n"
     )
+
+
+PAIR_MODEL = """
+from loopline.models.declarations import Model
+from loopline.models.trainers import LightGBMTrainer
+paired = App("shop", features=pairs.features, models=[Model(
+    "pair", entity="member", features=["clicks_1h", "sales_1h"],
+    trainer=lambda: LightGBMTrainer({{"num_leaves": 2, "min_data_in_leaf": 1}}, num_boost_round=2))])
+"""
+
+
+def test_train_from_a_spine_of_users_and_items(log_url, shop, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPLINE_SIGNING_KEY", "a dataset CLI test secret, 16+")
+    module, topic, t0 = shop
+    (tmp_path / f"{module}.py").write_text((APP + PAIRS + PAIR_MODEL).format(topic=topic))
+    rows = [f"m{1 + i % 2},i1,{t0 + 10 * MINUTE + i * 1000},{i % 2}" for i in range(40)]
+    (tmp_path / "pairs.csv").write_text("member_id,item_id,at,label\n" + "\n".join(rows) + "\n")
+    args = ["train", f"{module}:paired", "--model", "pair", "--spine", "pairs.csv"]
+    trained = run(log_url, *args, "--entity", "member=member_id", "--entity", "item=item_id")
+    assert trained.exit_code == 0, trained.output
+    assert trained.stdout.startswith("published pair v1 (lightgbm; 32 train / 8 test rows)")
+    twice = run(log_url, *args, "--entity", "item=item_id", "--entity", "item=item_id")
+    assert twice.stderr.startswith("error: --entity item is given twice")

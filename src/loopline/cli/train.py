@@ -18,6 +18,7 @@ from click.core import ParameterSource
 
 from loopline.app import App, AppError, load_app
 from loopline.cli.contracts import opened_registry
+from loopline.cli.entity_options import entity_columns, entity_option, parse_entities
 from loopline.cli.errors import CLIError
 from loopline.cli.interrupts import stopping
 from loopline.cli.label_option import label_option, relabelled
@@ -161,6 +162,7 @@ or LOOPLINE_SIGNING_KEY_FILE (from `loopline models keygen`).""",
 )
 @click.option("--labelled", metavar="TOPIC", help="Learn from this topic of labelled examples.")
 @label_option
+@entity_option
 @click.option("--alias", metavar="ALIAS", help="Point this alias (e.g. candidate) at each version.")
 @click.option(
     "--every",
@@ -227,6 +229,7 @@ def train(
     reproduce_version: int | None,
     allow_missing_history: bool,
     label: str | None,
+    entity_values: tuple[str, ...],
 ) -> None:
     """Train model NAME of APP (module:attribute) and publish it as a new signed version.
 
@@ -245,6 +248,7 @@ def train(
     with _user_errors():
         app = relabelled(load_app(app_spec), model_name, label)
         app.model(model_name)
+        entities = _spine_entities(app, model_name, entity_values, spine)
     with (
         _user_errors(),
         opened_registry(settings) as (log, schemas),
@@ -285,6 +289,7 @@ def train(
                 schemas,
                 bars,
                 allow_missing_history,
+                entities,
             )
         else:
             from loopline.models.training import train_once
@@ -300,10 +305,27 @@ def train(
                 schemas=schemas,
                 progress=bars,
                 allow_missing_history=allow_missing_history,
+                entities=entities,
             )
             if bars is not None:
                 bars.clear()
             click.echo(summary(result))
+
+
+def _spine_entities(
+    app: App, model_name: str, values: tuple[str, ...], spine: str | None
+) -> dict[str, str] | None:
+    """The related entities of a spine (--entity NAME=COLUMN ...), or None for the model's one."""
+    if values and spine is None:
+        raise CLIError("--entity applies only with --spine")
+    entity, named = parse_entities(values)
+    if entity is not None and entity != app.model(model_name).entity:
+        raise CLIError(
+            f"--entity {entity}: model {model_name!r} is of entity "
+            f"{app.model(model_name).entity!r}; name its spine's id columns as "
+            f"--entity {app.model(model_name).entity}=COLUMN --entity OTHER=COLUMN"
+        )
+    return entity_columns(app, named) if named else None
 
 
 @contextmanager
@@ -331,6 +353,7 @@ def _periodic(
     schemas: Any,
     bars: ProgressBars | None,
     allow_missing_history: bool,
+    entities: dict[str, str] | None,
 ) -> None:
     from loopline.models.schedules import train_every
 
@@ -368,6 +391,7 @@ def _periodic(
             on_error=failed,
             runs=runs,
             allow_missing_history=allow_missing_history,
+            entities=entities,
         )
 
 

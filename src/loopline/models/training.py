@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,7 @@ def _load(
     schemas: SchemaRegistry | None,
     progress: Progress | None,
     allow_missing_history: bool = False,
+    entities: Mapping[str, str] | None = None,
 ) -> TrainingData:
     if (spine is None) == (labelled_topic is None):
         raise TrainingError(
@@ -223,6 +225,7 @@ def _load(
             schemas=schemas,
             progress=progress,
             allow_missing_history=allow_missing_history,
+            entities=entities,
         )
     assert labelled_topic is not None
     return from_labelled(log, app, model, labelled_topic, schemas=schemas, progress=progress)
@@ -337,6 +340,7 @@ def train_once(
     schemas: SchemaRegistry | None = None,
     progress: Progress | None = None,
     allow_missing_history: bool = False,
+    entities: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train model `model_name` of `app` once and publish it; see the module docstring.
 
@@ -349,6 +353,8 @@ def train_once(
     None while a step's size is unknown). A spine row whose table history
     compaction or retention removed refuses the build (`DatasetError`) unless
     `allow_missing_history` (the row gets the defaults; the manifest counts it).
+    `entities` (name -> spine column) reads a spine about related entities, a
+    user and an item, as `loopline.features.offline.related` describes.
 
     Raises `DataError` for data a model cannot learn from (empty, one class,
     a declared feature missing), `SigningKeyMissing` before reading anything
@@ -370,6 +376,7 @@ def train_once(
         schemas=schemas,
         progress=progress,
         allow_missing_history=allow_missing_history,
+        entities=entities,
     )
     split = _split(data, model, trainer.task, model.test_fraction)
     timings["load"] = time.perf_counter() - started
