@@ -80,6 +80,35 @@ def _summary(verb: str, out: str, manifest: Manifest) -> str:
     )
 
 
+# More than this share of rows before a table's first record is no coincidence.
+BEFORE_FIRST_WARNING = 0.5
+
+
+def _say_defaults(manifest: Manifest) -> None:
+    """On stderr: the share of rows each feature gave its default, and what looks broken."""
+    rows = manifest.rows
+    if not rows or not any(manifest.defaulted.values()):
+        return  # every row had a value for every feature: nothing to say
+    shares = ", ".join(f"{n} {c / rows:.0%}" for n, c in manifest.defaulted.items())
+    click.echo(f"rows given the default: {shares}", err=True)
+    for name, count in manifest.derived_errors.items():
+        click.echo(
+            f"warning: derived feature {name!r} raised on {count} of {plural(rows, 'row')}, "
+            "which got its default: check its function (`loopline features get` shows the "
+            "errors online too)",
+            err=True,
+        )
+    for topic, count in manifest.before_first_record.items():
+        if count > rows * BEFORE_FIRST_WARNING:
+            click.echo(
+                f"warning: table of topic {topic!r} has no record before {count} of "
+                f"{plural(rows, 'spine row')}' instants, which got its defaults: was it "
+                "ingested without --time-column? Its records are then timed at ingestion; "
+                "ingest it again with --time-column COLUMN",
+                err=True,
+            )
+
+
 @click.group()
 def dataset() -> None:
     """Datasets: point-in-time feature vectors for training, pinned to exact offsets.
@@ -178,6 +207,7 @@ def build_command(
             allow_missing_history=allow_missing_history,
         )
     click.echo(_summary("built", out, manifest))
+    _say_defaults(manifest)
     for topic, rows in manifest.missing_history.items():
         click.echo(
             f"warning: table of topic {topic!r}: {plural(rows, 'spine row')} got the defaults, "

@@ -47,19 +47,19 @@ True
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.builder import build
+from loopline.features.offline.coverage import before_first_record
 from loopline.features.offline.events import events_table_of_columns, unusable_records
 from loopline.features.offline.history import Gaps, MissingHistory, per_topic, refusal
+from loopline.features.offline.manifests import PARQUET_OPTIONS as PARQUET_OPTIONS
 from loopline.features.offline.manifests import (
     DatasetError,
     Manifest,
@@ -69,6 +69,7 @@ from loopline.features.offline.manifests import (
     manifest_path,
     read_manifest,
     write_manifest,
+    write_parquet,
 )
 from loopline.features.offline.pinned import Progress, pin, read_pinned
 from loopline.features.offline.related import entity_view, read_related_spine, spine_entities
@@ -78,6 +79,7 @@ from loopline.features.offline.spines import (
     read_spine_file,
     spine_from_records,
 )
+from loopline.features.offline.values import BuildReport
 from loopline.features.sources import SourceReader
 from loopline.log import Log, TopicNotFound
 from loopline.log.collector import collector_paused
@@ -91,19 +93,6 @@ __all__ = [
     "rebuild",
     "write_parquet",
 ]
-
-# Fixed, so the same table always gives the same bytes (docs/decisions/0009).
-PARQUET_OPTIONS = {
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "version": "2.6",
-    "data_page_version": "1.0",
-    "row_group_size": 1_048_576,
-    "write_page_index": False,
-    "store_schema": True,
-}
 
 
 def build_dataset(
@@ -164,7 +153,7 @@ def build_dataset(
         spine_rows, spine_range = _topic_spine(
             log, spine_range, reader, progress, key_field=key_field, time_column=time_column
         )
-    rows, sources, unusable, missing = _rows(
+    rows, sources, unusable, missing, silent = _rows(
         log, app, entities or entity_name, spine_rows, pinned, reader, progress
     )
     if missing and not allow_missing_history:
@@ -191,6 +180,7 @@ def build_dataset(
         unusable=unusable,
         missing_history=per_topic(missing),
         entities=dict(entities) if entities else msgspec.UNSET,
+        **silent,
     )
     write_manifest(manifest, manifest_path(out))
     return manifest
@@ -246,7 +236,7 @@ def rebuild(
     pinned = {r.topic: r for r in old.sources}
     # the same records as then (checked below) miss the same history: accepted then, or the
     # dataset would not exist
-    rows, sources, unusable, missing = _rows(
+    rows, sources, unusable, missing, silent = _rows(
         log, app, related or old.entity, spine_rows, pinned, reader, progress
     )
     for then, now in zip(old.sources, sources, strict=True):
@@ -266,6 +256,7 @@ def rebuild(
         unusable=unusable,
         missing_history=per_topic(missing),
         entities=old.entities,
+        **silent,
     )
     target = manifest_path(out)
     if sha != old.sha256:
@@ -286,36 +277,6 @@ def rebuild(
         )
     write_manifest(new, target)
     return new
-
-
-def write_parquet(table: pa.Table, out: str | Path) -> str:
-    """Write `table` to `out` deterministically (same table, same bytes); return its SHA-256.
-
-    The file appears at `out` complete or not at all.
-
-    >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> rows = pa.table({"entity": ["m1", "m2"], "at": [1, 2]})
-    >>> write_parquet(rows, folder / "a.parquet") == write_parquet(rows, folder / "b.parquet")
-    True
-    >>> (folder / "a.parquet").read_bytes() == (folder / "b.parquet").read_bytes()
-    True
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = table.replace_schema_metadata(None)
-    # Not mkstemp: its files are 0600 whatever the umask, and a dataset is shared like any
-    # file its user writes. O_EXCL with a random name is as safe against a clash.
-    temp = out.parent / f".{out.name}.{secrets.token_hex(8)}.tmp"
-    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        pq.write_table(table, temp, **PARQUET_OPTIONS)
-        sha = file_sha256(temp)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return sha
 
 
 def _spine_file(log: Log, spine: str | Path) -> Path | None:
@@ -372,10 +333,13 @@ def _rows(
     pinned: Mapping[str, TopicRange],
     reader: SourceReader,
     progress: Progress | None,
-) -> tuple[pa.Table, list[TopicRange], dict[str, int], list[MissingHistory]]:
+) -> tuple[
+    pa.Table, list[TopicRange], dict[str, int], list[MissingHistory], dict[str, dict[str, int]]
+]:
     """The dataset's rows, the ranges read with their counts, in topic order, the records
-    of each topic left out because no feature could read them (`unusable_records`), and the
-    rows of each table whose history is gone (only tables with such rows)."""
+    of each topic left out because no feature could read them (`unusable_records`), the
+    rows of each table whose history is gone (only tables with such rows), and what got a
+    default silently (the manifest's fields of that name)."""
     # one entity (the spine's ``entity`` column) or related ones (name -> id column)
     columns = {entity: "entity"} if isinstance(entity, str) else dict(entity)
     tables = [t for t in app.features.tables if t.entity.name in columns]
@@ -405,11 +369,17 @@ def _rows(
         )
         for t in tables
     ]
+    report = BuildReport()
     if isinstance(entity, str):
-        rows = build(app.features, sources, spine.table, entity=entity)
+        rows = build(app.features, sources, spine.table, entity=entity, report=report)
     else:
-        rows = build(app.features, sources, spine.table, entities=columns)
-    return spine.restore(rows), ranges, unusable, [m for m in missing if m.count]
+        rows = build(app.features, sources, spine.table, entities=columns, report=report)
+    silent = {
+        "defaulted": report.defaulted,
+        "derived_errors": {n: c for n, c in report.derived_errors.items() if c},
+        "before_first_record": before_first_record(tables, sources, spine.table),
+    }
+    return spine.restore(rows), ranges, unusable, [m for m in missing if m.count], silent
 
 
 def application_spec(manifest: Manifest, moved: str | None = None) -> str:
