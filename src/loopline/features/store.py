@@ -166,6 +166,15 @@ class FeatureStore:
                     view.ready(entity_name, str(entity_id))
         return view.online.vectors(entities, names, at)
 
+    def derived_failures(self) -> dict[str, tuple[int, str]]:
+        """Per derived feature, the reads of this store whose function raised (they took the
+        default) and the first error, as ``(count, "ZeroDivisionError: ...")``."""
+        online = self._view.online
+        return {
+            name: (count, online.first_derived_error.get(name, ""))
+            for name, count in online.derived_failures.items()
+        }
+
     def known(self, entity_name: str, entity_id: str) -> bool:
         """Whether the online features hold anything of `entity_id` (an event, a table row).
 
