@@ -19,8 +19,9 @@ import click
 
 from loopline.models import ModelNotFound, ModelRegistry
 
-# The service's swaps (info) and the alias follower's refusals (error).
-_SHOWN = ("loopline.serving", "loopline.models.registry_follower")
+# The service's swaps (info), the alias follower's refusals (error), and the online
+# store's warnings (a derived feature that raises).
+_SHOWN = ("loopline.serving", "loopline.models.registry_follower", "loopline.features.store")
 
 
 class _Echo(logging.Handler):
