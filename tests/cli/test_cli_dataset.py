@@ -448,3 +448,30 @@ def test_dataset_build_says_what_got_defaults_silently(log, log_url, shop, tmp_p
     assert manifest["derived_errors"] == {"per_click": 2}
     assert manifest["defaulted"]["age"] == 2
     assert manifest["before_first_record"] == {profiles: 2}
+
+
+SILENT_MODEL = """
+from loopline.models.declarations import Model
+from loopline.models.trainers import LightGBMTrainer
+silently = App("shop", features=silent.features, models=[Model(
+    "sm", entity="member", features=["clicks_1h", "per_click"],
+    trainer=lambda: LightGBMTrainer({{"num_leaves": 2, "min_data_in_leaf": 1}}, num_boost_round=2))])
+"""
+
+
+def test_train_says_a_derived_feature_raised(log, log_url, shop, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPLINE_SIGNING_KEY", "a dataset CLI test secret, 16+")
+    module, topic, t0 = shop
+    profiles = unique("profiles")
+    log.create_topic(profiles)
+    source = (APP + SILENT + SILENT_MODEL).format(topic=topic, profiles=profiles)
+    (tmp_path / f"{module}.py").write_text(source)
+    rows = [f"m{1 + i % 2},{t0 + 10 * MINUTE + i * 1000},{i % 2}" for i in range(40)]
+    (tmp_path / "s.csv").write_text("member_id,at,label\n" + "\n".join(rows) + "\n")
+    trained = run(log_url, "train", f"{module}:silently", "--model", "sm", "--spine", "s.csv")
+    assert trained.exit_code == 0, trained.output
+    assert re.search(
+        r"warning: derived feature 'per_click' raised on 40 of the data's rows, which got its "
+        r"default: check its function \(recorded in v\d+'s manifest\)",
+        trained.stderr,
+    )

@@ -25,6 +25,7 @@ from loopline.cli.label_option import label_option, relabelled
 from loopline.cli.output import plural
 from loopline.cli.progress_bars import ProgressBars, progress_bars
 from loopline.cli.settings import LogSettings
+from loopline.cli.train_output import metrics_text, seconds_text, summary, warn_derived_errors
 from loopline.features.offline.events import BuildError
 from loopline.log import parse_duration
 from loopline.models import ModelLoadError, ModelNotFound, ModelRegistry, ModelRegistryError
@@ -52,25 +53,6 @@ def _user_errors() -> Iterator[None]:
         yield
     except _USER_ERRORS as exc:
         raise CLIError(str(exc)) from None
-
-
-def _metrics(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()) or "no metrics"
-
-
-def _seconds(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-
-
-def summary(result: TrainResult) -> str:
-    """The line printed for a version `loopline train` published."""
-    v = result.version
-    moved = f"; alias {result.alias} -> v{v.version}" if result.alias else ""
-    steps = ", ".join(f"{step} {_seconds(s)}" for step, s in result.timings.items())
-    return (
-        f"published {v.name} v{v.version} ({v.trainer}; {result.train_rows:,} train / "
-        f"{result.test_rows:,} test rows): {_metrics(result.metrics)}{moved}; {steps}"
-    )
 
 
 def _interval(text: str) -> float:
@@ -310,6 +292,7 @@ def train(
             if bars is not None:
                 bars.clear()
             click.echo(summary(result))
+            warn_derived_errors(result)
 
 
 def _spine_entities(
@@ -368,6 +351,7 @@ def _periodic(
         if bars is not None:
             bars.clear()
         click.echo(summary(result))
+        warn_derived_errors(result)
 
     def failed(exc: Exception) -> None:
         if bars is not None:
@@ -426,7 +410,7 @@ def _online(
         click.echo(
             f"published {v.version.name} v{v.version.version} (online; "
             f"{plural(v.examples, 'example')}, {v.total:,} in all): "
-            f"{_metrics(v.metrics)}{validated}{moved}"
+            f"{metrics_text(v.metrics)}{validated}{moved}"
         )
 
     started = time.monotonic()
@@ -449,7 +433,7 @@ def _online(
     resumed = f", went on from v{stats.resumed_from}" if stats.resumed_from else ""
     dead = f", {stats.dead_letters:,} dead letters to {topic}.dlq" if stats.dead_letters else ""
     click.echo(
-        f"learned {plural(stats.examples, 'example')} in {_seconds(seconds)} "
+        f"learned {plural(stats.examples, 'example')} in {seconds_text(seconds)} "
         f"({stats.examples / max(seconds, 1e-9):,.0f}/s), "
         f"{plural(len(stats.versions), 'version')} published{resumed}{dead}",
         err=True,
@@ -484,5 +468,5 @@ def _reproduce(
         )
     click.echo(
         f"reproduced {what} from its manifest: identical scores on {result.test_rows:,} test "
-        f"rows, artifact {artifact}; {_metrics(result.metrics)}"
+        f"rows, artifact {artifact}; {metrics_text(result.metrics)}"
     )
