@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from loopline.cli import cli
+from loopline.log import open_log
 
 CLICK_V1 = {
     "type": "record",
@@ -85,6 +86,7 @@ def test_bad_schema_files_are_explained(url, tmp_path):
     not_record = write(tmp_path, "enum.avsc", {"type": "enum", "name": "E", "symbols": ["A"]})
     result = run(url, "contracts", "register", "x", "--schema", not_record)
     assert result.exit_code == 1 and "record" in result.stderr
+    open_log(url).close()  # a log that exists, without the contract
     unknown = run(url, "contracts", "show", "nope")
     assert unknown.exit_code == 1
     assert "loopline contracts register nope" in unknown.stderr
@@ -166,3 +168,32 @@ def test_dlq_inspect_and_replay_after_the_contract_is_fixed(url, tmp_path):
     reader.close()
     registry.close()
     log.close()
+
+
+@pytest.mark.parametrize("encoding", ["avro", "json"])
+def test_consume_decode_reads_through_the_topics_contract(url, tmp_path, encoding):
+    run(url, "contracts", "register", "clicks", "--schema", write(tmp_path, "c.avsc", CLICK_V1))
+    run(url, "topics", "create", "clicks", "--contract", "clicks", "--encoding", encoding)
+    lines = '{"member_id": "m1", "item": 1}\n{"member_id": "m2", "item": 2}\n'
+    assert run(url, "produce", "clicks", input=lines).exit_code == 0
+    log = open_log(url)  # a record written past the contract, by another client
+    producer = log.producer()
+    producer.send("clicks", b"\x00\x00\x00\x00\x63not avro")
+    producer.flush()
+    log.close()
+    out = run(url, "consume", "clicks", "--from-beginning", "--timeout", "1", "--decode")
+    assert out.exit_code == 0, out.output
+    values = [json.loads(line) for line in out.stdout.splitlines()]
+    assert values[:2] == [{"member_id": "m1", "item": 1}, {"member_id": "m2", "item": 2}]
+    assert "$base64" in values[2] or isinstance(values[2], str)  # shown as it is
+    assert "warning: clicks[0]@2 does not decode with contract 'clicks' v1: " in out.stderr
+
+
+def test_consume_decode_needs_a_contract(url):
+    run(url, "topics", "create", "plain")
+    out = run(url, "consume", "plain", "--from-beginning", "--timeout", "1", "--decode")
+    assert out.exit_code == 1
+    assert out.stderr == (
+        "error: --decode: topic 'plain' is bound to no contract; bind one "
+        "(loopline topics create plain --contract NAME) or read without --decode\n"
+    )

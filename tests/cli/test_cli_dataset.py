@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import stat
 import time
 from pathlib import Path
 
@@ -307,6 +310,7 @@ def test_a_table_whose_history_was_compacted_away(log, log_url, backend, tmp_pat
     accepted = run(log_url, *args, "--allow-missing-history")
     assert accepted.exit_code == 0, accepted.output
     assert accepted.stderr == (
+        "rows given the default: country 50%\n"
         f"warning: table of topic {topic!r}: 1 spine row got the defaults, the history it "
         "needed being gone (recorded in the manifest as missing_history)\n"
     )
@@ -324,4 +328,150 @@ def test_help_shows_examples():
     rebuild = CliRunner().invoke(cli, ["dataset", "rebuild", "--help"])
     assert (
         "loopline dataset rebuild train.parquet.manifest.json --out again.parquet" in rebuild.output
+    )
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_dataset_files_get_the_users_umask(log_url, shop, tmp_path, umask):
+    module, _, t0 = shop
+    spine = spine_csv(tmp_path / "spine.csv", t0)
+    before = os.umask(umask)
+    try:
+        built = run(log_url, "dataset", "build", f"{module}:app", "--spine", str(spine),
+                    "--out", "train.parquet")  # fmt: skip
+    finally:
+        os.umask(before)
+    assert built.exit_code == 0, built.output
+    for name in ("train.parquet", "train.parquet.manifest.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+PAIRS = """
+from loopline.features import Derived
+pairs = App("shop", features=FeatureSet(
+    [clicks, Aggregations({topic!r}, item, Count.per_window("sales", windows=["1h"]), time="at")],
+    derived=[Derived("clicks_per_sale", ("clicks_1h", "sales_1h"), lambda c, s: c / max(s, 1))]))
+"""
+
+
+def test_a_spine_of_users_and_items_gets_both_and_their_cross_features(log_url, shop, tmp_path):
+    module, topic, t0 = shop
+    (tmp_path / f"{module}.py").write_text(
+        (tmp_path / f"{module}.py").read_text() + PAIRS.format(topic=topic)
+    )
+    at = t0 + 10 * MINUTE
+    (tmp_path / "pairs.csv").write_text(
+        f"member_id,item_id,at,label\nm1,i1,{at},1\nm2,i1,{at},0\nm1,,{at},0\n"
+    )
+    args = ["dataset", "build", f"{module}:pairs", "--spine", "pairs.csv", "--out", "p.parquet"]
+    built = run(log_url, *args, "--entity", "member=member_id", "--entity", "item=item_id")
+    assert built.exit_code == 0, built.output
+    assert built.stdout.startswith("built p.parquet: 3 rows x 4 features from 1 topic")
+    assert pq.read_table(tmp_path / "p.parquet").to_pylist() == [
+        {"member_id": "m1", "item_id": "i1", "at": at, "label": 1, "clicks_1h": 2,
+         "spent_1h": 5.0, "sales_1h": 3, "clicks_per_sale": 2 / 3},
+        {"member_id": "m2", "item_id": "i1", "at": at, "label": 0, "clicks_1h": 1,
+         "spent_1h": 2.5, "sales_1h": 3, "clicks_per_sale": 1 / 3},
+        {"member_id": "m1", "item_id": None, "at": at, "label": 0, "clicks_1h": 2,
+         "spent_1h": 5.0, "sales_1h": 0, "clicks_per_sale": 2.0},
+    ]  # fmt: skip
+    manifest = json.loads((tmp_path / "p.parquet.manifest.json").read_text())
+    assert manifest["entities"] == {"member": "member_id", "item": "item_id"}
+    again = run(log_url, "dataset", "rebuild", "p.parquet.manifest.json", "--out", "q.parquet")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "q.parquet").read_bytes() == (tmp_path / "p.parquet").read_bytes()
+    by_key = run(log_url, *args, "--entity", "member", "--entity", "item")  # key fields
+    assert by_key.exit_code == 0, by_key.output
+
+    twice = run(log_url, *args, "--entity", "member=member_id", "--entity", "member=item_id")
+    assert twice.exit_code == 1
+    assert twice.stderr == (
+        "error: --entity member is given twice (member=member_id, member=item_id): "
+        "name each entity once\n"
+    )
+
+
+PAIR_MODEL = """
+from loopline.models.declarations import Model
+from loopline.models.trainers import LightGBMTrainer
+paired = App("shop", features=pairs.features, models=[Model(
+    "pair", entity="member", features=["clicks_1h", "sales_1h"],
+    trainer=lambda: LightGBMTrainer({{"num_leaves": 2, "min_data_in_leaf": 1}}, num_boost_round=2))])
+"""
+
+
+def test_train_from_a_spine_of_users_and_items(log_url, shop, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPLINE_SIGNING_KEY", "a dataset CLI test secret, 16+")
+    module, topic, t0 = shop
+    (tmp_path / f"{module}.py").write_text((APP + PAIRS + PAIR_MODEL).format(topic=topic))
+    rows = [f"m{1 + i % 2},i1,{t0 + 10 * MINUTE + i * 1000},{i % 2}" for i in range(40)]
+    (tmp_path / "pairs.csv").write_text("member_id,item_id,at,label\n" + "\n".join(rows) + "\n")
+    args = ["train", f"{module}:paired", "--model", "pair", "--spine", "pairs.csv"]
+    trained = run(log_url, *args, "--entity", "member=member_id", "--entity", "item=item_id")
+    assert trained.exit_code == 0, trained.output
+    assert re.match(r"published pair v\d+ \(lightgbm; 32 train / 8 test rows\)", trained.stdout)
+    twice = run(log_url, *args, "--entity", "item=item_id", "--entity", "item=item_id")
+    assert twice.stderr.startswith("error: --entity item is given twice")
+
+
+SILENT = """
+from loopline.features import Derived, Table, TableFeature
+silent = App("shop", features=FeatureSet(
+    [clicks], tables=[Table({profiles!r}, member, [TableFeature("age", "age", default=-1)])],
+    derived=[Derived("per_click", ("spent_1h", "clicks_1h"), lambda s, n: s / nn, default=0.0)]))
+"""
+
+
+def test_dataset_build_says_what_got_defaults_silently(log, log_url, shop, tmp_path):
+    module, topic, t0 = shop
+    profiles = unique("profiles")
+    log.create_topic(profiles)
+    producer = log.producer()  # as `ingest` without --time-column: timed now, after the spine
+    for who in ("m1", "m2"):
+        producer.send(profiles, json.dumps({"member_id": who, "age": 40}).encode(), who.encode())
+    producer.flush()
+    producer.close()
+    (tmp_path / f"{module}.py").write_text((APP + SILENT).format(topic=topic, profiles=profiles))
+    spine = spine_csv(tmp_path / "spine.csv", t0)
+    args = ["dataset", "build", f"{module}:silent", "--spine", str(spine), "--out", "s.parquet"]
+    built = run(log_url, *args)
+    assert built.exit_code == 0, built.output
+    assert built.stderr.splitlines() == [
+        "rows given the default: clicks_1h 0%, spent_1h 0%, age 100%, per_click 100%",
+        "warning: derived feature 'per_click' raised on 2 of 2 rows, which got its default: "
+        "check its function (`loopline features get` shows the errors online too)",
+        f"warning: table of topic {profiles!r} has no record before 2 of 2 spine rows' "
+        "instants, which got its defaults: was it ingested without --time-column? Its "
+        "records are then timed at ingestion; ingest it again with --time-column COLUMN",
+    ]
+    manifest = json.loads((tmp_path / "s.parquet.manifest.json").read_text())
+    assert manifest["derived_errors"] == {"per_click": 2}
+    assert manifest["defaulted"]["age"] == 2
+    assert manifest["before_first_record"] == {profiles: 2}
+
+
+SILENT_MODEL = """
+from loopline.models.declarations import Model
+from loopline.models.trainers import LightGBMTrainer
+silently = App("shop", features=silent.features, models=[Model(
+    "sm", entity="member", features=["clicks_1h", "per_click"],
+    trainer=lambda: LightGBMTrainer({{"num_leaves": 2, "min_data_in_leaf": 1}}, num_boost_round=2))])
+"""
+
+
+def test_train_says_a_derived_feature_raised(log, log_url, shop, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPLINE_SIGNING_KEY", "a dataset CLI test secret, 16+")
+    module, topic, t0 = shop
+    profiles = unique("profiles")
+    log.create_topic(profiles)
+    source = (APP + SILENT + SILENT_MODEL).format(topic=topic, profiles=profiles)
+    (tmp_path / f"{module}.py").write_text(source)
+    rows = [f"m{1 + i % 2},{t0 + 10 * MINUTE + i * 1000},{i % 2}" for i in range(40)]
+    (tmp_path / "s.csv").write_text("member_id,at,label\n" + "\n".join(rows) + "\n")
+    trained = run(log_url, "train", f"{module}:silently", "--model", "sm", "--spine", "s.csv")
+    assert trained.exit_code == 0, trained.output
+    assert re.search(
+        r"warning: derived feature 'per_click' raised on 40 of the data's rows, which got its "
+        r"default: check its function \(recorded in v\d+'s manifest\)",
+        trained.stderr,
     )

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 import loopline.cli.settings as settings_module
 from loopline.cli import cli
 from loopline.cli.settings import LogSettings, read_properties
-from loopline.log import LogUnavailable
+from loopline.log import LogUnavailable, open_log
 
 SECRET = "hunter2"
 
@@ -116,5 +116,6 @@ def test_config_file_from_environment_is_ignored_for_embedded_log(tmp_path) -> N
     path = tmp_path / "client.properties"
     path.write_text(f"sasl.password={SECRET}\n")
     runner = CliRunner(env={"LOOPLINE_KAFKA_CONFIG_FILE": str(path)})
+    open_log(f"embedded:{tmp_path / 'log'}").close()
     result = runner.invoke(cli, ["--log", f"embedded:{tmp_path / 'log'}", "topics", "list"])
     assert result.exit_code == 0, result.output

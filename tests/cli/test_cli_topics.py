@@ -13,7 +13,10 @@ from loopline.log import TopicNotFound, open_log
 
 @pytest.fixture
 def url(tmp_path) -> str:
-    return f"embedded:{tmp_path / 'log'}"
+    """A log that exists (reading commands refuse a missing one), without topics."""
+    made = f"embedded:{tmp_path / 'log'}"
+    open_log(made).close()
+    return made
 
 
 def run(url: str, *args: str, input: str | bytes | None = None) -> Result:

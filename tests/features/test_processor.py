@@ -203,6 +203,73 @@ def test_cli_features_run_and_get(log, log_url, tmp_path, monkeypatch):
     assert missing.exit_code != 0 and f"module '{module}' has no attribute 'nope'" in missing.output
 
 
+RAISING_MODULE = """
+from loopline import App
+from loopline.features import Aggregations, Derived, Entity, FeatureSet
+from loopline.features.aggregations import Count
+
+member = Entity("member", key="member_id")
+app = App("{name}", features=FeatureSet(
+    [Aggregations("{source}", member, Count.per_window("clicks", windows=["1h"]))],
+    derived=[Derived("per_hour", ("clicks_1h",), lambda n: n / nn, default=0.0)]))
+"""
+
+
+def test_cli_features_get_says_a_derived_feature_raised(log, log_url, tmp_path, monkeypatch):
+    source = unique("clicks")
+    log.create_topic(source)
+    name = unique("cliapp")
+    module = f"app_{name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(RAISING_MODULE.format(name=name, source=source))
+    monkeypatch.chdir(tmp_path)
+    _send(log, source, [{"member_id": "m1"}, {"member_id": "m2"}])
+    runner = CliRunner()
+    ran = runner.invoke(
+        cli, ["--log", log_url, "features", "run", f"{module}:app", "--until-caught-up"]
+    )
+    assert ran.exit_code == 0, ran.output
+    got = runner.invoke(cli, ["--log", log_url, "features", "get", module, "m1", "m2"])
+    assert got.exit_code == 0, got.output
+    assert [json.loads(line) for line in got.stdout.splitlines()] == [
+        {"entity": "m1", "clicks_1h": 1, "per_hour": 0.0},
+        {"entity": "m2", "clicks_1h": 1, "per_hour": 0.0},
+    ]
+    assert got.stderr == (
+        "warning: derived feature 'per_hour' raised for 2 of 2 entities and took its default "
+        "(NameError: name 'nn' is not defined): fix its function\n"
+    )
+
+
+def test_a_raising_derived_feature_is_counted_in_metrics_and_warned_of(log, caplog) -> None:
+    from loopline.features import Derived
+
+    source = unique("clicks")
+    log.create_topic(source)
+    _send(log, source, [{"member_id": "m1"}])
+    member = Entity("member", key="member_id")
+    app = App(unique("shop"), features=FeatureSet(
+        [Aggregations(source, member, Count.per_window("clicks", windows=["1h"]))],
+        derived=[Derived("per_hour", ("clicks_1h",), lambda n: n / nn, default=0.0)]))  # fmt: skip  # noqa: F821 (the trap)
+    processor = FeatureProcessor(log, app)
+    processor.run_until_caught_up()
+    processor.close()
+    labels = {"app": app.name, "feature": "per_hour"}
+    with caplog.at_level("WARNING", "loopline.features.store"), FeatureStore(log, app) as store:
+        store.catch_up()
+        assert store.get("member", ["m1", "m1", "m1"], at=None)[0]["per_hour"] == 0.0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if REGISTRY.get_sample_value("loopline_features_derived_errors_total", labels) == 3:
+                break
+            time.sleep(0.05)
+    assert REGISTRY.get_sample_value("loopline_features_derived_errors_total", labels) == 3
+    [warned] = [r.getMessage() for r in caplog.records if "per_hour" in r.getMessage()]
+    assert warned == (
+        f"derived feature 'per_hour' of {app.name} raised on 3 reads so far and took its "
+        "default (NameError: name 'nn' is not defined): fix its function"
+    )
+
+
 def test_load_app_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notanapp.py").write_text("app = 42\n")

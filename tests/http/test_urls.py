@@ -17,6 +17,7 @@ PASSWORD = "pa55-w0rd-nobody-sees"
 @pytest.mark.parametrize("command", [["contracts", "list"], ["topics", "list"]])
 def test_an_unreachable_registry_is_one_line_without_the_password(tmp_path, command) -> None:
     url = f"http://admin:{PASSWORD}@127.0.0.1:{free_port()}/"
+    open_log(f"embedded:{tmp_path / 'log'}").close()  # reading commands refuse a missing log
     done = run_loopline(
         "--log", f"embedded:{tmp_path / 'log'}", "--schema-registry", url, *command, timeout=60
     )

@@ -123,6 +123,7 @@ def test_refused_versions_are_not_shown_as_verified_nor_promoted(log_url):
 
 def test_errors_say_what_to_do(log_url):
     name = unique("churn")
+    open_log(log_url).close()  # a log that exists, without the model
     missing = run(log_url, "models", "show", name)
     assert missing.exit_code == 1 and f"no model named '{name}'" in missing.stderr
     publish(log_url, name, b"one")

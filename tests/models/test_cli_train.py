@@ -264,3 +264,26 @@ def test_clear_errors(log, log_url, shop, monkeypatch):
     error = fails("--model", shop["buy"], "--labelled", shop["examples"])
     assert error.startswith(f"error: cannot publish model '{shop['buy']}' unsigned: set ")
     assert "LOOPLINE_SIGNING_KEY" in error
+
+
+def test_a_spine_label_column_of_another_name_is_mapped_with_label(log, log_url, shop, tmp_path):
+    # The model keeps label="label" (the field the outcome joiner writes); the spine a user
+    # brings names its label "bought": --label maps it, and the error says so.
+    text = (tmp_path / "spine.csv").read_text().replace("member_id,at,label", "member_id,at,bought")
+    (tmp_path / "bought.csv").write_text(text)
+    refused = run(
+        log_url, "train", shop["spec"], "--model", shop["accept"], "--spine", "bought.csv"
+    )
+    assert refused.exit_code == 1
+    assert "has no label column 'label'" in refused.stderr
+    assert "pass --label COLUMN" in refused.stderr
+    mapped = run(
+        log_url, "train", shop["spec"], "--model", shop["accept"], "--spine", "bought.csv",
+        "--label", "bought",
+    )  # fmt: skip
+    assert mapped.exit_code == 0, mapped.output
+    assert mapped.stdout.startswith(f"published {shop['accept']} v1 (lightgbm; 480 train")
+    learned = run(
+        log_url, "train", shop["spec"], "--model", shop["accept"], "--labelled", shop["examples"]
+    )  # the joiner's field, by the same model
+    assert learned.exit_code == 0, learned.output

@@ -10,6 +10,7 @@ import pytest
 
 from loopline.app import App, AppError
 from loopline.contracts import LogRegistry
+from loopline.contracts.codecs import JsonCodec
 from loopline.log import TopicConfig
 from loopline.models.training_data import from_labelled
 from loopline.outcomes import Outcome, Outcomes, outcomes_topic
@@ -249,3 +250,33 @@ def test_decisions_of_a_real_service_become_training_data(log, tmp_path, monkeyp
     assert sorted(data.table.column(data.label).to_pylist()) == [0, 0, 0, 1]
     shop.models.close()
     shop.schemas.close()
+
+
+def test_an_outcome_time_may_be_epoch_ms_or_any_rfc3339_offset(log) -> None:
+    # The contract says timestamp-millis: an app writing `at` as epoch ms is understood.
+    app = App(unique("shop"), outcomes=Outcomes(window="1h", label="value", negatives=False))
+    decisions = [(rank_decision("d-1", "m-1", T0, ["i-1", "i-2"]), T0)]
+    in_paris = datetime.datetime.fromtimestamp(
+        (T0 + 2_000) / 1000, datetime.timezone(datetime.timedelta(hours=2))
+    ).isoformat()
+    outcomes = [
+        ({"entity": "m-1", "type": "buy", "at": T0 + 1_000, "item": "i-1"}, T0 + 1_000),
+        ({"entity": "m-1", "type": "buy", "at": in_paris, "item": "i-2"}, T0 + 2_000),
+    ]
+    joiner = OutcomeJoiner(log, app)
+    produce(log, f"{app.name}.decisions", decisions)
+    produce(log, f"{app.name}.outcomes", outcomes)
+    try:
+        stats = joiner.run_until_caught_up(clock=lambda: T0 + 2 * 3_600_000)
+    finally:
+        joiner.close()
+    assert stats.dead_letters == 0
+    assert sorted(e["item"] for e in labelled(log, app, 2)) == ["i-1", "i-2"]
+
+
+def test_an_outcome_with_epoch_ms_goes_through_the_contract() -> None:
+    codec = JsonCodec(Outcome)
+    written = codec.encode({"entity": "m-1", "type": "buy", "at": T0 + 1})
+    assert codec.decode(written).at == datetime.datetime(2024, 5, 1, 12, 0, 0, 1000, datetime.UTC)
+    other_client = json.dumps({"entity": "m-1", "type": "buy", "at": T0}).encode()
+    assert codec.decode(other_client).at == datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.UTC)

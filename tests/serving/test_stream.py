@@ -142,3 +142,33 @@ app = App({shop.app.name!r}, features=FeatureSet(tables=[
     Model({shop.scorer!r}, trainer=LightGBMTrainer, entity="member", features=["age"]),
 ])
 """
+
+
+def test_serve_from_to_refuses_unknown_topics_unless_asked_to_create(
+    shop, log_url, tmp_path, monkeypatch
+) -> None:
+    from click.testing import CliRunner
+
+    from loopline.cli import cli
+
+    publish(shop, shop.ranker, fit(["age", "price"]))
+    module = unique("servedapp").replace("-", "_")
+    (tmp_path / f"{module}.py").write_text(_app_source(shop))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    requests, answers = unique("requestz"), unique("answerz")  # misspelled: neither exists
+    base = ["--log", log_url, "serve", f"{module}:app", "--model", shop.ranker]
+    base += ["--from", requests, "--to", answers, "--until-caught-up"]
+    base += ["--state-dir", str(tmp_path / "state")]
+    refused = CliRunner().invoke(cli, base)
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr == (
+        f"error: --from: topic {requests!r} does not exist; create it "
+        f"(loopline topics create {requests}) or pass --create-topics\n"
+    )
+    assert requests not in shop.log.list_topics() and answers not in shop.log.list_topics()
+    shop.log.create_topic(requests)
+    refused = CliRunner().invoke(cli, base)
+    assert refused.stderr.startswith(f"error: --to: topic {answers!r} does not exist")
+    created = CliRunner().invoke(cli, [*base, "--create-topics"])
+    assert created.exit_code == 0, created.output
+    assert answers in shop.log.list_topics()

@@ -11,13 +11,19 @@ import io
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 
 import click
+import msgspec
 
+from loopline.cli.errors import CLIError
 from loopline.cli.interrupts import InterruptGuard
 from loopline.cli.output import plural, record_line
 from loopline.cli.settings import LogSettings
-from loopline.log import Consumer, Record, TopicPartition
+from loopline.contracts import SCHEMAS_TOPIC, ContractViolation, LogRegistry, record_type
+from loopline.contracts.topics import codec_for
+from loopline.log import Consumer, Log, Record, TopicPartition
 
 POLL_RECORDS = 500
 POLL_SECONDS = 1.0
@@ -46,10 +52,12 @@ class RecordWriter:
         *,
         meta: bool,
         guard: InterruptGuard | None = None,
+        decode: Callable[[Record], bytes | None] | None = None,
     ) -> None:
         self.consumer = consumer
         self.out = out
         self.meta = meta
+        self.decode = decode
         self.guard = guard or InterruptGuard()
         self.written = 0
 
@@ -74,7 +82,12 @@ class RecordWriter:
 
     def write(self, records: list[Record]) -> None:
         """Write one batch, flush it, and commit it when reading in a group."""
-        self.out.write(b"".join([record_line(r, self.meta) for r in records]))
+        decode = self.decode
+        if decode is None:
+            lines = [record_line(r, self.meta) for r in records]
+        else:
+            lines = [record_line(r, self.meta, decode(r)) for r in records]
+        self.out.write(b"".join(lines))
         self.out.flush()
         if self.consumer.group is not None:
             # Exactly the records written: later ones of a partition win in the dict.
@@ -82,6 +95,41 @@ class RecordWriter:
                 {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
             )
         self.written += len(records)
+
+
+@contextmanager
+def contract_decoder(log: Log, topic: str) -> Iterator[Callable[[Record], bytes | None]]:
+    """A function from a record of `topic` to its value decoded by the topic's contract, as JSON.
+
+    A value the contract cannot read gives None (it is then written as it is)
+    and a one-line warning on stderr naming the record and the reason.
+    """
+    registry = LogRegistry(log) if SCHEMAS_TOPIC in log.list_topics() else None
+    try:
+        binding = registry.binding(topic) if registry is not None else None
+        if registry is None or binding is None:
+            raise CLIError(
+                f"--decode: topic {topic!r} is bound to no contract; bind one "
+                f"(loopline topics create {topic} --contract NAME) or read without --decode"
+            )
+        version = registry.latest(binding.contract)
+        codec = codec_for(record_type(version.schema), version, binding.encoding, registry)
+        label = f"contract {binding.contract!r} v{version.version}"
+
+        def decode(record: Record) -> bytes | None:
+            if record.value is None:
+                return None  # a tombstone is null either way
+            try:
+                return msgspec.json.encode(codec.decode(record.value))
+            except ContractViolation as exc:
+                where = f"{record.topic}[{record.partition}]@{record.offset}"
+                click.echo(f"warning: {where} does not decode with {label}: {exc}", err=True)
+                return None
+
+        yield decode
+    finally:
+        if registry is not None:
+            registry.close()
 
 
 @click.command(
@@ -92,6 +140,7 @@ Examples:
   loopline consume clicks --from-beginning --max 10
   loopline consume clicks --group audit --timeout 5 # resumes where 'audit' stopped
   loopline consume clicks --from-beginning --meta --timeout 1 | jq .offset
+  loopline consume orders --from-beginning --decode # Avro (or JSON) through its contract
 
 \b
 Output, one JSON line per record:
@@ -131,6 +180,13 @@ Output, one JSON line per record:
     help="Write each record with its topic, partition, offset, timestamp, key and "
     "headers, not only its value.",
 )
+@click.option(
+    "--decode",
+    is_flag=True,
+    help="Decode each value through the contract the topic is bound to (Avro or JSON) "
+    "and write it as JSON; a value that does not decode is written as it is, with a "
+    "warning on stderr.",
+)
 @click.pass_obj
 def consume(
     settings: LogSettings,
@@ -140,6 +196,7 @@ def consume(
     max_records: int | None,
     timeout: float | None,
     meta: bool,
+    decode: bool,
 ) -> None:
     """Write records of a topic to stdout as JSON lines.
 
@@ -147,10 +204,12 @@ def consume(
     committed when --group is given. A summary goes to stderr.
     """
     exit_code = 0
-    with settings.open() as log:
+    with settings.open(read_only=True) as log, ExitStack() as parts:
+        decoder = parts.enter_context(contract_decoder(log, topic)) if decode else None
         consumer = log.consumer(group, [topic], reset="earliest" if from_beginning else "latest")
         guard = InterruptGuard()
-        writer = RecordWriter(consumer, click.get_binary_stream("stdout"), meta=meta, guard=guard)
+        out = click.get_binary_stream("stdout")
+        writer = RecordWriter(consumer, out, meta=meta, guard=guard, decode=decoder)
         try:
             with guard:
                 writer.run(max_records, timeout)

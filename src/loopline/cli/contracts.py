@@ -30,9 +30,14 @@ from loopline.log import Log
 
 
 @contextmanager
-def opened_registry(settings: LogSettings) -> Iterator[tuple[Log, LogRegistry]]:
-    """The log and its schema registry (the log's own, or ``--schema-registry``)."""
-    with settings.open() as log:
+def opened_registry(
+    settings: LogSettings, *, read_only: bool = False
+) -> Iterator[tuple[Log, LogRegistry]]:
+    """The log and its schema registry (the log's own, or ``--schema-registry``).
+
+    With `read_only`, a missing embedded log is an error (see `LogSettings.open`).
+    """
+    with settings.open(read_only=read_only) as log:
         if not settings.schema_registry:
             registry = LogRegistry(log)
             try:
@@ -102,7 +107,7 @@ def contracts() -> None:
 @click.pass_obj
 def list_contracts(settings: LogSettings) -> None:
     """List contracts with their latest version and compatibility mode."""
-    with opened_registry(settings) as (_, registry):
+    with opened_registry(settings, read_only=True) as (_, registry):
         rows = []
         for name in registry.names():
             latest = registry.latest(name)
@@ -120,7 +125,7 @@ def list_contracts(settings: LogSettings) -> None:
 @click.pass_obj
 def show_contract(settings: LogSettings, name: str, version: int | None) -> None:
     """Show a contract version's schema, id and compatibility mode."""
-    with opened_registry(settings) as (_, registry):
+    with opened_registry(settings, read_only=True) as (_, registry):
         v = registry.version(name, version) if version else registry.latest(name)
         mode = registry.mode(name)
         all_versions = [x.version for x in registry.versions(name)]

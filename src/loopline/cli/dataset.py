@@ -16,6 +16,7 @@ import click
 
 from loopline.app import AppError, load_app
 from loopline.cli.contracts import opened_registry
+from loopline.cli.entity_options import entity_columns, entity_option, parse_entities
 from loopline.cli.errors import CLIError
 from loopline.cli.output import is_terminal, plural
 from loopline.cli.settings import LogSettings
@@ -79,6 +80,35 @@ def _summary(verb: str, out: str, manifest: Manifest) -> str:
     )
 
 
+# More than this share of rows before a table's first record is no coincidence.
+BEFORE_FIRST_WARNING = 0.5
+
+
+def _say_defaults(manifest: Manifest) -> None:
+    """On stderr: the share of rows each feature gave its default, and what looks broken."""
+    rows = manifest.rows
+    if not rows or not any(manifest.defaulted.values()):
+        return  # every row had a value for every feature: nothing to say
+    shares = ", ".join(f"{n} {c / rows:.0%}" for n, c in manifest.defaulted.items())
+    click.echo(f"rows given the default: {shares}", err=True)
+    for name, count in manifest.derived_errors.items():
+        click.echo(
+            f"warning: derived feature {name!r} raised on {count} of {plural(rows, 'row')}, "
+            "which got its default: check its function (`loopline features get` shows the "
+            "errors online too)",
+            err=True,
+        )
+    for topic, count in manifest.before_first_record.items():
+        if count > rows * BEFORE_FIRST_WARNING:
+            click.echo(
+                f"warning: table of topic {topic!r} has no record before {count} of "
+                f"{plural(rows, 'spine row')}' instants, which got its defaults: was it "
+                "ingested without --time-column? Its records are then timed at ingestion; "
+                "ingest it again with --time-column COLUMN",
+                err=True,
+            )
+
+
 @click.group()
 def dataset() -> None:
     """Datasets: point-in-time feature vectors for training, pinned to exact offsets.
@@ -98,6 +128,8 @@ Examples:
   loopline dataset build shop.features:app --spine labels.csv --out train.parquet
   loopline dataset build shop.features:app --spine labels.parquet --out train.parquet \\
       --entity member --time-column decided_at
+  loopline dataset build shop.features:app --spine pairs.csv --out train.parquet \
+      --entity user=user_id --entity item=item_id     # user, item and user x item features
   loopline dataset build shop.features:app --spine outcomes --out train.parquet
 
 \b
@@ -121,11 +153,7 @@ without a time field, a record's log timestamp is its instant.""",
     type=click.Path(dir_okay=False),
     help="Where to write the dataset; the manifest goes to FILE.parquet.manifest.json.",
 )
-@click.option(
-    "--entity",
-    metavar="NAME",
-    help="The entity the spine holds, when the features describe several.",
-)
+@entity_option
 @click.option(
     "--time-column",
     metavar="COLUMN",
@@ -143,7 +171,7 @@ def build_command(
     app: str,
     spine: str,
     out: str,
-    entity: str | None,
+    entity_values: tuple[str, ...],
     time_column: str | None,
     allow_missing_history: bool,
 ) -> None:
@@ -159,23 +187,27 @@ def build_command(
     compaction or retention removed it, the build is refused, naming the table
     and how many rows (--allow-missing-history gives them the defaults).
     """
+    entity, named = parse_entities(entity_values)
     with (
         _user_errors(),
         opened_registry(settings) as (log, registry),
         _bars() as progress,
     ):
+        application = load_app(app)
         manifest = build_dataset(
             log,
-            load_app(app),
+            application,
             spine,
             out,
             registry=registry,
             entity=entity,
+            entities=entity_columns(application, named) if named else None,
             time_column=time_column,
             progress=progress,
             allow_missing_history=allow_missing_history,
         )
     click.echo(_summary("built", out, manifest))
+    _say_defaults(manifest)
     for topic, rows in manifest.missing_history.items():
         click.echo(
             f"warning: table of topic {topic!r}: {plural(rows, 'spine row')} got the defaults, "

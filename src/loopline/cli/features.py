@@ -176,5 +176,13 @@ def get(
             vectors = store.get(entity_name, list(entity_ids), list(names) or None, at=instant)
         except DeclarationError as exc:
             raise CLIError(str(exc)) from None
+        failures = store.derived_failures()
     for entity_id, vector in zip(entity_ids, vectors, strict=True):
         click.echo(json.dumps({"entity": entity_id, **vector}, default=str))
+    for name, (count, first) in failures.items():
+        click.echo(
+            f"warning: derived feature {name!r} raised for {count} of {len(entity_ids)} "
+            f"{'entity' if len(entity_ids) == 1 else 'entities'} and took its default "
+            f"({first}): fix its function",
+            err=True,
+        )

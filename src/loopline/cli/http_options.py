@@ -9,8 +9,10 @@ the token) and which limits it runs with.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +44,13 @@ class HTTPServing:
     max_body_bytes: int
     limits: ServerLimits
 
-    def announce(self, what: str, url: str, open_to_all: str) -> None:
-        """Print the start-up lines: where, and whether auth is on (never the token)."""
+    def announce(self, what: str, url: str, open_to_all: str, *, host: str, port: int) -> None:
+        """Print the start-up lines: where, and whether auth is on (never the token).
+
+        The port is tried first: a busy one is a one-line error, not "serving on"
+        followed by the server's bind failure.
+        """
+        check_port(host, port)
         click.echo(f"{what} on {url}", err=True)
         if self.token is None:
             auth = "auth off: no token set, anyone who reaches the port may call every endpoint"
@@ -51,6 +58,30 @@ class HTTPServing:
             auth = f"auth on: bearer token required ({open_to_all} open)"
         body = size_text(self.max_body_bytes)
         click.echo(f"{auth}; bodies up to {body}; {self.limits.summary()}", err=True)
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise a one-line `CLIError` when nothing could listen on `host`:`port` now.
+
+    A probe, closed at once: the server binds the port itself right after.
+
+    >>> check_port("127.0.0.1", 0)
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}; check --host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                reason = "the address is in use; stop what listens there or choose another --port"
+            else:
+                reason = f"{exc.strerror}; choose another --host or --port"
+            raise CLIError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 def http_options(token_variable: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

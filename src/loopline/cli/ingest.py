@@ -186,7 +186,13 @@ def ingest_server(
     max_record_bytes = parse_size(max_record) or MAX_RECORD_BYTES
     with opened_registry(settings) as (log, registry):
         url = f"http://{host}:{port}"
-        http.announce("ingest endpoint", f"{url} (OpenAPI at /docs)", "/healthz and /docs")
+        http.announce(
+            "ingest endpoint",
+            f"{url} (OpenAPI at /docs)",
+            "/healthz and /docs",
+            host=host,
+            port=port,
+        )
         serve(
             log,
             registry,
@@ -227,7 +233,7 @@ def schema_registry_command(
 
     with opened_registry(settings) as (_, registry):
         opened = "reads (GET, lookups, compatibility checks) and /docs" if public_reads else "/docs"
-        http.announce("schema registry API", f"http://{host}:{port}", opened)
+        http.announce("schema registry API", f"http://{host}:{port}", opened, host=host, port=port)
         serve_registry(
             registry,
             host=host,

@@ -34,8 +34,12 @@ from loopline.models.signing import SIGNING_KEY_FILE_ENV, VERIFY_KEY_FILE_ENV
 
 @contextmanager
 def opened_models(settings: LogSettings) -> Iterator[ModelRegistry]:
-    """The log's model registry, with keys from the environment; registry errors as CLIErrors."""
-    with settings.open() as log:
+    """The log's model registry, with keys from the environment; registry errors as CLIErrors.
+
+    Every models command needs versions already in the log: a log that does
+    not exist is an error, not a new empty one.
+    """
+    with settings.open(read_only=True) as log:
         try:
             registry = ModelRegistry(log)
         except ValueError as exc:  # a signing key of the environment that cannot be used
@@ -339,6 +343,9 @@ def keygen(private_key: str) -> None:
     """Make an Ed25519 key pair for signing models: KEYFILE (private) and KEYFILE.pub."""
     path = Path(private_key)
     try:
+        if not path.parent.exists():
+            # A directory made for the key is private too: only its owner lists it.
+            path.parent.mkdir(mode=0o700, parents=True)
         key_id = generate_ed25519_keys(path, path.with_name(path.name + ".pub"))
     except (FileExistsError, OSError) as exc:
         raise CLIError(str(exc)) from None

@@ -85,9 +85,14 @@ def value_json(value: bytes | None) -> bytes:
     return value.strip()
 
 
-def record_line(record: Record, meta: bool) -> bytes:
-    """One output line (with newline) for `record`: its value, or with `meta` the whole record."""
-    value = value_json(record.value)
+def record_line(record: Record, meta: bool, value: bytes | None = None) -> bytes:
+    """One output line (with newline) for `record`: its value, or with `meta` the whole record.
+
+    `value` is the value's JSON when the caller made it already (decoded through
+    a contract); by default it is `value_json` of the record's value.
+    """
+    if value is None:
+        value = value_json(record.value)
     if not meta:
         return value + b"\n"
     head = _ENCODER.encode(

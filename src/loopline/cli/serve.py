@@ -12,6 +12,7 @@ from loopline.cli.contracts import opened_registry
 from loopline.cli.errors import CLIError
 from loopline.cli.http_options import LIMITS_HELP, HTTPServing, http_options
 from loopline.cli.runner_options import RunnerOptions, runner_options
+from loopline.cli.serve_log import show_serving_log, warn_if_alias_missing
 from loopline.cli.settings import LogSettings
 
 
@@ -54,6 +55,11 @@ $LOOPLINE_VERIFY_KEY_FILE); every answer is written to the APP.decisions topic.
 )
 @click.option("--to", "target", metavar="TOPIC", help="With --from: the topic the answers go to.")
 @click.option(
+    "--create-topics",
+    is_flag=True,
+    help="With --from/--to: create those topics when missing (else a missing one is an error).",
+)
+@click.option(
     "--artifact-root",
     "artifact_roots",
     metavar="DIR",
@@ -93,6 +99,7 @@ def serve(
     unknown_entities: str,
     source: str | None,
     target: str | None,
+    create_topics: bool,
     state_dir: str,
     artifact_roots: tuple[str, ...],
     decision_writes: str,
@@ -126,6 +133,8 @@ def serve(
     except AppError as exc:
         raise CLIError(str(exc)) from None
     with opened_registry(settings) as (log, registry), ExitStack() as parts:
+        if source is not None and not create_topics:
+            _require_topics(log.list_topics(), source, target)  # type: ignore[arg-type]
         served = model or (app.models[0].name if len(app.models) == 1 else None)
         router = None
         if served is not None:  # else the service says which models there are to choose from
@@ -148,6 +157,8 @@ def serve(
             )
         except (AppError, ValueError) as exc:
             raise CLIError(str(exc)) from None
+        show_serving_log()
+        warn_if_alias_missing(service.models, service.declaration.name, alias)
         if source is not None:
             _score_stream(service, source, target, options)  # type: ignore[arg-type]
             return
@@ -155,10 +166,22 @@ def serve(
             f"serving {app.name} model {service.declaration.name!r} at alias {alias!r}",
             f"http://{host}:{port} (OpenAPI at /docs)",
             "/healthz, /readyz, /metrics and /docs",
+            host=host,
+            port=port,
         )
         quiet_collector()  # no 100 ms full collections in the way of requests
         web = create_app(service, token=http.token, max_body_bytes=http.max_body_bytes)
         serve_app(web, host, port, http.limits)
+
+
+def _require_topics(existing: list[str], source: str, target: str) -> None:
+    # A misspelled topic would otherwise be created and waited on, silently.
+    for option, topic in (("--from", source), ("--to", target)):
+        if topic not in existing:
+            raise CLIError(
+                f"{option}: topic {topic!r} does not exist; create it "
+                f"(loopline topics create {topic}) or pass --create-topics"
+            )
 
 
 def _score_stream(service, source: str, target: str, options: RunnerOptions) -> None:

@@ -21,7 +21,7 @@ import click
 
 from loopline.cli.errors import CLIError
 from loopline.http.urls import url_secrets
-from loopline.log import Log, default_log_url, open_log
+from loopline.log import Log, default_log_url, log_missing, open_log
 
 SECRET_MARKERS = ("password", "secret", "token", "key", "jaas", "credential")
 REDACTED = "***"
@@ -104,8 +104,19 @@ class LogSettings:
         return text
 
     @contextmanager
-    def open(self) -> Iterator[Log]:
-        """Open the log for the length of a ``with`` block."""
+    def open(self, *, read_only: bool = False) -> Iterator[Log]:
+        """Open the log for the length of a ``with`` block.
+
+        With `read_only`, an embedded log that does not exist is an error naming
+        where it was looked for, instead of a new empty log made by reading.
+        """
+        # Kafka settings on an embedded log are refused by open_log, a clearer error first.
+        missing = log_missing(self.url) if read_only and not self.kafka_config else None
+        if missing is not None:
+            raise CLIError(
+                f"no log at {self.url} ({missing}): nothing was ever written there; "
+                "pass --log embedded:PATH or set LOOPLINE_LOG to the log you mean"
+            )
         try:
             log = open_log(self.url, kafka_config=self.kafka_config or None)
         except ImportError as exc:

@@ -58,7 +58,7 @@ def list_topics(settings: LogSettings, as_json: bool) -> None:
     On a terminal this is a table; otherwise one tab-separated line per topic:
     name, partitions, cleanup.
     """
-    with settings.open() as log:
+    with settings.open(read_only=True) as log:
         infos = []
         for name in log.list_topics():
             try:
@@ -187,7 +187,7 @@ def describe_topic(settings: LogSettings, name: str, as_json: bool) -> None:
     will get; `records` is their difference (an upper bound once compaction or
     retention has removed records).
     """
-    with settings.open() as log:
+    with settings.open(read_only=True) as log:
         info = log.describe_topic(name)
     if as_json:
         click.echo(json.dumps(_as_json(info), indent=2))

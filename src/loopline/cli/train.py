@@ -18,10 +18,14 @@ from click.core import ParameterSource
 
 from loopline.app import App, AppError, load_app
 from loopline.cli.contracts import opened_registry
+from loopline.cli.entity_options import entity_columns, entity_option, parse_entities
 from loopline.cli.errors import CLIError
 from loopline.cli.interrupts import stopping
-from loopline.cli.output import is_terminal, plural
+from loopline.cli.label_option import label_option, relabelled
+from loopline.cli.output import plural
+from loopline.cli.progress_bars import ProgressBars, progress_bars
 from loopline.cli.settings import LogSettings
+from loopline.cli.train_output import metrics_text, seconds_text, summary, warn_derived_errors
 from loopline.features.offline.events import BuildError
 from loopline.log import parse_duration
 from loopline.models import ModelLoadError, ModelNotFound, ModelRegistry, ModelRegistryError
@@ -42,52 +46,6 @@ _USER_ERRORS = (
 _ONLINE_OPTIONS = ("every_examples", "every_seconds", "validate_every", "group", "until_caught_up")
 
 
-class _Bars:
-    """Rich progress bars on stderr, one per step (reading a topic, fitting), when stderr is a
-    terminal; `__call__` is the `progress` callback the training functions take."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.tasks: dict[str, Any] = {}
-
-    def __call__(self, what: str, done: int, total: int | None) -> None:
-        task = self.tasks.get(what)
-        if task is None:
-            task = self.tasks[what] = self.progress.add_task(what, total=total)
-        self.progress.update(task, completed=done, total=total)
-
-    def clear(self) -> None:
-        for task in self.tasks.values():
-            self.progress.remove_task(task)
-        self.tasks.clear()
-
-
-@contextmanager
-def _bars() -> Iterator[_Bars | None]:
-    if not is_terminal("stderr"):
-        yield None
-        return
-    bars = _Bars()
-    with bars.progress:
-        yield bars
-
-
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Errors a user can act on (the data, the app, the keys, the registry) as ``error:``."""
@@ -95,25 +53,6 @@ def _user_errors() -> Iterator[None]:
         yield
     except _USER_ERRORS as exc:
         raise CLIError(str(exc)) from None
-
-
-def _metrics(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()) or "no metrics"
-
-
-def _seconds(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-
-
-def summary(result: TrainResult) -> str:
-    """The line printed for a version `loopline train` published."""
-    v = result.version
-    moved = f"; alias {result.alias} -> v{v.version}" if result.alias else ""
-    steps = ", ".join(f"{step} {_seconds(s)}" for step, s in result.timings.items())
-    return (
-        f"published {v.name} v{v.version} ({v.trainer}; {result.train_rows:,} train / "
-        f"{result.test_rows:,} test rows): {_metrics(result.metrics)}{moved}; {steps}"
-    )
 
 
 def _interval(text: str) -> float:
@@ -204,6 +143,8 @@ or LOOPLINE_SIGNING_KEY_FILE (from `loopline models keygen`).""",
     "retention removed (counted in the manifest), instead of refusing.",
 )
 @click.option("--labelled", metavar="TOPIC", help="Learn from this topic of labelled examples.")
+@label_option
+@entity_option
 @click.option("--alias", metavar="ALIAS", help="Point this alias (e.g. candidate) at each version.")
 @click.option(
     "--every",
@@ -269,6 +210,8 @@ def train(
     until_caught_up: bool,
     reproduce_version: int | None,
     allow_missing_history: bool,
+    label: str | None,
+    entity_values: tuple[str, ...],
 ) -> None:
     """Train model NAME of APP (module:attribute) and publish it as a new signed version.
 
@@ -279,17 +222,20 @@ def train(
         spine=spine, labelled=labelled, every=every, online=online, reproduce=reproduce_version
     )
     _check_options(ctx, {**options, "runs": runs})
+    if label is not None and reproduce_version is not None:
+        raise CLIError("--label does not apply with --reproduce: the version's manifest names it")
     if every:
         _interval(every)  # a bad duration fails before anything is opened
     settings: LogSettings = ctx.obj
     with _user_errors():
-        app = load_app(app_spec)
+        app = relabelled(load_app(app_spec), model_name, label)
         app.model(model_name)
+        entities = _spine_entities(app, model_name, entity_values, spine)
     with (
         _user_errors(),
         opened_registry(settings) as (log, schemas),
         _models(log) as registry,
-        _bars() as bars,
+        progress_bars() as bars,
     ):
         if reproduce_version is not None:
             _reproduce(log, app, model_name, reproduce_version, registry, schemas, bars)
@@ -325,6 +271,7 @@ def train(
                 schemas,
                 bars,
                 allow_missing_history,
+                entities,
             )
         else:
             from loopline.models.training import train_once
@@ -340,10 +287,28 @@ def train(
                 schemas=schemas,
                 progress=bars,
                 allow_missing_history=allow_missing_history,
+                entities=entities,
             )
             if bars is not None:
                 bars.clear()
             click.echo(summary(result))
+            warn_derived_errors(result)
+
+
+def _spine_entities(
+    app: App, model_name: str, values: tuple[str, ...], spine: str | None
+) -> dict[str, str] | None:
+    """The related entities of a spine (--entity NAME=COLUMN ...), or None for the model's one."""
+    if values and spine is None:
+        raise CLIError("--entity applies only with --spine")
+    entity, named = parse_entities(values)
+    if entity is not None and entity != app.model(model_name).entity:
+        raise CLIError(
+            f"--entity {entity}: model {model_name!r} is of entity "
+            f"{app.model(model_name).entity!r}; name its spine's id columns as "
+            f"--entity {app.model(model_name).entity}=COLUMN --entity OTHER=COLUMN"
+        )
+    return entity_columns(app, named) if named else None
 
 
 @contextmanager
@@ -369,8 +334,9 @@ def _periodic(
     runs: int | None,
     registry: ModelRegistry,
     schemas: Any,
-    bars: _Bars | None,
+    bars: ProgressBars | None,
     allow_missing_history: bool,
+    entities: dict[str, str] | None,
 ) -> None:
     from loopline.models.schedules import train_every
 
@@ -385,6 +351,7 @@ def _periodic(
         if bars is not None:
             bars.clear()
         click.echo(summary(result))
+        warn_derived_errors(result)
 
     def failed(exc: Exception) -> None:
         if bars is not None:
@@ -408,6 +375,7 @@ def _periodic(
             on_error=failed,
             runs=runs,
             allow_missing_history=allow_missing_history,
+            entities=entities,
         )
 
 
@@ -418,7 +386,7 @@ def _online(
     topic: str | None,
     registry: ModelRegistry,
     schemas: Any,
-    bars: _Bars | None,
+    bars: ProgressBars | None,
     options: dict[str, Any],
 ) -> None:
     from loopline.models.online import OnlineVersion, check_online, default_group, train_online
@@ -442,7 +410,7 @@ def _online(
         click.echo(
             f"published {v.version.name} v{v.version.version} (online; "
             f"{plural(v.examples, 'example')}, {v.total:,} in all): "
-            f"{_metrics(v.metrics)}{validated}{moved}"
+            f"{metrics_text(v.metrics)}{validated}{moved}"
         )
 
     started = time.monotonic()
@@ -465,7 +433,7 @@ def _online(
     resumed = f", went on from v{stats.resumed_from}" if stats.resumed_from else ""
     dead = f", {stats.dead_letters:,} dead letters to {topic}.dlq" if stats.dead_letters else ""
     click.echo(
-        f"learned {plural(stats.examples, 'example')} in {_seconds(seconds)} "
+        f"learned {plural(stats.examples, 'example')} in {seconds_text(seconds)} "
         f"({stats.examples / max(seconds, 1e-9):,.0f}/s), "
         f"{plural(len(stats.versions), 'version')} published{resumed}{dead}",
         err=True,
@@ -479,7 +447,7 @@ def _reproduce(
     version: int,
     registry: ModelRegistry,
     schemas: Any,
-    bars: _Bars | None,
+    bars: ProgressBars | None,
 ) -> None:
     from loopline.models.training import reproduce
 
@@ -500,5 +468,5 @@ def _reproduce(
         )
     click.echo(
         f"reproduced {what} from its manifest: identical scores on {result.test_rows:,} test "
-        f"rows, artifact {artifact}; {_metrics(result.metrics)}"
+        f"rows, artifact {artifact}; {metrics_text(result.metrics)}"
     )

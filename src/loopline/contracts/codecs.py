@@ -19,6 +19,16 @@ Click(member_id='m-1', item=7)
 Traceback (most recent call last):
 ...
 loopline.contracts.codecs.ContractViolation: Expected `int`, got `str` - at `$.item`
+
+A time field (Avro ``timestamp-millis``) takes RFC 3339 text or, as its
+contract says, epoch milliseconds; both are written as RFC 3339:
+
+>>> class Seen(msgspec.Struct):
+...     at: datetime.datetime
+>>> JsonCodec(Seen).decode(b'{"at": 1714564800000}')
+Seen(at=datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.timezone.utc))
+>>> JsonCodec(Seen).encode({"at": 1714564800000})
+b'{"at":"2024-05-01T12:00:00Z"}'
 """
 
 from __future__ import annotations
@@ -38,6 +48,38 @@ from loopline.contracts.schemas import record_type as contract_type
 from loopline.contracts.wire import WireFormatError, frame, unframe
 
 _PASSTHROUGH = (datetime.datetime, datetime.date, uuid.UUID, Decimal, bytes)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _time_fields(record_type: type) -> tuple[str, ...]:
+    """The encoded names of `record_type`'s top-level datetime fields (also optional ones)."""
+    if not (isinstance(record_type, type) and issubclass(record_type, msgspec.Struct)):
+        return ()
+    found = []
+    for field in msgspec.structs.fields(record_type):
+        kinds = getattr(field.type, "__args__", None) or (field.type,)
+        if datetime.datetime in kinds:
+            found.append(field.encode_name)
+    return tuple(found)
+
+
+def _millis_as_datetimes(obj: Any, names: tuple[str, ...]) -> bool:
+    """Turn epoch-millisecond ints of fields `names` of dict `obj` into datetimes, in place.
+
+    Whether any was turned: when none was, the record's fault lies elsewhere.
+    """
+    if not isinstance(obj, dict):
+        return False
+    turned = False
+    for name in names:
+        value = obj.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                obj[name] = _EPOCH + datetime.timedelta(milliseconds=value)
+            except OverflowError:
+                continue  # left as it is: the type check says what is wrong
+            turned = True
+    return turned
 
 
 class ContractViolation(ValueError):
@@ -61,6 +103,9 @@ class JsonCodec:
         self.record_type = record_type
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(record_type)
+        # JSON has no time type: epoch ms (the contract's timestamp-millis) is read too,
+        # on a second pass taken only by records whose typed decode failed.
+        self._time_fields = _time_fields(record_type)
         # A declared `int` takes any integer, its contract's `long` does not: with the
         # contract's `schema`, values of such a type are also checked against the contract.
         self._ranges = (
@@ -76,7 +121,13 @@ class JsonCodec:
             try:
                 record = msgspec.convert(record, self.record_type)
             except msgspec.ValidationError as exc:
-                raise ContractViolation(str(exc)) from None
+                record = dict(record)
+                if not _millis_as_datetimes(record, self._time_fields):
+                    raise ContractViolation(str(exc)) from None
+                try:
+                    record = msgspec.convert(record, self.record_type)
+                except msgspec.ValidationError as again:
+                    raise ContractViolation(str(again)) from None
             return self._in_range(self._encoder.encode(record))
         if not isinstance(record, self.record_type):
             raise ContractViolation(
@@ -102,6 +153,13 @@ class JsonCodec:
         try:
             return self._decoder.decode(data)
         except msgspec.ValidationError as exc:
+            if self._time_fields:
+                obj = msgspec.json.decode(data)
+                if _millis_as_datetimes(obj, self._time_fields):
+                    try:
+                        return msgspec.convert(obj, self.record_type)
+                    except msgspec.ValidationError as again:
+                        raise ContractViolation(str(again)) from None
             raise ContractViolation(str(exc)) from None
         except msgspec.DecodeError as exc:
             raise ContractViolation(f"not valid JSON: {exc}") from None

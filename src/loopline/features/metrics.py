@@ -37,3 +37,8 @@ ENTITIES = Gauge(
     "Entities with aggregation state in this processor.",
     ["app", "entity"],
 )
+DERIVED_ERRORS = Counter(
+    "loopline_features_derived_errors",
+    "Reads of a derived feature whose function raised: the feature took its default.",
+    ["app", "feature"],
+)

@@ -56,6 +56,9 @@ from loopline.log import Log, LogError, Record, TopicPartition
 
 logger = logging.getLogger(__name__)
 
+# A derived feature's raises are warned of as their count reaches each of these.
+DERIVED_WARNINGS = (1, 100, 10_000, 1_000_000)
+
 
 class FeatureStore:
     """Online feature vectors of an application, kept up to date from its changelog.
@@ -77,6 +80,7 @@ class FeatureStore:
         # (-1: a changelog from before offsets were recorded, assumed caught up)
         self._processed: dict[TopicPartition, int] = {}
         self._poll_timeout = poll_timeout
+        self._derived_seen: dict[str, int] = {}  # raises already exported, per derived feature
         self._progress = threading.Condition()
         self._error: BaseException | None = None
         self._stop = threading.Event()
@@ -166,6 +170,15 @@ class FeatureStore:
                     view.ready(entity_name, str(entity_id))
         return view.online.vectors(entities, names, at)
 
+    def derived_failures(self) -> dict[str, tuple[int, str]]:
+        """Per derived feature, the reads of this store whose function raised (they took the
+        default) and the first error, as ``(count, "ZeroDivisionError: ...")``."""
+        online = self._view.online
+        return {
+            name: (count, online.first_derived_error.get(name, ""))
+            for name, count in online.derived_failures.items()
+        }
+
     def known(self, entity_name: str, entity_id: str) -> bool:
         """Whether the online features hold anything of `entity_id` (an event, a table row).
 
@@ -253,6 +266,7 @@ class FeatureStore:
                 now = time.time_ns() // 1_000_000
                 for record in records:
                     self._apply(record, now)
+                self._report_derived()
                 positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
                 with self._progress:
                     self._positions = positions
@@ -262,6 +276,26 @@ class FeatureStore:
             with self._progress:
                 self._error = exc
                 self._progress.notify_all()
+
+    def _report_derived(self) -> None:
+        """Export derived features' raises as a metric, and warn as they pass each threshold:
+        a function that raises gives its default silently otherwise."""
+        online = self._view.online
+        for name, count in list(online.derived_failures.items()):
+            seen = self._derived_seen.get(name, 0)
+            if count <= seen:
+                continue
+            metrics.DERIVED_ERRORS.labels(self.app.name, name).inc(count - seen)
+            self._derived_seen[name] = count
+            if any(seen < mark <= count for mark in DERIVED_WARNINGS):
+                logger.warning(
+                    "derived feature %r of %s raised on %d reads so far and took its default "
+                    "(%s): fix its function",
+                    name,
+                    self.app.name,
+                    count,
+                    online.first_derived_error.get(name, ""),
+                )
 
     def _apply(self, record: Record, now: int) -> None:
         entry = parse_key(record.key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from loopline.log.errors import (
     DeliveryError,
@@ -56,6 +57,7 @@ __all__ = [
     "TopicPartition",
     "TransactionError",
     "default_log_url",
+    "log_missing",
     "open_log",
     "parse_duration",
     "parse_size",
@@ -66,6 +68,27 @@ __all__ = [
 def default_log_url() -> str:
     """The log URL from ``LOOPLINE_LOG``, else ``embedded:./.loopline``."""
     return os.environ.get("LOOPLINE_LOG") or DEFAULT_LOG_URL
+
+
+def log_missing(url: str) -> str | None:
+    """Where an embedded log `url` would be if nothing was ever written to it, else None.
+
+    Opening an embedded log creates it; a command that only reads asks this
+    first, so that a mistyped path is an error instead of a new, empty log.
+    A Kafka log is never missing by this test (its cluster says what it holds).
+
+    >>> log_missing("embedded:/nonexistent/shop").endswith("shop")
+    True
+    >>> log_missing("kafka://localhost:9092") is None
+    True
+    """
+    scheme, sep, rest = url.partition(":")
+    if not sep or scheme != "embedded":
+        return None
+    from loopline.log.embedded.store import DB_FILE
+
+    folder = Path(rest or "./.loopline").resolve()
+    return None if (folder / DB_FILE).exists() else str(folder)
 
 
 def open_log(url: str | None = None, *, kafka_config: Mapping[str, str] | None = None) -> Log:

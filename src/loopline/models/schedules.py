@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from loopline.app import App
@@ -41,6 +41,7 @@ def train_every(
     on_error: Callable[[Exception], None] | None = None,
     runs: int | None = None,
     allow_missing_history: bool = False,
+    entities: Mapping[str, str] | None = None,
 ) -> list[TrainResult]:
     """Run `train_once` now and then every `interval_s` seconds until `stop` is set (or
     `runs` trainings were attempted); return the results.
@@ -74,6 +75,7 @@ def train_every(
                 schemas=schemas,
                 progress=progress,
                 allow_missing_history=allow_missing_history,
+                entities=entities,
             )
         except (DataError, BuildError, LogError) as exc:
             if on_error is None:

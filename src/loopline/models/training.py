@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,7 @@ def _load(
     schemas: SchemaRegistry | None,
     progress: Progress | None,
     allow_missing_history: bool = False,
+    entities: Mapping[str, str] | None = None,
 ) -> TrainingData:
     if (spine is None) == (labelled_topic is None):
         raise TrainingError(
@@ -223,6 +225,7 @@ def _load(
             schemas=schemas,
             progress=progress,
             allow_missing_history=allow_missing_history,
+            entities=entities,
         )
     assert labelled_topic is not None
     return from_labelled(log, app, model, labelled_topic, schemas=schemas, progress=progress)
@@ -247,7 +250,8 @@ def _split(data: TrainingData, model: Model, task: str, test_fraction: float) ->
     if data.label not in table.column_names:
         raise DataError(
             f"the data of {data.origin} has no label column {data.label!r} (its columns are "
-            f"{', '.join(table.column_names)}): set label= on model {model.name!r}"
+            f"{', '.join(table.column_names)}): set label= on model {model.name!r}, or pass "
+            "--label COLUMN to loopline train"
         )
     check_labels(task, table[data.label])
     train, test = split_by_time(table, data.time, test_fraction)
@@ -336,6 +340,7 @@ def train_once(
     schemas: SchemaRegistry | None = None,
     progress: Progress | None = None,
     allow_missing_history: bool = False,
+    entities: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train model `model_name` of `app` once and publish it; see the module docstring.
 
@@ -348,6 +353,8 @@ def train_once(
     None while a step's size is unknown). A spine row whose table history
     compaction or retention removed refuses the build (`DatasetError`) unless
     `allow_missing_history` (the row gets the defaults; the manifest counts it).
+    `entities` (name -> spine column) reads a spine about related entities, a
+    user and an item, as `loopline.features.offline.related` describes.
 
     Raises `DataError` for data a model cannot learn from (empty, one class,
     a declared feature missing), `SigningKeyMissing` before reading anything
@@ -369,6 +376,7 @@ def train_once(
         schemas=schemas,
         progress=progress,
         allow_missing_history=allow_missing_history,
+        entities=entities,
     )
     split = _split(data, model, trainer.task, model.test_fraction)
     timings["load"] = time.perf_counter() - started

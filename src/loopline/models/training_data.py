@@ -47,7 +47,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,6 +189,7 @@ def from_spine(
     schemas: SchemaRegistry | None = None,
     progress: Progress | None = None,
     allow_missing_history: bool = False,
+    entities: Mapping[str, str] | None = None,
 ) -> TrainingData:
     """Build the dataset of `spine` with the application's features (`build_dataset`) and read it.
 
@@ -204,7 +205,8 @@ def from_spine(
             spine,
             out,
             registry=schemas,
-            entity=model.entity,
+            entity=None if entities else model.entity,
+            entities=entities,  # a spine of related entities (a user and an item)
             progress=_reading(progress),
             allow_missing_history=allow_missing_history,
         )
@@ -335,7 +337,8 @@ def _examples(app: App, model: Model, tables: list[ExampleChunk], read: TopicRan
     if model.label not in table.column_names:
         raise DataError(
             f"the examples of {origin} have no label field {model.label!r}; their fields are "
-            f"{', '.join(c for c in columns if c != LOG_TIME)}: set label= on the model"
+            f"{', '.join(c for c in columns if c != LOG_TIME)}: set label= on the model, or "
+            "pass --label FIELD to loopline train (the outcome joiner writes 'label')"
         )
     unlabelled = table[model.label].null_count
     if unlabelled:

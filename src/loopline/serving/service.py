@@ -222,7 +222,7 @@ class PredictionService:
             self.served = served  # one assignment: requests see the old or the new, whole
             metrics.SWAPS.labels(*self._labels).inc()
             metrics.MODEL_VERSION.labels(*self._labels).set(served.number)
-            logger.info("serving model %r v%d", served.name, served.number)
+            logger.info("serving model %r v%d (alias %r)", served.name, served.number, self.alias)
         self._follow_routes(swapped)  # after the swap: an arm may be the alias's version
         for _ in set(self.follower.refused) - refused:
             metrics.REFUSED.labels(*self._labels).inc()

@@ -49,7 +49,13 @@ from loopline.features.offline.records import Records, SpineKeys
 from loopline.features.offline.running import Measures, Running
 from loopline.features.offline.sql import quote, start_column, start_sql
 from loopline.features.offline.tables import check_columns, table_sql
-from loopline.features.offline.values import canonical, derived_order, run_derived, with_default
+from loopline.features.offline.values import (
+    BuildReport,
+    canonical,
+    derived_order,
+    run_derived,
+    with_default,
+)
 
 
 def build(
@@ -59,6 +65,7 @@ def build(
     *,
     entity: str | None = None,
     entities: Mapping[str, str] | None = None,
+    report: BuildReport | None = None,
 ) -> pa.Table:
     """The spine with one more column per feature of its entity, in declaration order.
 
@@ -74,6 +81,9 @@ def build(
     ``at``, and gets the features of every one of them plus the derived
     features whose inputs are all among them, as `OnlineFeatures.vector`
     gives for ``{name: id, ...}``.
+
+    `report`, when given, is filled with what got a default silently (see
+    `BuildReport`).
 
     >>> from loopline.features import Derived, Entity, Table, TableFeature
     >>> from loopline.features.offline import events_table
@@ -99,7 +109,9 @@ def build(
      {'item_id': None, 'item_country': '??', 'same_country': False}]
     """
     if entities is None:
-        return _build(feature_set, sources, spine, {_entity(feature_set, entity): "entity"})
+        return _build(
+            feature_set, sources, spine, {_entity(feature_set, entity): "entity"}, report=report
+        )
     if entity is not None:
         raise BuildError(
             "give build(...) either entity= (a spine with an 'entity' column) or entities= "
@@ -109,7 +121,7 @@ def build(
         raise BuildError("build(..., entities=) needs at least one {entity name: spine column}")
     for name in entities:
         _entity(feature_set, name)
-    return _build(feature_set, sources, spine, entities, related=True)
+    return _build(feature_set, sources, spine, entities, related=True, report=report)
 
 
 def _build(
@@ -119,6 +131,7 @@ def _build(
     entities: Mapping[str, str],
     *,
     related: bool = False,
+    report: BuildReport | None = None,
 ) -> pa.Table:
     """`build` of a spine whose column `entities[name]` holds the ids of entity `name`."""
     groups = [g for g in feature_set.aggregations if g.entity.name in entities]
@@ -136,8 +149,9 @@ def _build(
             [t for t in tables if t.entity.name == name],
             sources,
             own,
+            report,
         )
-    for name, array in run_derived(derived, values, spine.num_rows).items():
+    for name, array in run_derived(derived, values, spine.num_rows, report).items():
         values[name] = array
     out = spine
     for name in order:
@@ -161,11 +175,14 @@ def _features(
     tables: list[Table],
     sources: Mapping[str, pa.Table],
     spine: pa.Table,
+    report: BuildReport | None = None,
 ) -> dict[str, pa.ChunkedArray]:
     """The aggregation and table features of the spine's (entity, at) rows, defaults filled in."""
     columns = _query(groups, tables, sources, spine)
     defaults = {f.name: f.default for g in groups for f in g.features}
     defaults |= {f.name: f.default for t in tables for f in t.features}
+    if report is not None:  # a null is a row nothing was known for: it gets the default
+        report.defaulted |= {name: columns[name].null_count for name in defaults}
     return {
         name: canonical(with_default(columns[name], name, default))
         for name, default in defaults.items()

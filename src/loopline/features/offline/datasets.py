@@ -47,18 +47,19 @@ True
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import msgspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.builder import build
+from loopline.features.offline.coverage import before_first_record
 from loopline.features.offline.events import events_table_of_columns, unusable_records
 from loopline.features.offline.history import Gaps, MissingHistory, per_topic, refusal
+from loopline.features.offline.manifests import PARQUET_OPTIONS as PARQUET_OPTIONS
 from loopline.features.offline.manifests import (
     DatasetError,
     Manifest,
@@ -68,14 +69,17 @@ from loopline.features.offline.manifests import (
     manifest_path,
     read_manifest,
     write_manifest,
+    write_parquet,
 )
 from loopline.features.offline.pinned import Progress, pin, read_pinned
+from loopline.features.offline.related import entity_view, read_related_spine, spine_entities
 from loopline.features.offline.spines import (
     FORMATS,
     Spine,
     read_spine_file,
     spine_from_records,
 )
+from loopline.features.offline.values import BuildReport
 from loopline.features.sources import SourceReader
 from loopline.log import Log, TopicNotFound
 from loopline.log.collector import collector_paused
@@ -90,19 +94,6 @@ __all__ = [
     "write_parquet",
 ]
 
-# Fixed, so the same table always gives the same bytes (docs/decisions/0009).
-PARQUET_OPTIONS = {
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "version": "2.6",
-    "data_page_version": "1.0",
-    "row_group_size": 1_048_576,
-    "write_page_index": False,
-    "store_schema": True,
-}
-
 
 def build_dataset(
     log: Log,
@@ -112,6 +103,7 @@ def build_dataset(
     *,
     registry: SchemaRegistry | None = None,
     entity: str | None = None,
+    entities: Mapping[str, str] | None = None,
     time_column: str | None = None,
     progress: Progress | None = None,
     allow_missing_history: bool = False,
@@ -124,7 +116,9 @@ def build_dataset(
     again by itself. `spine` is a spine file (Parquet, CSV, JSON
     lines) or the name of a topic holding spine records (see
     `loopline.features.offline.spines`). `entity` names the spine's entity
-    when the features describe several; `time_column` the spine's time
+    when the features describe several; `entities` maps the entities of a
+    spine about several related ones (a member and an item) to their id
+    columns (`loopline.features.offline.related`); `time_column` the spine's time
     column (default ``at``, else ``timestamp``). `registry` decodes topics
     bound to a contract. `progress(topic, offsets_read, offsets_to_read)` is
     called while topics are read.
@@ -140,12 +134,18 @@ def build_dataset(
     `allow_missing_history` those rows get the features' defaults instead, and
     the manifest's `missing_history` counts them per table topic.
     """
-    entity_name, key_field, topics = _entity(app, entity)
+    entity_name, key_field, topics = spine_entities(app, entity, entities)
     file = _spine_file(log, spine)
     spine_range, spine_sha = None, None
+    if file is None and entities:
+        raise DatasetError("a spine of several entities is read from a file, not a topic")
     if file is not None:  # a bad spine fails before any topic is pinned or read
         spine_sha = file_sha256(file)  # first: the file may change while it is read
-        spine_rows = read_spine_file(file, key_field=key_field, time_column=time_column)
+        spine_rows = (
+            read_related_spine(file, entities, time_column)
+            if entities
+            else read_spine_file(file, key_field=key_field, time_column=time_column)
+        )
     pinned = {topic: pin(log, topic) for topic in topics}
     reader = SourceReader(registry)
     if file is None:
@@ -153,8 +153,8 @@ def build_dataset(
         spine_rows, spine_range = _topic_spine(
             log, spine_range, reader, progress, key_field=key_field, time_column=time_column
         )
-    rows, sources, unusable, missing = _rows(
-        log, app, entity_name, spine_rows, pinned, reader, progress
+    rows, sources, unusable, missing, silent = _rows(
+        log, app, entities or entity_name, spine_rows, pinned, reader, progress
     )
     if missing and not allow_missing_history:
         raise DatasetError(refusal(missing, spine_rows.table.num_rows))
@@ -179,6 +179,8 @@ def build_dataset(
         sha256=sha,
         unusable=unusable,
         missing_history=per_topic(missing),
+        entities=dict(entities) if entities else msgspec.UNSET,
+        **silent,
     )
     write_manifest(manifest, manifest_path(out))
     return manifest
@@ -207,9 +209,12 @@ def rebuild(
     """
     old = read_manifest(manifest)
     _same_features(old, app)
-    _, key_field, _ = _entity(app, old.entity)
+    related = old.entities or None
+    _, key_field, _ = spine_entities(app, None if related else old.entity, related)
     reader = SourceReader(registry)
-    if old.spine.topic is not None:
+    if related:
+        spine_rows = read_related_spine(_rebuild_spine(old, spine), related, old.spine.time_column)
+    elif old.spine.topic is not None:
         spine_rows, spine_range = _topic_spine(
             log,
             old.spine.topic,
@@ -231,8 +236,8 @@ def rebuild(
     pinned = {r.topic: r for r in old.sources}
     # the same records as then (checked below) miss the same history: accepted then, or the
     # dataset would not exist
-    rows, sources, unusable, missing = _rows(
-        log, app, old.entity, spine_rows, pinned, reader, progress
+    rows, sources, unusable, missing, silent = _rows(
+        log, app, related or old.entity, spine_rows, pinned, reader, progress
     )
     for then, now in zip(old.sources, sources, strict=True):
         _same_records(then, now, old.format)
@@ -250,6 +255,8 @@ def rebuild(
         sha256=sha,
         unusable=unusable,
         missing_history=per_topic(missing),
+        entities=old.entities,
+        **silent,
     )
     target = manifest_path(out)
     if sha != old.sha256:
@@ -270,57 +277,6 @@ def rebuild(
         )
     write_manifest(new, target)
     return new
-
-
-def write_parquet(table: pa.Table, out: str | Path) -> str:
-    """Write `table` to `out` deterministically (same table, same bytes); return its SHA-256.
-
-    The file appears at `out` complete or not at all.
-
-    >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> rows = pa.table({"entity": ["m1", "m2"], "at": [1, 2]})
-    >>> write_parquet(rows, folder / "a.parquet") == write_parquet(rows, folder / "b.parquet")
-    True
-    >>> (folder / "a.parquet").read_bytes() == (folder / "b.parquet").read_bytes()
-    True
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table = table.replace_schema_metadata(None)
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
-    try:
-        pq.write_table(table, temp, **PARQUET_OPTIONS)
-        sha = file_sha256(temp)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return sha
-
-
-def _entity(app: App, entity: str | None) -> tuple[str, str, list[str]]:
-    """The spine's entity (name and key field) and the topics its features read, sorted."""
-    declared = {g.entity.name: g.entity for g in app.features.aggregations}
-    for t in app.features.tables:
-        declared.setdefault(t.entity.name, t.entity)
-    if entity is None:
-        if len(declared) != 1:
-            raise DatasetError(
-                f"the features of app {app.name!r} describe {len(declared)} entities "
-                f"({', '.join(declared) or 'none'}); say which one the spine holds with "
-                "--entity NAME"
-            )
-        entity = next(iter(declared))
-    if entity not in declared:
-        raise DatasetError(
-            f"no feature of app {app.name!r} describes entity {entity!r}; "
-            f"declared are {sorted(declared)}"
-        )
-    readers = [*app.features.aggregations, *app.features.tables]
-    topics = sorted({r.source for r in readers if r.entity.name == entity})
-    return entity, declared[entity].key, topics
 
 
 def _spine_file(log: Log, spine: str | Path) -> Path | None:
@@ -372,16 +328,21 @@ def _topic_spine(
 def _rows(
     log: Log,
     app: App,
-    entity: str,
+    entity: str | Mapping[str, str],
     spine: Spine,
     pinned: Mapping[str, TopicRange],
     reader: SourceReader,
     progress: Progress | None,
-) -> tuple[pa.Table, list[TopicRange], dict[str, int], list[MissingHistory]]:
+) -> tuple[
+    pa.Table, list[TopicRange], dict[str, int], list[MissingHistory], dict[str, dict[str, int]]
+]:
     """The dataset's rows, the ranges read with their counts, in topic order, the records
-    of each topic left out because no feature could read them (`unusable_records`), and the
-    rows of each table whose history is gone (only tables with such rows)."""
-    tables = [t for t in app.features.tables if t.entity.name == entity]
+    of each topic left out because no feature could read them (`unusable_records`), the
+    rows of each table whose history is gone (only tables with such rows), and what got a
+    default silently (the manifest's fields of that name)."""
+    # one entity (the spine's ``entity`` column) or related ones (name -> id column)
+    columns = {entity: "entity"} if isinstance(entity, str) else dict(entity)
+    tables = [t for t in app.features.tables if t.entity.name in columns]
     tabled = {t.source for t in tables}
     sources, ranges, unusable, gaps = {}, [], {}, {}
     for topic in sorted(pinned):
@@ -402,9 +363,23 @@ def _rows(
         if unusable_records(sources[topic]):
             unusable[topic] = unusable_records(sources[topic])
         del read
-    missing = [MissingHistory.of(t, sources[t.source], gaps[t.source], spine.table) for t in tables]
-    rows = build(app.features, sources, spine.table, entity=entity)
-    return spine.restore(rows), ranges, unusable, [m for m in missing if m.count]
+    missing = [
+        MissingHistory.of(
+            t, sources[t.source], gaps[t.source], entity_view(spine.table, columns[t.entity.name])
+        )
+        for t in tables
+    ]
+    report = BuildReport()
+    if isinstance(entity, str):
+        rows = build(app.features, sources, spine.table, entity=entity, report=report)
+    else:
+        rows = build(app.features, sources, spine.table, entities=columns, report=report)
+    silent = {
+        "defaulted": report.defaulted,
+        "derived_errors": {n: c for n, c in report.derived_errors.items() if c},
+        "before_first_record": before_first_record(tables, sources, spine.table),
+    }
+    return spine.restore(rows), ranges, unusable, [m for m in missing if m.count], silent
 
 
 def application_spec(manifest: Manifest, moved: str | None = None) -> str:

@@ -27,10 +27,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
+import secrets
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from loopline import __version__
 from loopline.features.offline.events import BuildError
@@ -108,6 +112,15 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     # per table topic, the spine rows given the defaults because the history they needed was
     # gone (compaction, retention), accepted with --allow-missing-history (decision 0009)
     missing_history: dict[str, int] = msgspec.field(default_factory=dict)
+    # a spine about several related entities: entity name -> its id column (then `entity`
+    # lists the names); left out of single-entity manifests
+    entities: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    # what got a default silently: per feature, the rows nothing was known for; per derived
+    # feature, the rows whose function raised; per table topic, the rows before its first
+    # record (a table timed at ingestion, without --time-column, is after every past row)
+    defaulted: dict[str, int] = msgspec.field(default_factory=dict)
+    derived_errors: dict[str, int] = msgspec.field(default_factory=dict)
+    before_first_record: dict[str, int] = msgspec.field(default_factory=dict)
     loopline_version: str = __version__
     engines: dict[str, str] = msgspec.field(default_factory=engine_versions)
     created_at: str = msgspec.field(default_factory=_now)
@@ -163,3 +176,47 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# Fixed, so the same table always gives the same bytes (docs/decisions/0009).
+PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "row_group_size": 1_048_576,
+    "write_page_index": False,
+    "store_schema": True,
+}
+
+
+def write_parquet(table: pa.Table, out: str | Path) -> str:
+    """Write `table` to `out` deterministically (same table, same bytes); return its SHA-256.
+
+    The file appears at `out` complete or not at all.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> rows = pa.table({"entity": ["m1", "m2"], "at": [1, 2]})
+    >>> write_parquet(rows, folder / "a.parquet") == write_parquet(rows, folder / "b.parquet")
+    True
+    >>> (folder / "a.parquet").read_bytes() == (folder / "b.parquet").read_bytes()
+    True
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = table.replace_schema_metadata(None)
+    # Not mkstemp: its files are 0600 whatever the umask, and a dataset is shared like any
+    # file its user writes. O_EXCL with a random name is as safe against a clash.
+    temp = out.parent / f".{out.name}.{secrets.token_hex(8)}.tmp"
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        pq.write_table(table, temp, **PARQUET_OPTIONS)
+        sha = file_sha256(temp)
+        os.replace(temp, out)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return sha

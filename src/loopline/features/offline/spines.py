@@ -90,10 +90,11 @@ def read_spine_file(
     key_field: str,
     entity_column: str | None = None,
     time_column: str | None = None,
+    text: Sequence[str] = (),
 ) -> Spine:
     """The spine in the file at `path` (Parquet, CSV or JSON lines).
 
-    CSV entity ids are read as text, so ``007`` stays ``007``.
+    CSV entity ids (and the columns `text`) are read as text, so ``007`` stays ``007``.
     """
     origin = f"spine file {str(path)!r}"
     fmt = spine_format(path)
@@ -105,8 +106,8 @@ def read_spine_file(
         elif fmt == "csv":
             import pyarrow.csv as csv
 
-            text = {c: pa.string() for c in (entity_column or "entity", key_field)}
-            table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=text))
+            text_types = {c: pa.string() for c in (entity_column or "entity", key_field, *text)}
+            table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=text_types))
         else:
             import pyarrow.json as json
 

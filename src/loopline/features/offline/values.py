@@ -16,6 +16,7 @@ DenseUnionType(dense_union<float: double=0, str: string=1>)
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -100,10 +101,25 @@ def _holds(kind: pa.DataType, value: Any) -> bool:
     return False
 
 
+@dataclass
+class BuildReport:
+    """What a build filled in silently: per feature, the rows that got its default because
+    nothing was known (`defaulted`), and per derived feature the rows whose function raised
+    (`derived_errors`, also defaulted) with the first error (`first_errors`)."""
+
+    defaulted: dict[str, int] = field(default_factory=dict)
+    derived_errors: dict[str, int] = field(default_factory=dict)
+    first_errors: dict[str, str] = field(default_factory=dict)
+
+
 def run_derived(
-    derived: list[Derived], values: dict[str, pa.ChunkedArray], rows: int
+    derived: list[Derived],
+    values: dict[str, pa.ChunkedArray],
+    rows: int,
+    report: BuildReport | None = None,
 ) -> dict[str, pa.ChunkedArray]:
-    """The column of each derived feature, computed row by row from `values`."""
+    """The column of each derived feature, computed row by row from `values`; rows whose
+    function raises take the default, counted in `report`."""
     python: dict[str, list[Any]] = {}
     out: dict[str, pa.ChunkedArray] = {}
     for d in derived:
@@ -114,11 +130,18 @@ def run_derived(
             inputs.append(python[name])
         fn, default = d.fn, d.default
         results = []
+        failed = 0
         for args in zip(*inputs, strict=True) if inputs else [()] * rows:
             try:
                 results.append(fn(*args))
-            except Exception:
+            except Exception as exc:
+                if not failed and report is not None:
+                    report.first_errors[d.name] = f"{type(exc).__name__}: {exc}"
+                failed += 1
                 results.append(default)
+        if report is not None:
+            report.derived_errors[d.name] = failed
+            report.defaulted[d.name] = failed
         python[d.name] = results
         out[d.name] = pa.chunked_array([typed_column(d.name, results)])
     return out

@@ -55,6 +55,9 @@ class OnlineFeatures:
         self.clock: int | None = None
         self.late_records = 0
         self.derived_errors = 0
+        # per derived feature, the reads whose function raised (and the first such error)
+        self.derived_failures: dict[str, int] = {}
+        self.first_derived_error: dict[str, str] = {}
         self._plans = [Plan(group) for group in features.aggregations]
         self._watermarks = [Watermarks() for _ in features.aggregations]
         self._entities: list[dict[str, EntityState]] = [{} for _ in features.aggregations]
@@ -186,10 +189,16 @@ class OnlineFeatures:
         for d in plan.derived:
             try:
                 values[d.name] = d.fn(*(values[name] for name in d.inputs))
-            except Exception:
-                self.derived_errors += 1
+            except Exception as exc:
+                self._failed(d.name, exc)
                 values[d.name] = d.default
         return {name: values[name] for name in plan.names}
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        """Count a derived feature's raise (it takes its default: a silent failure otherwise)."""
+        self.derived_errors += 1
+        self.derived_failures[name] = self.derived_failures.get(name, 0) + 1
+        self.first_derived_error.setdefault(name, f"{type(exc).__name__}: {exc}")
 
     def vectors(
         self,
@@ -269,8 +278,8 @@ class OnlineFeatures:
         for d in plan.derived:
             try:
                 values[d.name] = d.fn(*(values[name] for name in d.inputs))
-            except Exception:
-                self.derived_errors += 1
+            except Exception as exc:
+                self._failed(d.name, exc)
                 values[d.name] = d.default
         return {name: values[name] for name in plan.names}
 
