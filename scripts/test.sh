@@ -16,9 +16,9 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     echo "test.sh: creating virtualenv $VENV" >&2
     "$PYTHON" -m venv "$VENV"
 fi
-echo "test.sh: installing loopline with its dev dependencies" >&2
+echo "test.sh: installing loopline with its dev and docs dependencies" >&2
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" >&2
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,docs]" >&2
 export PATH="$VENV/bin:$PATH"
 
 # The drift tests' reference (Evidently) lives in a virtualenv of its own: its pins clash.
@@ -28,6 +28,11 @@ export LOOPLINE_EVIDENTLY_PYTHON
 echo "test.sh: ruff check" >&2
 ruff check src tests bench
 ruff format --check src tests bench
+
+# The docs site, warnings as errors; tests/test_docs.py then checks the built
+# API reference (LOOPLINE_DOCS_SITE) instead of building it again.
+LOOPLINE_DOCS_INSTALL=0 LOOPLINE_VENV="$VENV" bash "$ROOT/scripts/docs.sh" "$ROOT/site"
+export LOOPLINE_DOCS_SITE="$ROOT/site"
 
 if [[ -z "${LOOPLINE_KAFKA_PORT:-}" ]]; then
     # Two consecutive free ports: the broker's and the controller's.
