@@ -86,7 +86,7 @@ def test_the_cli_reference_documents_every_command(site: Path) -> None:
                 if not sub.hidden:
                     yield from paths(sub, (*path, name))
 
-    page = site / "cli" / "index.html"
+    page = site / "cli.html"
     documented = anchors(page)
     commands = [" ".join(path) for path in paths(cli, ("loopline",))]
     assert "loopline topics create" in commands
@@ -97,7 +97,7 @@ def test_the_cli_reference_documents_every_command(site: Path) -> None:
 
 
 def test_docstring_examples_render_as_code(site: Path) -> None:
-    page = (site / "reference" / "log" / "index.html").read_text(encoding="utf-8")
+    page = (site / "reference" / "log.html").read_text(encoding="utf-8")
     # A doctest is a highlighted console block (its >>> a prompt), never a block quote.
     assert 'class="gp">&gt;&gt;&gt; </span>' in page
     assert "<blockquote" not in page
@@ -106,4 +106,4 @@ def test_docstring_examples_render_as_code(site: Path) -> None:
 def test_every_decision_is_listed(site: Path) -> None:
     page = (site / "decisions" / "index.html").read_text(encoding="utf-8")
     for decision in sorted((ROOT / "docs" / "decisions").glob("[0-9]*.md")):
-        assert f'href="{decision.stem}/"' in page, f"{decision.name} is not listed"
+        assert f'href="{decision.stem}.html"' in page, f"{decision.name} is not listed"
