@@ -1,5 +1,5 @@
 """An application module is loaded only at the edges (the CLI, the demo): library code takes
-an `App` (DESIGN.md, "Layers")."""
+an `App` (docs/architecture.md, "The layers")."""
 
 from __future__ import annotations
 

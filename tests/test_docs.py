@@ -107,3 +107,13 @@ def test_every_decision_is_listed(site: Path) -> None:
     page = (site / "decisions" / "index.html").read_text(encoding="utf-8")
     for decision in sorted((ROOT / "docs" / "decisions").glob("[0-9]*.md")):
         assert f'href="{decision.stem}.html"' in page, f"{decision.name} is not listed"
+
+
+def test_the_readme_links_only_to_files_in_the_repository() -> None:
+    # The site's own links are checked by the strict build; the README is read on its own.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)", readme)
+    assert targets, "the README links to the docs"
+    local = [t for t in targets if "://" not in t and not t.startswith("mailto:")]
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to files not in the repository: {missing}"
