@@ -39,6 +39,8 @@ Mode = Literal[
     "forward_transitive",
     "full_transitive",
 ]
+"""A contract's compatibility rule: ``backward`` (the default), ``forward``, ``full``, ``none``,
+or a ``*_transitive`` variant checked against every earlier version, not only the latest."""
 
 __all__ = [
     "IncompatibleSchema",

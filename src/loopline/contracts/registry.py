@@ -51,6 +51,7 @@ from loopline.log import Log, Record, TopicConfig, TopicExists
 from loopline.stream.table import Table
 
 SCHEMAS_TOPIC = "_loopline_schemas"
+"""The compacted topic of the log that keeps every contract and topic binding."""
 MODES: tuple[str, ...] = get_args(Mode)
 Encoding = Literal["json", "avro"]
 

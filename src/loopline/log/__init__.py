@@ -32,6 +32,7 @@ from loopline.log.records import MAX_FUTURE_MS, Headers, Record, TopicPartition,
 from loopline.log.topics import PartitionInfo, TopicConfig, TopicInfo, parse_duration, parse_size
 
 DEFAULT_LOG_URL = "embedded:./.loopline"
+"""The log used when neither ``--log`` nor ``$LOOPLINE_LOG`` names one."""
 
 __all__ = [
     "DEFAULT_LOG_URL",

@@ -89,6 +89,7 @@ from loopline.log.records import Headers, Record, TopicPartition
 from loopline.log.topics import TopicConfig, TopicInfo
 
 Reset = Literal["earliest", "latest"]
+"""Where a consumer group with no committed offset starts: the oldest record or the next one."""
 
 
 @runtime_checkable

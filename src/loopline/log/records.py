@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 Headers = tuple[tuple[str, bytes], ...]
+"""A record's headers: (name, value) pairs, in order; a name may repeat."""
 
 # Kafka refuses a record stamped more than this far ahead of the broker's clock
 # (`message.timestamp.after.max.ms`, one hour by default since Kafka 4.0). Both

@@ -75,7 +75,9 @@ from loopline.models.signing import (
 from loopline.stream.table import Table
 
 MODELS_TOPIC = "_loopline_models"
+"""The compacted topic of model versions and alias changes (history kept: one key per change)."""
 ARTIFACTS_TOPIC = "_loopline_model_artifacts"
+"""The compacted topic of model artifacts, in chunks (larger ones live under an artifact dir)."""
 _MAX_PUBLISH_ATTEMPTS = 20
 
 logger = logging.getLogger(__name__)

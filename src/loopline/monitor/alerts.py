@@ -93,6 +93,9 @@ DEFAULT_ALERTS: tuple[Alert, ...] = (
     Alert("auc_drop", "auc", below="training", by=0.05, min_rows=200),
     Alert("freshness", "freshness", above=10.0),
 )
+"""The rules of an `App` whose ``alerts`` is None: coverage 10 points below training, PSI
+above 0.25, a score or label mean outside the training profile's 99% range, AUC 0.05 below
+the test AUC, and a source silent for 10x its usual interval."""
 
 
 class AlertRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -60,7 +60,8 @@ __all__ = [
     "wasserstein",
 ]
 
-EPSILON = 0.0001  # Evidently's share for an empty bin in PSI
+EPSILON = 0.0001
+"""The share an empty bin takes in `psi`, as in Evidently (less when a side has a smaller share)."""
 
 
 def _counts(counts: Sequence[float] | np.ndarray, what: str) -> np.ndarray:

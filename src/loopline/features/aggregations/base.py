@@ -42,6 +42,7 @@ S = TypeVar("S")
 Position = tuple[int, int]
 """Where a record sits in the log: (partition, offset)."""
 Filter = Callable[[Mapping[str, Any]], bool]
+"""A feature's ``where=``: given a record's value, whether the feature counts it."""
 NUMBERS: tuple[type, ...] = (int, float)
 """What sums, means, minima and maxima read: a bool or a numeric string is not a number."""
 _KIND_DEFAULT: Any = object()

@@ -47,6 +47,7 @@ FORMATS: dict[str, type[Trainer]] = {
     "pickle": RiverTrainer,
     "skops": SklearnTrainer,
 }
+"""The built-in trainer for each artifact format a version may name."""
 
 
 def load_trainer(
