@@ -2,8 +2,8 @@
 # Builds the documentation site with MkDocs, warnings as errors (--strict):
 # the tutorial, the concepts, the CLI reference generated from the commands
 # and the Python API reference generated from the docstrings
-# (docs/decisions/0031-docs-site.md). Read it by opening site/index.html, or
-# serve it with `.venv/bin/python -m mkdocs serve` (PYTHONPATH=src).
+# (docs/decisions/0031-docs-site.md). Read it by opening site/index.html; for
+# search, serve it: python -m http.server -d site.
 #
 #   scripts/docs.sh [SITE_DIR]   build into SITE_DIR (default: site/, gitignored)
 #
