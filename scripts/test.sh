@@ -26,8 +26,8 @@ LOOPLINE_EVIDENTLY_PYTHON=$(bash "$ROOT/scripts/evidently-venv.sh")
 export LOOPLINE_EVIDENTLY_PYTHON
 
 echo "test.sh: ruff check" >&2
-ruff check src tests bench
-ruff format --check src tests bench
+ruff check src tests bench docs/_hooks docs/_griffe
+ruff format --check src tests bench docs/_hooks docs/_griffe
 
 # The docs site, warnings as errors; tests/test_docs.py then checks the built
 # API reference (LOOPLINE_DOCS_SITE) instead of building it again.
