@@ -245,7 +245,7 @@ class ExperimentWatcher(Stage[WatcherStats]):
         if decision.experiment and decision.arm:
             unit = self._first[record.topic] + record.partition
             self.states.get(unit).add_decision(
-                decision.experiment, decision.arm, decision.latency_ms
+                decision.experiment, decision.arm, decision.latency_ms, error=bool(decision.error)
             )
             self.states.changed(unit)
             self.stats.decisions += 1
