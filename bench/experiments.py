@@ -17,8 +17,9 @@ each). Then, per figure one line:
   ``groupby``; the two tables are compared (they must agree to 1e-9);
 - the serving overhead of assignment: `assign` per request, for a split
   (a hash) and a bandit (a draw);
-- the bandit's update per outcome: measured only when the bandit's module
-  (``loopline.experiments.bandit``) exists on this branch.
+- the experiment watcher (``loopline experiments run``) counting every
+  labelled example and decision of the same topics per arm, exactly once;
+- the cost of one bandit look (Thompson-sampling weights of two arms).
 
     python bench/experiments.py                 # 200,000 decisions
     python bench/experiments.py 10000000        # 10M decisions (about 15 minutes)
@@ -197,6 +198,7 @@ def main() -> None:
                 f"loopline {seconds_pandas / seconds:.1f}x as fast",
             )
             agree(result, table)
+        watch(log, n)
         log.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -225,6 +227,25 @@ def agree(result: dict, table: pd.DataFrame) -> None:
             assert a["units"] == mine.loc[a["arm"]].units
     assert worst < 1e-9, worst
     line("agreement with pandas + scipy", f"counts equal, means and p-values within {worst:.1e}")
+
+
+def watch(log: Log, n: int) -> None:
+    """`loopline experiments run`'s work over the same topics: every labelled example and
+    every decision counted per arm, exactly once (changelog and transaction), then one look."""
+    from loopline import App
+    from loopline.experiments.watcher import ExperimentWatcher
+
+    watcher = ExperimentWatcher(log, App(APP))
+    t = time.perf_counter()
+    stats = watcher.run_until_caught_up()
+    seconds = time.perf_counter() - t
+    watcher.close()
+    assert stats.examples == stats.decisions == n, stats
+    line(
+        "experiment watcher (count outcomes and decisions per arm, then look)",
+        f"{seconds:.1f} s ({n / seconds:,.0f} outcomes/s with their decisions, "
+        f"{seconds / n * 1e6:.1f} us per outcome)",
+    )
 
 
 def assignment(experiment: Experiment) -> None:

@@ -61,4 +61,5 @@ trap stop_kafka EXIT
 bash "$ROOT/scripts/kafka.sh" start
 
 echo "test.sh: pytest against embedded and kafka://$LOOPLINE_KAFKA_BOOTSTRAP" >&2
-python -m pytest --doctest-modules src tests "$@"
+# --durations: the slowest tests, to keep the run well inside its time budget.
+python -m pytest --doctest-modules --durations=30 src tests "$@"

@@ -14,15 +14,29 @@ import httpx
 import msgspec
 import pytest
 from click.testing import CliRunner
+from river import linear_model
 
 from loopline.cli import cli
 from loopline.experiments.records import Arm, Experiment
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.experiments.router import ExperimentRouter
+from loopline.experiments.watcher import ExperimentWatcher
+from loopline.models.trainers import RiverTrainer
 from serving.helpers import KEY, MEMBERS, decisions, fit, make_shop, publish, serving, wait_ready
 from support import unique
 
 UNITS = [f"u-{i}" for i in range(200)]  # scored on defaults: unknown entities are allowed here
+
+
+class Failing(linear_model.LogisticRegression):
+    """A user's River model that raises once `failing` is set (a dependency gone, say)."""
+
+    failing = False
+
+    def predict_proba_one(self, x):
+        if Failing.failing:
+            raise RuntimeError("the embedding service is gone")
+        return super().predict_proba_one(x)
 
 
 @pytest.fixture
@@ -185,3 +199,58 @@ def test_a_request_without_the_unit_field_goes_to_control_with_probability_one(
         (name, "control", 1.0)
     }
     assert service.routing.routes.missing_unit == len(MEMBERS)
+
+
+def test_requests_a_version_fails_are_decisions_with_their_error_and_roll_it_back(
+    shop, router, log_url, tmp_path, monkeypatch
+) -> None:
+    """A treatment that starts raising on every request: its 500s are recorded per arm, and
+    the watcher's error_rate guardrail rolls the experiment back."""
+    publish(shop, shop.scorer, fit(["age"]))  # v1, production
+    treatment = RiverTrainer(Failing())
+    for age in (20.0, 40.0, 60.0):
+        treatment.learn_one({"age": age}, age > 30)
+    data, format = treatment.save()
+    shop.models.publish(shop.scorer, data, format=format, trainer="t", features=[("age", "float")])
+    name = unique("failing")
+    with serving(shop, shop.scorer, tmp_path, router=router, unknown_entities="defaults") as (
+        client,
+        service,
+    ):
+        wait_ready(client)
+        experiments(
+            log_url, "start", name, "--model", shop.scorer,
+            "--arm", "control=alias:production", "--arm", "broken=version:2",
+            "--weights", "0.5,0.5", "--guardrail", "error_rate:0",
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while service.routing is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        monkeypatch.setattr(
+            Failing, "failing", True
+        )  # loaded and checked; now the model's dependency is gone
+        answers = [client.post("/v1/predict", json={"entity": unit}) for unit in UNITS]
+        recorded = decisions(shop.log, service, len(UNITS))
+    statuses = Counter(a.status_code for a in answers)
+    assert set(statuses) == {200, 500} and min(statuses.values()) >= 60, statuses
+    assert all("failed to score" in a.json()["error"] for a in answers if a.status_code == 500)
+    failed = [d for d in recorded if d["error"]]
+    assert len(recorded) == len(UNITS) and len(failed) == statuses[500]
+    assert {(d["arm"], d["model_version"]) for d in failed} == {("broken", 2)}
+    assert all(d["candidates"] == d["returned"] == [] for d in failed)
+    assert all(d["error"].startswith("500: model") for d in failed), failed[0]["error"]
+
+    watcher = ExperimentWatcher(shop.log, shop.app, interval=0)
+    try:
+        stats = watcher.run_until_caught_up()
+    finally:
+        watcher.close()
+    assert stats.decisions == len(UNITS) and stats.rollbacks == 1, stats
+    registry = ExperimentRegistry(shop.log)
+    try:
+        after = registry.get(name)
+    finally:
+        registry.close()
+    assert after.state == "rolled_back", after
+    assert (after.verdict.metric, after.verdict.arm) == ("error_rate", "broken"), after.verdict
+    assert after.verdict.low > 0 and 60 <= after.verdict.units <= len(UNITS), after.verdict

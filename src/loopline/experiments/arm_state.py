@@ -70,12 +70,14 @@ class ArmsState:
         stats.add(outcome.label, outcome.score)
         self.changed.add(key)
 
-    def add_decision(self, experiment: str, arm: str, latency_ms: float) -> None:
+    def add_decision(
+        self, experiment: str, arm: str, latency_ms: float, *, error: bool = False
+    ) -> None:
         key = (experiment, arm)
         stats = self.arms.get(key)
         if stats is None:
             stats = self.arms[key] = ArmStats()
-        stats.add_decision(latency_ms)
+        stats.add_decision(latency_ms, error=error)
         self.changed.add(key)
 
 

@@ -5,7 +5,8 @@ sum and sum of squares of the label, how many were positive, and, for the
 examples whose served score is a probability, the sum and sum of squares of
 its log loss and a histogram of the scores of positives and of negatives
 (`BINS` bins over [0, 1]); and, from the decisions, how many the arm
-served and a histogram of their latency (`loopline.experiments.latency`).
+served, how many of them failed (``error_rate``), and a histogram of the
+latency of those answered (`loopline.experiments.latency`).
 Label metrics and log loss are means of
 per-example values, so their estimate and the variance of one example come
 from the sums; the AUC comes from the histograms (ties within a bin count
@@ -27,6 +28,10 @@ every metric (for the AUC: the Hanley-McNeil variance times the units).
 0.875
 >>> decode_stats(encode_stats(a)) == a
 True
+>>> for i in range(10):
+...     a.add_decision(2.5, error=i == 0)
+>>> a.decisions, a.errors, estimate(a, "error_rate")[0], units(a, "error_rate")
+(10, 1, 0.1, 10)
 >>> a.merge(a).n
 8
 """
@@ -60,6 +65,7 @@ HIGHER_IS_BETTER = {
     "log_loss": False,
     "auc": True,
     "p99_latency_ms": False,
+    "error_rate": False,
 }
 
 BINS = 100
@@ -82,6 +88,7 @@ class ArmStats(msgspec.Struct, array_like=True):
     negatives: list[int] = msgspec.field(default_factory=list)
     decisions: int = 0
     latency: dict[int, int] = msgspec.field(default_factory=dict)
+    errors: int = 0  # last: a state written before it existed still decodes
 
     def add(self, label: float, score: float | None = None) -> None:
         """Count one labelled example with `label`, served with `score`."""
@@ -100,10 +107,14 @@ class ArmStats(msgspec.Struct, array_like=True):
                 self.positives, self.negatives = [0] * BINS, [0] * BINS
             (self.positives if positive else self.negatives)[min(int(score * BINS), BINS - 1)] += 1
 
-    def add_decision(self, latency_ms: float) -> None:
-        """Count one decision the arm served in `latency_ms` (`loopline.experiments.latency`)."""
+    def add_decision(self, latency_ms: float, *, error: bool = False) -> None:
+        """Count one decision the arm served in `latency_ms` (`loopline.experiments.latency`);
+        `error`: the version failed to answer (its latency is not an answer's)."""
         self.decisions += 1
-        add_latency(self.latency, latency_ms)
+        if error:
+            self.errors += 1
+        else:
+            add_latency(self.latency, latency_ms)
 
     def merge(self, other: ArmStats) -> ArmStats:
         """The statistics of both together (a new `ArmStats`)."""
@@ -120,6 +131,7 @@ class ArmStats(msgspec.Struct, array_like=True):
             self.decisions + other.decisions,
             {b: self.latency.get(b, 0) + other.latency.get(b, 0)
              for b in self.latency.keys() | other.latency.keys()},
+            self.errors + other.errors,
         )  # fmt: skip
 
 
@@ -141,6 +153,9 @@ def estimate(stats: ArmStats, metric: str) -> tuple[float, float]:
     """
     if metric == "acceptance_rate":
         n, mean = stats.n, stats.hits / stats.n if stats.n else math.nan
+        return mean, mean * (1.0 - mean)
+    if metric == "error_rate":
+        mean = stats.errors / stats.decisions if stats.decisions else math.nan
         return mean, mean * (1.0 - mean)
     if metric == "auc":
         return _auc(stats)
@@ -178,6 +193,8 @@ def _auc(stats: ArmStats) -> tuple[float, float]:
 def units(stats: ArmStats, metric: str) -> int:
     """How many examples `metric` of this arm is computed from."""
     if metric == "p99_latency_ms":
+        return stats.decisions - stats.errors
+    if metric == "error_rate":
         return stats.decisions
     return stats.scored if metric in ("log_loss", "auc") else stats.n
 

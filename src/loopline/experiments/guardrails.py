@@ -7,8 +7,10 @@ guardrail ``Guardrail(metric, margin)`` is *breached* when the whole interval
 says the treatment is worse than control by more than `margin` (relative to
 control's value): for a metric where higher is better, the interval's upper
 end is below ``-margin * |control|``. A treatment *wins* when the interval of
-the primary metric lies wholly on the better side of 0. The p99 latency
-(from decisions) is compared by `compare_p99`, lower being better.
+the primary metric lies wholly on the better side of 0. From the decisions:
+the error rate (the share of requests the arm's version failed) is compared
+like a label mean, and the p99 latency by `compare_p99`, lower being better
+for both.
 
 Nothing is concluded from fewer than `MIN_UNITS` examples of an arm: the
 interval rests on the central limit theorem, which a handful of 0/1 labels
@@ -66,8 +68,9 @@ MIN_UNITS = 30
 MIN_DECISIONS = 100
 """Decisions each arm needs before its p99 latency is compared (a p99 of fewer is the maximum)."""
 
-WATCHED = (*LABELLED_METRICS, "p99_latency_ms")
-"""The metrics the watcher computes: from labelled examples, and the latency from decisions."""
+WATCHED = (*LABELLED_METRICS, "error_rate", "p99_latency_ms")
+"""The metrics the watcher computes: from labelled examples, and from decisions the error
+rate and the latency."""
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,16 @@ def compare_p99(
     Each arm's p99 has its own interval at alpha / 2 (`latency.quantile_interval`);
     the difference's interval spans them. None before each arm served `MIN_DECISIONS`.
     """
-    if min(control.decisions, treatment.decisions) < MIN_DECISIONS:
+    answered_c, answered_t = units(control, "p99_latency_ms"), units(treatment, "p99_latency_ms")
+    if min(answered_c, answered_t) < MIN_DECISIONS:
         return None
     p_c, p_t = quantile(control.latency, 0.99), quantile(treatment.latency, 0.99)
     low_c, high_c = quantile_interval(control.latency, 0.99, alpha=alpha / 2)
     low_t, high_t = quantile_interval(treatment.latency, 0.99, alpha=alpha / 2)
-    units = control.decisions + treatment.decisions
-    return Comparison("p99_latency_ms", arm, p_c, p_t - p_c, low_t - high_c, high_t - low_c, units)
+    answered = answered_c + answered_t
+    return Comparison(
+        "p99_latency_ms", arm, p_c, p_t - p_c, low_t - high_c, high_t - low_c, answered
+    )
 
 
 def _comparisons(

@@ -58,10 +58,8 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -89,9 +87,10 @@ from loopline.outcomes.inputs import decoder
 from loopline.serving.decisions import Decision
 from loopline.stream import names
 from loopline.stream.runner import Runner
+from loopline.stream.stage import Stage
 from loopline.stream.state import PartitionedState
 from loopline.stream.table import Table
-from loopline.stream.task import Context, Task, TaskStats
+from loopline.stream.task import Context, TaskStats
 
 __all__ = ["ExperimentWatcher", "WatcherStats"]
 
@@ -121,7 +120,7 @@ class WatcherStats(TaskStats):
     changes: list[Experiment] = field(default_factory=list)
 
 
-class ExperimentWatcher(Task):
+class ExperimentWatcher(Stage[WatcherStats]):
     """Learns from `app`'s outcomes and acts on its experiments (see the module docstring).
 
     `contracts` (optional): a schema registry; the decisions topic is read with
@@ -187,28 +186,9 @@ class ExperimentWatcher(Task):
 
     # -- running --------------------------------------------------------------------------
 
-    def run(
-        self,
-        stop: threading.Event | None = None,
-        *,
-        until_caught_up: bool = False,
-        on_commit: Callable[[ExperimentWatcher], None] | None = None,
-    ) -> WatcherStats:
-        """Watch until `stop` is set (or, with `until_caught_up`, every outcome is acted on)."""
-        self.runner.run(
-            stop,
-            until_caught_up=until_caught_up,
-            on_commit=None if on_commit is None else lambda: on_commit(self),
-        )
-        return self.stats
-
-    def run_until_caught_up(self) -> WatcherStats:
-        """Count every outcome present now, act on them once, and return."""
-        return self.run(until_caught_up=True)
-
     def close(self) -> None:
         """Leave the group (an open transaction is aborted) and release what it made."""
-        self.runner.close()
+        super().close()
         if self._others is not None:
             self._others.close()
         if self._own_experiments:
@@ -265,7 +245,7 @@ class ExperimentWatcher(Task):
         if decision.experiment and decision.arm:
             unit = self._first[record.topic] + record.partition
             self.states.get(unit).add_decision(
-                decision.experiment, decision.arm, decision.latency_ms
+                decision.experiment, decision.arm, decision.latency_ms, error=bool(decision.error)
             )
             self.states.changed(unit)
             self.stats.decisions += 1

@@ -37,9 +37,8 @@ written in the same transaction, so every record is accounted for once.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from loopline.app import App, AppError
@@ -61,8 +60,9 @@ from loopline.features.sources import SourceReader
 from loopline.log import Log, Record, TopicExists, TopicPartition
 from loopline.log.errors import LogError
 from loopline.stream.runner import Runner
+from loopline.stream.stage import Stage
 from loopline.stream.state import PartitionedState, StateCodec
-from loopline.stream.task import Context, Task, TaskStats
+from loopline.stream.task import Context, TaskStats
 
 PRUNE_INTERVAL = 60.0  # seconds between two prunings of every entity's state
 LATE_REASON = "loopline.late.reason"
@@ -111,7 +111,7 @@ class _Units(StateCodec[TopicPartition, OnlineFeatures]):
         yield META, meta_value(state.dump_meta(), processor.first_append.get(unit), offset)
 
 
-class FeatureProcessor(Task):
+class FeatureProcessor(Stage[ProcessorStats]):
     """Computes an application's online features from its sources; see the module docstring.
 
     `instance` names this processor within the group: its transactional id
@@ -163,31 +163,6 @@ class FeatureProcessor(Task):
             commit_interval=commit_interval,
             max_batch=max_batch,
         )
-
-    # -- running ------------------------------------------------------------------------
-
-    def run(
-        self,
-        stop: threading.Event | None = None,
-        *,
-        until_caught_up: bool = False,
-        on_commit: Callable[[FeatureProcessor], None] | None = None,
-    ) -> ProcessorStats:
-        """Process records until `stop` is set (or, with `until_caught_up`, no lag is left)."""
-        self.runner.run(
-            stop,
-            until_caught_up=until_caught_up,
-            on_commit=None if on_commit is None else lambda: on_commit(self),
-        )
-        return self.stats
-
-    def run_until_caught_up(self) -> ProcessorStats:
-        """Process every source record present now, commit, and return."""
-        return self.run(until_caught_up=True)
-
-    def close(self) -> None:
-        """Leave the group (an open transaction is aborted) and release resources."""
-        self.runner.close()
 
     # -- the hot loop ---------------------------------------------------------------------
 

@@ -55,8 +55,9 @@ from loopline.serving.decisions import Decision
 from loopline.stream import names
 from loopline.stream.deadletters import dlq_topic
 from loopline.stream.runner import Runner
+from loopline.stream.stage import Stage
 from loopline.stream.state import PartitionedState
-from loopline.stream.task import Context, Task, TaskStats
+from loopline.stream.task import Context, TaskStats
 
 __all__ = ["Monitor", "MonitorStats"]
 
@@ -83,7 +84,7 @@ class MonitorStats(TaskStats):
     alerts: int = 0
 
 
-class Monitor(Task):
+class Monitor(Stage[MonitorStats]):
     """Monitors application `app` (see the module docstring); `profiles` gives the training
     profile of a (model, version) (`loopline.monitor.baselines.profiles_from`), `test_auc`
     its test AUC. `alerts`: the rules (default: the application's ``App.alerts``, else
@@ -174,15 +175,7 @@ class Monitor(Task):
         """Monitor until `stop` is set (or, with `until_caught_up`, nothing is left to read)."""
         if clock is not None:
             self.clock = clock
-        self.runner.run(
-            stop,
-            until_caught_up=until_caught_up,
-            on_commit=None if on_commit is None else lambda: on_commit(self),
-        )
-        return self.stats
-
-    def close(self) -> None:
-        self.runner.close()
+        return super().run(stop, until_caught_up=until_caught_up, on_commit=on_commit)
 
     def baseline(self, model: str, version: int) -> Baseline:
         found = self._baselines.get((model, version))

@@ -69,8 +69,9 @@ from loopline.outcomes.state import JoinState, Late
 from loopline.serving.decisions import Decision
 from loopline.stream import names
 from loopline.stream.runner import Runner
+from loopline.stream.stage import Stage
 from loopline.stream.state import PartitionedState, StateCodec
-from loopline.stream.task import Context, Task, TaskStats
+from loopline.stream.task import Context, TaskStats
 
 __all__ = ["LATE_REASON", "JoinerStats", "OutcomeJoiner", "wall_clock"]
 
@@ -123,7 +124,7 @@ class _States(StateCodec[int, JoinState]):
             yield key.encode(), None if value is None else msgspec.json.encode(value)
 
 
-class OutcomeJoiner(Task):
+class OutcomeJoiner(Stage[JoinerStats]):
     """Joins the outcomes of application `app` to its decisions (see the module docstring).
 
     `registry` (optional): with a `LogRegistry`, the decisions and outcomes
@@ -215,20 +216,11 @@ class OutcomeJoiner(Task):
         the clock (`clock`, default the joiner's) minus the lateness close too.
         """
         self._now = clock or self.clock
-        self.runner.run(
-            stop,
-            until_caught_up=until_caught_up,
-            on_commit=None if on_commit is None else lambda: on_commit(self),
-        )
-        return self.stats
+        return super().run(stop, until_caught_up=until_caught_up, on_commit=on_commit)
 
     def run_until_caught_up(self, clock: Callable[[], int] | None = None) -> JoinerStats:
         """Join everything present now, close the windows the clock has passed, and return."""
         return self.run(until_caught_up=True, clock=clock)
-
-    def close(self) -> None:
-        """Leave the group (an open transaction is aborted) and release resources."""
-        self.runner.close()
 
     # -- joining --------------------------------------------------------------------------
 

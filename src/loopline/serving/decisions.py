@@ -2,10 +2,11 @@
 
 Every answer of ``/v1/predict`` and ``/v1/rank`` becomes one `Decision` on the
 application's decisions topic (``<app>.decisions``), bound to the contract
-``loopline.decision`` (the `Decision` below, JSON-encoded, is version 2:
-version 1 without ``arm_probability``; versions may only add fields with
-defaults, the registry's ``backward`` rule, so a v1 decision still decodes,
-with an ``arm_probability`` of 1.0).
+``loopline.decision`` (the `Decision` below, JSON-encoded, is version 3:
+version 1 without ``arm_probability`` and ``error``, version 2 without
+``error``; versions may only add fields with defaults, the registry's
+``backward`` rule, so a v1 decision still decodes, with an
+``arm_probability`` of 1.0 and no error).
 The record key is the entity id, so one entity's decisions stay in order in
 one partition; the record timestamp is the decision's time.
 
@@ -16,7 +17,10 @@ saw them (also the candidates that were not returned), what was returned in
 which order with the probability it was chosen (1.0 for a deterministic
 ranking), the experiment and arm that answered (empty with no experiment)
 with the probability that arm was chosen with (1.0 with no experiment), and
-the latency. Delivery is at least once: a consumer that must not count a
+the latency. A request the answering version failed (a model that raised or
+gave a score that is not a number: the client got a 5xx) is a decision too,
+with its ``error`` and no candidates, so each arm's error rate is counted
+(the experiments' ``error_rate`` guardrail). Delivery is at least once: a consumer that must not count a
 decision twice keys on `Decision.decision_id`.
 
 >>> import datetime
@@ -83,11 +87,13 @@ class Returned(msgspec.Struct, frozen=True):
 
 
 class Decision(msgspec.Struct, frozen=True):
-    """One answer of the prediction service (contract ``loopline.decision`` v2).
+    """One answer of the prediction service (contract ``loopline.decision`` v3).
 
     `arm_probability` (new in v2) is the probability with which the request
     was assigned to `arm`: the arm's weight for a split or a bandit's draw,
     1.0 with no experiment. An analysis weighs outcomes by its inverse.
+    `error` (new in v3): why the version failed to answer (empty when it
+    answered); such a decision has no candidates and returned nothing.
     """
 
     decision_id: str
@@ -104,6 +110,7 @@ class Decision(msgspec.Struct, frozen=True):
     experiment: str = ""
     arm: str = ""
     arm_probability: float = 1.0
+    error: str = ""
 
 
 def decisions_topic(app_name: str, *, partitions: int = 1) -> Topic[Decision]:

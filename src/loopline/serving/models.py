@@ -27,6 +27,7 @@ loopline.models.signing.ModelLoadError: model 'accept' v2 refused: it reads feat
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,8 +37,11 @@ from loopline.features.declarations import Derived, FeatureSet
 from loopline.models.registry_records import ModelVersion
 from loopline.models.signing import ModelLoadError
 from loopline.models.trainers import load_trainer
+from loopline.serving.requests import ServingError
 
 __all__ = ["ServedModel", "candidate_entity", "entities_of", "load_served"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,22 @@ class ServedModel:
     @property
     def number(self) -> int:
         return self.version.version
+
+    def score(self, rows: list[dict[str, Any]]) -> list[float]:
+        """One score per row; `ServingError` (a 500) when the model raises or gives a score that
+        is not a number."""
+        try:
+            scores = [float(s) for s in self.scorer.predict(rows)]
+        except Exception as exc:
+            logger.exception("model %r v%d failed to score", self.name, self.number)
+            raise ServingError(
+                500, f"model {self.name!r} v{self.number} failed to score: {exc}"
+            ) from None
+        if not all(math.isfinite(s) for s in scores):
+            raise ServingError(
+                500, f"model {self.name!r} v{self.number} gave a score that is not a number"
+            )
+        return scores
 
 
 def entities_of(features: FeatureSet, names: Sequence[str]) -> list[str]:

@@ -40,12 +40,12 @@ NaN. The decision records exactly what the model saw.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
-import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -341,8 +341,9 @@ class PredictionService:
                 f"{served.candidate_entity}: use POST /v1/rank with candidates",
             )
         self._check_known(served, request.entity)
-        rows = self._vectors(served, [{served.entity: request.entity}])
-        score = self._scores(served, rows)[0]
+        with self._failures("predict", served, request.entity, request.context, started, route):
+            rows = self._vectors(served, [{served.entity: request.entity}])
+            score = served.score(rows)[0]
         decision = self._decide(
             "predict",
             served,
@@ -386,8 +387,9 @@ class PredictionService:
             )
         entity = request.entity
         self._check_known(served, entity)
-        rows = self._vectors(served, [{served.entity: entity, other: c} for c in candidates])
-        scores = self._scores(served, rows)
+        with self._failures("rank", served, entity, request.context, started, route):
+            rows = self._vectors(served, [{served.entity: entity, other: c} for c in candidates])
+            scores = served.score(rows)
         order = sorted(range(len(candidates)), key=lambda i: -scores[i])[: request.k]
         returned = [Returned(candidates[i], scores[i], 1.0) for i in order]
         decision = self._decide(
@@ -436,19 +438,28 @@ class PredictionService:
                     counter.inc()
         return rows
 
-    def _scores(self, served: ServedModel, rows: list[dict[str, Value]]) -> list[float]:
+    @contextlib.contextmanager
+    def _failures(
+        self,
+        kind: str,
+        served: ServedModel,
+        entity: str,
+        context: dict[str, Value],
+        started: float,
+        route: Route | None,
+    ) -> Iterator[None]:
+        """Record a request the version failed (a 5xx) as a decision with its `error`, so each
+        arm's error rate is counted; the client gets the error as before."""
         try:
-            scores = [float(s) for s in served.scorer.predict(rows)]
-        except Exception as exc:
-            logger.exception("model %r v%d failed to score", served.name, served.number)
-            raise ServingError(
-                500, f"model {served.name!r} v{served.number} failed to score: {exc}"
-            ) from None
-        if not all(math.isfinite(s) for s in scores):
-            raise ServingError(
-                500, f"model {served.name!r} v{served.number} gave a score that is not a number"
-            )
-        return scores
+            yield
+        except ServingError as exc:
+            if exc.status >= 500:
+                with contextlib.suppress(ServingError):  # the error, not its record, is answered
+                    self._decide(
+                        kind, served, entity, context, [], [], started, route,
+                        error=f"{exc.status}: {exc.message}",
+                    )  # fmt: skip
+            raise
 
     def _decide(
         self,
@@ -460,6 +471,8 @@ class PredictionService:
         returned: list[Returned],
         started: float,
         route: Route | None,
+        *,
+        error: str = "",
     ) -> Decision:
         decision = Decision(
             decision_id=str(uuid7()),
@@ -476,6 +489,7 @@ class PredictionService:
             experiment=route.experiment if route else "",
             arm=route.arm if route else "",
             arm_probability=route.probability if route else 1.0,
+            error=error,
         )
         try:
             self.decisions.submit(decision)

@@ -60,7 +60,8 @@ from loopline.serving.service import PredictionService
 from loopline.stream import names
 from loopline.stream.deadletters import dlq_topic
 from loopline.stream.runner import Runner
-from loopline.stream.task import Context, Task, TaskStats
+from loopline.stream.stage import Stage
+from loopline.stream.task import Context, TaskStats
 
 __all__ = ["StreamScorer", "StreamStats"]
 
@@ -80,7 +81,7 @@ class StreamStats(TaskStats):
         return self.records
 
 
-class StreamScorer(Task):
+class StreamScorer(Stage[StreamStats]):
     """Answers the requests of topic `source` into topic `target` (see the module docstring).
 
     The consumer group is ``<app>.serve.<source>``, so several scorers split
@@ -122,19 +123,11 @@ class StreamScorer(Task):
         """Answer requests until `stop` is set (or, with `until_caught_up`, none is left)."""
         stop = stop or threading.Event()
         self._wait_ready(stop, ready_timeout)
-        self.runner.run(
-            stop,
-            until_caught_up=until_caught_up,
-            on_commit=None if on_commit is None else lambda: on_commit(self),
-        )
-        return self.stats
+        return super().run(stop, until_caught_up=until_caught_up, on_commit=on_commit)
 
     def run_until_caught_up(self, ready_timeout: float = 300.0) -> StreamStats:
         """Answer every request present now, and return."""
         return self.run(until_caught_up=True, ready_timeout=ready_timeout)
-
-    def close(self) -> None:
-        self.runner.close()
 
     def _wait_ready(self, stop: threading.Event, timeout: float) -> None:
         self.service.start()
