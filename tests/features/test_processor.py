@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 
 from loopline.app import App, AppError, load_app
 from loopline.cli import cli
+from loopline.cli.serve_log import show_serving_log
 from loopline.features import Aggregations, Entity, FeatureSet
 from loopline.features.aggregations import Count, Sum
 from loopline.features.processor import (
@@ -223,6 +224,9 @@ def test_cli_features_get_says_a_derived_feature_raised(log, log_url, tmp_path, 
     (tmp_path / f"{module}.py").write_text(RAISING_MODULE.format(name=name, source=source))
     monkeypatch.chdir(tmp_path)
     _send(log, source, [{"member_id": "m1"}, {"member_id": "m2"}])
+    # as after a `loopline serve` in the same process (in CI, an earlier test): the online
+    # store's own warnings are shown; `features get` must still say it once
+    show_serving_log()
     runner = CliRunner()
     ran = runner.invoke(
         cli, ["--log", log_url, "features", "run", f"{module}:app", "--until-caught-up"]

@@ -170,7 +170,10 @@ def get(
             instant = event_time_ms(int(at) if at.isdigit() else at)
         except ValueError as exc:
             raise CLIError(f"--at: {exc}") from None
-    with opened_registry(settings) as (log, _), FeatureStore(log, app) as store:
+    with (
+        opened_registry(settings) as (log, _),
+        FeatureStore(log, app, derived_warnings=False) as store,
+    ):
         store.catch_up()
         try:
             vectors = store.get(entity_name, list(entity_ids), list(names) or None, at=instant)

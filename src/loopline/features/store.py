@@ -67,7 +67,9 @@ class FeatureStore:
     everything committed when it was called is readable.
     """
 
-    def __init__(self, log: Log, app: App, *, poll_timeout: float = 0.1) -> None:
+    def __init__(
+        self, log: Log, app: App, *, poll_timeout: float = 0.1, derived_warnings: bool = True
+    ) -> None:
         self.log, self.app, self.features = log, app, app.features
         sources = self.features.sources
         self.names = ChangelogNames(app.name, self.features.fingerprint())
@@ -81,6 +83,8 @@ class FeatureStore:
         self._processed: dict[TopicPartition, int] = {}
         self._poll_timeout = poll_timeout
         self._derived_seen: dict[str, int] = {}  # raises already exported, per derived feature
+        # off for a command that reports the raises itself (`loopline features get`)
+        self._derived_warnings = derived_warnings
         self._progress = threading.Condition()
         self._error: BaseException | None = None
         self._stop = threading.Event()
@@ -287,7 +291,7 @@ class FeatureStore:
                 continue
             metrics.DERIVED_ERRORS.labels(self.app.name, name).inc(count - seen)
             self._derived_seen[name] = count
-            if any(seen < mark <= count for mark in DERIVED_WARNINGS):
+            if self._derived_warnings and any(seen < mark <= count for mark in DERIVED_WARNINGS):
                 logger.warning(
                     "derived feature %r of %s raised on %d reads so far and took its default "
                     "(%s): fix its function",
