@@ -21,8 +21,12 @@ version would "breach" its own label range. So the demo's monitor judges
 features (coverage, PSI) against the candidate population and source
 freshness, and no score, label or AUC baseline (decision 0028).
 
+Its rules (`ALERTS`) are the default coverage, PSI and freshness rules,
+judged only on windows of at least 1,000 candidates: a canary's 10 s
+window can hold a handful of decisions, whose coverage or PSI says nothing
+(PSI over 12 bins is above 0.25 by chance alone with 50 values).
+
 >>> board = AlertBoard(DemoStats("demo-1", "embedded:/tmp/x", 60.0))
->>> from loopline.monitor.alerts import AlertRecord
 >>> board(AlertRecord(id="coverage_drop:m:1::x", alert="coverage_drop", state="opened",
 ...     metric="coverage", scope="m:1::", feature="x", value=0.3, baseline=0.8, at=5_000))
 >>> [a.feature for a in board.stats.alerts.values()], board.stats.alert_lines
@@ -43,13 +47,19 @@ from loopline.demo.stats import DemoStats
 from loopline.features.store import FeatureStore
 from loopline.log import Log
 from loopline.models.profiles import Profile, profile_features
-from loopline.monitor.alerts import AlertRecord
+from loopline.monitor.alerts import Alert, AlertRecord
 from loopline.monitor.task import Monitor
 
-__all__ = ["WINDOWS", "AlertBoard", "demo_monitor", "reference_profile"]
+__all__ = ["ALERTS", "WINDOWS", "AlertBoard", "demo_monitor", "reference_profile"]
 
 WINDOWS = ("10s", "1m")  # the first is the one alerts judge
 LATENESS = "2s"
+MIN_ROWS = 1_000  # candidates in a window before it is judged
+ALERTS = (
+    Alert("coverage_drop", "coverage", below="training", by=0.10, min_rows=MIN_ROWS),
+    Alert("psi", "psi", above=0.25, min_rows=MIN_ROWS),
+    Alert("freshness", "freshness", above=10.0),
+)
 PAIRS = 4_000  # (member, candidate) pairs in the heuristic's reference profile
 
 
@@ -116,6 +126,7 @@ def demo_monitor(
         lambda model, version: reference,
         schemas,
         on_alert=[AlertBoard(stats)],
+        alerts=ALERTS,
         sources=[f"{app.name}.activity"],
         windows=WINDOWS,
         lateness=LATENESS,
