@@ -280,9 +280,7 @@ class TopicAdmin:
         """Every offset `group` committed (OffsetFetch through the admin client: it does
         not join the group); empty for a group that never committed."""
         request = [ConsumerGroupTopicPartitions(group)]
-        futures = self._admin.list_consumer_group_offsets(
-            request, request_timeout=self._timeout
-        )
+        futures = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout)
         found = self._wait(futures[group], f"read the committed offsets of group {group!r}")
         return {
             TopicPartition(part.topic, part.partition): part.offset
