@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
+from click.testing import CliRunner
+
 from loopline.app import App
+from loopline.cli import cli
 from loopline.log import TopicPartition
 from loopline.monitor.records import GroupLag
 from loopline.monitor.task import Monitor
@@ -56,3 +61,42 @@ def test_a_group_that_does_not_read_the_source_has_no_lag_there(log) -> None:
         monitor.close()
     got = [r for r in monitor_records(log, app.name, stats.windows) if r.source == "feeds"]
     assert [(r.records, r.lags) for r in got] == [(10, []), (2, [])]
+
+
+FEATURED_APP = """
+from loopline import App
+from loopline.features import Aggregations, Entity, FeatureSet
+from loopline.features.aggregations import Count
+
+app = App({name!r}, features=FeatureSet([Aggregations({src!r}, Entity("member", "entity"),
+    Count.per_window("clicks", windows=["1h"]))]))
+"""
+
+
+def test_loopline_monitor_writes_the_lag_of_the_groups_it_is_given(
+    log, log_url, tmp_path, monkeypatch
+) -> None:
+    name, src, group = unique("shop"), unique("clicks"), unique("reader")
+    module = unique("shop_app").replace("-", "_")
+    (tmp_path / f"{module}.py").write_text(FEATURED_APP.format(name=name, src=src))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    log.create_topic(src)
+    start = (time.time_ns() // 1_000_000 // 10_000 - 6) * 10_000  # a minute ago, on a window
+    produce(log, src, [({"entity": f"m-{i}"}, start + i * 1000) for i in range(30)])
+    reader = log.consumer(group, [src], reset="earliest")
+    assert len(consume_all(reader, 30)) == 30
+    reader.commit({TopicPartition(src, 0): 25})
+    reader.close()
+    result = CliRunner().invoke(
+        cli,
+        ["--log", log_url, "monitor", f"{module}:app", "--window", "10s", "--group", group,
+         "--until-caught-up"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    got = [r for r in monitor_records(log, name, 3, timeout=10) if r.source == "feeds"]
+    assert [(r.topic, r.start - start, r.records) for r in got[:3]] == [
+        (src, 0, 10),
+        (src, 10_000, 10),
+        (src, 20_000, 10),
+    ]
+    assert got[0].lags == [GroupLag(group=group, lag=5, partitions=1)]
