@@ -1,9 +1,14 @@
 """`loopline demo`: the simulation, and the whole loop as a newcomer runs it (smoke tests).
 
-The smoke tests run the real command in a subprocess for 30 s, on the embedded
+The smoke tests run the real command in a subprocess for 50 s, on the embedded
 log and on the Kafka broker, and read what it printed: decisions logged,
-labelled examples, a learned version published and serving, the summary.
-They do not ask the learned model to win: 30 s is too short to promise it.
+labelled examples, a learned version published and serving, the summary, and
+no alert from the monitor on this clean run. They do not ask the learned model
+to win: 50 s is too short to promise it.
+
+The seed's story (issue 15): with --break-feature the profile pipeline
+breaks a feature for 40% of the members, and the monitor must open a coverage
+alert naming it within 60 s of traffic after the break, on both backends.
 """
 
 from __future__ import annotations
@@ -97,7 +102,7 @@ DURATION = 50
 BAD_MODEL_AT = 3  # before the first retraining: the broken version's canary starts at once
 
 
-def _command(*args: str, duration: int = DURATION) -> list[str]:
+def _command(*args: str, duration: int = DURATION, demo: tuple[str, ...] = ()) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -109,6 +114,7 @@ def _command(*args: str, duration: int = DURATION) -> list[str]:
         "--bad-model-at",
         str(BAD_MODEL_AT),
         "--no-live",
+        *demo,
     ]
 
 
@@ -116,13 +122,14 @@ def _env() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200"}
 
 
-def _demo(*args: str) -> str:
+def _demo(*args: str, demo: tuple[str, ...] = (), duration: int = DURATION) -> str:
     started = time.monotonic()
-    done = subprocess.run(_command(*args), capture_output=True, text=True, timeout=240, env=_env())
+    command = _command(*args, duration=duration, demo=demo)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=_env())
     took = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # Start-up (the processor catches up two minutes of activity history) and shutdown.
-    assert took < DURATION + 60, f"the demo took {took:.0f} s\n{done.stdout}"
+    assert took < duration + 60, f"the demo took {took:.0f} s\n{done.stdout}"
     return done.stdout
 
 
@@ -151,6 +158,8 @@ def _check(out: str) -> None:
     assert re.search(r"│\s+v[3-9] │\s+\d+s │\s+[1-9]", out), out
     assert "the starting heuristic (v1)" in out or "run longer" in out, out
     assert "(0 failed)" in out, out
+    # a clean run: the monitor watched it and opened no alert
+    assert "alerts open: none" in out and " opened " not in out, out
 
 
 def test_loopline_demo_runs_the_whole_loop_on_the_embedded_log() -> None:
@@ -168,6 +177,50 @@ def test_loopline_demo_runs_on_kafka() -> None:
     finally:
         if app := re.search(r"application (demo-[0-9a-f]{8})", out):
             _delete_topics(url, app.group(1))
+
+
+BREAK_AT = 15
+
+
+def _caught(out: str) -> float:
+    """The seconds from the pipeline bug to the coverage alert naming its feature."""
+    assert "pipeline bug: 160 members' profiles lose 'industry'" in out, out
+    caught = re.search(
+        r"the pipeline bug broke same_industry; the monitor opened a coverage alert naming it "
+        r"([\d.]+) s later \(its window ended ([\d.]+) s after the bug\)",
+        out,
+    )
+    assert caught, out
+    # no alert before the bug, and the one it opened names the feature
+    assert re.search(r"\d+s  opened coverage_drop same_industry of demo-", out), out
+    before = out.split("pipeline bug:")[0]
+    assert " opened " not in before, out
+    delay = float(caught.group(1))
+    assert delay <= 60.0, out
+    print(f"alert {delay:.1f} s after the bug (window end +{caught.group(2)} s)")
+    return delay
+
+
+@pytest.mark.parametrize("backend", ["embedded", "kafka"])
+def test_a_feature_broken_upstream_opens_a_coverage_alert_within_a_minute(backend: str) -> None:
+    args = ("--log", f"kafka://{os.environ.get('LOOPLINE_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}")
+    out = ""
+    try:
+        out = _demo(
+            *(args if backend == "kafka" else ()),
+            demo=("--break-feature", "same_industry", "--at", str(BREAK_AT)),
+            duration=BREAK_AT + 30,
+        )
+        _caught(out)
+    finally:
+        if backend == "kafka" and (app := re.search(r"application (demo-[0-9a-f]{8})", out)):
+            _delete_topics(args[1], app.group(1))
+
+
+def test_the_demo_refuses_a_feature_it_cannot_break() -> None:
+    result = CliRunner().invoke(cli, ["demo", "--break-feature", "c_activity"])
+    assert result.exit_code == 2, result.output
+    assert "cannot break 'c_activity'" in result.output and "same_industry" in result.output
 
 
 def _delete_topics(url: str, app: str) -> None:

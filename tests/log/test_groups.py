@@ -136,3 +136,32 @@ def test_commit_stores_only_partitions_read_or_seeked(log, new_topic):
     consumer.commit()
     assert consumer.committed() == {tp0: 1, tp1: 1}
     consumer.close()
+
+
+def test_a_groups_committed_offsets_are_read_without_joining_it(log, new_topic):
+    topic, other = new_topic(partitions=2), new_topic()
+    _produce(log, topic, [b"%d" % i for i in range(20)], [b"k%d" % (i % 4) for i in range(20)])
+    _produce(log, other, [b"x", b"y", b"z"])
+    group = unique()
+    assert log.committed_offsets(group) == {}  # a group that never committed
+    member = log.consumer(group, [topic, other], reset="earliest")
+    got = consume_all(member, 23)
+    assert len(got) == 23
+    commits = {TopicPartition(topic, 0): 3, TopicPartition(other, 0): 2}
+    member.commit(commits)
+    # read while the member is live (on the embedded log, a second *member* would be refused)
+    assert log.committed_offsets(group) == commits
+    member.commit()  # every partition it read, to its position
+    ends = {
+        TopicPartition(t, p.partition): p.end
+        for t in (topic, other)
+        for p in log.describe_topic(t).partitions
+    }
+    assert log.committed_offsets(group) == ends
+    # the member is undisturbed: it still reads and commits as the group's member
+    _produce(log, other, [b"later"])
+    assert [r.value for r in consume_all(member, 1)] == [b"later"]
+    member.commit()
+    assert log.committed_offsets(group)[TopicPartition(other, 0)] == 4
+    member.close()
+    assert log.committed_offsets(unique()) == {}

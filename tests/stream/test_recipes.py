@@ -127,6 +127,14 @@ class TenantLog:
         group = None if group is None else self._name(group)
         return self._log.consumer(group, [self._name(t) for t in topics], **kwargs)
 
+    def committed_offsets(self, group: str) -> dict[TopicPartition, int]:
+        n = len(self._prefix)
+        return {
+            TopicPartition(tp.topic[n:], tp.partition): offset
+            for tp, offset in self._log.committed_offsets(self._name(group)).items()
+            if tp.topic.startswith(self._prefix)
+        }
+
     def close(self) -> None:
         return None
 

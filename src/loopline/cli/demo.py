@@ -22,6 +22,7 @@ Examples:
   loopline demo --duration 60
   loopline demo --log kafka://localhost:9092      # or: loopline --log kafka://... demo
   loopline demo --duration 30 --no-live > demo.txt
+  loopline demo --break-feature same_industry --at 60   # a pipeline bug; watch the alert
 
 \b
 Without --log (on the demo or on loopline itself) the demo runs on an embedded
@@ -62,6 +63,22 @@ with 'loopline topics list', 'loopline consume' and 'loopline models list'.""",
     "guardrail roll it back (0: never).",
 )
 @click.option(
+    "--break-feature",
+    metavar="NAME",
+    help="From --at on, the members' profile pipeline drops the field this feature is computed "
+    "from for 40% of the members (same_industry, same_city, seniority_gap, c_seniority): the "
+    "monitor should open a coverage alert naming it.",
+)
+@click.option(
+    "--at",
+    "break_at",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="When --break-feature breaks, in seconds into the run.",
+)
+@click.option(
     "--no-live",
     is_flag=True,
     help=f"Print a line every {PLAIN_EVERY:.0f} s instead of a live view (the default when "
@@ -70,7 +87,7 @@ with 'loopline topics list', 'loopline consume' and 'loopline models list'.""",
 @click.pass_obj
 def demo(
     settings: LogSettings, duration: float, log_url: str | None, seed: int, rate: float,
-    bad_model_at: float, no_live: bool,
+    bad_model_at: float, break_feature: str | None, break_at: float, no_live: bool,
 ) -> None:  # fmt: skip
     """Run the whole loop on a simulated "people you may know" network.
 
@@ -82,11 +99,20 @@ def demo(
     as a canary experiment against production, and the experiment watcher
     rolls it back when it does worse or makes it production when it does
     better (the service hot-swaps it). A deliberately broken version shows a
-    rollback (--bad-model-at). At the end: the learned model against the
+    rollback (--bad-model-at). The monitor watches it all and shows its alerts;
+    --break-feature breaks a feature upstream to watch it caught. At the end: the learned model against the
     starting heuristic, on acceptance rate. Ctrl-C stops early and still
     shows it.
     """
     bad_at = bad_model_at or None
+    from loopline.demo.pipeline_bug import BREAKABLE
+
+    if break_feature is not None and break_feature not in BREAKABLE:
+        raise click.BadParameter(
+            f"the demo cannot break {break_feature!r}: choose one of {', '.join(BREAKABLE)}",
+            param_hint="--break-feature",
+        )
+    breaking = {"break_feature": break_feature, "break_at": break_at}
     from rich.console import Console
     from rich.live import Live
 
@@ -133,13 +159,13 @@ def demo(
                         stats = run_demo(
                             log, duration=duration, seed=seed, rate=rate, stop=stop,
                             state_dir=f"{tmp}/serve", on_start=started,
-                            on_tick=lambda s: redraw(view, s), bad_model_at=bad_at,
+                            on_tick=lambda s: redraw(view, s), bad_model_at=bad_at, **breaking,
                         )  # fmt: skip
                 else:
                     stats = run_demo(
                         log, duration=duration, seed=seed, rate=rate, stop=stop,
                         state_dir=f"{tmp}/serve", on_start=started, on_tick=line,
-                        bad_model_at=bad_at,
+                        bad_model_at=bad_at, **breaking,
                     )  # fmt: skip
         except LogError as exc:
             raise CLIError(settings.redact(f"the demo stopped: {exc}")) from None

@@ -41,6 +41,11 @@ silent for 10x its usual interval. Run one monitor per application.""",
     help="How long after a window's end its records may still arrive (event time).",
 )  # fmt: skip
 @click.option("--webhook", metavar="URL", help="POST every alert there as JSON.")
+@click.option(
+    "--group", "groups", multiple=True, metavar="GROUP",
+    help="A consumer group whose lag on the source topics is written (repeat the option; "
+    "default: the feature processor's group).",
+)  # fmt: skip
 @runner_options()
 @click.pass_obj
 def monitor(
@@ -50,6 +55,7 @@ def monitor(
     segment: str | None,
     lateness: str,
     webhook: str | None,
+    groups: tuple[str, ...],
     options: RunnerOptions,
 ) -> None:
     """Monitor APP's decisions, labels and sources until stopped.
@@ -59,7 +65,9 @@ def monitor(
     to APP.monitor (contract loopline.monitor): traffic, latency percentiles,
     scores, per-feature coverage, mean and drift against the version's
     training profile, and from labels: mean label, log loss, AUC and
-    calibration. Alerts are opened, updated and resolved on APP.alerts. State is
+    calibration; and per source topic its records per second, the age of its
+    newest record and each consumer group's lag. Alerts are opened, updated
+    and resolved on APP.alerts. State is
     in APP.monitor.changelog, committed with the input offsets: kill -9 and
     restart write every record once.
     """
@@ -80,6 +88,7 @@ def monitor(
             task = Monitor(
                 log, app, profiles_from(models), registry, test_auc=test_auc_from(models),
                 windows=windows, segment=segment, lateness=lateness, on_alert=hooks,
+                groups=groups or None,
                 instance=options.instance, commit_interval=options.commit_interval,
             )  # fmt: skip
         except ValueError as exc:

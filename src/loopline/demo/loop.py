@@ -15,7 +15,11 @@ its thread, as their commands would (``features run``, ``serve``,
   experiment watcher (``experiments run``) rolls it back when it does worse
   or moves ``production`` to it when it does better; the service follows;
 - with `bad_model_at`, a deliberately broken version is proposed at that
-  second, to show its guardrail rolling it back.
+  second, to show its guardrail rolling it back;
+- the monitor (``loopline monitor``, `loopline.demo.watch`) watches the
+  decisions, labels and activity, and its alerts show in the view; with
+  `break_feature`, the profiles pipeline breaks that feature for 40% of the
+  members at second `break_at` (`loopline.demo.pipeline_bug`).
 
 Every run has its own application name (``demo-<8 hex digits>``), so its
 topics and its model never meet another run's on a shared Kafka.
@@ -25,6 +29,7 @@ topics and its model never meet another run's on a shared Kafka.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -39,9 +44,11 @@ from loopline.contracts import LogRegistry
 from loopline.demo.application import FEATURES, demo_app, model_name
 from loopline.demo.heuristic import heuristic_trainer
 from loopline.demo.network import Network
+from loopline.demo.pipeline_bug import PipelineBug
 from loopline.demo.rollout import Rollout
 from loopline.demo.stats import DemoStats
 from loopline.demo.traffic import ACTIVITY_PER_STEP, Traffic, history
+from loopline.demo.watch import demo_monitor, reference_profile
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.experiments.router import ExperimentRouter
 from loopline.experiments.watcher import ExperimentWatcher
@@ -86,25 +93,35 @@ def run_demo(
     on_tick: Callable[[DemoStats], None] | None = None,
     on_start: Callable[[DemoStats], None] | None = None,
     bad_model_at: float | None = None,
+    break_feature: str | None = None,
+    break_at: float = 60.0,
 ) -> DemoStats:
     """Run the simulated business on `log` for `duration` seconds (or until `stop` is set).
 
     `rate` is the application's ranking requests per second; `state_dir` holds
     the decision backlog; `on_start` sees the stats once every part runs,
     `on_tick` after every step; `bad_model_at` (seconds into the run) is when
-    a deliberately broken version is proposed. Returns the final `DemoStats`.
+    a deliberately broken version is proposed; `break_feature` is broken upstream from
+    `break_at` seconds in (`loopline.demo.pipeline_bug`). Returns the final `DemoStats`.
     """
     stop = stop or threading.Event()
     name = f"demo-{random.Random().getrandbits(32):08x}"  # not the seed: every run is new
     app = demo_app(name)
     network = Network(seed=seed)
     stats = DemoStats(name, log.url, duration, model=model_name(name))
+    bug = None
+    if break_feature is not None:  # an unknown feature is refused before anything starts
+        send = functools.partial(_send_profiles, log, name)
+        bug = PipelineBug(send, network, stats, break_feature, break_at, seed)
     with contextlib.ExitStack() as parts:
         schemas = _closing(parts, LogRegistry(log))
         _create_topics(log, schemas, app)
+        _send_profiles(log, name, network.profiles())
         _publish_history(log, network, name, random.Random(seed + 1), rate * ACTIVITY_PER_STEP)
         processor = _closing(parts, FeatureProcessor(log, app, commit_interval=0.2))
         processor.run_until_caught_up()
+        # the heuristic learned from nothing: its profile is the features it starts serving on
+        reference = reference_profile(log, app, network.ids(), FEATURES, random.Random(seed + 2))
 
         signer = HmacSigner(os.urandom(32))  # a key for this run only; never leaves the process
         models = _closing(parts, ModelRegistry(log, signer=signer, verifier=signer.verifier()))
@@ -117,6 +134,7 @@ def run_demo(
             trainer=heuristic.name,
             params=heuristic.params(),
             features=[(f, "float") for f in FEATURES],
+            profile=reference.to_dict(),
         )
         models.promote(stats.model, v1.version, "production", reason="the starting heuristic")
         stats.heuristic = stats.production = v1.version
@@ -139,6 +157,7 @@ def run_demo(
         # hands each change to one reader, and the router reads the shared one
         changes = _closing(parts, ExperimentRegistry(log))
         rollout = Rollout(changes, stats, patience=max(60.0, 3 * schedule(duration)[1]))
+        monitor = _closing(parts, demo_monitor(log, app, schemas, reference, stats))
         traffic = Traffic(log, schemas, network, service, stats, random.Random(seed))
         parts.callback(traffic.close)
         service.start()
@@ -151,6 +170,7 @@ def run_demo(
             threading.Thread(
                 target=watcher.run, args=(done,), name="demo-experiments", daemon=True
             ),
+            threading.Thread(target=monitor.run, args=(done,), name="demo-monitor", daemon=True),
             threading.Thread(
                 target=_retrain,
                 args=(log, app, models, rollout, stats, done),
@@ -165,7 +185,8 @@ def run_demo(
         if on_start is not None:
             on_start(stats)
         broken = _BrokenModel(models, rollout, stats, seed, bad_model_at)
-        _run_traffic(traffic, service, joiner, stats, stop, rate, on_tick, [rollout, broken])
+        ticking = [rollout, broken, *([bug] if bug is not None else [])]
+        _run_traffic(traffic, service, joiner, stats, stop, rate, on_tick, ticking)
         stats.stopped_early = stop.is_set()
     # What the joiner labelled up to its last commit, once it has stopped.
     stats.labelled, stats.positives = joiner.stats.examples, joiner.stats.positives
@@ -185,16 +206,25 @@ def _create_topics(log: Log, schemas: LogRegistry, app: App) -> None:
     outcomes_topic(app.name).create(log, schemas)  # binds the loopline.outcome contract
 
 
-def _publish_history(
-    log: Log, network: Network, name: str, rng: random.Random, per_second: float
-) -> None:
-    """The members' profiles, and their activity of the last `HISTORY` seconds."""
+def _send_profiles(log: Log, name: str, profiles: list[dict]) -> None:
+    """What the members' profile pipeline publishes: `profiles`, to the profiles table."""
     producer = log.producer()
     try:
-        for profile in network.profiles():
+        for profile in profiles:
             producer.send(
                 f"{name}.profiles", json.dumps(profile).encode(), profile["member_id"].encode()
             )
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def _publish_history(
+    log: Log, network: Network, name: str, rng: random.Random, per_second: float
+) -> None:
+    """The members' activity of the last `HISTORY` seconds."""
+    producer = log.producer()
+    try:
         for event in history(network, rng, HISTORY, per_second, now_ms=time.time_ns() // 10**6):
             producer.send(
                 f"{name}.activity",

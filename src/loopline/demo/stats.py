@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["DemoStats", "VersionStats"]
 
@@ -57,6 +58,13 @@ class DemoStats:
     training: list[str] = field(default_factory=list)  # what the trainer and rollouts did
     rolled_back: list[int] = field(default_factory=list)  # versions the guardrails stopped
     broken: int | None = None  # the deliberately broken version (--bad-model-at)
+    # the monitor's alerts open now (by id, `loopline.monitor.AlertRecord`s), each opening and
+    # resolution as (epoch ms the demo learned of it, the alert), and the lines the view shows
+    alerts: dict[str, Any] = field(default_factory=dict)
+    alert_log: list[tuple[int, Any]] = field(default_factory=list)
+    alert_lines: list[str] = field(default_factory=list)
+    broken_feature: str | None = None  # the feature the pipeline bug breaks (--break-feature)
+    broke_at: int | None = None  # epoch ms the pipeline bug began
     stopped_early: bool = False
 
     @property

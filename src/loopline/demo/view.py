@@ -18,7 +18,16 @@ from rich.table import Table
 
 from loopline.demo.stats import DemoStats, VersionStats
 
-__all__ = ["MIN_SHOWN", "broken_line", "live_view", "plain_line", "summary", "verdict"]
+__all__ = [
+    "MIN_SHOWN",
+    "alerts_line",
+    "broken_line",
+    "bug_line",
+    "live_view",
+    "plain_line",
+    "summary",
+    "verdict",
+]
 
 # A version must have shown this many suggestions before its rate is compared.
 MIN_SHOWN = 60
@@ -63,6 +72,7 @@ def live_view(stats: DemoStats) -> Panel:
     parts: list[RenderableType] = [loop, _versions(stats)]
     if stats.training:
         parts.append("\n".join(["training:", *stats.training[-6:]]))
+    parts.append("\n".join([alerts_line(stats), *stats.alert_lines[-6:]]))
     return Panel(Group(*parts), title=f"loopline demo: {stats.app}", expand=False)
 
 
@@ -73,8 +83,29 @@ def plain_line(stats: DemoStats) -> str:
     return (
         f"{stats.elapsed:5.0f}s  events {stats.events:,}  requests {stats.requests:,}  "
         f"decisions {stats.decisions_logged:,}  labelled {stats.labelled:,}  "
-        f"production v{stats.production}  acceptance: {rates}"
+        f"production v{stats.production}  acceptance: {rates}  {alerts_line(stats)}"
     )
+
+
+def alerts_line(stats: DemoStats) -> str:
+    """The monitor's alerts open now, in one line.
+
+    >>> from loopline.monitor.alerts import AlertRecord
+    >>> stats = DemoStats("demo-1", "embedded:/tmp/x", 60.0)
+    >>> alerts_line(stats)
+    'alerts open: none'
+    >>> stats.alerts["a"] = AlertRecord(id="a", alert="coverage_drop", state="opened",
+    ...     metric="coverage", scope="demo-1.pymk:1::", feature="same_industry")
+    >>> alerts_line(stats)
+    'alerts open: coverage_drop same_industry (demo-1.pymk:1::)'
+    """
+    if not stats.alerts:
+        return "alerts open: none"
+    shown = [
+        f"{a.alert} {a.feature} ({a.scope})" if a.feature else f"{a.alert} ({a.scope})"
+        for a in sorted(stats.alerts.values(), key=lambda a: a.id)
+    ]
+    return "alerts open: " + ", ".join(shown)
 
 
 def verdict(stats: DemoStats) -> str:
@@ -118,7 +149,42 @@ def broken_line(stats: DemoStats) -> str | None:
     )
 
 
+def bug_line(stats: DemoStats) -> str | None:
+    """How soon the monitor caught the pipeline bug (--break-feature), if there was one.
+
+    The delay is from the bug's first broken row to the demo reading the
+    committed alert; the window the alert judged ended some seconds before.
+
+    >>> from loopline.monitor.alerts import AlertRecord
+    >>> stats = DemoStats("demo-1", "embedded:/tmp/x", 60.0)
+    >>> stats.broken_feature, stats.broke_at = "same_city", 100_000
+    >>> bug_line(stats)
+    'the pipeline bug broke same_city; no coverage alert named it'
+    >>> stats.alert_log.append((114_500, AlertRecord(id="a", alert="coverage_drop",
+    ...     state="opened", metric="coverage", scope="s:1::", feature="same_city", end=112_000)))
+    >>> bug_line(stats)
+    'the pipeline bug broke same_city; the monitor opened a coverage alert naming it 14.5 s later (its window ended 12.0 s after the bug)'
+    """
+    if stats.broken_feature is None or stats.broke_at is None:
+        return None
+    caught = [
+        (seen, a)
+        for seen, a in stats.alert_log
+        if a.state == "opened" and a.metric == "coverage" and a.feature == stats.broken_feature
+        and seen >= stats.broke_at
+    ]  # fmt: skip
+    if not caught:
+        return f"the pipeline bug broke {stats.broken_feature}; no coverage alert named it"
+    seen, alert = caught[0]
+    return (
+        f"the pipeline bug broke {stats.broken_feature}; the monitor opened a coverage alert "
+        f"naming it {(seen - stats.broke_at) / 1000:.1f} s later (its window ended "
+        f"{(alert.end - stats.broke_at) / 1000:.1f} s after the bug)"
+    )
+
+
 def summary(stats: DemoStats) -> Group:
-    """The final summary: the loop's counts, the versions, the verdict, the broken version."""
-    lines = [verdict(stats)] + ([b] if (b := broken_line(stats)) else [])
+    """The final summary: the loop's counts, the versions, the verdict, the broken version,
+    the pipeline bug."""
+    lines = [verdict(stats)] + [x for x in (broken_line(stats), bug_line(stats)) if x]
     return Group(live_view(stats), *(f"[bold]{line}[/bold]" for line in ["", *lines]))

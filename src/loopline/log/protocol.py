@@ -45,6 +45,9 @@ Consuming
     returned records from or seeked, and leaves the others alone. A
     consumer can seek (to an offset, a timestamp, the beginning or the end),
     pause and resume partitions, and report its lag per partition.
+    `Log.committed_offsets` reads a group's committed offsets without joining
+    the group (an admin read, as a monitor watching another stage's lag needs):
+    it never disturbs the group's members.
     The embedded backend allows one live member per group; Kafka balances the
     partitions over any number of members (a member joining a busy group may
     own no partition until the others' next poll hands some over).
@@ -233,6 +236,11 @@ class Log(Protocol):
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and its records; raises `TopicNotFound`."""
+        ...
+
+    def committed_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """Every offset consumer group `group` has committed, per partition, read without
+        joining the group; empty for a group that never committed."""
         ...
 
     def producer(self, *, transactional_id: str | None = None) -> Producer:

@@ -71,3 +71,15 @@ SOURCE_RATE = Gauge(
     ["app", "topic"],
 )
 ALERTS_OPEN = Gauge("loopline_monitor_alerts_open", "Alerts open now.", ["app"])
+SOURCE_LAG = Gauge(
+    "loopline_monitor_source_lag",
+    "Records of a source topic after a consumer group's committed offsets, at the last "
+    "closed window.",
+    ["app", "topic", "group"],
+)
+
+
+def observe_feed(app: str, r: MonitorRecord) -> None:
+    """Set the lag gauges from feed record `r`."""
+    for lag in r.lags:
+        SOURCE_LAG.labels(app, r.topic, lag.group).set(lag.lag)

@@ -13,6 +13,12 @@ keyed ``model:version:arm:segment``, stamped with the window's end (epoch ms):
   acceptance rate for 0/1 labels), log loss, AUC and expected calibration
   error (`loopline.monitor.quality`) with ``scored`` (the examples that had a
   score). Labelled examples carry no context: their segment is always "".
+- ``source="feeds"``: one of the application's source topics (`topic`; the
+  record is keyed by it, model and version are empty): its ``records`` whose
+  time is in the window and ``records_per_second``, the newest record time
+  seen by then and the feed's ``age_seconds`` at the window's end, and per
+  consumer group reading it (`GroupLag`) the records it had not committed
+  when the window closed (`loopline.monitor.feeds`).
 
 Every measure comes with the count it was computed from; a measure that
 does not exist for the window (no profile, one class) is null.
@@ -30,14 +36,14 @@ does not exist for the window (no profile, one class) is null.
 
 from __future__ import annotations
 
-from typing import Literal
+import enum
 
 import msgspec
 
 from loopline.contracts import Topic
 from loopline.stream import names
 
-__all__ = ["CONTRACT", "FeatureStats", "MonitorRecord", "monitor_topic"]
+__all__ = ["CONTRACT", "FeatureStats", "GroupLag", "MonitorRecord", "Source", "monitor_topic"]
 
 CONTRACT = "loopline.monitor"
 
@@ -60,10 +66,29 @@ class FeatureStats(msgspec.Struct, frozen=True, kw_only=True):
     wasserstein: float | None = None
 
 
+# What a record counts. Its Avro enum keeps the name version 1 of the contract gave it (then a
+# Literal of the first two: Avro matches enums by name), so adding "feeds" is backward compatible
+# with the records and the schema already on a log.
+Source = enum.Enum(
+    "Literal_decisions_labelled",
+    {"decisions": "decisions", "labelled": "labelled", "feeds": "feeds"},
+    type=str,
+)
+
+
+class GroupLag(msgspec.Struct, frozen=True, kw_only=True):
+    """A consumer group's lag on a source topic: records after its committed offsets, over
+    the topic's `partitions`."""
+
+    group: str
+    lag: int
+    partitions: int
+
+
 class MonitorRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One window of one key (see the module docstring)."""
 
-    source: Literal["decisions", "labelled"]
+    source: Source  # "decisions", "labelled" or "feeds"
     window: str
     start: int
     end: int
@@ -93,9 +118,18 @@ class MonitorRecord(msgspec.Struct, frozen=True, kw_only=True):
     log_loss: float | None = None
     auc: float | None = None
     calibration_error: float | None = None
+    # feeds
+    topic: str = ""
+    records: int = 0
+    records_per_second: float | None = None
+    newest: int | None = None  # the newest record time (ms) seen by the window's end
+    age_seconds: float | None = None  # the window's end minus that newest time
+    lags: list[GroupLag] = []
 
     @property
     def key(self) -> str:
+        if self.source == "feeds":
+            return self.topic
         return f"{self.model}:{self.model_version}:{self.arm}:{self.segment}"
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from loopline.monitor.feeds import FEEDS, FeedWindow
 from loopline.monitor.judge import AlertStatus
 from loopline.monitor.sources import SourceState
 from loopline.monitor.windows import DecisionWindow, LabelWindow, WindowKey
@@ -40,7 +41,7 @@ class MonitorState:
     """Open windows, the watermark of each source, and what changed (see the module)."""
 
     def __init__(self) -> None:
-        self.windows: dict[WindowKey, DecisionWindow | LabelWindow] = {}
+        self.windows: dict[WindowKey, DecisionWindow | LabelWindow | FeedWindow] = {}
         self.watermark: dict[str, int] = {}
         self.alerts: dict[str, AlertStatus] = {}
         self.sources: dict[str, SourceState] = {}
@@ -51,6 +52,7 @@ _key = msgspec.json.Decoder(WindowKey)
 _types = {
     "decisions": msgspec.json.Decoder(DecisionWindow),
     "labelled": msgspec.json.Decoder(LabelWindow),
+    FEEDS: msgspec.json.Decoder(FeedWindow),
 }
 _encode = msgspec.json.Encoder().encode
 _status = msgspec.json.Decoder(AlertStatus)

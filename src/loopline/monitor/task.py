@@ -12,7 +12,10 @@ when the watermark passes its end, and once everything is read also when
 the clock (`clock`, epoch ms) minus `lateness` does, so a quiet stream
 still closes its windows. A closed window becomes a `MonitorRecord`
 (`loopline.monitor.records`) on ``<app>.monitor``; a record read after its
-window closed is counted in ``stats.late`` and left out.
+window closed is counted in ``stats.late`` and left out. The application's
+source topics are counted too, by record time, into ``feeds`` windows with
+their freshness and the lag of the consumer groups that read them
+(`loopline.monitor.feeds`).
 
 State (open windows, watermarks) goes to the compacted
 ``<app>.monitor.changelog`` in the same transaction as the records and the
@@ -43,6 +46,7 @@ from loopline.monitor.alerting import Alerting
 from loopline.monitor.alerts import DEFAULT_ALERTS, Alert, AlertRecord
 from loopline.monitor.baselines import Baseline, Profiles, TestAuc
 from loopline.monitor.features import FeatureCounts, apply, number_bin
+from loopline.monitor.feeds import FEEDS, FeedWindow, GroupLags, feed_record
 from loopline.monitor.records import monitor_topic
 from loopline.monitor.sketch import bucket
 from loopline.monitor.sources import SourceState
@@ -89,7 +93,9 @@ class Monitor(Stage[MonitorStats]):
     profile of a (model, version) (`loopline.monitor.baselines.profiles_from`), `test_auc`
     its test AUC. `alerts`: the rules (default: the application's ``App.alerts``, else
     `DEFAULT_ALERTS`); `on_alert`: called with each alert once it is committed;
-    `sources`: the source topics whose freshness is judged (default: the features').
+    `sources`: the source topics counted in feed windows and whose freshness is judged
+    (default: the features'); `groups`: the consumer groups whose lag on them is written
+    (default: the feature processor's).
     """
 
     name = "monitor"
@@ -105,6 +111,7 @@ class Monitor(Stage[MonitorStats]):
         alerts: Sequence[Alert] | None = None,
         on_alert: Sequence[Callable[[AlertRecord], None]] = (),
         sources: Sequence[str] | None = None,
+        groups: Sequence[str] | None = None,
         windows: Sequence[str] = ("1m", "1h"),
         segment: str | None = None,
         lateness: str = "5s",
@@ -124,6 +131,10 @@ class Monitor(Stage[MonitorStats]):
             names.labelled(app.name),
         )
         self.sources = tuple(app.features.sources if sources is None else sources)
+        if groups is None:
+            fingerprint = app.features.fingerprint()
+            groups = [names.features_group(app.name, fingerprint)] if app.features.sources else []
+        self.lags = GroupLags(log, groups)
         self.topics = (self.decisions_topic, self.labelled_topic, *self.sources)
         self.output, self.changelog = names.monitor(app.name), names.monitor_changelog(app.name)
         self.alerts_topic = names.alerts(app.name)
@@ -199,11 +210,7 @@ class Monitor(Stage[MonitorStats]):
             if record.topic == self.decisions_topic:
                 self._decision(state, value)
             elif record.topic != self.labelled_topic:  # a source topic: only its times count
-                source = state.sources.get(record.topic)
-                if source is None:
-                    source = state.sources[record.topic] = SourceState()
-                source.add(record.timestamp)
-                state.changed.add(SOURCE + record.topic)
+                self._source(state, record.topic, record.timestamp)
             else:
                 self._labelled(state, value)
         self._close(context, state)
@@ -215,6 +222,32 @@ class Monitor(Stage[MonitorStats]):
             mark = state.watermark[source] = at - self.lateness
             state.changed.add(WATERMARK + source)
         return mark
+
+    def _source(self, state: MonitorState, topic: str, at: int) -> None:
+        source = state.sources.get(topic)
+        if source is None:
+            source = state.sources[topic] = SourceState()
+        before = source.newest
+        source.add(at)
+        state.changed.add(SOURCE + topic)
+        mark = self._advance(state, FEEDS, at)
+        for size in self.sizes:
+            start = window_start(at, size)
+            if start + size <= mark:
+                self.stats.late += 1
+                continue
+            w = self._feed_window(state, WindowKey(FEEDS, size, start, topic, 0, "", ""), before)
+            w.records += 1
+            w.newest = max(w.newest, at)
+
+    def _feed_window(self, state: MonitorState, key: WindowKey, newest: int) -> FeedWindow:
+        w = state.windows.get(key)
+        if w is None:  # the newest record seen before this window began, if any
+            w = state.windows[key] = FeedWindow(
+                newest=newest if newest < key.start + key.size else 0
+            )
+        state.changed.add(key)
+        return w  # type: ignore[return-value]
 
     def _decision(self, state: MonitorState, d: Decision) -> None:
         self.stats.decisions += 1
@@ -287,8 +320,15 @@ class Monitor(Stage[MonitorStats]):
             return
         state = self.states.get(0)
         now = self.clock()
-        for source in ("decisions", "labelled"):
+        for source in ("decisions", "labelled", FEEDS):
             self._advance(state, source, now)
+        mark = state.watermark[FEEDS]
+        for topic, source in state.sources.items():  # a silent source gets its windows too
+            for size in self.sizes:
+                start = window_start(now, size)
+                key = WindowKey(FEEDS, size, start, topic, 0, "", "")
+                if start + size > mark and key not in state.windows:
+                    self._feed_window(state, key, source.newest)
         changed = self._close(context, state)
         changed += self.alerting.freshness(context, state, self.sources, now)
         if changed:
@@ -309,9 +349,19 @@ class Monitor(Stage[MonitorStats]):
                 k.segment,
             )
         )
+        self.lags.refresh()  # the groups' offsets are read once for the windows closing now
         for key in due:
             window = state.windows.pop(key)
             state.changed.add(key)
+            if isinstance(window, FeedWindow):
+                record = feed_record(key, window, self.lags.lags(key.model))
+                context.send(
+                    self.output, self._encode(record), record.key.encode(),
+                    timestamp=record.end, partition=0,
+                )  # fmt: skip
+                metrics.observe_feed(self.app.name, record)
+                self.stats.windows += 1
+                continue
             baseline = self.baseline(key.model, key.model_version)
             if isinstance(window, DecisionWindow):
                 record = decision_record(key, window, baseline)

@@ -30,7 +30,8 @@ __all__ = ["DecisionWindow", "LabelWindow", "WindowKey", "mean_std", "window_sta
 
 
 class WindowKey(msgspec.Struct, frozen=True, array_like=True):
-    """Which window: the source, its size (ms), its start (ms), and the key it counts."""
+    """Which window: the source, its size (ms), its start (ms), and the key it counts (for
+    ``feeds``, `model` holds the source topic)."""
 
     source: str
     size: int

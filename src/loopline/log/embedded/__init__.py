@@ -19,12 +19,14 @@ import json
 import os
 from collections.abc import Sequence
 
+from loopline.log.embedded import groups
 from loopline.log.embedded.cleaner import compact
 from loopline.log.embedded.consumer import EmbeddedConsumer
 from loopline.log.embedded.producer import EmbeddedProducer
 from loopline.log.embedded.store import Store
 from loopline.log.errors import TopicExists, TopicNotFound
 from loopline.log.protocol import Reset
+from loopline.log.records import TopicPartition
 from loopline.log.topics import PartitionInfo, TopicConfig, TopicInfo, validate_topic_name
 
 __all__ = ["EmbeddedConsumer", "EmbeddedLog", "EmbeddedProducer"]
@@ -89,6 +91,9 @@ class EmbeddedLog:
                 db.execute(f"DELETE FROM {table} WHERE topic_id = ?", (row[0],))
             db.execute("DELETE FROM topics WHERE id = ?", (row[0],))
             db.execute("DELETE FROM group_offsets WHERE topic = ?", (name,))
+
+    def committed_offsets(self, group: str) -> dict[TopicPartition, int]:
+        return groups.offsets_of(self._store, group)
 
     def producer(self, *, transactional_id: str | None = None) -> EmbeddedProducer:
         return EmbeddedProducer(self._store, transactional_id=transactional_id)

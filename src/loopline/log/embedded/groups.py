@@ -92,6 +92,17 @@ def commit(store: Store, group: str, member: str, offsets: Mapping[TopicPartitio
         )
 
 
+def offsets_of(store: Store, group: str) -> dict[TopicPartition, int]:
+    """Every offset `group` committed (a read: it does not join the group)."""
+    with store.lock:
+        rows = store.db.execute(
+            "SELECT topic, partition, offset FROM group_offsets WHERE group_name = ? "
+            "ORDER BY topic, partition",
+            (group,),
+        ).fetchall()
+    return {TopicPartition(t, p): o for t, p, o in rows}
+
+
 def committed(
     store: Store, group: str, partitions: Iterable[TopicPartition]
 ) -> dict[TopicPartition, int | None]:

@@ -15,7 +15,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicCollection
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+)
 from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import (
     AdminClient,
@@ -269,6 +275,18 @@ class TopicAdmin:
                 time.sleep(0.1)
             finally:
                 self._admin.poll(0)
+
+    def group_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """Every offset `group` committed (OffsetFetch through the admin client: it does
+        not join the group); empty for a group that never committed."""
+        request = [ConsumerGroupTopicPartitions(group)]
+        futures = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout)
+        found = self._wait(futures[group], f"read the committed offsets of group {group!r}")
+        return {
+            TopicPartition(part.topic, part.partition): part.offset
+            for part in found.topic_partitions or ()
+            if part.offset >= 0  # OFFSET_INVALID: nothing committed for that partition
+        }
 
     def close(self) -> None:
         """Serve pending log lines; the admin client holds nothing else to release."""

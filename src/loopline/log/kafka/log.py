@@ -27,6 +27,7 @@ from loopline.log.kafka.config import (
 from loopline.log.kafka.consumer import KafkaConsumer
 from loopline.log.kafka.producer import KafkaProducer
 from loopline.log.protocol import Reset
+from loopline.log.records import TopicPartition
 from loopline.log.topics import TopicConfig, TopicInfo
 
 DEFAULT_TIMEOUT = 30.0
@@ -91,6 +92,10 @@ class KafkaLog:
     def delete_topic(self, name: str) -> None:
         """Delete a topic and its records; raises `TopicNotFound`."""
         self._topics.delete(name)
+
+    def committed_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """Every offset `group` committed, read without joining it (an admin read)."""
+        return self._topics.group_offsets(group)
 
     def producer(self, *, transactional_id: str | None = None) -> KafkaProducer:
         """A producer; with `transactional_id`, one that can write transactions."""
