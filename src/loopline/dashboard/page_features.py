@@ -38,8 +38,11 @@ def bin_labels(h: Histogram) -> list[str]:
 def _profile(ctx: Dashboard, model: str) -> Profile | None:
     if not ctx.has_versions(model):
         return None
-    held = ctx.models.alias(model, "production") or ctx.models.latest(model)
-    if held.profile is None:
+    # production's profile, else the newest version's that has one (a heuristic has none)
+    held = ctx.models.alias(model, "production")
+    if held is None or held.profile is None:
+        held = next((v for v in reversed(ctx.models.versions(model)) if v.profile), None)
+    if held is None or held.profile is None:
         return None
     try:
         return Profile.from_dict(held.profile)

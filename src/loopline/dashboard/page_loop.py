@@ -16,6 +16,7 @@ from typing import Any
 
 from loopline.dashboard.context import Dashboard
 from loopline.dashboard.markup import DASH, ago, card, esc, link, num, table
+from loopline.dashboard.series import by
 from loopline.dashboard.svg import Series, line_chart
 from loopline.stream import names
 
@@ -29,6 +30,7 @@ class Stage:
     topics: list[str]
     alerting: bool = False
     extra: list[tuple[str, str]] = field(default_factory=list)
+    count: int | None = None  # shown instead of records/s, for a stage that writes rarely
 
 
 def _stages(ctx: Dashboard) -> list[Stage]:
@@ -42,10 +44,12 @@ def _stages(ctx: Dashboard) -> list[Stage]:
     decisions = ctx.feed.windows("decisions")
     latest = decisions[-1] if decisions else None
     production = []
-    for name in ctx.model_names():
+    models = ctx.model_names()
+    for name in models:
         held = ctx.models.aliases(name) if ctx.has_versions(name) else {}
         if "production" in held:
-            production.append(("production", f"{name} v{held['production']}"))
+            label = "production" if len(models) == 1 else f"{name} production"
+            production.append((label, f"v{held['production']}"))
     versions = sum(len(ctx.models.versions(n)) for n in ctx.model_names() if ctx.has_versions(n))
     return [
         Stage("Sources", "records in", sources, bool(alerted_scopes & set(sources))),
@@ -59,9 +63,7 @@ def _stages(ctx: Dashboard) -> list[Stage]:
         ),
         Stage("Outcomes", "outcomes", [names.outcomes(app)]),
         Stage("Joiner", "labelled examples", [names.labelled(app)]),
-        Stage(
-            "Training", "model versions", ["_loopline_models"], extra=[("versions", str(versions))]
-        ),
+        Stage("Training", "model versions", ["_loopline_models"], count=versions),
         Stage(
             "Monitor",
             "windows",
@@ -79,6 +81,9 @@ def _sum(values: list[Any]) -> Any:
 
 def _stage_html(ctx: Dashboard, stage: Stage, index: int) -> str:
     rate = _sum([ctx.rates.rate(t) for t in stage.topics])
+    shown, unit = (
+        (num(rate, 3), f"{stage.what}/s") if stage.count is None else (num(stage.count), stage.what)
+    )
     total = _sum([ctx.rates.total(t) for t in stage.topics])
     idle = [ctx.rates.idle(t) for t in stage.topics]
     fresh = min((i for i in idle if i is not None), default=None)
@@ -91,8 +96,8 @@ def _stage_html(ctx: Dashboard, stage: Stage, index: int) -> str:
     arrow = '<div class="arrow" aria-hidden="true"></div>' if index else ""
     return (
         f'{arrow}<div class="{cls}" data-stage="{esc(stage.name)}"><h3>{esc(stage.name)}</h3>'
-        f'<p class="rate"><span class="value" data-rate="{esc(stage.name)}">{num(rate, 3)}</span>'
-        f' <span class="unit">{esc(stage.what)}/s</span></p><dl>{rows}</dl>'
+        f'<p class="rate"><span class="value" data-rate="{esc(stage.name)}">{shown}</span>'
+        f' <span class="unit">{esc(unit)}</span></p><dl>{rows}</dl>'
         f'<p class="topic" title="{topics}">{topics}</p></div>'
     )
 
@@ -111,9 +116,16 @@ def loop_live(ctx: Dashboard) -> str:
         )
     ]
     chart = line_chart(traffic, title="records per second", y_min=0)
+    decided = ctx.feed.windows("decisions")
+    latency = line_chart(
+        by(lambda r: f"v{r.model_version} p95", decided, "latency_p95", weight="decisions"),
+        title="latency p95 (ms) per version, from the monitor",
+        y_min=0,
+    )
     return (
         f'<div class="flow">{flow}<div class="loopback">↺ serving follows the models topic: '
-        "a new production version answers without a restart</div></div>" + card("Traffic", chart)
+        "a new production version answers without a restart</div></div>"
+        f'<div class="grid">{card("Traffic", chart)}{card("Latency", latency)}</div>'
     )
 
 

@@ -86,7 +86,7 @@ def _alias_chart(ctx: Dashboard, name: str) -> str:
     for alias in sorted(ctx.models.aliases(name)):
         changes = [(c.time_ms, c.version) for c in ctx.models.alias_history(name, alias)]
         lines.append(Series(alias, step(changes, now)))
-    return line_chart(lines, title="version held by each alias")
+    return line_chart(lines, title="version held by each alias", integer=True)
 
 
 def _live(ctx: Dashboard, name: str) -> tuple[str, str]:

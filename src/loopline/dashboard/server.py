@@ -28,7 +28,7 @@ import importlib.resources
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -69,7 +69,7 @@ def _is_public(method: str, path: str) -> bool:
 def _page(request: Request, title: str, active: str, body: str, status: int = 200) -> Response:
     """An HTML page; it carries this browser's CSRF cookie (made on its first page)."""
     board: Dashboard = request.app.state.dashboard
-    notice = request.cookies.get(NOTICE, "")
+    notice = unquote(request.cookies.get(NOTICE, ""))
     response = HTMLResponse(page(title, active, board.app.name, body, notice=notice), status)
     if notice:
         response.delete_cookie(NOTICE, path="/")
@@ -86,13 +86,17 @@ def _csrf(request: Request) -> str:
     return token
 
 
-def _html(render: Callable[..., str], title: str, active: str) -> Callable[[Request], Any]:
+def _html(
+    render: Callable[..., str | tuple[str, str]], title: str, active: str
+) -> Callable[[Request], Any]:
     """A page endpoint: `render(board, request)` in a worker thread (the registries block)."""
 
     async def endpoint(request: Request) -> Response:
         board: Dashboard = request.app.state.dashboard
         _csrf(request)
         body = await run_in_threadpool(render, board, request)
+        if isinstance(body, tuple):  # (its own title, body): a page about one named thing
+            return _page(request, body[0], active, body[1])
         return _page(request, title, active, body)
 
     return endpoint
@@ -104,22 +108,22 @@ def _model(board: Dashboard, name: str) -> str:
     return name
 
 
-def _model_page(board: Dashboard, request: Request) -> str:
+def _model_page(board: Dashboard, request: Request) -> tuple[str, str]:
     name = _model(board, request.path_params["model"])
-    return model_body(board, name, request.state.csrf)
+    return name, model_body(board, name, request.state.csrf)
 
 
-def _version_page(board: Dashboard, request: Request) -> str:
+def _version_page(board: Dashboard, request: Request) -> tuple[str, str]:
     name = _model(board, request.path_params["model"])
     text = request.path_params["version"].removeprefix("v")
     try:
         version = board.models.version(name, int(text))
     except (ValueError, ModelNotFound):
         raise HTTPException(404, f"model {name!r} has no version {text!r}") from None
-    return version_body(board, version)
+    return f"{name} v{version.version}", version_body(board, version)
 
 
-def _experiment_page(board: Dashboard, request: Request) -> str:
+def _experiment_page(board: Dashboard, request: Request) -> tuple[str, str]:
     name = request.path_params["name"]
     board.experiments.refresh()
     try:
@@ -128,10 +132,10 @@ def _experiment_page(board: Dashboard, request: Request) -> str:
         experiment = None
     if experiment is None or experiment.model not in board.model_names():
         raise HTTPException(404, f"application {board.app.name!r} has no experiment {name!r}")
-    return experiment_body(board, experiment, request.state.csrf)
+    return f"Experiment {name}", experiment_body(board, experiment, request.state.csrf)
 
 
-def _topic_page(board: Dashboard, request: Request) -> str:
+def _topic_page(board: Dashboard, request: Request) -> tuple[str, str]:
     topic = request.path_params["topic"]
     prefix = f"{board.app.name}."
     mine = topic.startswith(prefix) or topic in board.rates.extra
@@ -141,7 +145,7 @@ def _topic_page(board: Dashboard, request: Request) -> str:
         info = None
     if info is None:
         raise HTTPException(404, f"application {board.app.name!r} has no topic {topic!r}")
-    return topic_body(board, topic, info, request.state.csrf)
+    return topic, topic_body(board, topic, info, request.state.csrf)
 
 
 async def _live(request: Request) -> Response:

@@ -26,8 +26,8 @@ __all__ = ["PALETTE", "Series", "histogram", "line_chart"]
 
 # Colour-blind-safe (Okabe-Ito), readable on white.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 52, 12, 28, 30
+WIDTH, HEIGHT = 480, 220
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 30, 30
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _frame(title: str, body: str, legend: Sequence[tuple[str, str, bool]]) -> st
             f'<line x1="{x}" y1="14" x2="{x + 14}" y2="14" stroke="{colour}" stroke-width="3"{dash}/>'
             f'<text x="{x + 18}" y="18" class="legend">{html.escape(name)}</text>'
         )
-        x += 26 + 7 * len(name)
+        x += 28 + 7 * len(name)
     return (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
@@ -84,8 +84,10 @@ def line_chart(
     title: str,
     band: tuple[float, float] | None = None,
     y_min: float | None = None,
+    integer: bool = False,
 ) -> str:
-    """Lines over time on one y axis; `band` shades a (low, high) range (e.g. training's)."""
+    """Lines over time on one y axis; `band` shades a (low, high) range (e.g. training's);
+    `integer` puts the y ticks on whole numbers (versions)."""
     drawn = [s for s in series if any(y is not None for _, y in s.points)]
     if not drawn:
         return _empty(title)
@@ -101,6 +103,8 @@ def line_chart(
         y0, y1 = y0 - 1 if y0 else 0, y1 + 1
     pad = (y1 - y0) * 0.08
     y0, y1 = (y0 if y_min is not None and y0 == y_min else y0 - pad), y1 + pad
+    if integer:
+        y0, y1 = math.floor(y0) - 0.5, math.ceil(y1) + 0.5
     if x1 == x0:
         x0, x1 = x0 - 1000, x1 + 1000
     w, h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -118,8 +122,11 @@ def line_chart(
             f'<rect x="{LEFT}" y="{top:.1f}" width="{w}" height="{max(bottom - top, 1):.1f}" '
             'class="band"/>'
         )
-    for i in range(5):
-        y = y0 + (y1 - y0) * i / 4
+    ticks = [y0 + (y1 - y0) * i / 4 for i in range(5)]
+    if integer:
+        whole = range(math.ceil(y0), math.floor(y1) + 1)
+        ticks = [float(y) for y in whole[:: max(1, len(whole) // 5)]]
+    for y in ticks:
         parts.append(
             f'<line x1="{LEFT}" x2="{LEFT + w}" y1="{py(y):.1f}" y2="{py(y):.1f}" class="grid"/>'
             f'<text x="{LEFT - 6}" y="{py(y) + 4:.1f}" text-anchor="end" class="tick">'
