@@ -73,7 +73,7 @@ class DemoRun:
 
     def start(self) -> DemoRun:
         demo = self._spawn(
-            "demo", "--duration", str(DURATION), "--bad-model-at", "20", "--no-live",
+            "demo", "--duration", str(DURATION), "--bad-model-at", "10", "--no-live",
             "--dashboard-port", "0",
         )  # fmt: skip
         deadline = time.monotonic() + 120

@@ -15,6 +15,10 @@
     document.querySelectorAll("[data-live]").forEach(function (el) {
       setTimeout(function () { refresh(el); }, EVERY);
     });
+    // A sign-in form shown in place of a page comes back to that page.
+    document.querySelectorAll("form[action='/login'] input[name=next]").forEach(function (input) {
+      if (location.pathname !== "/login") { input.value = location.pathname + location.search; }
+    });
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
         if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
