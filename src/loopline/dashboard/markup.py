@@ -90,10 +90,14 @@ def link(href: str, text: Any) -> Raw:
 
 
 def table(head: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = "") -> str:
-    """A table that scrolls sideways on a narrow screen rather than squeezing its columns."""
+    """A table that scrolls sideways on a narrow screen rather than squeezing its columns.
+
+    With an empty `head`, a two-column table of names and values whose values wrap."""
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     if not body and empty:
         return f'<p class="muted">{esc(empty)}</p>'
+    if not any(head):
+        return f'<div class="scroll"><table class="kv"><tbody>{body}</tbody></table></div>'
     th = "".join(f"<th>{esc(h)}</th>" for h in head)
     return (
         f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody>'

@@ -9,11 +9,12 @@ experiment can be stopped here (as ``loopline experiments stop``).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 from loopline.dashboard.context import Dashboard
 from loopline.dashboard.markup import DASH, card, esc, form, iso, link, num, table
-from loopline.dashboard.series import by
+from loopline.dashboard.series import by, step
 from loopline.dashboard.svg import Series, line_chart
 from loopline.experiments.records import Experiment
 
@@ -25,7 +26,11 @@ def _arm(a) -> str:
     return f"{a.name}{' (control)' if a.control else ''}: {target}, weight {num(a.weight, 3)}"
 
 
+SHOWN = 4  # experiments drawn on the list page, running ones first, newest first
+
+
 def experiments_body(ctx: Dashboard) -> str:
+    experiments = ctx.app_experiments()
     rows = [
         [
             link(f"/experiments/{e.name}", e.name),
@@ -39,9 +44,10 @@ def experiments_body(ctx: Dashboard) -> str:
             iso(e.changed_at),
             e.reason,
         ]
-        for e in ctx.app_experiments()
+        for e in experiments
     ]  # fmt: skip
-    return card(
+    drawn = "".join(_summary(ctx, e) for e in experiments[:SHOWN])
+    return f'<div class="grid">{drawn}</div>' + card(
         "Experiments",
         table(
             ["name", "model", "state", "arms", "policy", "primary", "verdict", "changed", "reason"],
@@ -49,6 +55,19 @@ def experiments_body(ctx: Dashboard) -> str:
             empty="no experiment on this application's models yet",
         ),
     )
+
+
+def _summary(ctx: Dashboard, e: Experiment) -> str:
+    """An experiment at a glance: its arms' traffic share and primary metric over time."""
+    arms = {a.name for a in e.arms}
+    labelled = ctx.feed.windows("labelled", where=lambda r: r.model == e.model and r.arm in arms)
+    charts = line_chart(_share(ctx, e, arms), title="traffic share per arm", y_min=0) + line_chart(
+        by(lambda r: r.arm, labelled, "label_mean", weight="labels"),
+        title="mean label (acceptance) per arm",
+    )
+    state = e.state.replace("_", " ")
+    head = f'<p class="muted">{esc(state)} · {esc(e.policy)} · {esc(e.reason)}</p>'
+    return card(e.name, head + charts, cls="experiment")
 
 
 def _share(ctx: Dashboard, e: Experiment, arms: set[str]) -> list[Series]:
@@ -63,12 +82,22 @@ def _share(ctx: Dashboard, e: Experiment, arms: set[str]) -> list[Series]:
     ]
 
 
-def _weights(history: list[Experiment]) -> list[Series]:
+def _weights(history: list[Experiment], until_ms: int) -> list[Series]:
+    """Each arm's weight as the registry set it: a step at every revision."""
     names = sorted({a.name for e in history for a in e.arms})
     return [
-        Series(f"{n} weight", [(e.changed_at, e.weights.get(n)) for e in history], dashed=True)
+        Series(
+            f"{n} weight",
+            step([(e.changed_at, e.weights.get(n, 0.0)) for e in history], until_ms),
+            dashed=True,
+        )
         for n in names
     ]
+
+
+def _until(ctx: Dashboard, e: Experiment, history: list[Experiment]) -> int:
+    """Where the weight lines end: now for a running experiment, else its last change."""
+    return int(time.time() * 1000) if e.state == "running" else history[-1].changed_at
 
 
 def experiment_body(ctx: Dashboard, e: Experiment, csrf: str) -> str:
@@ -81,7 +110,9 @@ def experiment_body(ctx: Dashboard, e: Experiment, csrf: str) -> str:
     )
     auc = line_chart(by(lambda r: r.arm, labelled, "auc", weight="scored"), title="AUC per arm")
     share = line_chart(
-        _share(ctx, e, arms) + _weights(history), title="traffic share per arm", y_min=0
+        _share(ctx, e, arms) + _weights(history, _until(ctx, e, history)),
+        title="traffic share per arm",
+        y_min=0,
     )
     about = table(
         ["", ""],
