@@ -136,6 +136,7 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
         "loop": ["decisions/s", "outcomes/s"],
         "models": ["production", "v1"],
         "features": ["served"],
+        "experiments": ["production"],
     }
     backend = "kafka" if run.log_url.startswith("kafka") else "embedded"
     for width, height, size in ((1280, 800, "1280x800"), (390, 844, "390")):
