@@ -105,9 +105,10 @@ def table(head: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = ""
     )
 
 
-def card(title: str, body: str, *, cls: str = "") -> str:
-    """A titled section of a page."""
-    return f'<section class="card {cls}"><h2>{esc(title)}</h2>{body}</section>'
+def card(title: str, body: str, *, cls: str = "", anchor: str = "") -> str:
+    """A titled section of a page (`anchor`: its id, for links to it)."""
+    where = f' id="{esc(anchor)}"' if anchor else ""
+    return f'<section class="card {cls}"{where}><h2>{esc(title)}</h2>{body}</section>'
 
 
 def form(action: str, csrf: str, fields: str, button: str, *, confirm: str = "") -> str:

@@ -103,7 +103,9 @@ def _feature(ctx: Dashboard, model: str, name: str, profile: Profile | None) -> 
         f"{num(trained.coverage if trained else None)})</p>"
     )
     figures = "".join(f"<figure>{c}</figure>" for c in charts)
-    return card(name, summary + f'<div class="grid small">{figures}</div>', cls="feature")
+    return card(
+        name, summary + f'<div class="grid small">{figures}</div>', cls="feature", anchor=name
+    )
 
 
 def features_body(ctx: Dashboard) -> str:

@@ -139,6 +139,7 @@ def model_body(ctx: Dashboard, name: str, csrf: str) -> str:
                 ],
                 rows,
             ),
+            anchor=name,
         )
         + '<div class="grid">'
         + card("Aliases over time", _alias_chart(ctx, name))
