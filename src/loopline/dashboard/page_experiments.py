@@ -47,7 +47,7 @@ def experiments_body(ctx: Dashboard) -> str:
         for e in experiments
     ]  # fmt: skip
     drawn = "".join(_summary(ctx, e) for e in experiments[:SHOWN])
-    return f'<div class="grid">{drawn}</div>' + card(
+    return drawn + card(
         "Experiments",
         table(
             ["name", "model", "state", "arms", "policy", "primary", "verdict", "changed", "reason"],
@@ -61,13 +61,19 @@ def _summary(ctx: Dashboard, e: Experiment) -> str:
     """An experiment at a glance: its arms' traffic share and primary metric over time."""
     arms = {a.name for a in e.arms}
     labelled = ctx.feed.windows("labelled", where=lambda r: r.model == e.model and r.arm in arms)
-    charts = line_chart(_share(ctx, e, arms), title="traffic share per arm", y_min=0) + line_chart(
-        by(lambda r: r.arm, labelled, "label_mean", weight="labels"),
-        title="mean label (acceptance) per arm",
+    charts = "".join(
+        f"<figure>{c}</figure>"
+        for c in (
+            line_chart(_share(ctx, e, arms), title="traffic share per arm", y_min=0),
+            line_chart(
+                by(lambda r: r.arm, labelled, "label_mean", weight="labels"),
+                title="mean label (acceptance) per arm",
+            ),
+        )
     )
     state = e.state.replace("_", " ")
     head = f'<p class="muted">{esc(state)} · {esc(e.policy)} · {esc(e.reason)}</p>'
-    return card(e.name, head + charts, cls="experiment")
+    return card(e.name, head + f'<div class="grid small">{charts}</div>', cls="experiment")
 
 
 def _share(ctx: Dashboard, e: Experiment, arms: set[str]) -> list[Series]:

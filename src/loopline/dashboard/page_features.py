@@ -50,17 +50,26 @@ def _profile(ctx: Dashboard, model: str) -> Profile | None:
         return None
 
 
-def _over_time(windows: list[MonitorRecord], feature: str, measure: str) -> Series:
-    """`measure` of `feature` per window end, weighted by the rows it was computed from."""
-    sums: dict[int, list[float]] = {}
+def _over_time(windows: list[MonitorRecord], feature: str, measure: str) -> list[Series]:
+    """`measure` of `feature` per window end and model version ("served v2"), weighted by
+    the rows it was computed from: each version is judged against its own profile."""
+    sums: dict[int, dict[int, list[float]]] = {}
     for r in windows:
         for f in r.features:
             value = getattr(f, measure)
             if f.name == feature and value is not None and f.rows:
-                held = sums.setdefault(r.end, [0.0, 0.0])
+                held = sums.setdefault(r.model_version, {}).setdefault(r.end, [0.0, 0.0])
                 held[0] += value * f.rows
                 held[1] += f.rows
-    return Series("served", [(end, s / w) for end, (s, w) in sorted(sums.items())])
+    return [
+        Series(f"served v{v}", [(end, s / w) for end, (s, w) in sorted(sums[v].items())])
+        for v in sorted(sums)
+    ]
+
+
+def _span(lines: list[Series]) -> Series:
+    points = [p for s in lines for p in s.points]
+    return Series("", sorted(points)[:1] + sorted(points)[-1:])
 
 
 def _flat(series: Series, value: float | None, name: str) -> Series:
@@ -77,16 +86,18 @@ def _feature(ctx: Dashboard, model: str, name: str, profile: Profile | None) -> 
     coverage = _over_time(windows, name, "coverage")
     mean = _over_time(windows, name, "mean")
     psi = _over_time(windows, name, "psi")
-    latest = coverage.points[-1][1] if coverage.points else None
+    newest = max(coverage, key=lambda s: s.points[-1][0], default=None)
+    latest = newest.points[-1][1] if newest else None
     charts = [
         line_chart(
-            [coverage, _flat(coverage, trained and trained.coverage, "training")],
+            [*coverage, _flat(_span(coverage), trained and trained.coverage, "training")],
             title=f"{name}: coverage",
             y_min=0,
         ),
-        line_chart([Series("PSI", psi.points)], title=f"{name}: PSI against training", y_min=0),
+        line_chart(psi, title=f"{name}: PSI against each version's training", y_min=0),
         line_chart(
-            [mean, _flat(mean, trained and trained.mean, "training")], title=f"{name}: mean"
+            [*mean, _flat(_span(mean), trained and trained.mean, "training")],
+            title=f"{name}: mean",
         ),
     ]
     if trained is not None:
@@ -99,8 +110,8 @@ def _feature(ctx: Dashboard, model: str, name: str, profile: Profile | None) -> 
             )
         )
     summary = (
-        f'<p class="muted">served coverage {num(latest)} (training '
-        f"{num(trained.coverage if trained else None)})</p>"
+        f'<p class="muted">served coverage {num(latest)} (newest window; the production '
+        f"version's training {num(trained.coverage if trained else None)})</p>"
     )
     figures = "".join(f"<figure>{c}</figure>" for c in charts)
     return card(
