@@ -62,8 +62,7 @@ def _summary(ctx: Dashboard, e: Experiment) -> str:
     arms = {a.name for a in e.arms}
     labelled = ctx.feed.windows("labelled", where=lambda r: r.model == e.model and r.arm in arms)
     charts = "".join(
-        f"<figure>{c}</figure>"
-        for c in (
+        (
             line_chart(_share(ctx, e, arms), title="traffic share per arm", y_min=0),
             line_chart(
                 by(lambda r: r.arm, labelled, "label_mean", weight="labels"),

@@ -113,7 +113,7 @@ def _feature(ctx: Dashboard, model: str, name: str, profile: Profile | None) -> 
         f'<p class="muted">served coverage {num(latest)} (newest window; the production '
         f"version's training {num(trained.coverage if trained else None)})</p>"
     )
-    figures = "".join(f"<figure>{c}</figure>" for c in charts)
+    figures = "".join(charts)
     return card(
         name, summary + f'<div class="grid small">{figures}</div>', cls="feature", anchor=name
     )

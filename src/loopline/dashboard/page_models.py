@@ -236,8 +236,8 @@ def _profile(v: ModelVersion) -> str:
     )
 
 
-def _bins(h: Any) -> str:
+def _bins(name: str, h: Any) -> str:
     from loopline.dashboard.page_features import bin_labels
 
     total = sum(h.counts) or 1
-    return histogram(bin_labels(h), [("training", [c / total for c in h.counts])])
+    return histogram(bin_labels(h), [("training", [c / total for c in h.counts])], title=name)

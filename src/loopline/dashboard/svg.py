@@ -62,10 +62,11 @@ def _frame(title: str, body: str, legend: Sequence[tuple[str, str, bool]]) -> st
             f'<text x="{x + 18}" y="18" class="legend">{html.escape(name)}</text>'
         )
         x += 28 + 7 * len(name)
+    caption = f"<figcaption>{html.escape(title)}</figcaption>" if title else ""
     return (
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
-        f"<title>{html.escape(title)}</title>{''.join(keys)}{body}</svg>"
+        f'<figure class="chart">{caption}<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'role="img" aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{html.escape(title)}</title>{''.join(keys)}{body}</svg></figure>"
     )
 
 
