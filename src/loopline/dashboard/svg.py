@@ -27,6 +27,7 @@ __all__ = ["PALETTE", "Series", "histogram", "line_chart"]
 # Colour-blind-safe (Okabe-Ito), readable on white.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
 WIDTH, HEIGHT = 480, 220
+MAX_POINTS = 120  # per line: more is finer than the pixels and only weighs the page
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 30, 30
 
 
@@ -79,6 +80,19 @@ def _empty(title: str) -> str:
     )
 
 
+def _thin(s: Series) -> Series:
+    """At most `MAX_POINTS` of `s`'s points, evenly spread, the newest kept.
+
+    >>> len(_thin(Series("x", [(i, 1.0) for i in range(1000)])).points)
+    120
+    """
+    n = len(s.points)
+    if n <= MAX_POINTS:
+        return s
+    keep = [s.points[round(i * (n - 1) / (MAX_POINTS - 1))] for i in range(MAX_POINTS)]
+    return Series(s.name, keep, s.dashed)
+
+
 def line_chart(
     series: Sequence[Series],
     *,
@@ -89,7 +103,7 @@ def line_chart(
 ) -> str:
     """Lines over time on one y axis; `band` shades a (low, high) range (e.g. training's);
     `integer` puts the y ticks on whole numbers (versions)."""
-    drawn = [s for s in series if any(y is not None for _, y in s.points)]
+    drawn = [_thin(s) for s in series if any(y is not None for _, y in s.points)]
     if not drawn:
         return _empty(title)
     xs = [x for s in drawn for x, y in s.points if y is not None]
