@@ -21,6 +21,12 @@ echo "test.sh: installing loopline with its dev and docs dependencies" >&2
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,docs]" >&2
 export PATH="$VENV/bin:$PATH"
 
+# The dashboard's browser tests drive Debian's Chromium (never a browser Playwright downloads).
+if [[ ! -x /usr/bin/chromium ]]; then
+    echo "test.sh: installing chromium for the dashboard's browser tests" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 # The drift tests' reference (Evidently) lives in a virtualenv of its own: its pins clash.
 LOOPLINE_EVIDENTLY_PYTHON=$(bash "$ROOT/scripts/evidently-venv.sh")
 export LOOPLINE_EVIDENTLY_PYTHON

@@ -16,6 +16,7 @@ from click.core import ParameterSource
 from loopline import __version__
 from loopline.cli.consume import consume
 from loopline.cli.contracts import contracts
+from loopline.cli.dashboard import dashboard
 from loopline.cli.dataset import dataset
 from loopline.cli.demo import demo
 from loopline.cli.dlq import dlq
@@ -129,6 +130,7 @@ experiments.add_command(experiments_report)
 experiments.add_command(experiments_run)
 cli.add_command(monitor)
 cli.add_command(alerts)
+cli.add_command(dashboard)
 
 
 def main() -> None:

@@ -79,6 +79,12 @@ with 'loopline topics list', 'loopline consume' and 'loopline models list'.""",
     help="When --break-feature breaks, in seconds into the run.",
 )
 @click.option(
+    "--dashboard-port",
+    type=click.IntRange(min=0, max=65535),
+    metavar="PORT",
+    help="Serve the run's dashboard on 127.0.0.1:PORT (0: any free port) and print its URL.",
+)
+@click.option(
     "--no-live",
     is_flag=True,
     help=f"Print a line every {PLAIN_EVERY:.0f} s instead of a live view (the default when "
@@ -88,6 +94,7 @@ with 'loopline topics list', 'loopline consume' and 'loopline models list'.""",
 def demo(
     settings: LogSettings, duration: float, log_url: str | None, seed: int, rate: float,
     bad_model_at: float, break_feature: str | None, break_at: float, no_live: bool,
+    dashboard_port: int | None,
 ) -> None:  # fmt: skip
     """Run the whole loop on a simulated "people you may know" network.
 
@@ -146,11 +153,19 @@ def demo(
                 last_view[0] = stats.elapsed
                 view.update(live_view(stats))
 
+        stops = []
+
         def started(stats) -> None:
             console.print(
                 f"application {stats.app}: model {stats.model}, heuristic "
                 f"v{stats.heuristic} in production"
             )
+            if dashboard_port is not None:
+                from loopline.demo.dashboard import start_dashboard
+
+                url, stop_dashboard = start_dashboard(log, stats.app, dashboard_port)
+                stops.append(stop_dashboard)
+                console.print(f"dashboard on {url}")
 
         try:
             with stopping() as stop:
@@ -170,6 +185,8 @@ def demo(
         except LogError as exc:
             raise CLIError(settings.redact(f"the demo stopped: {exc}")) from None
         finally:
+            for stop_dashboard in stops:
+                stop_dashboard()
             log.close()
         console.print(summary(stats))
         if stats.stopped_early:

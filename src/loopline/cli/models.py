@@ -27,6 +27,7 @@ from loopline.models import (
     ModelRegistryError,
     ModelVersion,
     generate_ed25519_keys,
+    promotion,
 )
 from loopline.models.profiles import ProfileError, read_profile
 from loopline.models.signing import SIGNING_KEY_FILE_ENV, VERIFY_KEY_FILE_ENV
@@ -231,22 +232,20 @@ def promote_model(
 ) -> None:
     """Point ALIAS of model NAME at VERSION."""
     with opened_models(settings) as registry:
-        target = registry.version(name, version)
-        if not no_verify:
-            if registry.verifier is None:
-                click.echo(
-                    "warning: signature not checked: no verification key is configured "
-                    f"(set LOOPLINE_SIGNING_KEY or {VERIFY_KEY_FILE_ENV})",
-                    err=True,
-                )
-            else:
-                registry.load_artifact(target)
-        if registry.aliases(name).get(alias) == version:
-            click.echo(f"model {name!r}: alias {alias!r} already points at v{version}")
-            return
-        change = registry.promote(name, version, alias, reason=reason)
+        done = promotion.promote(
+            registry, name, version, alias, reason=reason, verify=not no_verify
+        )
+    if not no_verify and not done.verified:
+        click.echo(
+            "warning: signature not checked: no verification key is configured "
+            f"(set LOOPLINE_SIGNING_KEY or {VERIFY_KEY_FILE_ENV})",
+            err=True,
+        )
+    if done.change is None:
+        click.echo(f"model {name!r}: alias {alias!r} already points at v{version}")
+        return
     click.echo(
-        f"model {name!r}: alias {alias!r} now points at v{version} ({_was(change.previous)})"
+        f"model {name!r}: alias {alias!r} now points at v{version} ({_was(done.change.previous)})"
     )
 
 
@@ -268,8 +267,7 @@ rollback leaves the alias at v1.""",
 def rollback_model(settings: LogSettings, name: str, alias: str, reason: str | None) -> None:
     """Point ALIAS of model NAME back at the version it held before the current one."""
     with opened_models(settings) as registry:
-        registry.versions(name)
-        change = registry.rollback(name, alias, reason=reason)
+        change = promotion.roll_back(registry, name, alias, reason=reason)
     click.echo(
         f"model {name!r}: alias {alias!r} rolled back to v{change.version} "
         f"({_was(change.previous)})"

@@ -1,0 +1,275 @@
+"""The dashboard in a real browser (headless Debian Chromium via Playwright) while a demo runs.
+
+One demo per backend (embedded log, the Kafka broker) serves every test of
+this module: pages load with no console error, no failed request and no
+request to another host; charts are drawn with their series; the Loop page
+moves by itself; promoting on the Models page moves the alias on the log;
+a dashboard with a token refuses requests without it. Screenshots of every
+page at 1280x800 and 390 px wide go to a directory the tests print.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from conftest import BACKENDS, kafka_url
+from dashboard.browser import CHROMIUM, TOKEN, DemoRun, wait_until
+from loopline.log import open_log
+from loopline.models import ModelRegistry
+
+pytestmark = pytest.mark.slow
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+PAGES = ["loop", "models", "experiments", "features", "alerts", "topics"]
+MAX_PAGE_BYTES = 300_000
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def run(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[DemoRun]:
+    if request.param == "kafka":
+        url = kafka_url()
+    else:
+        url = f"embedded:{tmp_path_factory.mktemp('dashboard') / 'log'}"
+    demo = DemoRun(url)
+    try:
+        demo.start()
+        yield demo
+    finally:
+        demo.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    # Outside pytest's own temporary directories, which it prunes after three runs.
+    root = Path(os.environ.get("LOOPLINE_TEST_ARTIFACTS") or tempfile.gettempdir())
+    where = root / "loopline-dashboard-screenshots"
+    where.mkdir(parents=True, exist_ok=True)
+    print(f"\ndashboard screenshots in {where}")
+    return where
+
+
+class Watched:
+    """A page whose console errors, failed requests and requested hosts are recorded."""
+
+    def __init__(self, browser, width: int = 1280, height: int = 800, **kw) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height}, **kw)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.urls: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        self.page.on("request", lambda r: self.urls.append(r.url))
+        self.page.on(
+            "response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} {r.status}")
+        )
+        self.page.on("dialog", lambda d: d.accept())
+
+    def weight(self) -> int:
+        """Bytes transferred for the document and everything it loaded."""
+        return self.page.evaluate(
+            """() => performance.getEntriesByType('navigation')
+                .concat(performance.getEntriesByType('resource'))
+                .reduce((n, e) => n + (e.transferSize || e.encodedBodySize || 0), 0)"""
+        )
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _series(page) -> set[str]:
+    return set(page.eval_on_selector_all(
+        "svg.chart .series", "els => els.map(e => e.getAttribute('data-series'))"
+    ))  # fmt: skip
+
+
+def _drawn(page, name: str) -> bool:
+    """A series whose name starts with `name`, with a non-empty path or bars."""
+    return page.evaluate(
+        """name => [...document.querySelectorAll('svg.chart .series')].some(e =>
+            e.getAttribute('data-series').startsWith(name) &&
+            ((e.getAttribute('d') || '').length > 10 || e.querySelectorAll('rect').length > 0))""",
+        name,
+    )
+
+
+def _wait_drawn(page, series: str, name: str, timeout: float = 30) -> None:
+    """Reload `page` until its chart draws `series` (the monitor's windows take seconds)."""
+    deadline = time.monotonic() + timeout
+    while not _drawn(page, series):
+        assert time.monotonic() < deadline, (
+            f"series {series!r} on the {name} page was not drawn (has {_series(page)})"
+        )
+        page.wait_for_timeout(2000)
+        page.reload()
+
+
+def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, shots) -> None:
+    # Versions are trained and canaried from the demo's 15th second; wait for the first one.
+    wait_until(
+        lambda: httpx.get(f"{run.base}/experiments").text.count("/experiments/demo-") > 0,
+        90,
+        "an experiment on the demo's model",
+    )
+    wait_until(lambda: "served" in httpx.get(f"{run.base}/features").text, 60, "monitor windows")
+    experiment = httpx.get(f"{run.base}/api/loop").json()["app"]
+    assert experiment == run.app
+    expected = {
+        "loop": ["decisions/s", "outcomes/s"],
+        "models": ["production", "v1"],
+        "features": ["served v"],
+        "experiments": ["production"],
+    }
+    backend = "kafka" if run.log_url.startswith("kafka") else "embedded"
+    for width, height, size in ((1280, 800, "1280x800"), (390, 844, "390")):
+        watched = Watched(browser, width, height)
+        try:
+            links = []
+            for name in PAGES:
+                response = watched.page.goto(f"{run.base}/{name}")
+                assert response is not None and response.status == 200, name
+                watched.page.wait_for_load_state("networkidle")
+                for series in expected.get(name, []):
+                    _wait_drawn(watched.page, series, name)
+                assert watched.weight() < MAX_PAGE_BYTES, name
+                watched.page.screenshot(path=str(shots / f"{backend}-{name}-{size}.png"))
+                if name == "experiments":
+                    links = watched.page.eval_on_selector_all(
+                        "a[href^='/experiments/']", "els => els.map(e => e.getAttribute('href'))"
+                    )
+            assert links, "the experiments page lists the demo's canaries"
+            watched.page.goto(f"{run.base}{links[-1]}")  # the oldest: it has the most windows
+            assert {"traffic share per arm", "mean label (acceptance) per arm"} <= set(
+                watched.page.eval_on_selector_all(
+                    "svg.chart title", "els => els.map(e => e.textContent)"
+                )
+            )
+            watched.page.screenshot(path=str(shots / f"{backend}-experiment-{size}.png"))
+            watched.page.goto(f"{run.base}/topics/{run.app}.decisions")
+            assert "Newest records" in watched.page.content()
+            watched.page.goto(f"{run.base}/models/{run.model}/1")
+            assert "Training data" in watched.page.content()
+            watched.page.wait_for_timeout(2500)  # a round of live refreshes, too
+        finally:
+            watched.close()
+        assert watched.errors == [], watched.errors
+        assert watched.failed == [], watched.failed
+        server = urlsplit(run.base).netloc
+        assert {urlsplit(u).netloc for u in watched.urls} == {server}
+
+
+def test_a_number_on_the_loop_page_changes_within_5_s(run: DemoRun, browser) -> None:
+    watched = Watched(browser)
+    try:
+        watched.page.goto(f"{run.base}/loop")
+        stage = "[data-stage='Serving']"
+        before = watched.page.inner_text(stage)
+        watched.page.wait_for_function(
+            "([sel, text]) => document.querySelector(sel).innerText !== text",
+            arg=[stage, before],
+            timeout=5000,
+        )
+    finally:
+        watched.close()
+    assert watched.errors == [] and watched.failed == []
+
+
+def test_promoting_on_the_models_page_moves_the_alias_on_the_log(run: DemoRun, browser) -> None:
+    watched = Watched(browser)
+    try:
+        watched.page.goto(f"{run.base}/models")
+        form = watched.page.locator("form[action='/actions/promote']").first
+        form.locator("select[name=version]").select_option("1")
+        form.locator("input[name=alias]").fill("staging")
+        form.locator("input[name=reason]").fill("from the dashboard test")
+        form.locator("button").click()
+        watched.page.wait_for_selector(".notice")
+        notice = watched.page.inner_text(".notice")
+    finally:
+        watched.close()
+    assert "alias 'staging' now points at v1" in notice
+    log = open_log(run.log_url)
+    try:
+        registry = ModelRegistry(log)
+        try:
+            assert registry.aliases(run.model)["staging"] == 1
+            assert registry.alias_history(run.model, "staging")[-1].reason == (
+                "from the dashboard test"
+            )
+        finally:
+            registry.close()
+    finally:
+        log.close()
+
+
+def test_a_dashboard_with_a_token_refuses_requests_without_it(run: DemoRun, browser) -> None:
+    base = run.token_base
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(f"{base}/loop").status_code == 401
+    assert httpx.get(f"{base}/api/loop").status_code == 401
+    assert (
+        httpx.get(
+            f"{base}/loop", headers={"Authorization": "Bearer wrong-token-0123456789"}
+        ).status_code
+        == 401
+    )
+    form = {"model": run.model, "version": "1", "alias": "refused", "csrf": "x"}
+    assert httpx.post(f"{base}/actions/promote", data=form).status_code == 401
+    assert httpx.get(f"{base}/api/loop", headers=bearer).json()["app"] == run.app
+    # With the token but without this browser's CSRF cookie: refused too.
+    assert httpx.post(f"{base}/actions/promote", data=form, headers=bearer).status_code == 403
+    assert "refused" not in httpx.get(f"{base}/api/models", headers=bearer).json()[run.model]
+
+    watched = Watched(browser)
+    try:
+        watched.page.goto(f"{base}/models")
+        assert watched.page.locator("input[name=token]").count() == 1  # the sign-in form
+        watched.page.fill("input[name=token]", TOKEN)
+        watched.page.click("form[action='/login'] button")
+        watched.page.wait_for_url(f"{base}/models")
+        assert watched.page.locator("form[action='/actions/promote']").count() == 1
+    finally:
+        watched.close()
+
+
+def test_unknown_names_in_urls_are_404_pages_and_actions_check_their_input(run: DemoRun) -> None:
+    for path in (
+        "/models/nope", f"/models/{run.model}/999", f"/models/{run.model}/abc",
+        "/experiments/nope", "/topics/nope", f"/topics/{run.app}.nope", "/nope",
+    ):  # fmt: skip
+        response = httpx.get(f"{run.base}{path}")
+        assert response.status_code == 404, path
+        assert "<html" in response.text and "Traceback" not in response.text
+    with httpx.Client(base_url=run.base) as client:
+        client.get("/models")  # this client's CSRF cookie
+        csrf = client.cookies["loopline_csrf"]
+
+        def promote(**form: str) -> httpx.Response:
+            return client.post("/actions/promote", data={"csrf": csrf, **form})
+
+        bad = promote(model=run.model, version="abc", alias="staging")
+        assert bad.status_code == 400 and "is not a whole number" in bad.text
+        unknown = promote(model="nope", version="1", alias="staging")
+        assert unknown.status_code == 404 and "no model named" in unknown.text
+        alias = promote(model=run.model, version="1", alias="no spaces allowed")
+        assert alias.status_code == 400
+        missing = client.post("/actions/stop-experiment", data={"csrf": csrf, "experiment": "x"})
+        assert missing.status_code == 400 and "reason" in missing.text
