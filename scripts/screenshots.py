@@ -1,7 +1,7 @@
 """Regenerate the README's dashboard screenshots (docs/images/dashboard-*.png).
 
 Runs ``loopline demo --dashboard-port 0`` on an embedded log in a temporary
-directory and ``loopline monitor`` beside it, waits until a canary
+directory (it runs its own monitor), waits until a canary
 experiment has run for a while, and photographs the Loop and Experiments
 pages at 1280x800 in headless Chromium (Debian's, /usr/bin/chromium, driven
 by Playwright: ``pip install -e '.[dev]'``; no browser is downloaded).
@@ -57,8 +57,6 @@ def main() -> None:
                     break
             if not base:
                 raise SystemExit("the demo did not start its dashboard")
-            running.append(_loopline(log, "monitor", "loopline.demo.run_app:app", "--window",
-                                     "2s", "--lateness", "1s", app=app))  # fmt: skip
             print(f"demo {app}: dashboard on {base}; {SETTLE:.0f} s of traffic first", flush=True)
             time.sleep(SETTLE)
             names = re.findall(

@@ -1,9 +1,10 @@
-"""A demo, its monitor and two dashboards running for a module of browser tests.
+"""A demo (which runs its own monitor) and two dashboards for a module of browser tests.
 
 `DemoRun.start` runs ``loopline demo --dashboard-port 0`` on a log, then
-``loopline monitor`` beside it (short windows, so the pages fill within
-seconds) and ``loopline dashboard --token`` on the same application; `stop`
-sends each Ctrl-C. Chromium is Debian's (/usr/bin/chromium), driven by
+``loopline dashboard --token`` on the same application; `stop` sends each
+Ctrl-C. A second ``loopline monitor`` is not started: the demo's monitor
+holds the application's monitor group, which the embedded log gives to one
+member only. Chromium is Debian's (/usr/bin/chromium), driven by
 Playwright; its own browsers are never downloaded.
 """
 
@@ -88,9 +89,6 @@ class DemoRun:
                 break
         assert self.base, "".join(self.output)
         self._drain(demo)
-        self._drain(self._spawn(
-            "monitor", "loopline.demo.run_app:app", "--window", "2s", "--lateness", "1s"
-        ))  # fmt: skip
         port = free_port()
         self._drain(self._spawn(
             "dashboard", "loopline.demo.run_app:app", "--port", str(port), "--token", TOKEN

@@ -3,8 +3,8 @@
 A demo run's application is named ``demo-XXXXXXXX`` (printed when it starts)
 and rebuilt from that name alone, so other commands can join the run::
 
-    LOOPLINE_DEMO_APP=demo-1a2b3c4d loopline --log LOG monitor loopline.demo.run_app:app
     LOOPLINE_DEMO_APP=demo-1a2b3c4d loopline --log LOG dashboard loopline.demo.run_app:app
+    LOOPLINE_DEMO_APP=demo-1a2b3c4d loopline --log LOG alerts loopline.demo.run_app:app
 
 Reading `app` without ``LOOPLINE_DEMO_APP`` raises `AppError` saying so.
 
