@@ -226,7 +226,7 @@ def _profile(v: ModelVersion) -> str:
         for f in profile.features
     ]
     charts = "".join(
-        f"<figure><figcaption>{esc(f.name)}</figcaption>{_bins(f.histogram)}</figure>"
+        f"<figure><figcaption>{esc(f.name)}</figcaption>{_bins(f.name, f.histogram)}</figure>"
         for f in profile.features
     )
     return card(
