@@ -159,7 +159,7 @@ def _as_list(values: Iterable[Any]) -> list[Any]:
 
 _NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
 _CATEGORICAL = (pa.types.is_string, pa.types.is_large_string)
-_USABLE = (*_NUMERIC, *_CATEGORICAL)
+_USABLE = (*_NUMERIC, *_CATEGORICAL, pa.types.is_null)  # all missing: NaN
 
 
 def is_categorical(kind: pa.DataType) -> bool:
