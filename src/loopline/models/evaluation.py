@@ -429,7 +429,8 @@ def evaluate_trainer(
 
     `features` default to every column but the label, time and group columns. The trainer is
     called as loopline calls every trainer: ``fit`` with a table of the feature columns and a
-    label array (and ``groups=`` for ranking), ``predict`` with a 2-D float array whose
+    label array (and ``groups=`` for ranking), ``predict`` with `scoring_rows` (a 2-D float array, or the Table when a feature holds
+    strings), whose
     columns are the features in that order. It is left fitted on the earlier part.
     """
     names = (

@@ -8,6 +8,11 @@ say otherwise, so the same data gives the same model, byte for byte, on any mach
 number of threads changes the order in which floating-point sums are added up; raise it for
 a large dataset, and rebuild with the same value.)
 
+A string feature is a LightGBM categorical feature: its categories (`Encoding`) are saved in
+the model text as LightGBM's own ``pandas_categorical`` line, so plain LightGBM given a pandas
+``category`` frame scores the artifact the same. An unseen category is missing, and goes to
+the "other" side of every categorical split (docs/decisions/0030).
+
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(400, 2))

@@ -56,7 +56,8 @@ class RiverTrainer:
     grades. `fit` starts from a fresh copy of the model (``clone``) and learns the rows in
     the order given, which for a dataset split by time is time order; `learn_one` goes on
     from wherever the model is. Missing feature values (None, NaN) are left out of the
-    example, as River expects. Scores are the probability of label 1 for classification.
+    example, as River expects; strings stay strings (River reads categories itself,
+    docs/decisions/0030). Scores are the probability of label 1 for classification.
     """
 
     name = "river"

@@ -50,7 +50,9 @@ class SklearnTrainer:
 
     For classification the estimator needs ``predict_proba`` and scores are the probability
     of label 1; for ranking it is fitted as a regressor on the relevance grades (groups are
-    not used). An estimator with ``partial_fit`` (such as ``SGDClassifier``) makes an
+    not used). A string feature is a category: the categories of the training data are saved
+    with the model and each becomes one 0/1 column (`Encoding.onehot`; an unseen or missing
+    category is all zeros, docs/decisions/0030). An estimator with ``partial_fit`` (such as ``SGDClassifier``) makes an
     `OnlineSklearnTrainer`, a subclass that also learns one example at a time, as
     ``pathlib.Path`` makes a ``PosixPath``: whether a trainer learns online is then its type
     (`loopline.models.trainers.protocol.OnlineTrainer`), not a flag to remember to check.
