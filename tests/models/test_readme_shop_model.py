@@ -12,7 +12,7 @@ from pathlib import Path
 from loopline.log import TopicConfig
 from loopline.models import HmacSigner, ModelRegistry
 from loopline.models.trainers import load_trainer
-from loopline.models.training import train_once
+from loopline.models.training import reproduce, train_once
 from support import unique
 
 README = Path(__file__).parents[2] / "README.md"
@@ -78,6 +78,8 @@ def test_the_readme_shop_model_trains_on_its_string_feature(log, tmp_path):
         types = dict(result.version.features)
         assert types["country"] == "string"
         trainer = load_trainer(registry.load_artifact(result.version), result.version.format)
+        again = reproduce(log, app, "buys", result.version.version, registry=registry)
+        assert again.identical and again.same_artifact  # the categories are rebuilt alike
     finally:
         registry.close()
     assert trainer.encoding.categories["country"] == ("??", "DE", "FR", "NO")  # "??": the default
