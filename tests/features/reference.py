@@ -88,4 +88,6 @@ def value_at(events: list[Event], group: Aggregations, feature: Aggregation, ent
         return v
     if feature.kind == "distinct":
         return len(set(numbers))
+    if feature.kind == "most_frequent":
+        return min(set(numbers), key=lambda v: (-numbers.count(v), v))
     raise AssertionError(feature.kind)

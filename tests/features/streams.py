@@ -17,7 +17,16 @@ import pyarrow as pa
 from hypothesis import strategies as st
 
 from loopline.features import Aggregations, Derived, Entity, FeatureSet, Table, TableFeature
-from loopline.features.aggregations import Count, Distinct, Last, Max, Mean, Min, Sum
+from loopline.features.aggregations import (
+    Count,
+    Distinct,
+    Last,
+    Max,
+    Mean,
+    Min,
+    MostFrequent,
+    Sum,
+)
 from loopline.features.offline.builder import build
 from loopline.features.offline.events import events_table
 
@@ -50,6 +59,10 @@ def _views(source: str) -> Aggregations:
             *Max.per_window("max_seconds", field="seconds", windows=["24h"]),
             *Last.per_window("last_page", field="page", windows=["1h", "lifetime"]),
             *Distinct.per_window("pages", field="page", windows=["1h", "lifetime"]),
+            *MostFrequent.per_window("top_page", field="page", windows=["1h", "lifetime"]),
+            MostFrequent(
+                "page", window="24h", name="top_long_page_24h", where=lambda v: v.get("seconds")
+            ),
         ],
     )
 

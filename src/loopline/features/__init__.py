@@ -1,7 +1,7 @@
 """Features: declared once, computed online by a stream processor and offline for training.
 
 Aggregations are one class per kind (`Count`, `Sum`, `Mean`, `Min`, `Max`,
-`Last`, `Distinct`: `loopline.features.aggregations`), declared as
+`Last`, `Distinct`, `MostFrequent`: `loopline.features.aggregations`), declared as
 ``Sum("amount", window="1h")``. See docs/decisions/0008 for the exact meaning
 of every value.
 """
@@ -16,6 +16,7 @@ from loopline.features.aggregations import (
     Max,
     Mean,
     Min,
+    MostFrequent,
     Sum,
 )
 from loopline.features.declarations import (
@@ -42,6 +43,7 @@ __all__ = [
     "Max",
     "Mean",
     "Min",
+    "MostFrequent",
     "Sum",
     "Table",
     "TableFeature",

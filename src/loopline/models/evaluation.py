@@ -49,6 +49,8 @@ __all__ = [
     "evaluate",
     "evaluate_trainer",
     "expected_calibration_error",
+    "is_categorical",
+    "scoring_rows",
     "ndcg_at",
     "split_by_time",
 ]
@@ -156,20 +158,35 @@ def _as_list(values: Iterable[Any]) -> list[Any]:
 
 
 _NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
+_CATEGORICAL = (pa.types.is_string, pa.types.is_large_string)
+_USABLE = (*_NUMERIC, *_CATEGORICAL, pa.types.is_null)  # all missing: NaN
+
+
+def is_categorical(kind: pa.DataType) -> bool:
+    """Whether a column of type `kind` holds categories (strings) rather than numbers.
+
+    >>> is_categorical(pa.string()), is_categorical(pa.float64())
+    (True, False)
+    """
+    return any(is_type(kind) for is_type in _CATEGORICAL)
 
 
 def check_features(table: pa.Table, features: Sequence[str]) -> None:
-    """A `DataError` unless `table` has every declared feature as a numeric column.
+    """A `DataError` unless `table` has every declared feature as a number or string column.
 
-    >>> table = pa.table({"a": [1.0], "city": ["Oslo"]})
+    Numbers (int, float, bool) are read as they are; strings are categories
+    (`loopline.models.trainers.encoding`, docs/decisions/0030).
+
+    >>> table = pa.table({"a": [1.0], "city": ["Oslo"], "tags": [["x"]]})
     >>> check_features(table, ["a", "b", "c"])
     Traceback (most recent call last):
     ...
-    loopline.models.evaluation.DataError: dataset lacks features: b, c; declared are a, b, c (the dataset has a, city)
+    loopline.models.evaluation.DataError: dataset lacks features: b, c; declared are a, b, c (the dataset has a, city, tags)
     >>> check_features(table, ["a", "city"])
+    >>> check_features(table, ["a", "tags"])
     Traceback (most recent call last):
     ...
-    loopline.models.evaluation.DataError: features must be numbers (int, float or bool): 'city' is string; encode them as numbers or leave them out of the features
+    loopline.models.evaluation.DataError: features must be numbers (int, float or bool) or strings (categories): 'tags' is list<item: string>; encode them as numbers or strings, or leave them out of the features
     """
     if not features:
         raise DataError("no features are declared: a model needs at least one feature")
@@ -183,13 +200,35 @@ def check_features(table: pa.Table, features: Sequence[str]) -> None:
     wrong = [
         f"{f!r} is {table.schema.field(f).type}"
         for f in features
-        if not any(is_type(table.schema.field(f).type) for is_type in _NUMERIC)
+        if not any(is_type(table.schema.field(f).type) for is_type in _USABLE)
     ]
     if wrong:
         raise DataError(
-            f"features must be numbers (int, float or bool): {', '.join(wrong)}; "
-            "encode them as numbers or leave them out of the features"
+            "features must be numbers (int, float or bool) or strings (categories): "
+            f"{', '.join(wrong)}; encode them as numbers or strings, or leave them out of the "
+            "features"
         )
+
+
+def scoring_rows(table: pa.Table, features: Sequence[str]) -> Any:
+    """What loopline gives a trainer's ``predict`` for the rows of `table`: a 2-D float array
+    of the `features` in order when they are all numbers (as always), else the Table of
+    those columns, since strings (categories) are no floats.
+
+    >>> scoring_rows(pa.table({"x": [1, 2], "y": [0.5, None]}), ["y", "x"])
+    array([[0.5, 1. ],
+           [nan, 2. ]])
+    >>> scoring_rows(pa.table({"x": [1], "city": ["Oslo"]}), ["city"]).column_names
+    ['city']
+    """
+    names = list(features)
+    if any(is_categorical(table.schema.field(name).type) for name in names):
+        return table.select(names)
+    if not names:
+        return np.empty((table.num_rows, 0), dtype=np.float64)
+    return np.column_stack(
+        [table[name].cast(pa.float64()).to_numpy(zero_copy_only=False) for name in names]
+    ).astype(np.float64, copy=False)
 
 
 def _check_time_column(table: pa.Table, time_column: str) -> None:
@@ -390,7 +429,8 @@ def evaluate_trainer(
 
     `features` default to every column but the label, time and group columns. The trainer is
     called as loopline calls every trainer: ``fit`` with a table of the feature columns and a
-    label array (and ``groups=`` for ranking), ``predict`` with a 2-D float array whose
+    label array (and ``groups=`` for ranking), ``predict`` with `scoring_rows` (a 2-D float array, or the Table when a feature holds
+    strings), whose
     columns are the features in that order. It is left fitted on the earlier part.
     """
     names = (
@@ -407,12 +447,9 @@ def evaluate_trainer(
     if groups is not None:
         fit_options["groups"] = train[groups].to_numpy(zero_copy_only=False)
     trainer.fit(train.select(names), check_labels(trainer.task, train[label]), **fit_options)
-    matrix = np.column_stack(
-        [test[name].cast(pa.float64()).to_numpy(zero_copy_only=False) for name in names]
-    )
     return evaluate(
         trainer.task,
         test[label],
-        trainer.predict(matrix),
+        trainer.predict(scoring_rows(test, names)),
         test[groups] if groups is not None else None,
     )

@@ -78,6 +78,7 @@ from loopline.models.evaluation import (
     check_features,
     check_labels,
     evaluate,
+    scoring_rows,
     split_by_time,
 )
 from loopline.models.profiles import (
@@ -298,8 +299,7 @@ def _fit(trainer: Trainer, split: _Split, data: TrainingData, groups: str | None
 
 
 def _scores(trainer: Trainer, table: pa.Table, features: tuple[str, ...]) -> np.ndarray:
-    columns = [table[name].cast(pa.float64()).to_numpy(zero_copy_only=False) for name in features]
-    return np.asarray(trainer.predict(np.column_stack(columns)), dtype=np.float64)
+    return np.asarray(trainer.predict(scoring_rows(table, features)), dtype=np.float64)
 
 
 def _metrics(

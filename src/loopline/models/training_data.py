@@ -118,10 +118,12 @@ def is_numeric(kind: pa.DataType) -> bool:
 
 
 def feature_types(table: pa.Table, features: Iterable[str]) -> list[tuple[str, str]]:
-    """``(name, type)`` of each feature as the registry records it: int, float or bool.
+    """``(name, type)`` of each feature as the registry records it: int, float, bool or string
+    (a category).
 
-    >>> feature_types(pa.table({"n": [1], "x": [0.5], "new": [True]}), ["n", "x", "new"])
-    [('n', 'int'), ('x', 'float'), ('new', 'bool')]
+    >>> table = pa.table({"n": [1], "x": [0.5], "new": [True], "city": ["Oslo"]})
+    >>> feature_types(table, ["n", "x", "new", "city"])
+    [('n', 'int'), ('x', 'float'), ('new', 'bool'), ('city', 'string')]
     """
     out = []
     for name in features:
@@ -132,6 +134,8 @@ def feature_types(table: pa.Table, features: Iterable[str]) -> list[tuple[str, s
             out.append((name, "int"))
         elif pa.types.is_floating(kind) or pa.types.is_null(kind):
             out.append((name, "float"))
+        elif pa.types.is_large_string(kind):
+            out.append((name, "string"))
         else:
             out.append((name, str(kind)))
     return out

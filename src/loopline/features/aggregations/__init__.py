@@ -22,10 +22,11 @@ from loopline.features.aggregations.last import Last
 from loopline.features.aggregations.maximum import Max
 from loopline.features.aggregations.mean import Mean
 from loopline.features.aggregations.minimum import Min
+from loopline.features.aggregations.most_frequent import MostFrequent
 from loopline.features.aggregations.sum import Sum
 
 KINDS: dict[str, type[Aggregation]] = {
-    a.kind: a for a in (Count, Sum, Mean, Min, Max, Last, Distinct)
+    a.kind: a for a in (Count, Sum, Mean, Min, Max, Last, Distinct, MostFrequent)
 }
 """The built-in kinds by name; a kind of your own needs no entry here."""
 
@@ -42,6 +43,7 @@ __all__ = [
     "Max",
     "Mean",
     "Min",
+    "MostFrequent",
     "Position",
     "Sum",
     "filtered",

@@ -23,6 +23,7 @@ loopline.models.trainers.protocol.LoadError: no trainer loads the format 'onnx':
 from __future__ import annotations
 
 from loopline.models.trainers.data import feature_matrix, row_matrix
+from loopline.models.trainers.encoding import Encoding
 from loopline.models.trainers.lightgbm import LightGBMTrainer
 from loopline.models.trainers.protocol import LoadError, OnlineTrainer, Trainer
 from loopline.models.trainers.river import RiverTrainer
@@ -30,6 +31,7 @@ from loopline.models.trainers.sklearn import OnlineSklearnTrainer, SklearnTraine
 
 __all__ = [
     "FORMATS",
+    "Encoding",
     "LightGBMTrainer",
     "LoadError",
     "OnlineSklearnTrainer",

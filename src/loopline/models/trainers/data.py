@@ -30,7 +30,15 @@ import pyarrow as pa
 
 from loopline.models.evaluation import DataError, check_features, check_labels
 
-__all__ = ["feature_matrix", "groups_of", "labels_of", "one_label", "row_dicts", "row_matrix"]
+__all__ = [
+    "feature_matrix",
+    "groups_of",
+    "labels_of",
+    "number_of",
+    "one_label",
+    "row_dicts",
+    "row_matrix",
+]
 
 
 def feature_matrix(
@@ -100,7 +108,7 @@ def row_matrix(rows: Any, features: Sequence[str]) -> np.ndarray:
                 f"row {i} lacks features: {', '.join(missing)}; declared are {', '.join(names)}"
             ) from None
         for j, value in enumerate(values):
-            matrix[i, j] = _number(value, i, names[j])
+            matrix[i, j] = number_of(value, i, names[j])
     return matrix
 
 
@@ -185,14 +193,19 @@ def _array_matrix(array: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
         return array.astype(np.float64, copy=False)
     matrix = np.empty(array.shape, dtype=np.float64)
     for (i, j), value in np.ndenumerate(array):
-        matrix[i, j] = _number(value, i, names[j])
+        matrix[i, j] = number_of(value, i, names[j])
     return matrix
 
 
 _PLAIN = {int, float, bool, type(None)}  # numpy reads None as NaN
 
 
-def _number(value: Any, row: int, name: str) -> float:
+def number_of(value: Any, row: int, name: str) -> float:
+    """Feature `name` of row `row` as a float (NaN when missing), or a `DataError` naming it.
+
+    >>> number_of(True, 0, "is_new"), number_of(None, 0, "spend")
+    (1.0, nan)
+    """
     if value is None:
         return math.nan
     if isinstance(value, bool | int | float | np.number | np.bool_):

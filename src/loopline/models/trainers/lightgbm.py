@@ -8,6 +8,11 @@ say otherwise, so the same data gives the same model, byte for byte, on any mach
 number of threads changes the order in which floating-point sums are added up; raise it for
 a large dataset, and rebuild with the same value.)
 
+A string feature is a LightGBM categorical feature: its categories (`Encoding`) are saved in
+the model text as LightGBM's own ``pandas_categorical`` line, so plain LightGBM given a pandas
+``category`` frame scores the artifact the same. An unseen category is missing, and goes to
+the "other" side of every categorical split (docs/decisions/0030).
+
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(400, 2))
@@ -33,7 +38,8 @@ import numpy as np
 
 from loopline.models.evaluation import DataError, check_task
 from loopline.models.trainers._params import jsonable
-from loopline.models.trainers.data import feature_matrix, groups_of, labels_of, row_matrix
+from loopline.models.trainers.data import groups_of, labels_of
+from loopline.models.trainers.encoding import Encoding
 from loopline.models.trainers.protocol import LoadError
 
 __all__ = ["DEFAULTS", "FORMAT", "OBJECTIVES", "LightGBMTrainer"]
@@ -102,6 +108,7 @@ class LightGBMTrainer:
         self.lightgbm_params = merged
         self.num_boost_round = num_boost_round
         self.features: tuple[str, ...] = ()
+        self.encoding = Encoding(())
         self.booster: Any = None
 
     def fit(
@@ -116,7 +123,9 @@ class LightGBMTrainer:
         import lightgbm
 
         exclude = [y if isinstance(y, str) else None, groups if isinstance(groups, str) else None]
-        matrix, self.features = feature_matrix(X, features, exclude=exclude)
+        self.encoding = Encoding.learn(X, features, exclude=exclude)
+        self.features = self.encoding.features
+        matrix = self.encoding.matrix(X)
         labels = labels_of(y, X, self.task)
         group_sizes = None
         if self.task == "ranking":
@@ -126,22 +135,28 @@ class LightGBMTrainer:
             order = np.argsort(ids, kind="stable")
             matrix, labels, ids = matrix[order], labels[order], ids[order]
             _, group_sizes = np.unique(ids, return_counts=True)
+        categorical = [j for j, n in enumerate(self.features) if n in self.encoding.categories]
         dataset = lightgbm.Dataset(
             matrix,
             label=labels,
             group=group_sizes,
             feature_name=list(self.features),
+            categorical_feature=categorical or "auto",
             params={"verbosity": self.lightgbm_params.get("verbosity", -1)},
         )
         self.booster = lightgbm.train(
             self.lightgbm_params, dataset, num_boost_round=self.num_boost_round
         )
+        if categorical:  # saved in the model text, where LightGBM's own pandas input reads it
+            self.booster.pandas_categorical = [
+                list(values) for values in self.encoding.categories.values()
+            ]
 
     def predict(self, rows: Any) -> np.ndarray:
         """Scores for `rows` (dicts of feature values, a 2-D array or a Table)."""
         if self.booster is None:
             raise RuntimeError("LightGBMTrainer.predict before fit: fit it or load a model")
-        matrix = row_matrix(rows, self.features)
+        matrix = self.encoding.matrix(rows)
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float64)
         return np.asarray(self.booster.predict(matrix), dtype=np.float64)
@@ -173,6 +188,7 @@ class LightGBMTrainer:
         trainer.lightgbm_params = loaded
         trainer.booster = booster
         trainer.features = tuple(booster.feature_name())
+        trainer.encoding = _encoding(booster, trainer.features)
         return trainer
 
     def params(self) -> dict[str, Any]:
@@ -182,3 +198,27 @@ class LightGBMTrainer:
             "num_boost_round": self.num_boost_round,
             **jsonable(self.lightgbm_params),
         }
+
+
+def _encoding(booster: Any, features: tuple[str, ...]) -> Encoding:
+    """The encoding a model text holds: the categories of its categorical features (LightGBM's
+    ``pandas_categorical``, in the order of those features), or none (a model of numbers
+    only, and every model from before categories)."""
+    categories = booster.pandas_categorical
+    if not categories:
+        return Encoding(features)
+    found = booster.params.get("categorical_feature", [])
+    if isinstance(found, str):
+        found = [int(j) for j in found.split(",") if j.strip()]
+    elif isinstance(found, int):
+        found = [found]
+    positions = sorted(int(j) for j in found)
+    if len(positions) != len(categories) or any(not 0 <= j < len(features) for j in positions):
+        raise LoadError(
+            f"the model text lists categories of {len(categories)} features but its "
+            f"categorical features are {positions}: it was not saved by LightGBMTrainer"
+        )
+    return Encoding(
+        features,
+        {features[j]: tuple(values) for j, values in zip(positions, categories, strict=True)},
+    )

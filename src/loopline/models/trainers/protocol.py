@@ -8,8 +8,10 @@ methods: it needs no base class and no registration, and nothing else in looplin
 loopline calls ``fit`` with a pyarrow Table of the feature columns, a numpy array of labels
 (0 or 1 for classification) and the feature names (and ``groups=``, the query id of every
 row, for ranking); ``predict`` with a 2-D float array whose columns are those features in
-that order. The built-in trainers also accept a 2-D array in ``fit``, and rows as dicts of
-feature values in ``predict``. Scores are the probability of the positive class for
+that order, or, when a feature holds strings (categories, docs/decisions/0030), with the
+Table of those feature columns. The built-in trainers also accept a 2-D array in ``fit``,
+and rows as dicts of feature values in ``predict``; they read strings as categories through
+`loopline.models.trainers.encoding.Encoding`. Scores are the probability of the positive class for
 classification, the predicted value for regression, and a relevance score for ranking.
 
 ``save`` returns the artifact's bytes and its format's name; the registry signs them, and

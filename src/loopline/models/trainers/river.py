@@ -26,15 +26,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from loopline.models.evaluation import check_task
+from loopline.models.evaluation import DataError, check_features, check_task
 from loopline.models.trainers._params import jsonable, qualified_name
-from loopline.models.trainers.data import (
-    feature_matrix,
-    labels_of,
-    one_label,
-    row_dicts,
-)
+from loopline.models.trainers.data import labels_of, number_of, one_label
+from loopline.models.trainers.encoding import Encoding
 from loopline.models.trainers.protocol import LoadError
 
 __all__ = ["FORMAT", "RiverTrainer"]
@@ -59,7 +56,8 @@ class RiverTrainer:
     grades. `fit` starts from a fresh copy of the model (``clone``) and learns the rows in
     the order given, which for a dataset split by time is time order; `learn_one` goes on
     from wherever the model is. Missing feature values (None, NaN) are left out of the
-    example, as River expects. Scores are the probability of label 1 for classification.
+    example, as River expects; strings stay strings (River reads categories itself,
+    docs/decisions/0030). Scores are the probability of label 1 for classification.
     """
 
     name = "river"
@@ -89,11 +87,13 @@ class RiverTrainer:
     ) -> None:
         """Learn every row of `X` (Table or 2-D array), in order, with its label from `y`."""
         exclude = [y if isinstance(y, str) else None, groups if isinstance(groups, str) else None]
-        matrix, self.features = feature_matrix(X, features, exclude=exclude)
+        encoding = Encoding.learn(X, features, exclude=exclude)
+        self.features = encoding.features
         labels = labels_of(y, X, self.task)
         self.model = self.model.clone()
         classifies = self.task == "classification"
-        for x, label in zip(row_dicts(matrix, self.features), labels.tolist(), strict=True):
+        rows = X if isinstance(X, pa.Table) else np.asarray(X)
+        for x, label in zip(_native(rows, self.features), labels.tolist(), strict=True):
             self.model.learn_one(x, bool(label) if classifies else label)
 
     def learn_one(self, features: Mapping[str, Any], label: Any) -> None:
@@ -102,7 +102,7 @@ class RiverTrainer:
         value = one_label(self.task, label)
         if not self.features:
             self.features = tuple(features)
-        (x,) = row_dicts([features], self.features)
+        (x,) = _native([features], self.features)
         self.model.learn_one(x, bool(value) if self.task == "classification" else value)
 
     def predict(self, rows: Any) -> np.ndarray:
@@ -110,7 +110,7 @@ class RiverTrainer:
         features = self.features
         if not features and isinstance(rows, Sequence) and rows:
             features = tuple(rows[0])  # nothing learned yet: the model knows no features
-        examples = row_dicts(rows, features)
+        examples = _native(rows, features)
         if self.task == "classification":
             scores = [_positive(self.model.predict_proba_one(x)) for x in examples]
         else:
@@ -142,6 +142,47 @@ class RiverTrainer:
             "task": self.task,
             **jsonable(self.model._get_params()),
         }
+
+
+def _native(rows: Any, features: Sequence[str]) -> list[dict[str, Any]]:
+    """River's examples of `rows` (dicts of feature values, a 2-D array or a Table), one row at
+    a time, so a row gives the same example in a batch (a dataset) and alone (serving):
+    strings stay strings (River reads categories itself: a category it never learned is one
+    it knows nothing about), numbers become floats, missing values (None, NaN) are left out.
+    """
+    names = tuple(features)
+    if isinstance(rows, pa.Table):
+        check_features(rows, names)
+        rows = rows.select(list(names)).to_pylist()
+    elif isinstance(rows, np.ndarray):
+        if rows.ndim != 2 or rows.shape[1] != len(names):
+            raise DataError(
+                f"rows must be a 2-D array of {len(names)} columns ({', '.join(names)}); got "
+                f"an array of shape {rows.shape}"
+            )
+        rows = [dict(zip(names, row, strict=True)) for row in rows.tolist()]
+    examples = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise DataError(
+                f"row {i} is {type(row).__name__}: rows are dicts of feature values or a 2-D array"
+            )
+        missing = [name for name in names if name not in row]
+        if missing:
+            raise DataError(
+                f"row {i} lacks features: {', '.join(missing)}; declared are {', '.join(names)}"
+            )
+        example: dict[str, Any] = {}
+        for name in names:
+            value = row[name]
+            if isinstance(value, str):
+                example[name] = value
+            elif value is not None:
+                number = number_of(value, i, name)
+                if number == number:
+                    example[name] = number
+        examples.append(example)
+    return examples
 
 
 def _positive(probabilities: Mapping[Any, float]) -> float:

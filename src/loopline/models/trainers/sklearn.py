@@ -34,7 +34,8 @@ import numpy as np
 
 from loopline.models.evaluation import check_task
 from loopline.models.trainers._params import jsonable, qualified_name
-from loopline.models.trainers.data import feature_matrix, labels_of, one_label, row_matrix
+from loopline.models.trainers.data import labels_of, one_label
+from loopline.models.trainers.encoding import Encoding
 from loopline.models.trainers.protocol import LoadError
 
 __all__ = ["FORMAT", "TRUSTED_PACKAGES", "TRUSTED_TYPES", "OnlineSklearnTrainer", "SklearnTrainer"]
@@ -49,7 +50,9 @@ class SklearnTrainer:
 
     For classification the estimator needs ``predict_proba`` and scores are the probability
     of label 1; for ranking it is fitted as a regressor on the relevance grades (groups are
-    not used). An estimator with ``partial_fit`` (such as ``SGDClassifier``) makes an
+    not used). A string feature is a category: the categories of the training data are saved
+    with the model and each becomes one 0/1 column (`Encoding.onehot`; an unseen or missing
+    category is all zeros, docs/decisions/0030). An estimator with ``partial_fit`` (such as ``SGDClassifier``) makes an
     `OnlineSklearnTrainer`, a subclass that also learns one example at a time, as
     ``pathlib.Path`` makes a ``PosixPath``: whether a trainer learns online is then its type
     (`loopline.models.trainers.protocol.OnlineTrainer`), not a flag to remember to check.
@@ -93,6 +96,7 @@ class SklearnTrainer:
         self.estimator = estimator
         self.random_state = random_state
         self.features: tuple[str, ...] = ()
+        self.encoding = Encoding(())
 
     def fit(
         self,
@@ -104,13 +108,19 @@ class SklearnTrainer:
     ) -> None:
         """Fit the estimator on `X` (Table or 2-D array) and labels `y` (or a column name)."""
         exclude = [y if isinstance(y, str) else None, groups if isinstance(groups, str) else None]
-        matrix, self.features = feature_matrix(X, features, exclude=exclude)
+        self.encoding = Encoding.learn(X, features, exclude=exclude)
+        self.features = self.encoding.features
+        matrix = self._input(X)
         labels = labels_of(y, X, self.task)
         self.estimator.fit(matrix, labels.astype(np.int64) if self._classifies else labels)
 
+    def _input(self, rows: Any) -> np.ndarray:
+        """The estimator's input: the encoding's matrix, each category one 0/1 column."""
+        return self.encoding.onehot(self.encoding.matrix(rows))
+
     def predict(self, rows: Any) -> np.ndarray:
         """Scores for `rows` (dicts of feature values, a 2-D array or a Table)."""
-        matrix = row_matrix(rows, self.features)
+        matrix = self._input(rows)
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float64)
         if self._classifies:
@@ -122,7 +132,13 @@ class SklearnTrainer:
         """The skops bytes of the estimator, its task and its feature names."""
         import skops.io
 
-        state = {"estimator": self.estimator, "task": self.task, "features": list(self.features)}
+        state: dict[str, Any] = {
+            "estimator": self.estimator,
+            "task": self.task,
+            "features": list(self.features),
+        }
+        if self.encoding.categories:  # a model of numbers only is saved as it always was
+            state["categories"] = self.encoding.to_dict()["categories"]
         return skops.io.dumps(state), FORMAT
 
     @classmethod
@@ -150,10 +166,15 @@ class SklearnTrainer:
                 "wrote them, pass SklearnTrainer.load(..., trusted=[...]) with their names"
             )
         state = skops.io.loads(data, trusted=found)
-        if not isinstance(state, dict) or set(state) != {"estimator", "task", "features"}:
+        keys = {"estimator", "task", "features"}
+        if not isinstance(state, dict) or not keys <= set(state) <= {*keys, "categories"}:
             raise LoadError("the skops artifact was not saved by SklearnTrainer")
         trainer = cls(state["estimator"], task=state["task"])
         trainer.features = tuple(state["features"])
+        try:
+            trainer.encoding = Encoding(trainer.features, state.get("categories") or {})
+        except (TypeError, ValueError) as exc:
+            raise LoadError(f"the skops artifact's categories do not fit: {exc}") from None
         return trainer
 
     def params(self) -> dict[str, Any]:
@@ -204,7 +225,8 @@ class OnlineSklearnTrainer(SklearnTrainer):
         """Update the model with one example, by the estimator's ``partial_fit``."""
         if not self.features:
             self.features = tuple(features)
-        row = row_matrix([features], self.features)
+            self.encoding = Encoding(self.features)
+        row = self._input([features])
         value = one_label(self.task, label)
         if self._classifies:
             self.estimator.partial_fit(row, [int(value)], classes=[0, 1])
