@@ -11,8 +11,9 @@ from pathlib import Path
 
 from loopline.log import TopicConfig
 from loopline.models import HmacSigner, ModelRegistry
+from loopline.models.reproduction import reproduce
 from loopline.models.trainers import load_trainer
-from loopline.models.training import reproduce, train_once
+from loopline.models.training import train_once
 from support import unique
 
 README = Path(__file__).parents[2] / "README.md"

@@ -24,13 +24,10 @@ from loopline.models import HmacSigner, ModelRegistry, SigningKeyMissing
 from loopline.models.declarations import Model
 from loopline.models.evaluation import DataError
 from loopline.models.profiles import read_profile
+from loopline.models.reproduction import reproduce
 from loopline.models.schedules import train_every
 from loopline.models.trainers import LightGBMTrainer, load_trainer
-from loopline.models.training import (
-    TrainingError,
-    reproduce,
-    train_once,
-)
+from loopline.models.training import TrainingError, train_once
 from support import unique
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000

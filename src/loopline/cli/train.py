@@ -449,7 +449,7 @@ def _reproduce(
     schemas: Any,
     bars: ProgressBars | None,
 ) -> None:
-    from loopline.models.training import reproduce
+    from loopline.models.reproduction import reproduce
 
     result = reproduce(
         log, app, model_name, version, registry=registry, schemas=schemas, progress=bars

@@ -12,9 +12,8 @@ published is the model that was evaluated, so its metrics describe it exactly.
 `loopline.models.online.train_online` learns continuously from the labelled
 stream. The model's declaration is the same for all three.
 
-`reproduce` rebuilds a version's data from its manifest, trains again, and puts
-the new model's scores beside the published model's, so anyone can check that
-the version is what its manifest says.
+`loopline.models.reproduction.reproduce` trains a published version again
+from its manifest, with the steps below.
 
 >>> import json, tempfile
 >>> from loopline import App
@@ -50,9 +49,6 @@ the version is what its manifest says.
 True
 >>> registry.alias("buy", "candidate").version
 1
->>> again = reproduce(log, app, "buy", 1, registry=registry)
->>> again.identical, len(again.original)
-(True, 80)
 >>> registry.close(); producer.close(); log.close()
 """
 
@@ -61,7 +57,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,27 +83,23 @@ from loopline.models.profiles import (
     profile_features,
 )
 from loopline.models.registry import ModelRegistry, SigningKeyMissing
-from loopline.models.registry_records import ModelVersion, plain
+from loopline.models.registry_records import ModelVersion
 from loopline.models.signing import SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV
-from loopline.models.trainers import FORMATS, Trainer, load_trainer
+from loopline.models.trainers import Trainer
 from loopline.models.training_data import (
     Progress,
     TrainingData,
-    dataset_again,
     feature_types,
     from_labelled,
     from_spine,
     group_column,
-    labelled_again,
 )
 
 __all__ = [
     "STEPS",
     "Progress",
-    "Reproduction",
     "TrainResult",
     "TrainingError",
-    "reproduce",
     "train_once",
 ]
 
@@ -138,41 +130,6 @@ class TrainResult:
     def seconds(self) -> float:
         """The whole run, in seconds."""
         return sum(self.timings.values())
-
-
-@dataclass(frozen=True)
-class Reproduction:
-    """A version trained again from its manifest: both models' scores on the same later rows.
-
-    `original` are the scores of the published model (loaded through the
-    registry, its signature verified); `rebuilt` those of the model trained
-    again. A deterministic trainer gives identical scores (and artifact).
-    """
-
-    version: ModelVersion
-    original: np.ndarray
-    rebuilt: np.ndarray
-    metrics: dict[str, float]
-    same_artifact: bool
-    same_params: bool
-    test_rows: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "test_rows", len(self.rebuilt))
-
-    @property
-    def identical(self) -> bool:
-        """Whether every score is the same, bit for bit."""
-        return self.original.shape == self.rebuilt.shape and bool(
-            np.array_equal(self.original, self.rebuilt)
-        )
-
-    @property
-    def max_difference(self) -> float:
-        """The largest absolute difference between the two models' scores."""
-        if self.original.shape != self.rebuilt.shape or not len(self.original):
-            return float("inf") if self.original.shape != self.rebuilt.shape else 0.0
-        return float(np.max(np.abs(self.original - self.rebuilt)))
 
 
 # -- the steps ---------------------------------------------------------------------------
@@ -233,13 +190,13 @@ def _load(
 
 
 @dataclass(frozen=True)
-class _Split:
+class Split:
     train: pa.Table
     test: pa.Table
     summary: dict[str, Any]
 
 
-def _split(data: TrainingData, model: Model, task: str, test_fraction: float) -> _Split:
+def split_rows(data: TrainingData, model: Model, task: str, test_fraction: float) -> Split:
     """The checked data, split by time; `DataError`s name the part that is wrong."""
     table = data.table
     if table.num_rows == 0:
@@ -274,7 +231,7 @@ def _split(data: TrainingData, model: Model, task: str, test_fraction: float) ->
         "train_rows": train.num_rows,
         "test_rows": test.num_rows,
     }
-    return _Split(train, test, summary)
+    return Split(train, test, summary)
 
 
 def _instant(value: Any) -> str:
@@ -290,7 +247,7 @@ def _instant(value: Any) -> str:
     return str(value)
 
 
-def _fit(trainer: Trainer, split: _Split, data: TrainingData, groups: str | None) -> None:
+def fit_split(trainer: Trainer, split: Split, data: TrainingData, groups: str | None) -> None:
     options: dict[str, Any] = {"features": list(data.features)}
     if groups is not None:
         options["groups"] = split.train[groups].to_numpy(zero_copy_only=False)
@@ -298,20 +255,20 @@ def _fit(trainer: Trainer, split: _Split, data: TrainingData, groups: str | None
     trainer.fit(split.train.select(list(data.features)), labels, **options)
 
 
-def _scores(trainer: Trainer, table: pa.Table, features: tuple[str, ...]) -> np.ndarray:
+def model_scores(trainer: Trainer, table: pa.Table, features: tuple[str, ...]) -> np.ndarray:
     return np.asarray(trainer.predict(scoring_rows(table, features)), dtype=np.float64)
 
 
-def _metrics(
-    trainer: Trainer, split: _Split, data: TrainingData, groups: str | None
+def split_metrics(
+    trainer: Trainer, split: Split, data: TrainingData, groups: str | None
 ) -> tuple[dict[str, float], np.ndarray]:
-    scores = _scores(trainer, split.test, data.features)
+    scores = model_scores(trainer, split.test, data.features)
     ids = split.test[groups] if groups is not None else None
     return evaluate(trainer.task, split.test[data.label], scores, ids), scores
 
 
 def training_profile(
-    features: FeatureSet, task: str, split: _Split, data: TrainingData, scores: np.ndarray
+    features: FeatureSet, task: str, split: Split, data: TrainingData, scores: np.ndarray
 ) -> Profile:
     """The version's profile: its features over the training rows (with their declared
     defaults), its scores and labels over the later rows, in time order."""
@@ -378,20 +335,20 @@ def train_once(
         allow_missing_history=allow_missing_history,
         entities=entities,
     )
-    split = _split(data, model, trainer.task, model.test_fraction)
+    split = split_rows(data, model, trainer.task, model.test_fraction)
     timings["load"] = time.perf_counter() - started
 
     started = time.perf_counter()
     what = f"fit {trainer.name} on {split.train.num_rows:,} rows"
     if progress is not None:
         progress(what, 0, None)
-    _fit(trainer, split, data, groups)
+    fit_split(trainer, split, data, groups)
     if progress is not None:
         progress(what, 1, 1)
     timings["fit"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    metrics, scores = _metrics(trainer, split, data, groups)
+    metrics, scores = split_metrics(trainer, split, data, groups)
     timings["evaluate"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -416,7 +373,7 @@ def _publish(
     model: Model,
     trainer: Trainer,
     data: TrainingData,
-    split: _Split,
+    split: Split,
     metrics: dict[str, float],
     alias: str | None,
     profile: Profile,
@@ -438,80 +395,3 @@ def _publish(
         shown = ", ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:3])
         registry.promote(model.name, version.version, alias, reason=f"loopline train: {shown}")
     return version
-
-
-# -- again -------------------------------------------------------------------------------
-
-
-def reproduce(
-    log: Log,
-    app: App,
-    model_name: str,
-    version: int,
-    *,
-    registry: ModelRegistry,
-    schemas: SchemaRegistry | None = None,
-    progress: Progress | None = None,
-) -> Reproduction:
-    """Train version `version` of model `model_name` again from its manifest; nothing is
-    published. Returns both models' scores on the later part of the rebuilt data.
-
-    Raises `DatasetError` when the log no longer holds the records read then,
-    `TrainingError` for a version that was not trained by `train_once`, and
-    `UntrustedModel` when the published artifact does not verify.
-    """
-    model = app.model(model_name)
-    published = registry.version(model.name, version)
-    recorded = published.manifest or {}
-    kind = recorded.get("kind")
-    if kind not in ("dataset", "labelled"):
-        how = (
-            "it was learned online, from a stream in arrival order"
-            if kind == "online"
-            else "its manifest does not say which data built it"
-        )
-        raise TrainingError(
-            f"model {model.name!r} v{version} cannot be reproduced: {how}; reproduce a version "
-            "published by `loopline train` from a spine or a labelled topic"
-        )
-    trainer = new_trainer(model)
-    if kind == "dataset":
-        data = dataset_again(log, app, model, recorded, schemas=schemas, progress=progress)
-    else:
-        data = labelled_again(log, app, model, recorded, schemas=schemas, progress=progress)
-    summary = recorded.get("split") or {}
-    data = TrainingData(
-        data.table,
-        tuple(published.feature_names) or data.features,
-        summary.get("label", data.label),
-        summary.get("time", data.time),
-        data.manifest,
-        data.origin,
-    )
-    split = _split(data, model, trainer.task, summary.get("test_fraction", model.test_fraction))
-    what = f"fit {trainer.name} on {split.train.num_rows:,} rows"
-    if progress is not None:
-        progress(what, 0, None)
-    _fit(trainer, split, data, group_column(model))
-    if progress is not None:
-        progress(what, 1, 1)
-    metrics, rebuilt = _metrics(trainer, split, data, group_column(model))
-    artifact = registry.load_artifact(published)  # verified, or UntrustedModel
-    known = published.format in FORMATS
-    original_model = load_trainer(
-        artifact, published.format, trainer_class=None if known else type(trainer)
-    )
-    original = _scores(original_model, split.test, data.features)
-    again, _ = trainer.save()
-    return Reproduction(
-        version=published,
-        original=original,
-        rebuilt=rebuilt,
-        metrics=metrics,
-        same_artifact=again == artifact,
-        same_params=_plain(trainer.params()) == published.params,
-    )
-
-
-def _plain(params: dict[str, Any]) -> Any:
-    return plain(params, "parameters")
