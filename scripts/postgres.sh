@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a throwaway PostgreSQL on 127.0.0.1 for the change-data-capture tests:
 # Debian's package (scripts/test.sh installs it when missing), a fresh initdb
-# in a temporary directory, wal_level=logical, trust authentication, fsync off
+# in a temporary directory, wal_level=logical, track_commit_timestamp (the tests
+# reconstruct the table as of an instant), trust authentication, fsync off
 # (synchronous_commit stays on: logical decoding through SQL reads only flushed WAL).
 #
 #   scripts/postgres.sh start    # initdb a fresh cluster, start it, wait until ready, print its URL
@@ -99,7 +100,7 @@ cmd_start() {
     # The socket lives in the cluster's directory: /var/run/postgresql may not exist or be ours.
     if ! as_server "$bin/pg_ctl" start -D "$DATA" -l "$SERVER_LOG" -w -t 60 -o \
         "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$DATA' \
-         -c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=32 \
+         -c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=32 -c track_commit_timestamp=on \
          -c fsync=off -c full_page_writes=off" >/dev/null; then
         [[ -f $SERVER_LOG ]] && tail -n 50 "$SERVER_LOG" >&2
         die "PostgreSQL did not start on 127.0.0.1:$port (log above, in $SERVER_LOG)"
