@@ -15,7 +15,6 @@ import threading
 import time
 
 from conftest import op_of, topic_state
-
 from loopline.connectors.cdc import CdcError, read_cdc_progress, run_cdc
 from loopline.contracts import LogRegistry
 from support import read_all
