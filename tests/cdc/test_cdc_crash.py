@@ -93,7 +93,7 @@ def test_kill_9_at_random_points_loses_nothing(members, tmp_path):
         if writer.is_alive():
             writer.join()
     last = _cdc_run(log_url, members.table, "--until-idle")
-    out, err = last.communicate(timeout=120)
+    _, err = last.communicate(timeout=120)
     assert last.returncode == 0, err.decode()
 
     log = open_log(log_url)
