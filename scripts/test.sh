@@ -61,6 +61,7 @@ fi
 export LOOPLINE_POSTGRES_STATE=${LOOPLINE_POSTGRES_STATE:-${TMPDIR:-/tmp}/loopline-postgres-test-$$}
 
 stop_servers() {
+    bash "$ROOT/scripts/connect.sh" stop || true
     bash "$ROOT/scripts/kafka.sh" stop || true
     bash "$ROOT/scripts/postgres.sh" stop || true
 }
@@ -69,6 +70,11 @@ trap stop_servers EXIT
 bash "$ROOT/scripts/kafka.sh" start
 LOOPLINE_POSTGRES_URL=$(bash "$ROOT/scripts/postgres.sh" start)
 export LOOPLINE_POSTGRES_URL
+# Debezium on Kafka Connect, against that broker (REST API on a free port)
+LOOPLINE_CONNECT_PORT=${LOOPLINE_CONNECT_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export LOOPLINE_CONNECT_PORT
+LOOPLINE_CONNECT_URL=$(bash "$ROOT/scripts/connect.sh" start)
+export LOOPLINE_CONNECT_URL
 
 echo "test.sh: pytest against embedded and kafka://$LOOPLINE_KAFKA_BOOTSTRAP" >&2
 python -m pytest --doctest-modules src tests "$@"

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
+import psycopg
 
 from loopline.cli.errors import CLIError
 from loopline.cli.settings import LogSettings
 from loopline.connectors.cdc import (
     CdcError,
     CdcSource,
+    debezium,
     get_source,
     list_sources,
     read_cdc_progress,
@@ -23,7 +27,7 @@ from loopline.connectors.cdc import (
 )
 from loopline.connectors.cdc import database as db
 from loopline.connectors.cdc.rows import Shape
-from loopline.log import TopicNotFound
+from loopline.log import TopicExists, TopicNotFound
 
 
 @contextmanager
@@ -62,17 +66,39 @@ def cdc() -> None:
     multiple=True,
     help="A column that keys the records (repeatable; default: the primary key).",
 )
+@click.option(
+    "--connect-url",
+    metavar="URL",
+    envvar="LOOPLINE_CONNECT_URL",
+    help="On a kafka:// log: register a Debezium connector with this Kafka Connect worker "
+    "(http://host:8083) instead of running loopline's own. Default: $LOOPLINE_CONNECT_URL.",
+)
 @click.pass_obj
 def add(
-    settings: LogSettings, name: str, url: str, table: str, topic: str | None, key: tuple[str, ...]
+    settings: LogSettings,
+    name: str,
+    url: str,
+    table: str,
+    topic: str | None,
+    key: tuple[str, ...],
+    connect_url: str | None,
 ) -> None:
     """Declare the capture NAME of a table of the database at URL (postgresql://...).
 
-    The table is checked now (it exists, it has a key); nothing is read until
-    `loopline cdc run NAME`.
+    The table is checked now (it exists, it has a key). Without --connect-url
+    nothing is read until `loopline cdc run NAME`; with it, Debezium starts
+    on the Kafka Connect worker at once.
     """
     with _errors():
-        source = CdcSource.create(name, url, table, topic=topic, key=key)
+        if connect_url and not settings.url.startswith("kafka://"):
+            raise CdcError(
+                f"--connect-url registers a Debezium connector, which writes to Kafka, but the "
+                f"log is {settings.url}: drop --connect-url to run loopline's own connector "
+                "(`loopline cdc run`), or pass --log kafka://..."
+            )
+        source = CdcSource.create(
+            name, url, table, topic=topic, key=key, connect_url=connect_url or ""
+        )
         conn = db.connect(source)
         try:
             columns = db.table_columns(conn, db.table_oid(conn, source))
@@ -88,10 +114,19 @@ def add(
         with settings.open() as log:
             if any(s.name == name for s in list_sources(log)):
                 raise CdcError(f"a CDC named {name!r} exists already: remove it first")
+            if source.connect_url:
+                with contextlib.suppress(TopicExists):
+                    log.create_topic(source.topic)
+                debezium.register(source)
             save_source(log, source)
+    how = (
+        f"Debezium runs it on {source.connect_url}"
+        if source.connect_url
+        else f"start it with `loopline cdc run {name}`"
+    )
     click.echo(
         f"added CDC {name!r}: {source.schema}.{source.table} at {source.display_url()} "
-        f"-> topic {source.topic!r}; start it with `loopline cdc run {name}`"
+        f"-> topic {source.topic!r}; {how}"
     )
 
 
@@ -116,7 +151,15 @@ def status(settings: LogSettings, name: str) -> None:
         except TopicNotFound:
             progress = None
     click.echo(f"cdc {source.name}: {source.schema}.{source.table} -> {source.topic}")
-    if progress is None or not progress.snapshot_done:
+    if source.connect_url:
+        with _errors():
+            state = debezium.status(source)
+        tasks = ", ".join(t.get("state", "?") for t in state.get("tasks", [])) or "none"
+        click.echo(
+            f"  Debezium on {source.connect_url}: connector {state['connector']['state']}, "
+            f"tasks {tasks}"
+        )
+    elif progress is None or not progress.snapshot_done:
         click.echo("  not started: no rows copied yet")
     else:
         click.echo(
@@ -154,15 +197,33 @@ def remove(settings: LogSettings, name: str, keep_slot: bool) -> None:
     """Forget the capture NAME, and drop its replication slot (which holds WAL back)."""
     with _errors(), settings.open() as log:
         source = get_source(log, name)
+        if source.connect_url:
+            debezium.unregister(source)
         if not keep_slot:
             conn = db.connect(source)
             try:
-                db.drop_slot(conn, source)
+                _drop_slot(conn, source)
                 db.drop_publication(conn, source)
             finally:
                 conn.close()
         remove_source(log, name)
     click.echo(f"removed CDC {name!r} (topic {source.topic!r} kept)")
+
+
+def _drop_slot(conn: object, source: CdcSource, timeout: float = 30.0) -> None:
+    """Drop the slot once no one reads it (Debezium's task lets go a moment after its delete)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.drop_slot(conn, source)
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise CdcError(
+                    f"replication slot {source.slot!r} is still in use after {timeout:.0f} s: "
+                    "stop what reads it, then `SELECT pg_drop_replication_slot(...)`"
+                ) from None
+            time.sleep(0.5)
 
 
 @cdc.command(name="run")
@@ -188,6 +249,11 @@ def run(settings: LogSettings, name: str, until_idle: bool) -> None:
     try:
         with _errors(), settings.open() as log:
             source = get_source(log, name)
+            if source.connect_url:
+                raise CdcError(
+                    f"CDC {name!r} is Debezium's, on the Kafka Connect worker at "
+                    f"{source.connect_url}: it runs there (see `loopline cdc status {name}`)"
+                )
             click.echo(f"cdc {name}: {source.schema}.{source.table} -> {source.topic}", err=True)
             report = run_cdc(log, source, stop=stop, until_idle=until_idle)
     finally:

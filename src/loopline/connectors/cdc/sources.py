@@ -54,10 +54,18 @@ class CdcSource(msgspec.Struct, frozen=True, kw_only=True):
     key: tuple[str, ...] = ()
     slot: str
     publication: str
+    connect_url: str = ""
 
     @classmethod
     def create(
-        cls, name: str, url: str, table: str, *, topic: str | None = None, key: tuple[str, ...] = ()
+        cls,
+        name: str,
+        url: str,
+        table: str,
+        *,
+        topic: str | None = None,
+        key: tuple[str, ...] = (),
+        connect_url: str = "",
     ) -> CdcSource:
         """A source from what a user types (``--table schema.table``), checked."""
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
@@ -81,6 +89,7 @@ class CdcSource(msgspec.Struct, frozen=True, kw_only=True):
             key=tuple(key),
             slot=own,
             publication=own,
+            connect_url=connect_url,
         )
 
     @property
