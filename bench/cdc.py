@@ -195,7 +195,8 @@ def bench_debezium(url: str, kafka: str, connect_url: str, rows: int, changes: i
         copy_s = time.monotonic() - started
         # the records the changes make: each change one, each delete one more (a tombstone)
         before = _count(log, source.topic)
-        expected = before + _records_of(conn, table, changes, rows)
+        records, made = _records_of(conn, table, changes, rows)
+        expected = before + records
         # paused while the backlog is made, as loopline's connector is not running then
         httpx.put(f"{connect_url}/connectors/{source.name}/pause", timeout=30).raise_for_status()
         _changes(conn, table, changes, rows + rows // 10)
@@ -206,7 +207,7 @@ def bench_debezium(url: str, kafka: str, connect_url: str, rows: int, changes: i
         waits = _latency(
             conn, log, _app(source.topic), table, updates, log_url, Path(tempfile.mkdtemp())
         )
-        _report("Debezium 3.6.1 (Kafka)", rows, copy_s, changes, drain_s, waits)
+        _report("Debezium 3.6.1 (Kafka)", rows, copy_s, made, drain_s, waits)
     finally:
         debezium.unregister(source)
         time.sleep(2)
@@ -219,9 +220,9 @@ def bench_debezium(url: str, kafka: str, connect_url: str, rows: int, changes: i
         log.close()
 
 
-def _records_of(conn: psycopg.Connection, table: str, changes: int, rows: int) -> int:
-    """Records Debezium writes for `_changes`: replayed on a scratch copy to count the real
-    changes (an UPDATE or DELETE of a missing row changes nothing) and the deletes."""
+def _records_of(conn: psycopg.Connection, table: str, changes: int, rows: int) -> tuple[int, int]:
+    """Records Debezium writes for `_changes`, and the rows they change: replayed on a scratch
+    copy (an UPDATE or DELETE of a missing row changes nothing; a delete adds a tombstone)."""
     scratch = f"{table}_count"
     conn.execute(f"CREATE TEMP TABLE {scratch} (id integer PRIMARY KEY, name text, score integer)")
     conn.execute(
@@ -230,12 +231,13 @@ def _records_of(conn: psycopg.Connection, table: str, changes: int, rows: int) -
         (rows,),
     )
     rng = random.Random(19)
-    records = 0
+    records = made = 0
     for _ in range(changes):
         key, roll = rng.randint(1, rows + rows // 10), rng.random()
         if roll < 0.2:
             n = conn.execute(f"DELETE FROM {scratch} WHERE id = %s", (key,)).rowcount
             records += 2 * n
+            made += n
         elif roll < 0.5:
             conn.execute(
                 f"INSERT INTO {scratch} VALUES (%s, 'new', %s) "
@@ -243,13 +245,15 @@ def _records_of(conn: psycopg.Connection, table: str, changes: int, rows: int) -
                 (key, rng.randint(0, 1000)),
             )
             records += 1
+            made += 1
         else:
             n = conn.execute(
                 f"UPDATE {scratch} SET score = %s WHERE id = %s", (rng.randint(0, 1000), key)
             ).rowcount
             records += n
+            made += n
     conn.execute(f"DROP TABLE {scratch}")
-    return records
+    return records, made
 
 
 def main() -> None:
