@@ -69,9 +69,8 @@ def cdc() -> None:
 @click.option(
     "--connect-url",
     metavar="URL",
-    envvar="LOOPLINE_CONNECT_URL",
     help="On a kafka:// log: register a Debezium connector with this Kafka Connect worker "
-    "(http://host:8083) instead of running loopline's own. Default: $LOOPLINE_CONNECT_URL.",
+    "(http://host:8083) instead of running loopline's own.",
 )
 @click.pass_obj
 def add(
