@@ -61,10 +61,31 @@ export LOOPLINE_KAFKA_PORT
 export LOOPLINE_PYTHON="$VENV/bin/python"
 export LOOPLINE_KAFKA_BOOTSTRAP="127.0.0.1:$LOOPLINE_KAFKA_PORT"
 
-stop_kafka() { bash "$ROOT/scripts/kafka.sh" stop || true; }
-trap stop_kafka EXIT
-# If the broker cannot start, this fails the run: the Kafka tests are never skipped.
+# The change data capture tests need a PostgreSQL server (Debian's package).
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    echo "test.sh: installing PostgreSQL (apt-get install postgresql)" >&2
+    SUDO=""
+    [[ $(id -u) == 0 ]] || SUDO=sudo
+    $SUDO apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends postgresql >&2
+fi
+export LOOPLINE_POSTGRES_STATE=${LOOPLINE_POSTGRES_STATE:-${TMPDIR:-/tmp}/loopline-postgres-test-$$}
+
+stop_servers() {
+    bash "$ROOT/scripts/connect.sh" stop || true
+    bash "$ROOT/scripts/kafka.sh" stop || true
+    bash "$ROOT/scripts/postgres.sh" stop || true
+}
+trap stop_servers EXIT
+# If the broker or PostgreSQL cannot start, this fails the run: their tests are never skipped.
 bash "$ROOT/scripts/kafka.sh" start
+LOOPLINE_POSTGRES_URL=$(bash "$ROOT/scripts/postgres.sh" start)
+export LOOPLINE_POSTGRES_URL
+# Debezium on Kafka Connect, against that broker (REST API on a free port)
+LOOPLINE_CONNECT_PORT=${LOOPLINE_CONNECT_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export LOOPLINE_CONNECT_PORT
+LOOPLINE_CONNECT_URL=$(bash "$ROOT/scripts/connect.sh" start)
+export LOOPLINE_CONNECT_URL
 
 echo "test.sh: pytest against embedded and kafka://$LOOPLINE_KAFKA_BOOTSTRAP" >&2
 # --durations: the slowest tests, to keep the run well inside its time budget.

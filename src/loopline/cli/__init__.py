@@ -14,6 +14,7 @@ import click
 from click.core import ParameterSource
 
 from loopline import __version__
+from loopline.cli.cdc import cdc
 from loopline.cli.consume import consume
 from loopline.cli.contracts import contracts
 from loopline.cli.dashboard import dashboard
@@ -118,6 +119,7 @@ cli.add_command(contracts)
 cli.add_command(dlq)
 cli.add_command(ingest)
 cli.add_command(ingest_server)
+cli.add_command(cdc)
 cli.add_command(schema_registry_command)
 cli.add_command(dataset)
 cli.add_command(features)

@@ -1,4 +1,8 @@
-"""How far each file ingest got, kept in the compacted topic ``_loopline_ingest``.
+"""How far each connector got, kept in the compacted topic ``_loopline_ingest``.
+
+File ingests keep an `IngestProgress` here; change data capture
+(`loopline.connectors.cdc`) keeps its source position under keys of its own
+(``cdc:...``), read with the same `read_latest`.
 
 One record per ingest, written in the same transaction as the rows it counts,
 so the latest record of a key always says exactly which rows of that file are
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 
 import msgspec
 
@@ -94,12 +99,24 @@ def read_progress(log: Log, key: bytes, timeout: float = 60.0) -> IngestProgress
     a slow read must not pass for "nothing was done", which would write every
     row again, so it raises `TableTimeout` rather than guess.
     """
+    latest = read_latest(log, key, _decode, timeout=timeout)
+    return IngestProgress() if latest is None else _decode(latest)
+
+
+def read_latest(
+    log: Log, key: bytes, check: Callable[[bytes], object], *, timeout: float = 60.0
+) -> bytes | None:
+    """The latest value of `key` that `check` accepts (None: no such record).
+
+    A value `check` raises on is skipped (logged by `loopline.stream.table`),
+    not taken as the latest.
+    """
     latest: list[bytes | None] = [None]
 
     def apply(record: Record) -> None:
         if record.key == key:
-            _decode(record.value or b"")  # a bad record is skipped, not taken as the latest
+            check(record.value or b"")
             latest[0] = record.value
 
     read_table(log, PROGRESS_TOPIC, apply, timeout=timeout)
-    return IngestProgress() if latest[0] is None else _decode(latest[0])
+    return latest[0]

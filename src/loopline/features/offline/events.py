@@ -68,6 +68,7 @@ from loopline.features.offline.unusable import (
     unusable_records,
 )
 from loopline.features.online import event_time_ms
+from loopline.features.sources import key_entity
 
 ARRIVAL = "@arrival"  # the time "field" of a group without one
 
@@ -434,8 +435,8 @@ def _kept(column: list[Any], keep: list[bool]) -> list[Any]:
 
 def _entity_id(value: Mapping[str, Any] | None, key_field: str, key: Any) -> str | None:
     entity = None if value is None else value.get(key_field)
-    if entity is None:
-        entity = key.decode() if isinstance(key, bytes) else key
+    if entity is None and key is not None:
+        entity = key_entity(key.decode() if isinstance(key, bytes) else key, key_field)
     if entity is None or entity == "":
         return None
     return entity if isinstance(entity, str) else str(entity)

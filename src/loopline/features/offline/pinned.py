@@ -42,7 +42,7 @@ from loopline.contracts.codecs import ContractViolation
 from loopline.features.offline.events import EventColumns
 from loopline.features.offline.history import Gaps
 from loopline.features.offline.manifests import DatasetError, TopicRange
-from loopline.features.sources import Decode, SourceReader
+from loopline.features.sources import Decode, SourceReader, is_envelope
 from loopline.features.sources import _decode_json as _decode_json_value
 from loopline.features.sources import _json_object as _plain_json
 from loopline.log import Log, Record
@@ -162,4 +162,6 @@ def _decode_batch(values: list[bytes | None]) -> list[dict[str, Any] | None] | N
         return None
     if None in decoded and decoded.count(None) != values.count(None):
         return None  # some value is JSON null, not a tombstone
+    if any(d is not None and is_envelope(d) for d in decoded):
+        return None  # change events: one by one, as `SourceReader` reads them
     return decoded

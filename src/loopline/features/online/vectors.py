@@ -19,6 +19,7 @@ from loopline.features.online.times import event_time_ms
 from loopline.features.online.unreadable import UnreadableRecord
 from loopline.features.online.vector_plans import VectorPlan, in_dependency_order
 from loopline.features.online.watermarks import Watermarks
+from loopline.features.sources import key_entity
 
 
 class OnlineFeatures:
@@ -419,8 +420,8 @@ def _entity_id(
     where: str, key_field: str, key: str | None, fields: Mapping[str, Any] | None
 ) -> str:
     value = None if fields is None else fields.get(key_field)
-    if value is None:
-        value = key
+    if value is None and key is not None:
+        value = key_entity(key, key_field)
     if value is None or value == "":
         raise UnreadableRecord(f"{where} has no entity id: no {key_field!r} field and no log key")
     return value if isinstance(value, str) else str(value)
