@@ -21,10 +21,18 @@ echo "test.sh: installing loopline with its dev and docs dependencies" >&2
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,docs]" >&2
 export PATH="$VENV/bin:$PATH"
 
-# The dashboard's browser tests drive Debian's Chromium (never a browser Playwright downloads).
-if [[ ! -x /usr/bin/chromium ]]; then
-    echo "test.sh: installing chromium for the dashboard's browser tests" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# Debian packages the tests use: Chromium for the dashboard's browser tests
+# (never a browser Playwright downloads), PostgreSQL for change data capture.
+APT_PACKAGES=()
+[[ -x /usr/bin/chromium ]] || APT_PACKAGES+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || APT_PACKAGES+=(postgresql)
+if (( ${#APT_PACKAGES[@]} )); then
+    echo "test.sh: installing ${APT_PACKAGES[*]} (apt-get)" >&2
+    SUDO=""
+    [[ $(id -u) == 0 ]] || SUDO=sudo
+    $SUDO apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
+        "${APT_PACKAGES[@]}" >&2
 fi
 
 # The drift tests' reference (Evidently) lives in a virtualenv of its own: its pins clash.
@@ -61,14 +69,6 @@ export LOOPLINE_KAFKA_PORT
 export LOOPLINE_PYTHON="$VENV/bin/python"
 export LOOPLINE_KAFKA_BOOTSTRAP="127.0.0.1:$LOOPLINE_KAFKA_PORT"
 
-# The change data capture tests need a PostgreSQL server (Debian's package).
-if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
-    echo "test.sh: installing PostgreSQL (apt-get install postgresql)" >&2
-    SUDO=""
-    [[ $(id -u) == 0 ]] || SUDO=sudo
-    $SUDO apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends postgresql >&2
-fi
 export LOOPLINE_POSTGRES_STATE=${LOOPLINE_POSTGRES_STATE:-${TMPDIR:-/tmp}/loopline-postgres-test-$$}
 
 stop_servers() {
