@@ -388,8 +388,7 @@ def loopline_dataset(
 # The phases of `build_dataset`: (its module's name for the function, the phase's label).
 PHASES = (
     ("read_spine_file", "spine"),
-    ("read_pinned", "read the log"),
-    ("events_table_of_columns", "events table"),
+    ("read_events", "read the log into events tables"),
     ("build", "features"),
     ("write_parquet", "parquet"),
 )
@@ -415,14 +414,26 @@ def timed_phases(phases: dict[str, float] | None) -> Iterator[None]:
 
         return call
 
-    originals = {name: getattr(datasets, name) for name, _ in PHASES}
-    for name, label in PHASES:
+    here = [(name, label) for name, label in PHASES if hasattr(datasets, name)]
+    here += [("read_pinned", "read the log"), ("events_table_of_columns", "events table")]
+    here = [(name, label) for name, label in here if hasattr(datasets, name)]  # older refs
+    originals = {name: getattr(datasets, name) for name, _ in here}
+    for name, label in here:
         setattr(datasets, name, timed(originals[name], label))
     try:
         yield
     finally:
         for name, fn in originals.items():
             setattr(datasets, name, fn)
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def spread(seconds: list[float]) -> str:
+    """Median seconds and their range, as a bench line prints them."""
+    return f"{median(seconds):.2f} s [{min(seconds):.2f}-{max(seconds):.2f}]"
 
 
 # -- main -------------------------------------------------------------------------------
@@ -451,6 +462,13 @@ def main() -> None:
         "--phases",
         action="store_true",
         help="also print the seconds of each phase of loopline's dataset build",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="dataset builds per backend, pandas (reading the log) and loopline taking turns; "
+        "the figures are their medians, with the range",
     )
     parser.add_argument(
         "--kafka",
@@ -487,13 +505,14 @@ def main() -> None:
             log = open_log(url)
             seconds = produce(log, topic, events)
             print(f"produced to {backend}: {n / seconds:,.0f} events/s (setup, not compared)")
-            from_log[backend] = pandas_from_log(
-                log, topic, spine_path, os.path.join(tmp, f"pandas-{backend}.parquet")
-            )
-            print(
-                f"pandas merge_asof dataset build, reading the log ({backend}): "
-                f"{from_log[backend]:.1f} s"
-            )
+            if args.skip_loopline or args.repeats < 2:
+                from_log[backend] = pandas_from_log(
+                    log, topic, spine_path, os.path.join(tmp, f"pandas-{backend}.parquet")
+                )
+                print(
+                    f"pandas merge_asof dataset build, reading the log ({backend}): "
+                    f"{from_log[backend]:.1f} s"
+                )
             if args.skip_loopline:
                 log.close()
                 continue
@@ -508,10 +527,34 @@ def main() -> None:
                     loopline_get(log, wide, args.entities, f"{backend}, 20 features")
             out = os.path.join(tmp, f"loopline-{backend}.parquet")
             phases: dict[str, float] | None = {} if args.phases else None
-            builds[backend] = loopline_dataset(
-                log, dataset_app(f"bench-{run_id}-ds-{backend}", topic), spine_path, out, phases
-            )
-            print(f"loopline dataset build ({backend}): {builds[backend]:.1f} s")
+            ds_app = dataset_app(f"bench-{run_id}-ds-{backend}", topic)
+            if args.repeats < 2:
+                builds[backend] = loopline_dataset(log, ds_app, spine_path, out, phases)
+                print(f"loopline dataset build ({backend}): {builds[backend]:.1f} s")
+            else:
+                pandas_out = os.path.join(tmp, f"pandas-{backend}.parquet")
+                ours, theirs, ratios = [], [], []
+                for i in range(args.repeats):  # taking turns, each first in every other round
+                    for who in ("pandas", "loopline") if i % 2 else ("loopline", "pandas"):
+                        if who == "pandas":
+                            theirs.append(pandas_from_log(log, topic, spine_path, pandas_out))
+                        else:
+                            ours.append(loopline_dataset(log, ds_app, spine_path, out, phases))
+                    ratios.append(theirs[-1] / ours[-1])
+                from_log[backend], builds[backend] = median(theirs), median(ours)
+                print(
+                    f"pandas merge_asof dataset build, reading the log ({backend}): "
+                    f"{spread(theirs)}"
+                )
+                print(f"loopline dataset build ({backend}): {spread(ours)}")
+                print(
+                    f"ratio pandas (reading the log) / loopline dataset build ({backend}), "
+                    f"median of {args.repeats} rounds: {median(ratios):.2f} "
+                    f"[{min(ratios):.2f}-{max(ratios):.2f}]"
+                )
+                if phases is not None:
+                    phases = {label: seconds / args.repeats for label, seconds in phases.items()}
+                    builds[backend] = sum(ours) / args.repeats  # the phases are means
             if phases is not None:
                 rest = builds[backend] - sum(phases.values())
                 parts = [f"{label} {seconds:.2f} s" for label, seconds in phases.items()]

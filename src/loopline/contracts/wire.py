@@ -10,6 +10,8 @@ loopline reads theirs.
 b'\\x00\\x00\\x00\\x00*body'
 >>> unframe(framed)
 (42, b'body')
+>>> unframe(framed, copy=False)  # the body starts at HEADER_SIZE
+(42, None)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import struct
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
+HEADER_SIZE = _HEADER.size
 
 
 class WireFormatError(ValueError):
@@ -28,10 +31,12 @@ def frame(schema_id: int, body: bytes) -> bytes:
     return _HEADER.pack(MAGIC, schema_id) + body
 
 
-def unframe(data: bytes) -> tuple[int, bytes]:
+def unframe(data: bytes, *, copy: bool = True) -> tuple[int, bytes | None]:
+    """The schema id and the body of `data`; without `copy`, None for the body (the caller
+    reads it in place, from offset `HEADER_SIZE`)."""
     if data is None or len(data) < _HEADER.size:
         raise WireFormatError("value too short for the Confluent wire format (5-byte header)")
     magic, schema_id = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise WireFormatError(f"unknown magic byte {magic} (Confluent wire format starts with 0)")
-    return schema_id, data[_HEADER.size :]
+    return schema_id, data[_HEADER.size :] if copy else None

@@ -57,7 +57,7 @@ from loopline.app import App
 from loopline.contracts.registry import SchemaRegistry
 from loopline.features.offline.builder import build
 from loopline.features.offline.coverage import before_first_record
-from loopline.features.offline.events import events_table_of_columns, unusable_records
+from loopline.features.offline.events import unusable_records
 from loopline.features.offline.history import Gaps, MissingHistory, per_topic, refusal
 from loopline.features.offline.manifests import PARQUET_OPTIONS as PARQUET_OPTIONS
 from loopline.features.offline.manifests import (
@@ -71,7 +71,7 @@ from loopline.features.offline.manifests import (
     write_manifest,
     write_parquet,
 )
-from loopline.features.offline.pinned import Progress, pin, read_pinned
+from loopline.features.offline.pinned import Progress, pin, read_events, read_pinned
 from loopline.features.offline.related import entity_view, read_related_spine, spine_entities
 from loopline.features.offline.spines import (
     FORMATS,
@@ -350,19 +350,18 @@ def _rows(
             compacted = log.describe_topic(topic).config.compact
             gaps[topic] = Gaps(pinned[topic], compacted=compacted)
         with collector_paused():
-            read = read_pinned(
+            sources[topic], read = read_events(
                 log,
+                app.features,
                 topic,
                 pinned[topic],
                 reader.decoder(topic),
                 progress=progress,
                 gaps=gaps.get(topic),
             )
-            sources[topic] = events_table_of_columns(app.features, topic, read.columns)
-        ranges.append(read.ranges)
+        ranges.append(read)
         if unusable_records(sources[topic]):
             unusable[topic] = unusable_records(sources[topic])
-        del read
     missing = [
         MissingHistory.of(
             t, sources[t.source], gaps[t.source], entity_view(spine.table, columns[t.entity.name])

@@ -6,7 +6,11 @@ every partition, committed records only, and nothing after `end` however
 much was appended since. The reading, counting and digesting is
 `loopline.stream.ranges.read_ranges`; what is particular to datasets is the
 decode hook: records become `EventColumns`, and a topic of plain JSON objects
-is decoded a chunk at a time (the columnar fast path).
+is decoded a chunk at a time (the columnar fast path). `read_events` goes one
+step further for a dataset's sources: each chunk becomes its part of the
+topic's events table, a chunk of plain JSON decoded by Arrow column by column
+(`loopline.features.offline.columnar`), any other by the record-by-record
+path.
 
 >>> import tempfile
 >>> from loopline.log import open_log
@@ -37,9 +41,12 @@ from operator import itemgetter
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
 from loopline.contracts.codecs import ContractViolation
-from loopline.features.offline.events import EventColumns
+from loopline.features.declarations import FeatureSet
+from loopline.features.offline.columnar import concat_events, events_table_of_json
+from loopline.features.offline.events import EventColumns, SourceLayout, events_table_of_columns
 from loopline.features.offline.history import Gaps
 from loopline.features.offline.manifests import DatasetError, TopicRange
 from loopline.features.sources import Decode, SourceReader, is_envelope
@@ -51,7 +58,15 @@ from loopline.stream.ranges import RangeError, pin
 
 Progress = Callable[[str, int, int], None]  # (topic, offsets read, offsets to read)
 
-__all__ = ["PinnedRead", "Progress", "SourceReader", "check_held", "pin", "read_pinned"]
+__all__ = [
+    "PinnedRead",
+    "Progress",
+    "SourceReader",
+    "check_held",
+    "pin",
+    "read_events",
+    "read_pinned",
+]
 
 _GONE = "; build a new dataset instead"  # what to do when a dataset's ranges are gone
 
@@ -107,6 +122,57 @@ def read_pinned(
     except RangeError as exc:
         raise DatasetError(f"{exc}{_GONE}") from None
     return PinnedRead(EventColumns.concat(read.chunks), read.ranges)
+
+
+def read_events(
+    log: Log,
+    feature_set: FeatureSet,
+    topic: str,
+    ranges: TopicRange,
+    decode: Decode,
+    *,
+    progress: Progress | None = None,
+    stall_timeout: float = 60.0,
+    gaps: Gaps | None = None,
+) -> tuple[pa.Table, TopicRange]:
+    """The events table of feature source `topic` over `ranges` (what
+    `events_table_of_columns` makes of `read_pinned`'s records), and the ranges read.
+
+    Each chunk of records becomes its part of the table while the next ones are
+    polled: a chunk of plain JSON objects through Arrow's JSON reader, column by
+    column, when `events_table_of_json` can be sure of the result; any other
+    through `decode`, record by record. Raises as `read_pinned` does, and
+    `BuildError` as `events_table_of_columns` does.
+    """
+    layout = SourceLayout.of(feature_set, topic)
+    each = decoder(decode)
+
+    def parse(partition: int, records: list[Record]) -> tuple[pa.Table, int]:
+        offsets, stamps = list(map(_OFFSET, records)), list(map(_TIME, records))
+        if gaps is not None:  # chunks of a partition come in offset order, one at a time
+            gaps.see(partition, offsets, stamps)
+        if decode is _plain_json:
+            keys, values = list(map(_KEY, records)), list(map(_VALUE, records))
+            table = events_table_of_json(layout, partition, offsets, stamps, keys, values)
+            if table is not None:
+                return table, 0
+        columns, undecodable = each(partition, records)
+        return events_table_of_columns(feature_set, topic, columns), undecodable
+
+    try:
+        read = stream_ranges.read_ranges(
+            log,
+            ranges,
+            parse,
+            progress=None if progress is None else lambda done, total: progress(topic, done, total),
+            stall_timeout=stall_timeout,
+        )
+    except RangeError as exc:
+        raise DatasetError(f"{exc}{_GONE}") from None
+    if not read.chunks:
+        empty = events_table_of_columns(feature_set, topic, EventColumns.empty())
+        return empty, read.ranges
+    return concat_events(topic, read.chunks), read.ranges
 
 
 _OFFSET, _TIME, _KEY, _VALUE = (itemgetter(i) for i in range(2, 6))
