@@ -193,6 +193,22 @@ class Aggregation(ABC, Generic[S]):
     def result(self, state: S) -> Any | None:
         """The feature value of `state`; None when there is none (the default applies)."""
 
+    def result_of(self, states: Sequence[S]) -> Any | None:
+        """The feature value of the tiles `states` together, changing none of them: `result`
+        of their `merge` (what a read of the online store computes, docs/decisions/0033).
+
+        This fold is the reference; a kind may compute the same value in fewer Python steps
+        (a count sums its tiles in one call).
+
+        >>> from loopline.features.aggregations import Count
+        >>> Count().result_of([2, 3]), Count().result_of([])
+        (5, None)
+        """
+        acc = self.empty()
+        for state in states:
+            acc = self.merge(acc, state)
+        return self.result(acc)
+
     def dump(self, state: S) -> Any:
         """`state` as plain data (lists, numbers, strings) for a changelog."""
         return state
