@@ -51,7 +51,7 @@ from loopline.app import App
 from loopline.features import metrics
 from loopline.features.changelog import ChangelogNames, decode, ensure_changelogs, parse_key
 from loopline.features.declarations import FeatureSet
-from loopline.features.online import EntityState, OnlineFeatures
+from loopline.features.online import EntityState, OnlineFeatures, TileReader
 from loopline.log import Log, LogError, Record, TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -401,8 +401,14 @@ class Merger:
         plan = self.online.plan(index)
         parts = self._parts.get(("a", index, entity))
         if not parts:
-            self.online.set_state(index, entity, None)
+            self.online.put_reader(index, entity, None)
             return
+        if len(parts) == 1:  # keyed by the entity: lay the entry out, no state to build
+            (data,) = parts.values()
+            if not isinstance(data, EntityState):
+                data = decode(data) if isinstance(data, bytes) else data
+                self.online.put_reader(index, entity, TileReader.from_dump(plan, data))
+                return
         for partition, data in parts.items():
             if not isinstance(data, EntityState):
                 parts[partition] = EntityState.load(
@@ -410,4 +416,4 @@ class Merger:
                 )
         states = list(parts.values())
         merged = states[0] if len(states) == 1 else EntityState.merged(plan, states)
-        self.online.set_state(index, entity, merged)
+        self.online.put_reader(index, entity, TileReader(merged))

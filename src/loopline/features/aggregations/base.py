@@ -96,6 +96,9 @@ class Aggregation(ABC, Generic[S]):
     accepts: ClassVar[str] = "any value"  # `types` in words, for the reason of a dead letter
     missing: ClassVar[Any] = None  # the default of `default`
     summed: ClassVar[bool] = False  # offline: wants the exact fixed-point scale of its field
+    # online: `load` only copies what it is given (so a read, which changes nothing, may
+    # read a dumped state itself)
+    loads_copy: ClassVar[bool] = False
 
     field: str | None
     window: Window

@@ -29,6 +29,7 @@ class Last(Aggregation[LastState]):
     """
 
     kind = "last"
+    loads_copy = True
 
     def empty(self) -> LastState:
         return None

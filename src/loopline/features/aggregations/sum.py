@@ -64,6 +64,7 @@ class Sum(Aggregation[SumState]):
     """
 
     kind = "sum"
+    loads_copy = True
     types = NUMBERS
     accepts = "a number (int or float)"
     missing = 0.0

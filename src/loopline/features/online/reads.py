@@ -39,10 +39,11 @@ True
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Mapping
 from typing import Any
 
 from loopline.features.aggregations import Aggregation
-from loopline.features.online.state import EntityState
+from loopline.features.online.state import EntityState, Plan
 from loopline.features.windows import Window
 
 
@@ -81,40 +82,74 @@ class TileReader:
 
     It reads the state as it was when laid out: whoever changes the state
     makes a new reader (`OnlineFeatures` drops its readers on every change).
+    `from_dump` lays out a changelog entry without building the state first.
     """
 
-    __slots__ = ("blocks", "pending", "state", "template")
+    __slots__ = ("_state", "blocks", "pending", "plan", "template")
 
     def __init__(self, state: EntityState) -> None:
-        plan = state.plan
-        self.state = state
-        # the first event time of a pending record (None: none pending)
-        self.pending: int | None = state.pending[0][0] if state.pending else None
+        tiles = [(list(t), list(t.values())) for t in state.tiles]
+        self._state: EntityState | Mapping[str, Any] = state
+        self.pending = self._lay_out(state.plan, tiles, state.pending)
+
+    @classmethod
+    def from_dump(cls, plan: Plan, data: Mapping[str, Any]) -> TileReader:
+        """The reader of the state `EntityState.dump` gave `data` for (`data` is not copied:
+        leave it unchanged)."""
+        reader = cls.__new__(cls)
+        tiles = []
+        for loads, pairs in zip(plan.view_loads, data["tiles"], strict=True):
+            states = [p[1] for p in pairs] if loads is None else [loads(p[1]) for p in pairs]
+            tiles.append(([int(p[0]) for p in pairs], states))
+        reader._state = data
+        reader.pending = reader._lay_out(plan, tiles, data["pending"])
+        return reader
+
+    @property
+    def state(self) -> EntityState:
+        """The state read (built from the dump for a reader `from_dump`)."""
+        if not isinstance(self._state, EntityState):
+            self._state = EntityState.load(self.plan, self._state)
+        return self._state
+
+    def _lay_out(
+        self, plan: Plan, tiles: list[tuple[list[int], list[Any]]], pending: list[list[Any]]
+    ) -> int | None:
+        """Lay out `tiles` (per feature, starts and states) and the `pending` records;
+        the greatest pending event time (None: none), before which reads take the reference."""
+        self.plan = plan
+        # A read after every pending record's event time counts each of them whole: then a
+        # record is a tile of its own, at the start of the tile it will go to (a window
+        # starts at a tile's start, so the record is in it exactly when that tile is).
+        for i, (agg, (starts, states)) in enumerate(zip(plan.slots, tiles, strict=True)):
+            if not pending:
+                break
+            size = agg.window.tile
+            for event_time, partition, offset, values in pending:
+                if values[i] is not None:
+                    starts.append(event_time - event_time % size if size else 0)
+                    states.append(agg.add(agg.empty(), values[i], event_time, (partition, offset)))
         self.template = dict.fromkeys(agg.name for agg in plan.slots)  # the reference's order
-        # per (window, tile starts in insertion order): the block, and the starts to take
-        # the states in (None: insertion order is already sorted)
-        blocks: dict[tuple[Window, tuple[int, ...]], tuple[Block, list[int] | None]] = {}
-        for agg, tiles in zip(plan.slots, state.tiles, strict=True):
-            key = (agg.window, tuple(tiles))
-            found = blocks.get(key)
-            if found is None:
-                starts = sorted(key[1])
-                found = blocks[key] = (Block(agg.window, starts), None)
-                if starts != list(key[1]):
-                    found = blocks[key] = (found[0], starts)
-            block, order = found
+        blocks: dict[tuple[str, tuple[int, ...]], Block] = {}
+        for agg, (starts, states) in zip(plan.slots, tiles, strict=True):
+            key = (agg.window.name, tuple(starts))
+            block = blocks.get(key)
+            if block is None:
+                block = blocks[key] = Block(agg.window, sorted(starts))
+            if block.starts != starts:  # tiles made out of order: take them in start order
+                order = sorted(range(len(starts)), key=starts.__getitem__)
+                states = [states[j] for j in order]
             block.names.append(agg.name)
             block.aggs.append(agg)
             block.defaults.append(agg.default)
-            block.states.append(
-                list(tiles.values()) if order is None else [tiles[t] for t in order]
-            )
-        self.blocks = [block for block, _ in blocks.values()]
+            block.states.append(states)
+        self.blocks = list(blocks.values())
+        return max(row[0] for row in pending) if pending else None
 
     def read(self, at: int) -> dict[str, Any]:
         """Every feature's value at `at`, equal to `EntityState.read(at)` of the state."""
-        if self.pending is not None and self.pending < at:
-            return self.state.read(at)  # records pending in the window: the reference adds them
+        if self.pending is not None and self.pending >= at:
+            return self.state.read(at)  # a pending record at or after `at`: the reference's
         out = self.template.copy()
         for block in self.blocks:
             starts = block.starts

@@ -200,12 +200,11 @@ class OnlineFeatures:
 
     def _read(self, i: int, entity_id: str, at: int) -> dict[str, Any]:
         """The values of group `i`'s features of one entity at `at` (`EntityState.read`'s)."""
-        state = self._entities[i].get(entity_id)
-        if state is None:
-            return self._plans[i].defaults
         reader = self._readers[i].get(entity_id)
-        # a reader of another state: a state put by another thread since (an online store)
-        if reader is None or reader.state is not state:
+        if reader is None:
+            state = self._entities[i].get(entity_id)
+            if state is None:
+                return self._plans[i].defaults
             reader = self._readers[i][entity_id] = TileReader(state)
         return reader.read(at)
 
@@ -399,6 +398,15 @@ class OnlineFeatures:
             self._entities[index].pop(entity, None)
         else:
             self._entities[index][entity] = state
+
+    def put_reader(self, index: int, entity: str, reader: TileReader | None) -> None:
+        """Put a state as its reader (None removes it): an online store, which never changes
+        a state it reads, lays changelog entries out for reads without building states."""
+        self._entities[index].pop(entity, None)
+        if reader is None:
+            self._readers[index].pop(entity, None)
+        else:
+            self._readers[index][entity] = reader
 
     def plan(self, index: int) -> Plan:
         """The compiled plan of ``features.aggregations[index]``."""
