@@ -53,6 +53,7 @@ from loopline.features.changelog import ChangelogNames, decode, ensure_changelog
 from loopline.features.declarations import FeatureSet
 from loopline.features.online import EntityState, OnlineFeatures, TileReader
 from loopline.log import Log, LogError, Record, TopicPartition
+from loopline.log.collector import collector_paused
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +104,12 @@ class FeatureStore:
         view = self._view
         vector, ready = view.online.vector, view.ready
         out = []
-        for entity_id in entity_ids:
-            ready(entity_name, entity_id)
-            out.append(vector(entity_name, entity_id, names, at))
+        # Laying out changed entries builds many small lists, none in a cycle: without the
+        # pause, the collector's passes over everything held were most of a first read.
+        with collector_paused():
+            for entity_id in entity_ids:
+                ready(entity_name, entity_id)
+                out.append(vector(entity_name, entity_id, names, at))
         return out
 
     def vector(
@@ -164,11 +168,12 @@ class FeatureStore:
         if isinstance(entities, Mapping):
             entities = [entities]
         view = self._view
-        for ids in entities:
-            for entity_name, entity_id in ids.items():
-                if entity_id is not None:
-                    view.ready(entity_name, str(entity_id))
-        return view.online.vectors(entities, names, at)
+        with collector_paused():  # as in `get`
+            for ids in entities:
+                for entity_name, entity_id in ids.items():
+                    if entity_id is not None:
+                        view.ready(entity_name, str(entity_id))
+            return view.online.vectors(entities, names, at)
 
     def derived_failures(self) -> dict[str, tuple[int, str]]:
         """Per derived feature, the reads of this store whose function raised (they took the

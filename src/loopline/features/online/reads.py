@@ -100,7 +100,7 @@ class TileReader:
         tiles = []
         for loads, pairs in zip(plan.view_loads, data["tiles"], strict=True):
             states = [p[1] for p in pairs] if loads is None else [loads(p[1]) for p in pairs]
-            tiles.append(([int(p[0]) for p in pairs], states))
+            tiles.append(([p[0] for p in pairs], states))
         reader._state = data
         reader.pending = reader._lay_out(plan, tiles, data["pending"])
         return reader

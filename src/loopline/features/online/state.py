@@ -63,8 +63,7 @@ class Plan:
         self.plain_dumps = tuple(type(s).dump is Aggregation.dump for s in self.slots)
         # What turns a dumped tile state into one a read may use (None: the dump itself).
         self.view_loads = tuple(
-            None if type(s).load is Aggregation.load or s.loads_copy else s.load
-            for s in self.slots
+            None if type(s).load is Aggregation.load or s.loads_copy else s.load for s in self.slots
         )
         self.windowed = any(f.window.tile is not None for f in group.features)
 
