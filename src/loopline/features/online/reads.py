@@ -40,11 +40,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 from loopline.features.aggregations import Aggregation
 from loopline.features.online.state import EntityState, Plan
 from loopline.features.windows import Window
+
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 class Block:
@@ -99,8 +102,10 @@ class TileReader:
         reader = cls.__new__(cls)
         tiles = []
         for loads, pairs in zip(plan.view_loads, data["tiles"], strict=True):
-            states = [p[1] for p in pairs] if loads is None else [loads(p[1]) for p in pairs]
-            tiles.append(([p[0] for p in pairs], states))
+            states = list(map(_second, pairs))
+            tiles.append(
+                (list(map(_first, pairs)), states if loads is None else [*map(loads, states)])
+            )
         reader._state = data
         reader.pending = reader._lay_out(plan, tiles, data["pending"])
         return reader
@@ -129,7 +134,7 @@ class TileReader:
                 if values[i] is not None:
                     starts.append(event_time - event_time % size if size else 0)
                     states.append(agg.add(agg.empty(), values[i], event_time, (partition, offset)))
-        self.template = dict.fromkeys(agg.name for agg in plan.slots)  # the reference's order
+        self.template = plan.names  # the reference's order (copied by `read`)
         blocks: dict[tuple[str, tuple[int, ...]], Block] = {}
         for agg, (starts, states) in zip(plan.slots, tiles, strict=True):
             key = (agg.window.name, tuple(starts))

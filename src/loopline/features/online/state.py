@@ -66,6 +66,8 @@ class Plan:
             None if type(s).load is Aggregation.load or s.loads_copy else s.load for s in self.slots
         )
         self.windowed = any(f.window.tile is not None for f in group.features)
+        # A read's values in feature order, before any is set (`TileReader` copies it).
+        self.names = dict.fromkeys(f.name for f in self.slots)
 
     def values(self, fields: Mapping[str, Any]) -> list[Any]:
         """What a record adds to each feature, in feature order: None when nothing."""
