@@ -51,8 +51,9 @@ from loopline.app import App
 from loopline.features import metrics
 from loopline.features.changelog import ChangelogNames, decode, ensure_changelogs, parse_key
 from loopline.features.declarations import FeatureSet
-from loopline.features.online import EntityState, OnlineFeatures
+from loopline.features.online import EntityState, OnlineFeatures, TileReader
 from loopline.log import Log, LogError, Record, TopicPartition
+from loopline.log.collector import collector_paused
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +108,12 @@ class FeatureStore:
         view = self._view
         vector, ready = view.online.vector, view.ready
         out = []
-        for entity_id in entity_ids:
-            ready(entity_name, entity_id)
-            out.append(vector(entity_name, entity_id, names, at))
+        # Laying out changed entries builds many small lists, none in a cycle: without the
+        # pause, the collector's passes over everything held were most of a first read.
+        with collector_paused():
+            for entity_id in entity_ids:
+                ready(entity_name, entity_id)
+                out.append(vector(entity_name, entity_id, names, at))
         return out
 
     def vector(
@@ -168,11 +172,12 @@ class FeatureStore:
         if isinstance(entities, Mapping):
             entities = [entities]
         view = self._view
-        for ids in entities:
-            for entity_name, entity_id in ids.items():
-                if entity_id is not None:
-                    view.ready(entity_name, str(entity_id))
-        return view.online.vectors(entities, names, at)
+        with collector_paused():  # as in `get`
+            for ids in entities:
+                for entity_name, entity_id in ids.items():
+                    if entity_id is not None:
+                        view.ready(entity_name, str(entity_id))
+            return view.online.vectors(entities, names, at)
 
     def derived_failures(self) -> dict[str, tuple[int, str]]:
         """Per derived feature, the reads of this store whose function raised (they took the
@@ -405,8 +410,14 @@ class Merger:
         plan = self.online.plan(index)
         parts = self._parts.get(("a", index, entity))
         if not parts:
-            self.online.set_state(index, entity, None)
+            self.online.put_reader(index, entity, None)
             return
+        if len(parts) == 1:  # keyed by the entity: lay the entry out, no state to build
+            (data,) = parts.values()
+            if not isinstance(data, EntityState):
+                data = decode(data) if isinstance(data, bytes) else data
+                self.online.put_reader(index, entity, TileReader.from_dump(plan, data))
+                return
         for partition, data in parts.items():
             if not isinstance(data, EntityState):
                 parts[partition] = EntityState.load(
@@ -414,4 +425,4 @@ class Merger:
                 )
         states = list(parts.values())
         merged = states[0] if len(states) == 1 else EntityState.merged(plan, states)
-        self.online.set_state(index, entity, merged)
+        self.online.put_reader(index, entity, TileReader(merged))

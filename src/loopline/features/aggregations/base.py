@@ -97,6 +97,9 @@ class Aggregation(ABC, Generic[S]):
     accepts: ClassVar[str] = "any value"  # `types` in words, for the reason of a dead letter
     missing: ClassVar[Any] = None  # the default of `default`
     summed: ClassVar[bool] = False  # offline: wants the exact fixed-point scale of its field
+    # online: `load` only copies what it is given (so a read, which changes nothing, may
+    # read a dumped state itself)
+    loads_copy: ClassVar[bool] = False
 
     field: str | None
     window: Window
@@ -193,6 +196,22 @@ class Aggregation(ABC, Generic[S]):
     @abstractmethod
     def result(self, state: S) -> Any | None:
         """The feature value of `state`; None when there is none (the default applies)."""
+
+    def result_of(self, states: Sequence[S]) -> Any | None:
+        """The feature value of the tiles `states` together, changing none of them: `result`
+        of their `merge` (what a read of the online store computes, docs/decisions/0033).
+
+        This fold is the reference; a kind may compute the same value in fewer Python steps
+        (a count sums its tiles in one call).
+
+        >>> from loopline.features.aggregations import Count
+        >>> Count().result_of([2, 3]), Count().result_of([])
+        (5, None)
+        """
+        acc = self.empty()
+        for state in states:
+            acc = self.merge(acc, state)
+        return self.result(acc)
 
     def dump(self, state: S) -> Any:
         """`state` as plain data (lists, numbers, strings) for a changelog."""

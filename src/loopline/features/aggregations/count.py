@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopline.features.aggregations.base import Aggregation, Differences, Position, filtered
@@ -47,6 +47,9 @@ class Count(Aggregation[int]):
 
     def result(self, state: int) -> int | None:
         return state or None
+
+    def result_of(self, states: Sequence[int]) -> int | None:
+        return sum(states) or None
 
     def sql(self, value: str, passes: str | None) -> str:
         return f"NULLIF({filtered('count(*)', passes)}, 0)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from loopline.features.aggregations.base import Aggregation, LifetimePlan, Position, filtered
@@ -41,6 +42,9 @@ class Distinct(Aggregation[set[Any]]):
 
     def result(self, state: set[Any]) -> int | None:
         return len(state) or None
+
+    def result_of(self, states: Sequence[set[Any]]) -> int | None:
+        return len(set().union(*states)) or None
 
     def dump(self, state: set[Any]) -> list[Any]:
         return list(state)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from typing import Any
 
 from loopline.features.aggregations.base import Aggregation, LifetimePlan, Position, filtered
 
 LastState = list[Any] | None
 """[event_time, partition, offset, value] of the latest record so far, or None."""
+_position = operator.itemgetter(0, 1, 2)  # (event_time, partition, offset) of a state
 POSITION = "{'t': event_time, 'p': partition, 'o': \"offset\"}"  # what `last` maximises in SQL
 
 
@@ -26,6 +29,7 @@ class Last(Aggregation[LastState]):
     """
 
     kind = "last"
+    loads_copy = True
 
     def empty(self) -> LastState:
         return None
@@ -40,6 +44,10 @@ class Last(Aggregation[LastState]):
 
     def result(self, state: LastState) -> Any:
         return None if state is None else state[3]
+
+    def result_of(self, states: Sequence[LastState]) -> Any:
+        latest = max((s for s in states if s is not None), key=_position, default=None)
+        return None if latest is None else latest[3]
 
     def load(self, data: Any) -> LastState:
         return None if data is None else list(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from loopline.features.aggregations.base import Aggregation, LifetimePlan, Position, filtered
@@ -43,6 +44,12 @@ class Min(Aggregation[Any]):
 
     def result(self, state: Any) -> Any:
         return state
+
+    def result_of(self, states: Sequence[Any]) -> Any:
+        try:  # the first of equal values, as the fold keeps
+            return min((s for s in states if s is not None), default=None)
+        except TypeError:  # numbers and strings together: the fold orders them
+            return super().result_of(states)
 
     def sql(self, value: str, passes: str | None) -> str:
         return filtered(f"min({value})", passes)

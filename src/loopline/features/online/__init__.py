@@ -7,6 +7,7 @@ its `loopline.features.aggregations.Aggregation`.
 
 from __future__ import annotations
 
+from loopline.features.online.reads import TileReader
 from loopline.features.online.state import EntityState, Plan
 from loopline.features.online.tables import TableState
 from loopline.features.online.times import event_time_ms
@@ -19,6 +20,7 @@ __all__ = [
     "OnlineFeatures",
     "Plan",
     "TableState",
+    "TileReader",
     "UnreadableRecord",
     "Watermarks",
     "event_time_ms",

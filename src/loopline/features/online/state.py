@@ -61,7 +61,13 @@ class Plan:
         self.puts = tuple((s.window.tile, s.add, s.empty) for s in self.slots)
         # Features whose states are already plain data (dump is the identity).
         self.plain_dumps = tuple(type(s).dump is Aggregation.dump for s in self.slots)
+        # What turns a dumped tile state into one a read may use (None: the dump itself).
+        self.view_loads = tuple(
+            None if type(s).load is Aggregation.load or s.loads_copy else s.load for s in self.slots
+        )
         self.windowed = any(f.window.tile is not None for f in group.features)
+        # A read's values in feature order, before any is set (`TileReader` copies it).
+        self.names = dict.fromkeys(f.name for f in self.slots)
 
     def values(self, fields: Mapping[str, Any]) -> list[Any]:
         """What a record adds to each feature, in feature order: None when nothing."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loopline.features.declarations import DeclarationError, FeatureSet
+from loopline.features.online.reads import TileReader
 from loopline.features.online.state import EntityState, Plan
 from loopline.features.online.tables import TableState
 from loopline.features.online.times import event_time_ms
@@ -62,6 +63,9 @@ class OnlineFeatures:
         self._plans = [Plan(group) for group in features.aggregations]
         self._watermarks = [Watermarks() for _ in features.aggregations]
         self._entities: list[dict[str, EntityState]] = [{} for _ in features.aggregations]
+        # Per group, each entity's state laid out for reads (online/reads.py), made on its
+        # first read after a change; whatever changes a state in place drops its reader.
+        self._readers: list[dict[str, TileReader]] = [{} for _ in features.aggregations]
         self._tables = [TableState(table) for table in features.tables]
         self._routes: dict[str, tuple[list[int], list[int]]] = {}
         for i, group in enumerate(features.aggregations):
@@ -129,6 +133,7 @@ class OnlineFeatures:
                 if state is None:
                     state = self._entities[i][entity] = EntityState(self._plans[i])
                 state.add_values(event_time, values, (partition, offset), self.clock)
+                self._readers[i].pop(entity, None)
                 self._plans[i].filter_errors += filter_errors
                 self._changed.add(("a", i, entity))
             marks.observe(partition, event_time)
@@ -183,8 +188,7 @@ class OnlineFeatures:
             at = self.clock if self.clock is not None else 0
         values: dict[str, Any] = {}
         for i in plan.groups:
-            state = self._entities[i].get(entity_id)
-            values.update(state.read(at) if state is not None else self._plans[i].defaults)
+            values.update(self._read(i, entity_id, at))
         for i in plan.tables:
             values.update(self._tables[i].read(entity_id))
         for d in plan.derived:
@@ -194,6 +198,16 @@ class OnlineFeatures:
                 self._failed(d.name, exc)
                 values[d.name] = d.default
         return {name: values[name] for name in plan.names}
+
+    def _read(self, i: int, entity_id: str, at: int) -> dict[str, Any]:
+        """The values of group `i`'s features of one entity at `at` (`EntityState.read`'s)."""
+        reader = self._readers[i].get(entity_id)
+        if reader is None:
+            state = self._entities[i].get(entity_id)
+            if state is None:
+                return self._plans[i].defaults
+            reader = self._readers[i][entity_id] = TileReader(state)
+        return reader.read(at)
 
     def _failed(self, name: str, exc: Exception) -> None:
         """Count a derived feature's raise (it takes its default: a silent failure otherwise)."""
@@ -266,9 +280,7 @@ class OnlineFeatures:
             key = keys[entity]
             part = memo.get((False, i, key))
             if part is None:
-                state = self._entities[i].get(key)  # type: ignore[arg-type]
-                part = state.read(at) if state is not None else self._plans[i].defaults
-                memo[False, i, key] = part
+                part = memo[False, i, key] = self._read(i, key, at)  # type: ignore[arg-type]
             values.update(part)
         for i, entity in plan.table_entities:
             key = keys[entity]
@@ -287,6 +299,8 @@ class OnlineFeatures:
     def prune(self, now: int) -> None:
         """Promise that no read will come before `now`: drops tiles and entities out of every window."""
         self.clock = now if self.clock is None else max(self.clock, now)
+        for readers in self._readers:
+            readers.clear()
         for i, entities in enumerate(self._entities):
             for entity in list(entities):
                 state = entities[entity]
@@ -370,6 +384,7 @@ class OnlineFeatures:
     def load_entry(self, kind: str, index: int, entity: str, data: Any | None) -> None:
         """Set one entity's state or table row from `dump_entry` data (None removes it)."""
         if kind == "a":
+            self._readers[index].pop(entity, None)
             if data is None:
                 self._entities[index].pop(entity, None)
             else:
@@ -379,10 +394,20 @@ class OnlineFeatures:
 
     def set_state(self, index: int, entity: str, state: EntityState | None) -> None:
         """Put an already built state (an online store merges partitions' states)."""
+        self._readers[index].pop(entity, None)
         if state is None:
             self._entities[index].pop(entity, None)
         else:
             self._entities[index][entity] = state
+
+    def put_reader(self, index: int, entity: str, reader: TileReader | None) -> None:
+        """Put a state as its reader (None removes it): an online store, which never changes
+        a state it reads, lays changelog entries out for reads without building states."""
+        self._entities[index].pop(entity, None)
+        if reader is None:
+            self._readers[index].pop(entity, None)
+        else:
+            self._readers[index][entity] = reader
 
     def plan(self, index: int) -> Plan:
         """The compiled plan of ``features.aggregations[index]``."""
