@@ -3,8 +3,8 @@
 A block fenced as ``sh`` or ``bash`` holds commands; a line ending in ``\\`` continues on
 the next. A command is *long-running* when it serves or follows until stopped (`serve`,
 `ingest-server`, `schema-registry`, `features run`, `outcomes run`, `experiments run`,
-`monitor`, `alerts --follow`, `train --every` or `--online`, each without
-`--until-caught-up` or `--runs`): a user starts it in another terminal, the test starts it
+`monitor`, `alerts --follow`, `train --every` or `--online`, `consume`, each without
+`--until-caught-up`, `--runs`, `--timeout` or `--max`): a user starts it in another terminal, the test starts it
 in the background, waits until it answers (its `/readyz` or `/healthz` when it has a
 port, else until it has run for 3 s) and fails if it exits before the block ends.
 """
@@ -19,9 +19,9 @@ FENCE = re.compile(r"^```(\S*)\s*$")
 LONG_RUNNING = re.compile(
     r"^loopline( --log \S+)? (serve|ingest-server|schema-registry|features run|outcomes run|"
     r"experiments run|monitor|dashboard)\b|^loopline .*alerts .*--follow|"
-    r"^loopline( --log \S+)? train .*(--every |--online)"
+    r"^loopline( --log \S+)? train .*(--every |--online)|^loopline( --log \S+)? consume "
 )
-FINITE = re.compile(r"--until-caught-up|--runs ")
+FINITE = re.compile(r"--until-caught-up|--runs |--timeout |--max ")
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def script(commands: list[str]) -> str:
         echo = command.replace("'", "'\\''")
         lines.append(f"echo '$ {echo}'")
         if is_long_running(command):
-            command = command.rstrip().rstrip("&").strip()
+            command = re.sub(r"\s+#.*$", "", command).rstrip().rstrip("&").strip()
             port = port_of(command)
             if port is None:
                 url, pattern = "", ""

@@ -35,10 +35,15 @@ SKIPPED = {
     "`loopline demo` itself runs in tests/demo/test_demo.py",
     "scripts/test.sh": "the whole suite: it would run this test again",
     "scripts/test.sh -k parity": "the whole suite: it would run this test again",
-    "scripts/kafka.sh start|stop|status # a local Apache Kafka broker for development": (
+    "scripts/kafka.sh start|stop|status": (
         "a usage line of three commands; stopping the broker would stop the suite's Kafka"
     ),
 }
+
+
+def _bare(command: str) -> str:
+    """`command` without its trailing comment: how `SKIPPED` names it."""
+    return re.sub(r"\s+#.*$", "", command).strip()
 
 
 def _ports(text: str, first: int) -> str:
@@ -49,7 +54,7 @@ def _ports(text: str, first: int) -> str:
 def _prepare(commands: list[str], kafka: str, first_port: int) -> list[str]:
     out = []
     for command in commands:
-        if command in SKIPPED:
+        if _bare(command) in SKIPPED:
             continue
         command = command.replace("kafka://127.0.0.1:9092", f"kafka://{kafka}")
         out.append(_ports(command, first_port))
@@ -99,3 +104,96 @@ def test_commands_hide_in_no_unlabelled_block():
 
 def _readme_blocks() -> list[Block]:
     return command_blocks(README)
+
+
+def _python_block(starts: str) -> str:
+    from tests.examples.markdown import blocks
+
+    found = [b.text for b in blocks(README) if b.language == "python" and b.text.startswith(starts)]
+    assert len(found) == 1, f"README.md has {len(found)} python blocks starting {starts!r}"
+    return found[0]
+
+
+NOW = "$(($(date +%s) * 1000))"
+SHOP_DATA = f"""
+loopline topics create orders
+loopline topics create profiles
+now={NOW}
+for i in 1 2 3 4 5 6; do
+  echo "{{\\"member_id\\": \\"m-4$i\\", \\"amount\\": $i.5, \\"status\\": \\"paid\\", \\"at\\": $((now - i * 60000))}}"
+done | loopline produce orders --key member_id
+for i in 1 2 3 4 5 6; do
+  echo "{{\\"member_id\\": \\"m-4$i\\", \\"country\\": \\"DE\\"}}"
+done | loopline produce profiles --key member_id
+python - <<'PY'
+import time, pyarrow as pa, pyarrow.parquet as pq
+now = int(time.time() * 1000)
+ids = [f"m-4{{i % 6 + 1}}" for i in range(40)]
+pq.write_table(pa.table({{"member_id": ids, "at": [now - 1000 * i for i in range(40)],
+                         "bought": [i % 2 for i in range(40)]}}), "spine.parquet")
+PY
+"""
+
+# What each README block assumes exists, keyed by the block's first command.
+GIVEN = {
+    "loopline topics list": """
+loopline topics create clicks
+printf '{"member_id": "m-42", "item": 7}\\n{"member_id": "m-43", "item": 8}\\n' > clicks.jsonl
+cat > order.avsc <<'JSON'
+{"type": "record", "name": "Order", "fields": [
+  {"name": "order_id", "type": "string"}, {"name": "amount", "type": "double"}]}
+JSON
+loopline contracts register orders --schema order.avsc
+loopline topics create orders --contract orders --encoding avro
+echo '{"order_id": "o-1", "amount": 3.5}' | loopline produce orders
+""",
+    "loopline contracts register clicks --schema contracts/clicks.avsc": """
+mkdir contracts
+cat > contracts/clicks.avsc <<'JSON'
+{"type": "record", "name": "Click", "fields": [
+  {"name": "member_id", "type": "string"}, {"name": "item", "type": "long"},
+  {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}
+JSON
+cat > contracts/clicks-v2.avsc <<'JSON'
+{"type": "record", "name": "Click", "fields": [
+  {"name": "member_id", "type": "string"}, {"name": "item", "type": "long"},
+  {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+  {"name": "page", "type": "string", "default": ""}]}
+JSON
+printf 'member_id,item,at\\nm-42,7,2024-05-01T10:00:00Z\\nm-43,8,2024-05-01T10:01:00Z\\n' > clicks.csv
+printf 'm-44,seven,2024-05-01T10:02:00Z\\n' >> clicks.csv  # a row the contract refuses: a dead letter
+""",
+    "loopline features list shop": "cat > shop.py <<'PY'\n"
+    + "{shop}\nPY\n"
+    + SHOP_DATA
+    + "printf 'user_id,item_id,at\\nu1,i1,1700000000000\\n' > pairs.csv\n",
+}
+
+
+def _given(block: Block) -> str:
+    first = block.commands()[0]
+    return GIVEN.get(first, "").replace("{shop}", _python_block("# shop.py"))
+
+
+@pytest.mark.parametrize("block", _readme_blocks(), ids=lambda b: f"README-line-{b.line}")
+def test_every_command_of_the_readme_runs(block, tmp_path):
+    commands = [c for c in block.commands() if _bare(c) not in SKIPPED]
+    if not commands:
+        reasons = [SKIPPED[_bare(c)] for c in block.commands()]
+        pytest.skip(f"every command here is in SKIPPED: {reasons}")
+    given = [line for line in _given(block).splitlines() if line.strip()]
+    env = environment(tmp_path)
+    first = free_ports(len(PORTS))
+    body = script(_prepare(commands, env["LOOPLINE_KAFKA_BOOTSTRAP"], first))
+    setup = "set -euo pipefail\n" + "\n".join(given) + "\n"
+    (tmp_path / "given.sh").write_text(setup)
+    (tmp_path / "commands.sh").write_text(body)
+    given_run = subprocess.run(
+        ["bash", "given.sh"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert given_run.returncode == 0, given_run.stdout + given_run.stderr
+    result = subprocess.run(
+        ["bash", "commands.sh"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    _check(result, f"README.md's block at line {block.line}")
