@@ -129,9 +129,22 @@ python - <<'PY'
 import time, pyarrow as pa, pyarrow.parquet as pq
 now = int(time.time() * 1000)
 ids = [f"m-4{{i % 6 + 1}}" for i in range(40)]
-pq.write_table(pa.table({{"member_id": ids, "at": [now - 1000 * i for i in range(40)],
+pq.write_table(pa.table({{"member_id": ids, "at": [now + 60_000 + i for i in range(40)],
                          "bought": [i % 2 for i in range(40)]}}), "spine.parquet")
 PY
+"""
+
+# the tutorial's application and data (docs/tutorial.md, steps 1 to 3)
+CLICKS_DATA = f"""
+cp {REPO}/examples/clicks/*.py .
+cp -r {REPO}/examples/clicks/contracts clicks-contracts
+python generate.py --out data > /dev/null
+loopline contracts register clicks.event --schema clicks-contracts/event.avsc
+loopline contracts register clicks.item --schema clicks-contracts/item.avsc
+loopline topics create events --contract clicks.event --encoding avro
+loopline topics create items --contract clicks.item --encoding avro
+loopline ingest data/items.csv --topic items --key item_id --time-column at
+loopline ingest data/events.csv --topic events --key user_id --time-column at
 """
 
 # What each README block assumes exists, keyed by the block's first command.
@@ -166,12 +179,12 @@ printf 'm-44,seven,2024-05-01T10:02:00Z\\n' >> clicks.csv  # a row the contract 
     "loopline features list shop": "cat > shop.py <<'PY'\n"
     + "{shop}\nPY\n"
     + SHOP_DATA
-    + "printf 'user_id,item_id,at\\nu1,i1,1700000000000\\n' > pairs.csv\n",
+    + CLICKS_DATA,
 }
 
 
 def _given(block: Block) -> str:
-    first = block.commands()[0]
+    first = _bare(block.commands()[0])
     return GIVEN.get(first, "").replace("{shop}", _python_block("# shop.py"))
 
 
