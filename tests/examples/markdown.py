@@ -6,7 +6,8 @@ the next. A command is *long-running* when it serves or follows until stopped (`
 `monitor`, `alerts --follow`, `train --every` or `--online`, `consume`, each without
 `--until-caught-up`, `--runs`, `--timeout` or `--max`): a user starts it in another terminal, the test starts it
 in the background, waits until it answers (its `/readyz` or `/healthz` when it has a
-port, else until it has run for 3 s) and fails if it exits before the block ends.
+port; `train --every` until its first version is published; else until it has run
+for 3 s) and fails if it exits before the block ends.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def script(commands: list[str]) -> str:
         "    kill -0 \"$1\" 2>/dev/null || { echo \"exited early: $4\" >&2; cat bg-$1.log >&2;"
         " return 1; }",
         "    [ -z \"$2\" ] && { sleep 3; kill -0 \"$1\" 2>/dev/null && return 0; continue; }",
+        "    [ \"$2\" = log ] && { grep -q \"$3\" bg-$1.log 2>/dev/null && return 0; sleep 0.1;"
+        " continue; }",
         "    curl -s \"$2\" 2>/dev/null | grep -q \"$3\" && return 0",
         "    sleep 0.1",
         "  done; echo \"not ready after 60 s: $4\" >&2; cat bg-$1.log >&2; return 1",
@@ -104,7 +107,9 @@ def script(commands: list[str]) -> str:
         if is_long_running(command):
             command = re.sub(r"\s+#.*$", "", command).rstrip().rstrip("&").strip()
             port = port_of(command)
-            if port is None:
+            if port is None and re.search(r"\btrain\b.*--every", command):
+                url, pattern = "log", "published "  # its first run has published a version
+            elif port is None:
                 url, pattern = "", ""
             elif re.search(r"\bserve\b", command) and "--from" not in command:
                 url, pattern = f"http://127.0.0.1:{port}/readyz", '"ready":true'
