@@ -89,6 +89,7 @@ def script(commands: list[str]) -> str:
         "finish() { status=$?; for p in \"${pids[@]}\"; do kill \"$p\" 2>/dev/null || true;"
         " done; wait 2>/dev/null || true; exit $status; }",
         "trap finish EXIT",
+        "curl() { command curl --fail-with-body -sS \"$@\"; }  # an HTTP error fails the block",
         "ready() {  # ready PID URL PATTERN NAME",
         "  for _ in $(seq 600); do",
         "    kill -0 \"$1\" 2>/dev/null || { echo \"exited early: $4\" >&2; cat bg-$1.log >&2;"
