@@ -116,7 +116,8 @@ def script(commands: list[str]) -> str:
                 url, pattern = f"http://127.0.0.1:{port}/readyz", '"ready":true'
             else:
                 url, pattern = f"http://127.0.0.1:{port}/healthz", ""
-            lines.append(f"{{ {command} ; }} > bg-tmp.log 2>&1 & p=$!; mv bg-tmp.log bg-$p.log")
+            # a simple command, so that $! is the command itself and the kill reaches it
+            lines.append(f"{command} > bg-tmp.log 2>&1 & p=$!; mv bg-tmp.log bg-$p.log")
             lines.append("pids+=($p); names+=(" + repr_sh(command) + ")")
             lines.append(f"ready $p '{url}' '{pattern}' {repr_sh(command)}")
         else:

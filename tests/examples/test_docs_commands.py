@@ -159,6 +159,25 @@ loopline ingest data/items.csv --topic items --key item_id --time-column at
 loopline ingest data/events.csv --topic events --key user_id --time-column at
 """
 
+# an application named as README's Outcomes, Experiments and Monitoring sections name it:
+# `pymk` (and `pymk.app:app`), shop's features, a model `accept`, outcomes as README declares
+PYMK = """
+mkdir pymk
+cat > pymk/app.py <<'PY'
+{shop-with-model}
+from loopline.outcomes import Outcomes
+app = App("pymk", features=app.features, models=[Model("accept", trainer=LightGBMTrainer,
+          entity="member", features=["orders_24h", "spent_24h"])],
+          outcomes=Outcomes(window="1h", positive=["accepted"], negatives=True))
+PY
+echo 'from pymk.app import app' > pymk/__init__.py
+loopline topics create pymk.labelled
+now=$(($(date +%s) * 1000))
+for i in $(seq 60); do
+  echo "{\\"features\\": {\\"orders_24h\\": $((i % 3)), \\"spent_24h\\": $i.0}, \\"label\\": $((i % 2)), \\"at\\": $((now - 60000 + i * 1000))}"
+done | loopline produce pymk.labelled
+""" + SHOP_DATA
+
 # What each README block assumes exists, keyed by the block's first command.
 GIVEN = {
     "loopline topics list": """
@@ -200,6 +219,9 @@ loopline features run shop --until-caught-up
 loopline topics create requests
 loopline topics create answers
 """,
+    "loopline outcomes run pymk --metrics-port 9110": PYMK,
+    "loopline outcomes run pymk.app:app &": PYMK,
+    "loopline monitor pymk --metrics-port 9120 --webhook http://127.0.0.1:8080/alerts": PYMK,
     "export LOOPLINE_SIGNING_KEY=$(openssl rand -hex 32)": "cat > shop.py <<'PY'\n{shop-with-model}\nPY\n" + SHOP_DATA,
 }
 
