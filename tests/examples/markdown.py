@@ -86,20 +86,20 @@ def script(commands: list[str]) -> str:
     lines = [
         "set -euo pipefail",
         "pids=(); names=()",
-        "finish() { status=$?; for p in \"${pids[@]}\"; do kill \"$p\" 2>/dev/null || true;"
+        'finish() { status=$?; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true;'
         " done; wait 2>/dev/null || true; exit $status; }",
         "trap finish EXIT",
-        "curl() { command curl --fail-with-body -sS \"$@\"; }  # an HTTP error fails the block",
+        'curl() { command curl --fail-with-body -sS "$@"; }  # an HTTP error fails the block',
         "ready() {  # ready PID URL PATTERN NAME",
         "  for _ in $(seq 600); do",
-        "    kill -0 \"$1\" 2>/dev/null || { echo \"exited early: $4\" >&2; cat bg-$1.log >&2;"
+        '    kill -0 "$1" 2>/dev/null || { echo "exited early: $4" >&2; cat bg-$1.log >&2;'
         " return 1; }",
-        "    [ -z \"$2\" ] && { sleep 3; kill -0 \"$1\" 2>/dev/null && return 0; continue; }",
-        "    [ \"$2\" = log ] && { grep -q \"$3\" bg-$1.log 2>/dev/null && return 0; sleep 0.1;"
+        '    [ -z "$2" ] && { sleep 3; kill -0 "$1" 2>/dev/null && return 0; continue; }',
+        '    [ "$2" = log ] && { grep -q "$3" bg-$1.log 2>/dev/null && return 0; sleep 0.1;'
         " continue; }",
-        "    curl -s \"$2\" 2>/dev/null | grep -q \"$3\" && return 0",
+        '    curl -s "$2" 2>/dev/null | grep -q "$3" && return 0',
         "    sleep 0.1",
-        "  done; echo \"not ready after 60 s: $4\" >&2; cat bg-$1.log >&2; return 1",
+        '  done; echo "not ready after 60 s: $4" >&2; cat bg-$1.log >&2; return 1',
         "}",
     ]
     for command in commands:

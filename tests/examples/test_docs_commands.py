@@ -23,7 +23,6 @@ import secrets
 import subprocess
 
 import pytest
-
 from tests.examples.markdown import Block, command_blocks, script
 from tests.examples.shell import REPO, environment, free_ports
 
@@ -161,7 +160,8 @@ loopline ingest data/events.csv --topic events --key user_id --time-column at
 
 # an application named as README's Outcomes, Experiments and Monitoring sections name it:
 # `pymk` (and `pymk.app:app`), shop's features, a model `accept`, outcomes as README declares
-PYMK = """
+PYMK = (
+    """
 mkdir pymk
 cat > pymk/app.py <<'PY'
 {shop-with-model}
@@ -176,7 +176,9 @@ now=$(($(date +%s) * 1000))
 for i in $(seq 60); do
   echo "{\\"features\\": {\\"orders_24h\\": $((i % 3)), \\"spent_24h\\": $i.0}, \\"label\\": $((i % 2)), \\"at\\": $((now - 60000 + i * 1000))}"
 done | loopline produce pymk.labelled
-""" + SHOP_DATA
+"""
+    + SHOP_DATA
+)
 
 # What each README block assumes exists, keyed by the block's first command.
 GIVEN = {
@@ -222,7 +224,8 @@ loopline topics create answers
     "loopline outcomes run pymk --metrics-port 9110": PYMK,
     "loopline outcomes run pymk.app:app &": PYMK,
     "loopline monitor pymk --metrics-port 9120 --webhook http://127.0.0.1:8080/alerts": PYMK,
-    "export LOOPLINE_SIGNING_KEY=$(openssl rand -hex 32)": "cat > shop.py <<'PY'\n{shop-with-model}\nPY\n" + SHOP_DATA,
+    "export LOOPLINE_SIGNING_KEY=$(openssl rand -hex 32)": "cat > shop.py <<'PY'\n{shop-with-model}\nPY\n"
+    + SHOP_DATA,
 }
 
 
@@ -233,7 +236,9 @@ def _shop_with_model() -> str:
     declared = re.search(r"Model\(.*?\)(?=,\s*(#.*)?\n\])", model, re.S).group(0)
     head = "from loopline.models.declarations import Model\n"
     head += "from loopline.models.trainers import LightGBMTrainer\n"
-    return head + shop.replace("derived=[per_order]))", f"derived=[per_order]), models=[{declared}])")
+    return head + shop.replace(
+        "derived=[per_order]))", f"derived=[per_order]), models=[{declared}])"
+    )
 
 
 def _given(block: Block) -> str:
