@@ -2,7 +2,7 @@
 
 The connector is killed once early (at startup or in its snapshot); then,
 while the table changes all the while (a writer thread, transactions of 1
-to 10 changes), it is killed at a random moment four more times, restarted each time, and a last run with
+to 10 changes), it is killed at a random moment nine more times (10 kills), restarted each time, and a last run with
 --until-idle drains what is left. Every change the history trigger saw must
 be in the topic exactly once, in commit order per key, and the topic's
 latest row per key must equal the table.
@@ -28,7 +28,7 @@ from loopline.connectors.cdc import read_cdc_progress
 from loopline.log import TopicNotFound, open_log
 from support import read_all
 
-ROWS, ROUNDS = 3_000, 4
+ROWS, ROUNDS = 3_000, 9  # with the kill in the snapshot: 10 kills
 
 
 def _cdc_run(log_url: str, name: str, *extra: str) -> subprocess.Popen:
