@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import psycopg
 import pytest
 
@@ -37,6 +38,20 @@ def pg_url() -> str:
         psycopg.connect(url, connect_timeout=5).close()
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL at {url} is not reachable: {exc}", pytrace=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def connect_url() -> str:
+    url = os.environ.get("LOOPLINE_CONNECT_URL", "")
+    try:
+        httpx.get(url + "/connector-plugins", timeout=5).raise_for_status()
+    except (httpx.HTTPError, ValueError) as exc:
+        pytest.fail(
+            f"no Kafka Connect worker at LOOPLINE_CONNECT_URL={url!r} ({exc}): start one with "
+            "`bash scripts/connect.sh start`, or run the suite with scripts/test.sh",
+            pytrace=False,
+        )
     return url
 
 

@@ -17,8 +17,6 @@ import subprocess
 import sys
 import time
 
-import httpx
-import pytest
 from click.testing import CliRunner
 
 from loopline.cli import cli
@@ -33,20 +31,6 @@ from loopline.features import Entity, FeatureSet, Table, TableFeature
 app = App("{name}", features=FeatureSet(tables=[Table("{topic}", Entity("member", key="id"), [
     TableFeature("score", "score", default=-1)])]))
 """
-
-
-@pytest.fixture(scope="module")
-def connect_url() -> str:
-    url = os.environ.get("LOOPLINE_CONNECT_URL", "")
-    try:
-        httpx.get(url + "/connector-plugins", timeout=5).raise_for_status()
-    except (httpx.HTTPError, ValueError) as exc:
-        pytest.fail(
-            f"no Kafka Connect worker at LOOPLINE_CONNECT_URL={url!r} ({exc}): start one with "
-            "`bash scripts/connect.sh start`, or run the suite with scripts/test.sh",
-            pytrace=False,
-        )
-    return url
 
 
 def _rows(log_url: str, topic: str) -> dict[str, dict]:

@@ -1,0 +1,186 @@
+"""Debezium's Kafka Connect worker killed with SIGKILL while the table changes loses no change.
+
+The loopline half of this guarantee (`loopline cdc run` killed 10 times,
+exactly once) is tests/cdc/test_cdc_crash.py. Debezium on Kafka Connect is
+at least once: after a crash its connector starts again from the last
+source offset the worker committed, so changes after it are published
+again. So here every change the history trigger saw must be in the topic,
+in commit order per key (a replay may repeat a run of them), nothing the
+table never held may appear, and the topic's latest row per key must equal
+the table. The worker is the one `scripts/test.sh` starts; each round kills
+it with SIGKILL and starts it again with `scripts/connect.sh start` (about
+15 s each on this machine, so 3 rounds rather than 10).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from loopline.cli import cli
+from loopline.log import TopicNotFound, open_log
+from support import read_all
+
+ROWS, ROUNDS = 1_000, 3
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "connect.sh"
+
+
+def _read(log_url: str, topic: str) -> list:
+    log = open_log(log_url)
+    try:
+        return read_all(log, topic)
+    except TopicNotFound:
+        return []
+    finally:
+        log.close()
+
+
+def _worker_pid() -> int:
+    """The Connect worker's pid, from the pid file `scripts/connect.sh` keeps."""
+    port = os.environ["LOOPLINE_CONNECT_PORT"]
+    state = os.environ.get("LOOPLINE_CONNECT_STATE") or os.path.join(
+        tempfile.gettempdir(), f"loopline-connect-{port}"
+    )
+    return int(Path(state, "connect.pid").read_text().split()[0])
+
+
+def _wait_gone(pid: int, timeout: float = 30.0) -> None:
+    """Wait until the killed worker has exited and its port is free again."""
+    port = int(os.environ["LOOPLINE_CONNECT_PORT"])
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() or _listening(port):
+        assert time.monotonic() < deadline, f"the killed worker {pid} is still there"
+        time.sleep(0.1)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _latest(records) -> dict[str, dict]:
+    """The latest row per key the topic's envelopes leave (a delete removes it)."""
+    rows: dict[str, dict] = {}
+    for r in records:
+        if r.value is not None:
+            envelope = json.loads(r.value)
+            envelope = envelope.get("payload", envelope)
+            key = str((envelope["after"] or envelope["before"])["id"])
+            if envelope["after"] is None:
+                rows.pop(key, None)
+            else:
+                rows[key] = envelope["after"]
+    return rows
+
+
+def _changes(records) -> dict[str, list]:
+    """Each key's changes in the topic as (op, row after), snapshot reads and tombstones out."""
+    found: dict[str, list] = {}
+    for r in records:
+        if r.value is None:
+            continue  # the tombstone after a delete
+        envelope = json.loads(r.value)
+        envelope = envelope.get("payload", envelope)
+        if envelope["op"] != "r":
+            key = str((envelope["after"] or envelope["before"])["id"])
+            found.setdefault(key, []).append((envelope["op"], envelope["after"]))
+    return found
+
+
+def _in_order(expected: list, found: list) -> bool:
+    """Whether `expected` appears in `found` in order (a replay may repeat some of it)."""
+    at = 0
+    for change in found:
+        if at < len(expected) and change == expected[at]:
+            at += 1
+    return at == len(expected)
+
+
+def test_connect_worker_killed_loses_no_committed_change(members, connect_url):
+    log_url = "kafka://" + os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    topic = members.table + "_dbz"
+    members.insert(ROWS)
+    members.forget_history()
+    runner = CliRunner()
+    args = ["--log", log_url, "cdc"]
+    added = runner.invoke(cli, [
+        *args, "add", members.table, members.url, "--table", members.table, "--topic", topic,
+        "--connect-url", connect_url,
+    ])  # fmt: skip
+    assert added.exit_code == 0, added.output
+
+    stop = threading.Event()
+
+    def write() -> None:
+        writer = random.Random(11)
+        while not stop.is_set():
+            members.random_changes(writer, 10, keys=ROWS + 200)
+            time.sleep(0.02)
+
+    # Changes made during the snapshot are folded into its rows, not published as changes:
+    # the table starts changing once the snapshot's rows are all in the topic.
+    deadline = time.monotonic() + 120
+    while len(_read(log_url, topic)) < ROWS:
+        assert time.monotonic() < deadline, "Debezium's snapshot never reached the topic"
+        time.sleep(0.5)
+    writer = threading.Thread(target=write)
+    writer.start()
+    rng = random.Random(1920)
+    try:
+        for _ in range(ROUNDS):
+            time.sleep(rng.uniform(1.0, 4.0))
+            pid = _worker_pid()
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid)
+            started = subprocess.run(
+                ["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=300
+            )
+            assert started.returncode == 0, started.stderr
+    finally:
+        stop.set()
+        writer.join()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            records = _read(log_url, topic)
+            found = _changes(records)
+            expected: dict[str, list] = {}
+            for _, op, key, row, _ in members.history():
+                expected.setdefault(str(key), []).append((op, row))
+            complete = all(_in_order(c, found.get(key, [])) for key, c in expected.items())
+            if complete and _latest(records) == members.state():
+                break
+            if time.monotonic() > deadline:
+                missing = {
+                    key: (c, found.get(key, []))
+                    for key, c in expected.items()
+                    if not _in_order(c, found.get(key, []))
+                }
+                table, topic_rows = members.state(), _latest(records)
+                differ = {
+                    k for k in table.keys() | topic_rows.keys() if table.get(k) != topic_rows.get(k)
+                }
+                raise AssertionError(
+                    f"{len(missing)} keys miss committed changes (one: {next(iter(missing.items()), None)}); "
+                    f"{len(differ)} keys differ from the table "
+                    f"(one: {[(k, table.get(k), topic_rows.get(k)) for k in list(differ)[:1]]})"
+                )
+            time.sleep(2)
+        assert sum(len(c) for c in expected.values()) > 200
+        for key, changes in found.items():
+            assert set(map(json.dumps, changes)) <= set(map(json.dumps, expected[key])), key
+        status = runner.invoke(cli, [*args, "status", members.table])
+        assert "connector RUNNING" in status.output, status.output
+    finally:
+        removed = runner.invoke(cli, [*args, "remove", members.table])
+        assert removed.exit_code == 0, removed.output
