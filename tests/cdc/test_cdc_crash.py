@@ -22,7 +22,7 @@ import time
 
 from click.testing import CliRunner
 
-from conftest import op_of, topic_state
+from cdc.tables import op_of, topic_state
 from loopline.cli import cli
 from loopline.connectors.cdc import read_cdc_progress
 from loopline.log import TopicNotFound, open_log

@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from conftest import op_of
+from cdc.tables import op_of
 from loopline.connectors.cdc import CdcError, run_cdc
 from loopline.contracts import LogRegistry
 from loopline.stream.deadletters import DeadLetter

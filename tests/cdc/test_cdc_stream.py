@@ -14,7 +14,7 @@ import random
 import threading
 import time
 
-from conftest import op_of, topic_state
+from cdc.tables import op_of, topic_state
 from loopline.connectors.cdc import CdcError, read_cdc_progress, run_cdc
 from loopline.contracts import LogRegistry
 from support import read_all
