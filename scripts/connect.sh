@@ -59,45 +59,8 @@ check_java() {
         die "Java 17+ is required (java not found on PATH): install openjdk-17-jre-headless"
 }
 
-pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
-
-# Download the jars into $LIBS unless a completion marker for the current pom is there.
-fetch_jars() {
-    local marker="$LIBS/.complete" want
-    want=$(pom_hash)
-    if [[ -f $marker && $(cat "$marker") == "$want" ]]; then
-        return 0
-    fi
-    command -v mvn >/dev/null 2>&1 ||
-        die "Maven is required to fetch the Kafka Connect and Debezium jars (not cached in $LIBS yet): install maven"
-    mkdir -p "$CONNECT_HOME"
-    exec 8>"$CONNECT_HOME/.lock"
-    if command -v flock >/dev/null 2>&1; then
-        flock 8
-    fi
-    if [[ -f $marker && $(cat "$marker") == "$want" ]]; then
-        exec 8>&-
-        return 0
-    fi
-    log "fetching Kafka Connect $KAFKA_VERSION and Debezium $DEBEZIUM_VERSION jars from Maven Central into $LIBS (one time) ..."
-    local tmp
-    tmp=$(mktemp -d "$CONNECT_HOME/libs.tmp.XXXXXX")
-    if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 |
-        sed -e $'s/\e\\[[0-9;]*m//g' -e '/^$/d' >&2; then
-        rm -rf "$tmp"
-        die "mvn failed to fetch connect-runtime $KAFKA_VERSION / debezium-connector-postgres $DEBEZIUM_VERSION"
-    fi
-    compgen -G "$tmp/connect-runtime-$KAFKA_VERSION.jar" >/dev/null &&
-        compgen -G "$tmp/debezium-connector-postgres-$DEBEZIUM_VERSION.jar" >/dev/null || {
-        rm -rf "$tmp"
-        die "mvn finished but connect-runtime or debezium-connector-postgres is missing"
-    }
-    echo "$want" >"$tmp/.complete"
-    rm -rf "$LIBS"
-    mv "$tmp" "$LIBS"
-    exec 8>&-
-}
+# shellcheck source=lib/maven-jars.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/maven-jars.sh"
 
 # Prints the worker pid if our worker is running; returns 1 otherwise.
 running_pid() {
@@ -175,7 +138,8 @@ cmd_start() {
     fi
     check_java
     command -v curl >/dev/null 2>&1 || die "curl is required for the readiness check: install curl"
-    fetch_jars
+    fetch_jars "$POM" "$CONNECT_HOME" "$LIBS" "Kafka Connect $KAFKA_VERSION and Debezium $DEBEZIUM_VERSION" \
+        "connect-runtime-$KAFKA_VERSION.jar" "debezium-connector-postgres-$DEBEZIUM_VERSION.jar"
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
         die "port $PORT on 127.0.0.1 is already in use; set LOOPLINE_CONNECT_PORT"
     fi

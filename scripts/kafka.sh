@@ -77,47 +77,8 @@ check_port_number() {
     fi
 }
 
-pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
-
-# Download the jars into $LIBS unless a completion marker for the current pom is there.
-fetch_jars() {
-    local marker="$LIBS/.complete" want
-    want=$(pom_hash)
-    if [[ -f $marker && $(cat "$marker") == "$want" ]]; then
-        return 0
-    fi
-    command -v mvn >/dev/null 2>&1 ||
-        die "Maven is required to fetch the Kafka $KAFKA_VERSION jars (not cached in $LIBS yet): install maven"
-    mkdir -p "$KAFKA_HOME"
-    # Serialise concurrent first starts (e.g. two ports at once) on the same cache.
-    # fd 8 holds the lock; it is closed below so the broker does not inherit it.
-    exec 8>"$KAFKA_HOME/.lock"
-    if command -v flock >/dev/null 2>&1; then
-        flock 8
-    fi
-    if [[ -f $marker && $(cat "$marker") == "$want" ]]; then
-        exec 8>&-
-        return 0
-    fi
-    log "fetching Kafka $KAFKA_VERSION jars from Maven Central into $LIBS (one time) ..."
-    local tmp
-    tmp=$(mktemp -d "$KAFKA_HOME/libs.tmp.XXXXXX")
-    # (Maven 3.8 prints stray ANSI resets even with -q -B; strip them)
-    if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 |
-        sed -e $'s/\e\\[[0-9;]*m//g' -e '/^$/d' >&2; then
-        rm -rf "$tmp"
-        die "mvn failed to fetch org.apache.kafka:kafka_2.13:$KAFKA_VERSION (see output above)"
-    fi
-    compgen -G "$tmp/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null || {
-        rm -rf "$tmp"
-        die "mvn finished but kafka_2.13-$KAFKA_VERSION.jar is missing"
-    }
-    echo "$want" >"$tmp/.complete"
-    rm -rf "$LIBS"
-    mv "$tmp" "$LIBS"
-    exec 8>&-
-}
+# shellcheck source=lib/maven-jars.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/maven-jars.sh"
 
 # Prints the broker pid if our broker is running; returns 1 otherwise.
 running_pid() {
@@ -236,7 +197,7 @@ cmd_start() {
         return 0
     fi
     check_java
-    fetch_jars
+    fetch_jars "$POM" "$KAFKA_HOME" "$LIBS" "Kafka $KAFKA_VERSION" "kafka_2.13-$KAFKA_VERSION.jar"
     local p
     for p in "$PORT" "$CPORT"; do
         if port_in_use "$p"; then
