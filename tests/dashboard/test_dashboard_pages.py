@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -53,5 +54,55 @@ def test_the_alerts_page_shows_open_and_resolved_alerts_with_their_evidence(log)
         assert alerts == {f"freshness:{source}": "opened", "psi:m:1::x": "resolved"}
         # The Loop page counts the open one.
         assert client.get("/api/loop").json()["open_alerts"] == 1
+    finally:
+        board.close()
+
+
+def test_the_features_page_draws_the_distribution_served_beside_the_one_trained_on(log) -> None:
+    from loopline.features import Entity, FeatureSet, Table, TableFeature
+    from loopline.models import HmacSigner, ModelRegistry
+    from loopline.models.declarations import Model
+    from loopline.models.trainers import LightGBMTrainer
+    from loopline.monitor.features import FeatureCounter, FeatureCounts
+    from loopline.monitor.records import MonitorRecord
+    from monitor.helpers import training_profile
+
+    profile = training_profile()
+    features = FeatureSet(tables=[Table("profiles", Entity("member", "member_id"),
+                                        [TableFeature("x", "x")])])  # fmt: skip
+    app = App(f"shop-{uuid.uuid4().hex[:8]}", features=features,
+              models=[Model(f"m-{uuid.uuid4().hex[:8]}", trainer=LightGBMTrainer, entity="member", features=["x"])])  # fmt: skip
+    model = app.models[0].name
+    models = ModelRegistry(log, signer=HmacSigner(b"k" * 32))
+    v = models.publish(model, b"artifact", format="pickle", trainer="test",
+                       features=[("x", "float")], profile=profile.to_dict())  # fmt: skip
+    models.promote(model, v.version, "production")
+    models.close()
+    # What the monitor writes for one window of v1: x served far above its training range.
+    counter, counts = FeatureCounter("x", profile.feature("x")), FeatureCounts()
+    for value in [1e9] * 30:
+        counter.add(counts, value)
+    window = MonitorRecord(
+        source="decisions", window="1m", start=0, end=60_000, model=model, model_version=1,
+        arm="", segment="", decisions=30, candidates=30, features=[counter.stats(counts, 30)],
+    )  # fmt: skip
+    log.create_topic(names.monitor(app.name), TopicConfig(partitions=1))
+    log.create_topic(names.alerts(app.name), TopicConfig(partitions=1))
+    producer = log.producer()
+    producer.send(names.monitor(app.name), msgspec.json.encode(window), window.key.encode())
+    producer.flush()
+    producer.close()
+    board = Dashboard(log, app)
+    try:
+        deadline = time.monotonic() + 30
+        while board.feed.read < 1:
+            assert time.monotonic() < deadline, "the dashboard did not read the window"
+            time.sleep(0.1)
+        page = TestClient(dashboard_app(board)).get("/features").text
+        assert 'data-series="training v1"' in page
+        served = page.split('data-series="served v1 now">', 1)[1].split("</g>", 1)[0]
+        heights = [float(h) for h in re.findall(r'height="([0-9.]+)"', served)]
+        # every value served is in the last bin ("above the training range"): one full bar
+        assert heights[-1] > 0 and not any(heights[:-1]), heights
     finally:
         board.close()

@@ -75,6 +75,8 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
                         psi=d.psi,
                         jensen_shannon=d.jensen_shannon,
                         wasserstein=d.wasserstein,
+                        bins=list(d.counts),
+                        bins_id=profile.feature(name).histogram.bins_id(),
                     )
                 m["features"][name] = f
             out[(NAMES[size], int(start), f"{model}:{version}:{arm}:{seg}")] = m

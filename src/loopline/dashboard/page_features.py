@@ -3,8 +3,8 @@
 From the monitor's decision windows: each feature's coverage as served
 (the share neither missing nor the default) beside the production
 version's training coverage, its PSI against the training bins, its served
-mean beside the training mean; the training distribution from the profile;
-and the freshness of every source topic.
+mean beside the training mean; the distribution served in the newest window
+beside the one trained on (two histograms in the profile's bins); and the freshness of every source topic.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from loopline.models.histograms import Histogram
 from loopline.models.profiles import Profile, ProfileError
 from loopline.monitor.records import MonitorRecord
 
-__all__ = ["bin_labels", "features_body"]
+__all__ = ["bin_labels", "features_body", "served_bins"]
 
 
 def bin_labels(h: Histogram) -> list[str]:
@@ -35,7 +35,8 @@ def bin_labels(h: Histogram) -> list[str]:
     return [f"<{e[0]}", *(f"[{a}, {b})" for a, b in itertools.pairwise(e)), f"≥{e[-1]}"]
 
 
-def _profile(ctx: Dashboard, model: str) -> Profile | None:
+def _profile(ctx: Dashboard, model: str) -> tuple[int, Profile] | None:
+    """The version whose profile the page compares with, and that profile."""
     if not ctx.has_versions(model):
         return None
     # production's profile, else the newest version's that has one (a heuristic has none)
@@ -45,7 +46,7 @@ def _profile(ctx: Dashboard, model: str) -> Profile | None:
     if held is None or held.profile is None:
         return None
     try:
-        return Profile.from_dict(held.profile)
+        return held.version, Profile.from_dict(held.profile)
     except ProfileError:
         return None
 
@@ -78,11 +79,43 @@ def _flat(series: Series, value: float | None, name: str) -> Series:
     return Series(name, [(series.points[0][0], value), (series.points[-1][0], value)], dashed=True)
 
 
-def _feature(ctx: Dashboard, model: str, name: str, profile: Profile | None) -> str:
+def served_bins(
+    windows: list[MonitorRecord], version: int, feature: str, bins_id: str
+) -> list[int] | None:
+    """`feature`'s values served by `version` in its newest window, counted in the bins
+    `bins_id` names (`Histogram.bins_id`), summed over the window's arms and segments;
+    None if none. A monitor judging against another profile than the version's own (the
+    demo's reference) counted in other bins: those are not drawn as if they were these.
+
+    >>> from loopline.monitor.records import FeatureStats
+    >>> def window(end, bins, version=2):
+    ...     stats = FeatureStats(name="age", rows=3, present=3, covered=3, coverage=1.0,
+    ...                          mean=1.0, bins=bins, bins_id="b1")
+    ...     return MonitorRecord(source="decisions", window="1m", start=end - 60_000, end=end,
+    ...                          model="m", model_version=version, arm="", segment="",
+    ...                          features=[stats])
+    >>> served_bins([window(60_000, [1, 0]), window(120_000, [0, 2]),
+    ...              window(120_000, [1, 1]), window(180_000, [5, 5], version=3)], 2, "age", "b1")
+    [1, 3]
+    >>> served_bins([window(60_000, [1, 0])], 2, "age", "other bins") is None
+    True
+    """
+    newest = max((r.end for r in windows if r.model_version == version), default=None)
+    total: list[int] | None = None
+    for r in windows:
+        if r.model_version != version or r.end != newest:
+            continue
+        for f in r.features:
+            if f.name == feature and f.bins and f.bins_id == bins_id:
+                total = [a + b for a, b in zip(total, f.bins, strict=True)] if total else f.bins
+    return total
+
+
+def _feature(ctx: Dashboard, model: str, name: str, held: tuple[int, Profile] | None) -> str:
     windows = ctx.feed.windows("decisions", where=lambda r: r.model == model)
     trained = None
-    if profile is not None:
-        trained = next((f for f in profile.features if f.name == name), None)
+    if held is not None:
+        trained = next((f for f in held[1].features if f.name == name), None)
     coverage = _over_time(windows, name, "coverage")
     mean = _over_time(windows, name, "mean")
     psi = _over_time(windows, name, "psi")
@@ -102,11 +135,15 @@ def _feature(ctx: Dashboard, model: str, name: str, profile: Profile | None) -> 
     ]
     if trained is not None:
         total = sum(trained.histogram.counts) or 1
+        groups = [(f"training v{held[0]}", [c / total for c in trained.histogram.counts])]
+        served = served_bins(windows, held[0], name, trained.histogram.bins_id())
+        if served is not None:
+            groups.append((f"served v{held[0]} now", [c / (sum(served) or 1) for c in served]))
         charts.append(
             histogram(
                 bin_labels(trained.histogram),
-                [("training", [c / total for c in trained.histogram.counts])],
-                title=f"{name}: training distribution",
+                groups,
+                title=f"{name}: distribution served (newest window) and trained on",
             )
         )
     summary = (

@@ -17,7 +17,7 @@ like with like; `stats` turns the counts into the record's `FeatureStats`.
 >>> s = counter.stats(counts, rows=10)
 >>> s.coverage, s.training_coverage, s.mean, s.psi, s.wasserstein
 (0.9, 0.9, 4.5, 0.0, 0.0)
->>> counts.bins == trained.histogram.count([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+>>> counts.bins == s.bins == trained.histogram.count([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
 True
 """
 
@@ -126,6 +126,8 @@ class FeatureCounter:
         if p is not None and h is not None:
             served = counts.bins or [0] * self.width
             out = {
+                "bins": served,
+                "bins_id": h.bins_id(),
                 "training_coverage": p.coverage,
                 "psi": _finite(psi(h.counts, served)),
                 "jensen_shannon": _finite(jensen_shannon(h.counts, served)),

@@ -52,7 +52,11 @@ class FeatureStats(msgspec.Struct, frozen=True, kw_only=True):
     """One feature as served in a window: over `rows` candidates, the share `coverage`
     neither missing nor the profile's default, the `mean` of the present numbers
     (booleans as 0/1), and against the version's training profile (null without one)
-    `training_coverage`, `psi`, `jensen_shannon` and `wasserstein` (numbers only)."""
+    `training_coverage`, `psi`, `jensen_shannon` and `wasserstein` (numbers only), and
+    `bins`: the present values counted in the profile's histogram bins, whose
+    `Histogram.bins_id` is `bins_id`, so a reader can draw the distribution served
+    beside the one trained on (both added to the contract with defaults: the
+    backward rule holds)."""
 
     name: str
     rows: int
@@ -64,6 +68,8 @@ class FeatureStats(msgspec.Struct, frozen=True, kw_only=True):
     psi: float | None = None
     jensen_shannon: float | None = None
     wasserstein: float | None = None
+    bins: list[int] | None = None
+    bins_id: str | None = None
 
 
 # What a record counts. Its Avro enum keeps the name version 1 of the contract gave it (then a
