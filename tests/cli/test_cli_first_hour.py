@@ -71,3 +71,34 @@ def test_reading_commands_refuse_a_missing_log_and_name_it(tmp_path, monkeypatch
         "was ever written there; pass --log embedded:PATH or set LOOPLINE_LOG to the log you mean"
     ]
     assert not (tmp_path / ".loopline").exists()  # reading made nothing
+
+
+BUSY_APP = """
+from loopline import App
+from loopline.features import Entity, FeatureSet, Table, TableFeature
+
+app = App("busy", features=FeatureSet(tables=[
+    Table("profiles", Entity("member", "member_id"), [TableFeature("age", "age")])]))
+"""
+
+
+@pytest.mark.parametrize(
+    "command", [["features", "run"], ["outcomes", "run"], ["monitor"], ["experiments", "run"]]
+)
+def test_a_busy_metrics_port_is_one_line(tmp_path, monkeypatch, command):
+    (tmp_path / "busyapp.py").write_text(BUSY_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    url = f"embedded:{tmp_path / 'log'}"
+    assert CliRunner().invoke(cli, ["--log", url, "topics", "create", "profiles"]).exit_code == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["--log", url, *command, "busyapp:app", "--metrics-port", str(port)]
+        )
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: the address is in use; "
+        "stop what listens there or choose another --metrics-port"
+    ]

@@ -60,8 +60,9 @@ class HTTPServing:
         click.echo(f"{auth}; bodies up to {body}; {self.limits.summary()}", err=True)
 
 
-def check_port(host: str, port: int) -> None:
-    """Raise a one-line `CLIError` when nothing could listen on `host`:`port` now.
+def check_port(host: str, port: int, option: str = "--port") -> None:
+    """Raise a one-line `CLIError` when nothing could listen on `host`:`port` now
+    (`option` is the command's option that gave the port, named in the error).
 
     A probe, closed at once: the server binds the port itself right after.
 
@@ -78,9 +79,11 @@ def check_port(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                reason = "the address is in use; stop what listens there or choose another --port"
+                reason = (
+                    f"the address is in use; stop what listens there or choose another {option}"
+                )
             else:
-                reason = f"{exc.strerror}; choose another --host or --port"
+                reason = f"{exc.strerror}; choose another host or {option}"
             raise CLIError(f"cannot listen on {host}:{port}: {reason}") from None
 
 

@@ -46,8 +46,10 @@ class RunnerOptions:
         """Serve Prometheus metrics on ``--metrics-port``, if one was given."""
         if self.metrics_port is not None:
             # loopline's own server: prometheus-client's keeps a half-sent request open
+            from loopline.cli.http_options import check_port
             from loopline.http.server import start_metrics_server
 
+            check_port(self.metrics_host, self.metrics_port, "--metrics-port")  # one line if busy
             start_metrics_server(self.metrics_port, addr=self.metrics_host)
 
     def run(self, stage: Any) -> tuple[Any, float]:
