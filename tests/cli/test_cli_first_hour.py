@@ -102,3 +102,18 @@ def test_a_busy_metrics_port_is_one_line(tmp_path, monkeypatch, command):
         f"error: cannot listen on 127.0.0.1:{port}: the address is in use; "
         "stop what listens there or choose another --metrics-port"
     ]
+
+
+def test_a_busy_demo_dashboard_port_is_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["--log", f"embedded:{tmp_path / 'log'}", "demo", "--dashboard-port", str(port)]
+        )
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: the address is in use; "
+        "stop what listens there or choose another --dashboard-port"
+    ]

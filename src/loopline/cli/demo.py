@@ -120,6 +120,10 @@ def demo(
             param_hint="--break-feature",
         )
     breaking = {"break_feature": break_feature, "break_at": break_at}
+    if dashboard_port:  # a busy port: one line now, not a traceback once the loop runs
+        from loopline.cli.http_options import check_port
+
+        check_port("127.0.0.1", dashboard_port, "--dashboard-port")
     from rich.console import Console
     from rich.live import Live
 
