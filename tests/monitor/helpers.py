@@ -45,10 +45,17 @@ def training_profile(seed: int = 7) -> Profile:
 
 
 def make_decisions(
-    n: int, seed: int = 1, start: int = T0, step: int = 180, broken=(None, None), model="m"
+    n: int,
+    seed: int = 1,
+    start: int = T0,
+    step: int = 180,
+    broken=(None, None),
+    model="m",
+    errors_every: int = 0,
 ):
     """`n` decisions (dict, time ms), `step` ms apart, over two versions, two arms, two countries;
-    feature `x` is missing from every candidate between the times `broken` (from, until)."""
+    feature `x` is missing from every candidate between the times `broken` (from, until); with
+    `errors_every`, every such decision is a failed request (its `error`, no candidates)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -75,6 +82,11 @@ def make_decisions(
                     "latency_ms": rng.lognormvariate(0, 1),
                     "experiment": "e1",
                     "arm": rng.choice(["a", "b"]),
+                    **(
+                        {"candidates": [], "returned": [], "error": "ValueError: boom"}
+                        if errors_every and i % errors_every == errors_every - 1
+                        else {}
+                    ),
                 },
                 at,
             )
@@ -83,10 +95,13 @@ def make_decisions(
 
 
 def make_labelled(decisions: list[tuple[dict, int]], seed: int = 2, delay: int = 90_000):
-    """One labelled example per decision (its first candidate), known `delay` ms later."""
+    """One labelled example per answered decision (its first candidate), known `delay` ms
+    later; a failed request (no candidates) has none."""
     rng = random.Random(seed)
     out = []
     for d, at in decisions:
+        if not d["candidates"]:
+            continue
         c = d["candidates"][0]
         out.append(
             (

@@ -33,6 +33,7 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
             "arm": [d["arm"] for d in decisions],
             "segment": [d["context"].get(segment, "") for d in decisions],
             "latency": [d["latency_ms"] for d in decisions],
+            "error": [d.get("error", "") for d in decisions],
             "candidates": [d["candidates"] for d in decisions],
         }
     )
@@ -45,11 +46,14 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
             cands = pd.DataFrame([c for cs in group["candidates"] for c in cs])
             feats = pd.DataFrame(list(cands["features"]))
             profile = profiles.get(version)
+            answered = group[group["error"] == ""]
             m = {
                 "decisions": len(group),
+                "errors": len(group) - len(answered),
+                "error_rate": (len(group) - len(answered)) / len(group),
                 "candidates": len(cands),
                 "latency": {
-                    q: nearest_rank(group["latency"].to_numpy(), q) for q in (0.5, 0.95, 0.99)
+                    q: nearest_rank(answered["latency"].to_numpy(), q) for q in (0.5, 0.95, 0.99)
                 },
                 "score_mean": cands["score"].mean(),
                 "score_std": cands["score"].std(),

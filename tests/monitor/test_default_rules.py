@@ -61,3 +61,28 @@ def test_a_score_mean_and_label_rate_outside_the_training_range_open_and_resolve
     assert not [a for a in got if a.scope.split(":")[1] == "2"], got
     opened = [a for a in got if a.alert == "score_mean" and a.state == "opened"]
     assert all(a.value < a.low and a.rows >= 30 for a in opened), opened
+
+
+def test_an_error_rate_rule_opens_on_a_version_that_fails_requests(log) -> None:
+    from loopline.monitor.alerts import Alert
+
+    rule = Alert("errors", "error_rate", above=0.05, min_rows=20)
+    app = App(unique("shop"), alerts=[rule])
+    models, model = publish_v1(log, training_profile())
+    clean = make_decisions(1200, step=100, model=model)  # 2 minutes
+    failing = make_decisions(1200, step=100, start=T0 + 2 * MINUTE, model=model, errors_every=10)
+    monitor = Monitor(
+        log, app, profiles_from(models), windows=["1m"], clock=lambda: T0 + 60 * MINUTE
+    )
+    produce(log, monitor.decisions_topic, clean + failing)
+    try:
+        stats = monitor.run(until_caught_up=True)
+    finally:
+        monitor.close()
+        models.close()
+    got = alerts(log, app, stats.alerts, timeout=10) if stats.alerts else []
+    opened = {(a.scope, a.start) for a in got if a.state == "opened"}
+    # every version and arm opens at the first failing minute, none before it
+    assert {start for _, start in opened} == {T0 + 2 * MINUTE}, got
+    assert len(opened) == 4, got  # 2 versions x 2 arms
+    assert all(0.05 < a.value < 0.2 and a.rows >= 20 for a in got if a.state == "opened"), got

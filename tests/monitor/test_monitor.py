@@ -60,6 +60,7 @@ def check(records, decisions, labelled, profile) -> None:
     for key, m in want.items():
         r = got[key]
         assert (r.decisions, r.candidates) == (m["decisions"], m["candidates"]), key
+        assert (r.errors, r.error_rate) == (m["errors"], m["error_rate"]), key
         for q, v in zip(
             (0.5, 0.95, 0.99), (r.latency_p50, r.latency_p95, r.latency_p99), strict=True
         ):
@@ -82,8 +83,10 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
     app = App(unique("shop"))
     profile = training_profile()
     models, model = publish_v1(log, profile)
-    decisions = make_decisions(1500, step=300, model=model)  # 7.5 minutes
+    # 7.5 minutes; every 17th request failed (a decision with its error, no candidates)
+    decisions = make_decisions(1500, step=300, model=model, errors_every=17)
     labelled = make_labelled(decisions)
+    assert len(labelled) == 1500 - 1500 // 17
     monitor = Monitor(log, app, profiles_from(models), segment="country", clock=lambda: FAR)
     produce(log, monitor.decisions_topic, decisions)
     produce(log, monitor.labelled_topic, labelled)
@@ -92,12 +95,12 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
     finally:
         monitor.close()
         models.close()
-    assert (stats.decisions, stats.labelled, stats.late) == (1500, 1500, 0)
+    assert (stats.decisions, stats.labelled, stats.late) == (1500, len(labelled), 0)
     records = monitor_records(log, app.name, stats.windows)
     assert len(records) == stats.windows
     check(records, decisions, labelled, profile)
     exposed = generate_latest().decode()  # what --metrics-port serves
-    for gauge in ("decisions", "feature_coverage", "feature_psi", "auc", "latency_ms"):
+    for gauge in ("decisions", "errors", "feature_coverage", "feature_psi", "auc", "latency_ms"):
         assert f'loopline_monitor_{gauge}{{app="{app.name}"' in exposed, gauge
 
 

@@ -16,6 +16,10 @@ configuration:
 - ``freshness``: a source topic silent for longer than 10x its usual
   interval between records (judged by the clock, `loopline.monitor.sources`).
 
+The metric ``error_rate`` (the share of a window's requests that failed) is
+not among the defaults: ``Alert("errors", "error_rate", above=0.01,
+min_rows=100)`` in `App(alerts=...)` turns it on.
+
 An `AlertRecord` says ``opened`` when a rule has been breached for its
 windows, ``updated`` for each further breached window, and ``resolved`` at
 the first window that is not, with the evidence: the window, the value, the
@@ -37,7 +41,7 @@ import msgspec
 
 __all__ = ["DEFAULT_ALERTS", "Alert", "AlertRecord"]
 
-Metric = Literal["coverage", "psi", "score_mean", "label_rate", "auc", "freshness"]
+Metric = Literal["coverage", "psi", "score_mean", "label_rate", "auc", "freshness", "error_rate"]
 
 
 @dataclass(frozen=True)

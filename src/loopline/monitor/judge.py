@@ -78,6 +78,11 @@ def observations(
                     elif m == "psi" and f.psi is not None:
                         low, high = rule.limits(None)
                         yield Observation(rule, scope, f.name, f.psi, None, low, high, rows)
+            elif m == "error_rate" and record.decisions >= rule.min_rows:
+                low, high = rule.limits(None)
+                yield Observation(
+                    rule, scope, "", record.error_rate, None, low, high, record.decisions
+                )
             elif m == "score_mean" and record.score_count >= rule.min_rows:
                 yield _ranged(
                     rule,

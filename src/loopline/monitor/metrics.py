@@ -13,6 +13,9 @@ from loopline.monitor.records import MonitorRecord
 KEY = ["app", "window", "model", "version", "arm", "segment"]
 
 DECISIONS = Gauge("loopline_monitor_decisions", "Decisions in the last closed window.", KEY)
+ERRORS = Gauge(
+    "loopline_monitor_errors", "Failed requests (decisions with an error) in the last window.", KEY
+)
 LATENCY = Gauge(
     "loopline_monitor_latency_ms",
     "Latency percentile of the last closed window.",
@@ -37,6 +40,7 @@ def observe(app: str, r: MonitorRecord) -> None:
     key = (app, r.window, r.model, str(r.model_version), r.arm, r.segment)
     if r.source == "decisions":
         DECISIONS.labels(*key).set(r.decisions)
+        ERRORS.labels(*key).set(r.errors)
         for q, v in (("0.5", r.latency_p50), ("0.95", r.latency_p95), ("0.99", r.latency_p99)):
             if v is not None:
                 LATENCY.labels(*key, q).set(v)

@@ -71,6 +71,8 @@ def decision_record(key: WindowKey, w: DecisionWindow, baseline: Baseline) -> Mo
     return MonitorRecord(
         **_common(key),
         decisions=w.decisions,
+        errors=w.errors,
+        error_rate=w.errors / w.decisions if w.decisions else None,
         candidates=w.candidates,
         latency_p50=sketch.quantile(0.5),
         latency_p95=sketch.quantile(0.95),

@@ -277,7 +277,10 @@ class Monitor(Stage[MonitorStats]):
                 w = state.windows[key] = DecisionWindow()
             state.changed.add(key)
             w.decisions += 1
-            w.latency[latency] = w.latency.get(latency, 0) + 1
+            if d.error:
+                w.errors += 1
+            else:
+                w.latency[latency] = w.latency.get(latency, 0) + 1
             w.candidates += len(scores)
             for x in scores:
                 w.score(x)

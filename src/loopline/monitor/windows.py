@@ -51,8 +51,9 @@ class DecisionWindow(msgspec.Struct):
     """The counts of one decision window (see the module docstring)."""
 
     decisions: int = 0
+    errors: int = 0  # decisions of requests that failed (their `error`), no candidates
     candidates: int = 0
-    latency: dict[int, int] = {}
+    latency: dict[int, int] = {}  # of the answered requests
     scores: int = 0
     score_sum: float = 0.0
     score_squares: float = 0.0
