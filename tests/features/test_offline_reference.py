@@ -38,12 +38,14 @@ def untagged_x(fields: dict[str, Any]) -> bool:
 def aggregates(prefix: str, windows: list[str], default: Any) -> list[Aggregation]:
     out = []
     for kind in KINDS:
+        if kind == "most_frequent":
+            continue  # it reads strings: a number would make the record unusable (below, "tag")
         field = None if kind == "count" else "v"
         for w in windows:
             window = Window.parse(w)
             out.append(aggregate(f"{prefix}{kind}_{w}", kind, field, window, None, default))
             out.append(aggregate(f"{prefix}{kind}_f_{w}", kind, field, window, untagged_x, default))
-    for kind in ("min", "max", "last", "distinct"):
+    for kind in ("min", "max", "last", "distinct", "most_frequent"):
         for w in ("10m", "24h"):
             out.append(aggregate(f"{prefix}{kind}_tag_{w}", kind, "tag", Window.parse(w)))
     return out
