@@ -31,6 +31,31 @@ def aggregate(
     return KINDS[kind](field, **options)
 
 
+NUMBER_KINDS = [k for k in KINDS if k != "most_frequent"]
+"""The kinds the tests apply to the number field ``v``: most_frequent reads strings (a number
+there makes the record unusable), so it reads ``tag``, with min, max, last and distinct."""
+
+
+def untagged_x(fields: dict[str, Any]) -> bool:
+    return fields.get("tag") != "x"
+
+
+def aggregates(prefix: str, windows: list[str], default: Any) -> list[Aggregation]:
+    """Every kind over each of `windows` (on ``v``; count of records), with and without the
+    filter `untagged_x`; the string kinds over ``tag`` for 10m and 24h."""
+    out = []
+    for kind in NUMBER_KINDS:
+        field = None if kind == "count" else "v"
+        for w in windows:
+            window = Window.parse(w)
+            out.append(aggregate(f"{prefix}{kind}_{w}", kind, field, window, None, default))
+            out.append(aggregate(f"{prefix}{kind}_f_{w}", kind, field, window, untagged_x, default))
+    for kind in ("min", "max", "last", "distinct", "most_frequent"):
+        for w in ("10m", "24h"):
+            out.append(aggregate(f"{prefix}{kind}_tag_{w}", kind, "tag", Window.parse(w)))
+    return out
+
+
 @dataclass(frozen=True)
 class Event:
     partition: int

@@ -17,10 +17,9 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.reference import Event, aggregate, value_at
+from features.reference import Event, aggregate, aggregates, value_at
 from features.streams import encode_time, gaps, skews, wide_values
-from loopline.features import Aggregation, Aggregations, Derived, Entity, FeatureSet, Window
-from loopline.features.aggregations import KINDS
+from loopline.features import Aggregations, Derived, Entity, FeatureSet, Window
 from loopline.features.offline import build, events_table
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -29,26 +28,6 @@ WINDOWS = ["10m", "1h", "24h", "lifetime"]
 MEMBERS = ["a", "b", "c"]
 TAGS = ["x", "y", "z"]
 NO_VALUE = "no value"  # a default no aggregation can produce
-
-
-def untagged_x(fields: dict[str, Any]) -> bool:
-    return fields.get("tag") != "x"
-
-
-def aggregates(prefix: str, windows: list[str], default: Any) -> list[Aggregation]:
-    out = []
-    for kind in KINDS:
-        if kind == "most_frequent":
-            continue  # it reads strings: a number would make the record unusable (below, "tag")
-        field = None if kind == "count" else "v"
-        for w in windows:
-            window = Window.parse(w)
-            out.append(aggregate(f"{prefix}{kind}_{w}", kind, field, window, None, default))
-            out.append(aggregate(f"{prefix}{kind}_f_{w}", kind, field, window, untagged_x, default))
-    for kind in ("min", "max", "last", "distinct", "most_frequent"):
-        for w in ("10m", "24h"):
-            out.append(aggregate(f"{prefix}{kind}_tag_{w}", kind, "tag", Window.parse(w)))
-    return out
 
 
 def feature_set(lateness: int, tag_lateness: int, default: Any) -> FeatureSet:

@@ -20,11 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import reference
-from features.reference import Event, aggregate, value_at
+from features.reference import NUMBER_KINDS, Event, aggregate, aggregates, value_at
 from features.streams import encode_time, gaps, skews
 from features.streams import wide_values as values
-from loopline.features import Aggregation, Aggregations, Derived, Entity, FeatureSet, Window
-from loopline.features.aggregations import KINDS
+from loopline.features import Aggregations, Derived, Entity, FeatureSet, Window
 from loopline.features.online import OnlineFeatures
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
@@ -35,32 +34,11 @@ TAGS = ["x", "y", "z"]
 NO_VALUE = "no value"  # a default no aggregation can produce
 
 
-def untagged_x(fields: dict[str, Any]) -> bool:
-    return fields.get("tag") != "x"
-
-
-def aggregates(prefix: str, windows: list[str]) -> list[Aggregation]:
-    out = []
-    for kind in KINDS:
-        field = None if kind == "count" else "v"
-        for w in windows:
-            out.append(
-                aggregate(f"{prefix}{kind}_{w}", kind, field, Window.parse(w), None, NO_VALUE)
-            )
-            out.append(
-                aggregate(
-                    f"{prefix}{kind}_f_{w}", kind, field, Window.parse(w), untagged_x, NO_VALUE
-                )
-            )
-    for kind in ("min", "max", "last", "distinct"):
-        for w in ("10m", "24h"):
-            out.append(aggregate(f"{prefix}{kind}_tag_{w}", kind, "tag", Window.parse(w)))
-    return out
-
-
 def feature_set(lateness: int, tag_lateness: int) -> FeatureSet:
     member = Entity("member", key="member_id")
-    clicks = Aggregations("clicks", member, aggregates("", WINDOWS), time="at", lateness=lateness)
+    clicks = Aggregations(
+        "clicks", member, aggregates("", WINDOWS, NO_VALUE), time="at", lateness=lateness
+    )
     by_tag = Aggregations(
         "clicks",
         Entity("tag", key="tag"),
@@ -71,7 +49,11 @@ def feature_set(lateness: int, tag_lateness: int) -> FeatureSet:
     views = Aggregations(
         "views",
         member,
-        [aggregate(f"views_{k}_{w}", k, "v", Window.parse(w)) for k in KINDS for w in WINDOWS],
+        [
+            aggregate(f"views_{k}_{w}", k, "v", Window.parse(w))
+            for k in NUMBER_KINDS
+            for w in WINDOWS
+        ],
     )
     per_click = Derived(
         "v_per_click", ("sum_1h", "count_1h"), lambda s, n: s / n, default="no clicks"
