@@ -10,13 +10,7 @@ POST forms with CSRF protection, through the same functions as the CLI.
 
 from __future__ import annotations
 
+from loopline.dashboard.context import Dashboard
+from loopline.dashboard.server import dashboard_app
+
 __all__ = ["Dashboard", "dashboard_app"]
-
-
-def __getattr__(name: str) -> object:
-    # The CLI imports this package to register the command; the web stack loads on use.
-    if name in __all__:
-        from loopline.dashboard import server
-
-        return getattr(server, name)
-    raise AttributeError(name)
