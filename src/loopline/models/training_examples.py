@@ -47,6 +47,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
@@ -118,16 +119,27 @@ def plain_json_table(values: Sequence[bytes]) -> pa.Table | None:
     table = json_table(values, nested=True)
     if table is None:
         return None
-    kinds = [
-        kind.field(i).type if pa.types.is_struct(kind) else kind
-        for kind in table.schema.types
-        for i in range(kind.num_fields if pa.types.is_struct(kind) else 1)
+    columns = [
+        child
+        for column in table.columns
+        for child in (
+            column.combine_chunks().flatten() if pa.types.is_struct(column.type) else [column]
+        )
     ]
-    if any(pa.types.is_timestamp(kind) for kind in kinds):
+    if any(pa.types.is_timestamp(c.type) for c in columns):
         return None
-    if any(pa.types.is_floating(kind) for kind in kinds) and long_digits(values):
+    # Only a float column can hide an integer beyond int64 (Arrow reads one as a float), and
+    # only at 2**63 or more: look for its digits only then (a pass over the bytes).
+    if any(_beyond_int64(c) for c in columns if pa.types.is_floating(c.type)) and long_digits(
+        values
+    ):
         return None
     return table
+
+
+def _beyond_int64(column: pa.Array | pa.ChunkedArray) -> bool:
+    extremes = pc.min_max(pc.abs(column)).as_py()
+    return extremes["max"] is not None and extremes["max"] >= 2.0**63
 
 
 def records_table(
