@@ -104,17 +104,12 @@ def plain_json_table(values: Sequence[bytes]) -> pa.Table | None:
     hold text), and a float column when some value holds 19 digits in a row (an integer
     beyond int64, which `records_table` refuses).
 
-    >>> plain_json_table([b'{"features": {"x": 1}, "label": 1}', b'{"features": {"x": 2.5}}'])
-    pyarrow.Table
-    features: struct<x: double>
-      child 0, x: double
-    label: int64
-    ----
-    features: [
-      -- is_valid: all not null
-      -- child 0 type: double
-    [1,2.5]]
-    label: [[1,null]]
+    >>> table = plain_json_table([b'{"features": {"x": 1}, "label": 1}', b'{"features": {"x": 2.5}}'])
+    >>> table.to_pylist(), table.schema.field("features").type
+    ([{'features': {'x': 1.0}, 'label': 1}, {'features': {'x': 2.5}, 'label': None}], \
+StructType(struct<x: double>))
+    >>> plain_json_table([b'{"at": "2024-05-01T10:00:00Z"}']) is None  # Arrow: a timestamp
+    True
     """
     table = json_table(values, nested=True)
     if table is None:
