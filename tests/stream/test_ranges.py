@@ -38,10 +38,9 @@ def handed(record_lists) -> list:
     return [r for records in record_lists for r in records]
 
 
-@pytest.mark.parametrize("parse_threads", [1, 2])
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(read=polls(), size=st.integers(1, 8))
-def test_each_record_of_the_range_is_handed_once_in_order_and_digested(read, size, parse_threads):
+def test_each_record_of_the_range_is_handed_once_in_order_and_digested(read, size):
     batches, pinned = read
     expected, last = [], pinned.start - 1
     for record in handed(batches):  # the reference: first delivery, within the range, in order
@@ -53,8 +52,8 @@ def test_each_record_of_the_range_is_handed_once_in_order_and_digested(read, siz
         assert partition == 1 and records
         return records, sum(r.value is None for r in records)
 
-    with ThreadPoolExecutor(1) as pool, ThreadPoolExecutor(parse_threads) as parsers:
-        part = _Partition(pinned, pool, parse, size, parsers if parse_threads > 1 else None)
+    with ThreadPoolExecutor(1) as pool:
+        part = _Partition(pinned, pool, parse, size)
         for batch in batches:
             part.add(batch)
         part.flush()

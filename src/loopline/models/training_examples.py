@@ -79,9 +79,6 @@ class ExampleChunk:
 
 
 _decode_json = msgspec.json.Decoder().decode
-# Arrow parses without the interpreter's lock: two threads keep the cores busy while the
-# consumer polls (decision 0035). The hook holds no state, so it is safe on threads.
-_PARSE_THREADS = 2
 
 
 def _parse(
@@ -279,12 +276,7 @@ def read_examples(
     try:
         with collector_paused():
             read = read_ranges(
-                log,
-                ranges,
-                parse,
-                progress=read_so_far,
-                stall_timeout=stall_timeout,
-                parse_threads=_PARSE_THREADS,
+                log, ranges, parse, progress=read_so_far, stall_timeout=stall_timeout
             )
     except RangeError as exc:
         raise DatasetError(f"{exc}: the examples pinned then cannot be read") from None

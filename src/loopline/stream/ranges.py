@@ -42,7 +42,6 @@ leave offsets without a record.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import operator
 import time
@@ -222,7 +221,6 @@ def read_ranges(
     progress: Callable[[int, int], None] | None = None,
     stall_timeout: float = 60.0,
     chunk_records: int = CHUNK_RECORDS,
-    parse_threads: int = 1,
 ) -> RangeRead[T]:
     """Every committed record of exactly `ranges`, handed to `parse` in chunks.
 
@@ -233,28 +231,14 @@ def read_ranges(
     with (offsets read, offsets to read) after every poll. Raises `RangeError`
     when the log no longer holds a range or reading makes no progress for
     `stall_timeout` seconds; whatever `parse` raises, as it raised it.
-
-    With `parse_threads` > 1, `parse` runs on that many threads of its own (it
-    must be thread-safe; chunks are still returned in order) while the digests
-    go on in offset order in the other thread: for a hook that releases the
-    interpreter's lock (Arrow's JSON reader), parsing then uses the cores the
-    polling thread leaves idle.
     """
     topic = ranges.topic
     check_held(log, ranges)
     wanted = {TopicPartition(topic, p.partition): p for p in ranges.partitions}
     total = sum(p.end - p.start for p in ranges.partitions)
-    with (
-        ThreadPoolExecutor(1, thread_name_prefix="loopline-ranges") as pool,
-        contextlib.ExitStack() as stack,
-    ):
-        parsers = None
-        if parse_threads > 1:
-            pool_of = ThreadPoolExecutor(parse_threads, thread_name_prefix="loopline-parse")
-            parsers = stack.enter_context(pool_of)
+    with ThreadPoolExecutor(1, thread_name_prefix="loopline-ranges") as pool:
         parts = {
-            tp.partition: _Partition(p, pool, parse, chunk_records, parsers)
-            for tp, p in wanted.items()
+            tp.partition: _Partition(p, pool, parse, chunk_records) for tp, p in wanted.items()
         }
         consumer = log.consumer(None, [topic], reset="earliest", read_committed=True)
         try:
@@ -318,16 +302,10 @@ class _Partition(Generic[T]):
     """One partition's records as they are read: counts, digests, and chunks being parsed."""
 
     def __init__(
-        self,
-        pinned: PartitionRange,
-        pool: ThreadPoolExecutor,
-        parse: Parse[T],
-        size: int,
-        parsers: ThreadPoolExecutor | None = None,
+        self, pinned: PartitionRange, pool: ThreadPoolExecutor, parse: Parse[T], size: int
     ) -> None:
         self.pinned = pinned
         self.pool = pool
-        self.parsers = parsers  # None: each chunk is parsed in `pool`, after its digest
         self.parse = parse
         self.size = size
         self.last = pinned.start - 1
@@ -337,7 +315,6 @@ class _Partition(Generic[T]):
         self.meta, self.keys, self.values = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
         self.pending: list[Record] = []
         self.chunks: list[Future[tuple[T, int]]] = []
-        self.digests: list[Future[None]] = []
 
     def add(self, records: list[Record]) -> None:
         """File records polled together (of this partition, in the order polled)."""
@@ -362,18 +339,11 @@ class _Partition(Generic[T]):
             self.flush()
 
     def flush(self) -> None:
-        if self.pending and self.parsers is None:
+        if self.pending:
             self.chunks.append(self.pool.submit(self._chunk, self.pending))
-        elif self.pending:
-            self.digests.append(self.pool.submit(self._digest, self.pending))
-            self.chunks.append(self.parsers.submit(self.parse, self.pinned.partition, self.pending))
         self.pending = []
 
     def _chunk(self, records: list[Record]) -> tuple[T, int]:
-        self._digest(records)
-        return self.parse(self.pinned.partition, records)
-
-    def _digest(self, records: list[Record]) -> None:
         keys = list(map(_KEY, records))
         values = list(map(_VALUE, records))
         key_sizes = list(map(len, keys)) if None not in keys else [_size(k) for k in keys]
@@ -383,10 +353,9 @@ class _Partition(Generic[T]):
         self.meta.update(np.array(meta, ">i8").T.tobytes())
         self.keys.update(b"".join(k for k in keys if k) if None in keys else b"".join(keys))
         self.values.update(b"".join(v for v in values if v) if tombstones else b"".join(values))
+        return self.parse(self.pinned.partition, records)
 
     def range(self, undecodable: int) -> PartitionRange:
-        for done in self.digests:
-            done.result()
         digest = hashlib.sha256(self.meta.digest() + self.keys.digest() + self.values.digest())
         return PartitionRange(
             self.pinned.partition,
