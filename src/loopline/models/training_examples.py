@@ -1,11 +1,17 @@
 """Reading a topic of labelled examples in bulk, exactly over pinned offset ranges.
 
 Training reads every example of a topic at once, so the per-record work is
-kept to filing records: their values are joined into JSON lines and parsed by
-Arrow's JSON reader (a column per field, in C++) in a second thread while the
-consumer fetches the next batch. A chunk that is not clean JSON lines (a value
-that is not an object, or spans lines) is read one value at a time instead, and
-a topic bound to a contract is decoded with it.
+kept to filing records. A chunk of plain JSON values is parsed column-wise by
+Arrow's JSON reader (`loopline.features.offline.columnar.json_table`, decision
+0032; in C++, without the interpreter's lock) in a second thread while the
+consumer fetches the next batch. It answers only when it gives the very table
+that decoding each value does (`records_table`, the reference, tested against
+it in tests/models/test_training_examples_columnar.py); any other chunk (a
+value that is not one JSON object on one line, NaN, a nested list, text Arrow
+would take for a timestamp) is read one value at a time, and a topic bound to
+a contract is decoded with it. The cyclic garbage collector is paused while a
+topic is read (`loopline.log.collector`): records and rows form no cycles, and
+its passes over them were a sixth of the reading's time (decision 0035).
 
 The reading itself is `loopline.stream.ranges.read_ranges`, the one reader
 of pinned ranges (datasets use it too): it stops on the consumer's position,
@@ -33,7 +39,6 @@ can prove it read the same ones, and runs the parsing in a second thread.
 
 from __future__ import annotations
 
-import io
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,14 +47,16 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.json as pa_json
+import pyarrow.compute as pc
 
 from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
+from loopline.features.offline.columnar import json_table, long_digits
 from loopline.features.offline.manifests import DatasetError
 from loopline.features.online.times import event_time_ms
 from loopline.features.sources import SourceReader
 from loopline.log import Log, Record
+from loopline.log.collector import collector_paused
 from loopline.models.evaluation import DataError
 from loopline.stream.ranges import RangeError, TopicRange, read_ranges
 
@@ -77,32 +84,116 @@ _decode_json = msgspec.json.Decoder().decode
 def _parse(
     values: list[bytes], times: list[int], decode: Any, time_fields: Sequence[str]
 ) -> ExampleChunk:
-    """The examples in `values` (one record value each); `decode` is None for JSON."""
-    table, undecodable = None, 0
-    if decode is None:
-        data = b"\n".join(values)
-        if data.count(b"\n") == len(values) - 1:  # no value spans lines: JSON lines as is
-            try:
-                table = pa_json.read_json(io.BytesIO(data))
-            except pa.ArrowInvalid:
-                table = None  # a value that is not a JSON object: read them one by one
+    """The examples in `values` (one record value each); `decode` is None for JSON.
+
+    Plain JSON values are parsed column-wise (`plain_json_table`); any other chunk,
+    and a chunk that way declines, is read value by value (`records_table`).
+    """
+    table = plain_json_table(values) if decode is None else None
     if table is None:
-        rows, kept = [], []
-        for value, at in zip(values, times, strict=True):
-            try:
-                row = decode(value) if decode is not None else _decode_json(value)
-            except (ContractViolation, msgspec.DecodeError):
-                row = None
-            if isinstance(row, dict):
-                rows.append(row)
-                kept.append(at)
-            else:
-                undecodable += 1
-        times = kept
+        table, undecodable, times = records_table(values, times, decode or _decode_json)
+        return _examples_chunk(table, times, undecodable, time_fields)
+    return _examples_chunk(table, times, 0, time_fields)
+
+
+def plain_json_table(values: Sequence[bytes]) -> pa.Table | None:
+    """The table `records_table` makes of `values`, made by Arrow's JSON reader in one call
+    (`loopline.features.offline.columnar.json_table`), or None when it might differ.
+
+    Besides what `json_table` declines: a text Arrow took for a timestamp (the records
+    hold text), and a float column when some value holds 19 digits in a row (an integer
+    beyond int64, which `records_table` refuses).
+
+    >>> table = plain_json_table([b'{"features": {"x": 1}, "label": 1}', b'{"features": {"x": 2.5}}'])
+    >>> table.to_pylist(), table.schema.field("features").type
+    ([{'features': {'x': 1.0}, 'label': 1}, {'features': {'x': 2.5}, 'label': None}], \
+StructType(struct<x: double>))
+    >>> plain_json_table([b'{"at": "2024-05-01T10:00:00Z"}']) is None  # Arrow: a timestamp
+    True
+    """
+    table = json_table(values, nested=True)
+    if table is None:
+        return None
+    columns = [
+        child
+        for column in table.columns
+        for child in (
+            column.combine_chunks().flatten() if pa.types.is_struct(column.type) else [column]
+        )
+    ]
+    if any(pa.types.is_timestamp(c.type) for c in columns):
+        return None
+    # Only a float column can hide an integer beyond int64 (Arrow reads one as a float), and
+    # only at 2**63 or more: look for its digits only then (a pass over the bytes).
+    if any(_beyond_int64(c) for c in columns if pa.types.is_floating(c.type)) and long_digits(
+        values
+    ):
+        return None
+    return table
+
+
+def _beyond_int64(column: pa.Array | pa.ChunkedArray) -> bool:
+    extremes = pc.min_max(pc.abs(column)).as_py()
+    return extremes["max"] is not None and extremes["max"] >= 2.0**63
+
+
+def records_table(
+    values: Sequence[bytes], times: Sequence[int], decode: Callable[[bytes], Any]
+) -> tuple[pa.Table | None, int, list[int]]:
+    """The examples of `values` decoded one by one (the reference the columnar way is tested
+    against): a table of a row per value that decodes to a dict and a column per field, in
+    order of first appearance (None when there is none), how many values did not decode
+    to a dict, and the log times of the rows.
+
+    >>> table, undecodable, times = records_table(
+    ...     [b'{"x": 1}', b"oops", b'{"y": true, "x": 2.5}'], [10, 20, 30], _decode_json)
+    >>> table.to_pylist(), undecodable, times
+    ([{'x': 1.0, 'y': None}, {'x': 2.5, 'y': True}], 1, [10, 30])
+    """
+    rows, kept, undecodable = [], [], 0
+    for value, at in zip(values, times, strict=True):
         try:
-            table = pa.Table.from_pylist(rows)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise DataError(f"examples disagree on a field's type: {exc}") from None
+            row = decode(value)
+        except (ContractViolation, msgspec.DecodeError):
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+            kept.append(at)
+        else:
+            undecodable += 1
+    names = dict.fromkeys(name for row in rows for name in row)
+    if not names:
+        return None, undecodable, kept
+    try:
+        table = pa.table({name: _column([row.get(name) for row in rows]) for name in names})
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(f"examples disagree on a field's type: {exc}") from None
+    return table, undecodable, kept
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """`pa.array(values)`, integers beside floats made floats (as Arrow's JSON reader makes
+    them) also where `pa.array` refuses an integer no float holds exactly."""
+    try:
+        return pa.array(values)
+    except pa.ArrowInvalid:
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, dict) for v in present):
+            names = list(dict.fromkeys(k for v in present for k in v))
+            children = [_column([None if v is None else v.get(k) for v in values]) for k in names]
+            nulls = pa.array([v is None for v in values])
+            return pa.StructArray.from_arrays(children, names, mask=nulls)
+        if not any(type(v) is float for v in present):
+            raise
+        return pa.array([float(v) if type(v) is int else v for v in values])
+
+
+def _examples_chunk(
+    table: pa.Table | None, times: list[int], undecodable: int, time_fields: Sequence[str]
+) -> ExampleChunk:
+    """A chunk of `table`: nested features flattened, time fields made epoch ms, log times."""
+    if table is None or table.num_columns == 0:
+        return ExampleChunk(pa.table({LOG_TIME: pa.array(times, pa.int64())}), undecodable, ())
     nested: tuple[str, ...] = ()
     if "features" in table.column_names and pa.types.is_struct(table["features"].type):
         kind = table["features"].type
@@ -183,7 +274,10 @@ def read_examples(
             progress(f"read {topic}", done, total)
 
     try:
-        read = read_ranges(log, ranges, parse, progress=read_so_far, stall_timeout=stall_timeout)
+        with collector_paused():
+            read = read_ranges(
+                log, ranges, parse, progress=read_so_far, stall_timeout=stall_timeout
+            )
     except RangeError as exc:
         raise DatasetError(f"{exc}: the examples pinned then cannot be read") from None
     return read.chunks, read.ranges

@@ -63,7 +63,7 @@ from loopline.features.offline.events import (
 )
 from loopline.features.offline.unusable import checks_itself, counted, unusable_records
 
-__all__ = ["concat_events", "events_table_of_json"]
+__all__ = ["concat_events", "events_table_of_json", "json_table", "long_digits"]
 
 _LINES = pa_json.ReadOptions(use_threads=True, block_size=1 << 24)
 _PYTHON_TYPES: dict[pa.DataType, frozenset[type]] = {
@@ -93,15 +93,8 @@ def events_table_of_json(
         return None
     if any(checks_itself(feature) for _, feature, _ in layout.checks):
         return None
-    data = b"\n".join(values)  # type: ignore[arg-type]  # no tombstone: all bytes
-    if data.count(_NEWLINE) != n - 1 or _RETURN in data or not _objects(data, values):
-        return None
-    try:
-        pa.array([data], pa.binary()).cast(pa.string())  # UTF-8, as msgspec insists
-        parsed = pa_json.read_json(io.BytesIO(data), read_options=_LINES)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    if parsed.num_rows != n or not all(_plain(parsed.column(i)) for i in range(parsed.num_columns)):
+    parsed = json_table(values)  # type: ignore[arg-type]  # no tombstone: all bytes
+    if parsed is None:
         return None
     columns: dict[str, Any] = {
         "partition": pa.array(np.full(n, partition, np.int32)),
@@ -134,9 +127,57 @@ def events_table_of_json(
                 return None  # some value may be unusable: the record-by-record path says which
         read.append(column)
         columns[field_column(field)] = column
-    if any(c.type == pa.float64() for c in read) and _long_digits(data):
+    if any(c.type == pa.float64() for c in read) and long_digits(values):
         return None
     return counted(pa.table(columns), 0)
+
+
+def json_table(values: Sequence[bytes], *, nested: bool = False) -> pa.Table | None:
+    """The table of `values` (one JSON object each), a row per value and a column per field
+    in order of first appearance, parsed by Arrow's JSON reader in one call; None when it
+    might differ from decoding each value with msgspec and making a table of the dicts.
+
+    It declines (see the module's docstring): no value, a value that is not one JSON object
+    on one line, bytes that are not UTF-8, NaN or infinity, a column of lists or objects
+    (with `nested`, an object column of plain fields is kept: a struct). Two differences
+    are left to the caller, who knows which columns matter: a column Arrow typed as a
+    timestamp holds text in the records, and a float column may hold an integer beyond
+    int64 when `long_digits` says so.
+
+    >>> json_table([b'{"x": 1, "f": {"a": 2}}', b'{"x": 2.5, "y": "b"}'], nested=True).to_pylist()
+    [{'x': 1.0, 'f': {'a': 2}, 'y': None}, {'x': 2.5, 'f': None, 'y': 'b'}]
+    >>> json_table([b'{"x": 1, "f": {"a": 2}}'], nested=False) is None
+    True
+    >>> json_table([b'{"x": NaN}']) is None, json_table([b'{"x": 1}', b""]) is None
+    (True, True)
+    """
+    n = len(values)
+    if n == 0:
+        return None
+    data = b"\n".join(values)
+    if data.count(_NEWLINE) != n - 1 or _RETURN in data or not _objects(data, values):
+        return None
+    try:
+        pa.array([data], pa.binary()).cast(pa.string())  # UTF-8, as msgspec insists
+        parsed = pa_json.read_json(io.BytesIO(data), read_options=_LINES)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if parsed.num_rows != n:
+        return None
+    for column in parsed.columns:
+        if pa.types.is_struct(column.type) and nested:
+            children = column.combine_chunks().flatten()
+            if not all(_plain(pa.chunked_array([c])) for c in children):
+                return None
+        elif not _plain(column):
+            return None
+    return parsed
+
+
+def long_digits(values: Sequence[bytes]) -> bool:
+    """Whether some value holds 19 digits in a row: an integer Arrow may have read as a float,
+    where msgspec keeps it an integer (beyond int64: refused by a table)."""
+    return _long_digits(b"\n".join(values))
 
 
 def _objects(data: bytes, values: Sequence[bytes]) -> bool:

@@ -91,6 +91,12 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "partition.assignment.strategy": "cooperative-sticky",
     # librdkafka's 1 MB per partition caps a fetch at ~200k small records/s.
     "max.partition.fetch.bytes": 10_485_760,
+    # librdkafka stops fetching a partition while 100,000 of its records wait in the queue,
+    # and keeps at most 64 MB queued: reading a backlog then waits on the broker's round
+    # trips. With these, a raw consume() of 1,000,000 records of 300 bytes (4 partitions)
+    # took 1.4-1.7 s instead of 6.3-7.4 s (decision 0035); the queue holds 256 MB at most.
+    "queued.min.messages": 1_000_000,
+    "queued.max.messages.kbytes": 262_144,
 }
 
 # Settings loopline's guarantees rest on: the user's config may repeat them, not change them.
