@@ -112,12 +112,17 @@ def script(commands: list[str]) -> str:
                 url, pattern = "log", "published "  # its first run has published a version
             elif port is None:
                 url, pattern = "", ""
+            elif re.search(r"\bschema-registry\b", command):
+                url, pattern = f"http://127.0.0.1:{port}/", "{}"  # Confluent's root: {}
             elif re.search(r"\bserve\b", command) and "--from" not in command:
                 url, pattern = f"http://127.0.0.1:{port}/readyz", '"ready":true'
             else:
                 url, pattern = f"http://127.0.0.1:{port}/healthz", ""
             # a simple command, so that $! is the command itself and the kill reaches it
-            lines.append(f"{command} > bg-tmp.log 2>&1 & p=$!; mv bg-tmp.log bg-$p.log")
+            # the job opens its log after the fork: name it first, link it by pid after
+            lines.append(
+                f"{command} > bg-{len(lines)}.log 2>&1 & p=$!; ln -sf bg-{len(lines)}.log bg-$p.log"
+            )
             lines.append("pids+=($p); names+=(" + repr_sh(command) + ")")
             lines.append(f"ready $p '{url}' '{pattern}' {repr_sh(command)}")
         else:

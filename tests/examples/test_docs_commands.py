@@ -46,6 +46,45 @@ SKIPPED = {
         "/v1/rank answers 422 (use /v1/predict); a rank of a user x item model runs in the "
         "tutorial's test"
     ),
+    # README's experiments: a model `ranker` with versions 7 and 8 and traffic to compare
+    **dict.fromkeys(
+        [
+            "loopline experiments start ranker-v7 --model ranker --arm control=alias:production "
+            "--arm v7=version:7 --weights 0.9,0.1 --guardrail mean_label:0.1",
+            "loopline experiments start v8-canary --model ranker --arm control=alias:production "
+            "--arm v8=version:8 --policy canary --ramp 0.01,0.05,0.25,0.5 --auto-conclude",
+            "loopline experiments run shop.app:app",
+            "loopline experiments status ranker-v7",
+            "loopline experiments report ranker-v7 --app shop --segment page --format html -o "
+            "report.html",
+            "loopline experiments conclude ranker-v7 --winner v7 --promote",
+        ],
+        "NOT RUN HERE: they need a model `ranker` with versions 7 and 8 and decisions to "
+        "compare; tests/cli/test_cli_experiments.py and tests/experiments run these commands",
+    ),
+    # README's change data capture: a database at the host it names
+    **dict.fromkeys(
+        [
+            "loopline cdc add members postgresql://app@db:5432/shop --table public.members",
+            "loopline cdc run members",
+            "loopline cdc status members",
+            "loopline cdc remove members",
+        ],
+        "NOT RUN HERE: they need the PostgreSQL at the host they name (db:5432); tests/cdc "
+        "runs the same commands against scripts/postgres.sh",
+    ),
+    "loopline demo --break-feature same_industry --at 60": (
+        "a whole demo run (minutes); tests/demo/test_demo.py runs --break-feature and --at "
+        "with a short --duration"
+    ),
+    "loopline demo --dashboard-port 8050": (
+        "a whole demo run (minutes); tests/dashboard runs `demo --dashboard-port 0` in a browser"
+    ),
+    "LOOPLINE_DEMO_APP=demo-1a2b3c4d loopline --log LOG dashboard loopline.demo.run_app:app "
+    "--port 8051": (
+        "joins a running demo by its name; tests/dashboard runs `dashboard "
+        "loopline.demo.run_app:app` beside one"
+    ),
     "scripts/kafka.sh start|stop|status": (
         "a usage line of three commands; stopping the broker would stop the suite's Kafka"
     ),
@@ -224,6 +263,7 @@ loopline topics create answers
     "loopline outcomes run pymk --metrics-port 9110": PYMK,
     "loopline outcomes run pymk.app:app &": PYMK,
     "loopline monitor pymk --metrics-port 9120 --webhook http://127.0.0.1:8080/alerts": PYMK,
+    'loopline dashboard pymk --token "$(openssl rand -hex 16)"': PYMK,
     "export LOOPLINE_SIGNING_KEY=$(openssl rand -hex 32)": "cat > shop.py <<'PY'\n{shop-with-model}\nPY\n"
     + SHOP_DATA,
 }
