@@ -38,6 +38,7 @@ __all__ = [
     "one_label",
     "row_dicts",
     "row_matrix",
+    "training_input",
 ]
 
 
@@ -50,6 +51,22 @@ def feature_matrix(
     (`features` name its columns). A `DataError` if there are no rows, a declared feature is
     missing or a feature is not numeric.
     """
+    data, names = training_input(X, features, exclude=exclude)
+    if isinstance(data, pa.Table):
+        return _table_matrix(data, names), names
+    return _array_matrix(data, names), names
+
+
+def training_input(
+    X: Any, features: Sequence[str] | None = None, *, exclude: Iterable[str | None] = ()
+) -> tuple[pa.Table | np.ndarray, tuple[str, ...]]:
+    """`(data, names)`: training data `X` checked, as a pyarrow Table or a 2-D array, and the
+    names of its features. The checks and the defaults are `feature_matrix`'s, which reads
+    the result; so does `Encoding.learn`, so both refuse the same data with the same words.
+
+    >>> training_input([[1.0, 2.0]], ["a", "b"])
+    (array([[1., 2.]]), ('a', 'b'))
+    """
     if isinstance(X, pa.Table):
         skip = set(exclude)
         names = tuple(
@@ -58,7 +75,7 @@ def feature_matrix(
         if X.num_rows == 0:
             raise DataError("the data is empty: 0 rows to learn from")
         check_features(X, names)
-        return _table_matrix(X, names), names
+        return X, names
     array = np.asarray(X)
     if array.ndim != 2:
         raise DataError(
@@ -71,7 +88,8 @@ def feature_matrix(
     names = tuple(features)
     if array.shape[0] == 0:
         raise DataError("the data is empty: 0 rows to learn from")
-    return _array_matrix(array, names), names
+    _check_width(array, names)
+    return array, names
 
 
 def row_matrix(rows: Any, features: Sequence[str]) -> np.ndarray:
@@ -183,12 +201,16 @@ def _table_matrix(table: pa.Table, names: tuple[str, ...]) -> np.ndarray:
     return np.column_stack(columns).astype(np.float64, copy=False)
 
 
-def _array_matrix(array: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+def _check_width(array: np.ndarray, names: tuple[str, ...]) -> None:
     if array.shape[1] != len(names):
         raise DataError(
             f"the array has {array.shape[1]} columns but {len(names)} features are declared: "
             f"{', '.join(names)}"
         )
+
+
+def _array_matrix(array: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    _check_width(array, names)
     if array.dtype.kind in "biuf":
         return array.astype(np.float64, copy=False)
     matrix = np.empty(array.shape, dtype=np.float64)

@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopline.models.evaluation import DataError, check_features, is_categorical
-from loopline.models.trainers.data import row_matrix
+from loopline.models.trainers.data import row_matrix, training_input
 
 __all__ = ["Encoding"]
 
@@ -91,40 +91,17 @@ class Encoding:
         >>> Encoding.learn(np.array([[1.0, "b"], [2.0, "a"]], dtype=object), ["x", "k"])
         Encoding(features=('x', 'k'), categories={'k': ('a', 'b')})
         """
-        if isinstance(X, pa.Table):
-            skip = set(exclude)
-            names = tuple(
-                features if features is not None else [c for c in X.column_names if c not in skip]
-            )
-            if X.num_rows == 0:
-                raise DataError("the data is empty: 0 rows to learn from")
-            check_features(X, names)
+        data, names = training_input(X, features, exclude=exclude)
+        if isinstance(data, pa.Table):
             return cls(
                 names,
                 {
-                    name: _distinct(X[name])
+                    name: _distinct(data[name])
                     for name in names
-                    if is_categorical(X.schema.field(name).type)
+                    if is_categorical(data.schema.field(name).type)
                 },
             )
-        array = np.asarray(X)
-        if array.ndim != 2:
-            raise DataError(
-                f"features must be a pyarrow Table or a 2-D array; got an array of shape "
-                f"{array.shape}"
-            )
-        if features is None:
-            raise DataError(
-                f"a 2-D array needs features=[...]: the names of its {array.shape[1]} columns"
-            )
-        names = tuple(features)
-        if array.shape[0] == 0:
-            raise DataError("the data is empty: 0 rows to learn from")
-        if array.shape[1] != len(names):
-            raise DataError(
-                f"the array has {array.shape[1]} columns but {len(names)} features are "
-                f"declared: {', '.join(names)}"
-            )
+        array = data
         categories = {}
         if array.dtype.kind in "OUS":
             for j, name in enumerate(names):
