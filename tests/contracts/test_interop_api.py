@@ -145,3 +145,15 @@ def test_the_registry_is_append_only(api, subject) -> None:
     assert error(api.delete(f"/subjects/{subject}")) == (422, 42205)
     assert error(api.delete(f"/subjects/{subject}/versions/1")) == (422, 42205)
     assert api.get(f"/subjects/{subject}/versions").json() == [1]
+
+
+def test_healthz_answers_without_the_token_that_guards_the_rest(log: Log) -> None:
+    registry = LogRegistry(log)
+    try:
+        guarded = TestClient(create_registry_app(registry, token="0123456789abcdef0123"))
+        assert guarded.get("/healthz").json() == {"status": "ok"}
+        assert guarded.get("/subjects").status_code == 401
+        answer = guarded.get("/subjects", headers={"Authorization": "Bearer 0123456789abcdef0123"})
+        assert answer.status_code == 200 and isinstance(answer.json(), list)
+    finally:
+        registry.close()

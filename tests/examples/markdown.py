@@ -112,8 +112,6 @@ def script(commands: list[str]) -> str:
                 url, pattern = "log", "published "  # its first run has published a version
             elif port is None:
                 url, pattern = "", ""
-            elif re.search(r"\bschema-registry\b", command):
-                url, pattern = f"http://127.0.0.1:{port}/", "{}"  # Confluent's root: {}
             elif re.search(r"\bserve\b", command) and "--from" not in command:
                 url, pattern = f"http://127.0.0.1:{port}/readyz", '"ready":true'
             else:

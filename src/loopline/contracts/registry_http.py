@@ -233,6 +233,13 @@ def root() -> dict[str, Any]:
     return {}
 
 
+@routes.get("/healthz", summary="Liveness check")
+def healthz() -> dict[str, str]:
+    """Answers ``{"status": "ok"}`` while the server runs (no token needed), as every
+    loopline server does."""
+    return {"status": "ok"}
+
+
 @routes.get("/schemas/types", summary="Schema types this registry accepts")
 def schema_types() -> list[str]:
     return ["AVRO"]
@@ -421,7 +428,7 @@ def create_registry_app(
         ),
     )
     app.state.registry = registry
-    documents = public("/docs", "/docs/oauth2-redirect", "/openapi.json")
+    documents = public("/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json")
     protect(
         app,
         server="schema-registry",
