@@ -149,3 +149,37 @@ def test_an_app_declaring_something_else_as_alerts_is_told_what_to_write() -> No
         App("shop", alerts=[{"metric": "psi"}])
     with pytest.raises(ValueError, match="needs a threshold"):
         Alert("psi", "psi")
+
+
+def test_an_open_alert_whose_scope_stops_having_windows_resolves_after_three(log) -> None:
+    # a canary rolled back: arm b's coverage alert is open when its traffic stops; no window
+    # of arm b judges it again, so after three windows of the others it is resolved, saying why
+    app = App(unique("shop"))
+    models, model = publish_v1(log, training_profile())
+    broken_from, b_stops = T0 + 4 * MINUTE, T0 + 6 * MINUTE
+    decisions = [
+        (d, at)
+        for d, at in make_decisions(
+            7800, step=100, broken=(broken_from, T0 + 14 * MINUTE), model=model
+        )
+        if not (d["arm"] == "b" and at >= b_stops)
+    ]
+    monitor = Monitor(
+        log, app, profiles_from(models), windows=["1m"], clock=lambda: T0 + 60 * MINUTE
+    )
+    produce(log, monitor.decisions_topic, decisions)
+    try:
+        stats = monitor.run(until_caught_up=True)
+    finally:
+        monitor.close()
+        models.close()
+    got = [a for a in alerts(log, app, stats.alerts, timeout=10) if a.alert == "coverage_drop"]
+    b = [a for a in got if a.scope == f"{model}:1:b:"]
+    assert [(a.state, a.start, a.end) for a in b] == [
+        ("opened", broken_from, broken_from + MINUTE),
+        ("updated", broken_from + MINUTE, b_stops),
+        ("resolved", b_stops, b_stops + 3 * MINUTE),
+    ], b
+    assert b[-1].value is None and b[-1].rows == 0 and "no window" in b[-1].reason
+    a = [x for x in got if x.scope == f"{model}:1:a:"]
+    assert a[0].state == "opened" and {x.state for x in a[1:]} == {"updated"}, a  # still broken

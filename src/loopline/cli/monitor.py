@@ -118,6 +118,9 @@ def alert_line(alert) -> str:
     ...     scope="m:1::", feature="x", window="1m", start=0, end=60000, value=0.4, high=0.25,
     ...     rows=120, at=60000))
     '1970-01-01T00:01:00Z  opened    psi  m:1:: x  value 0.4 (limits -, 0.25; 120 rows; window 1m from 1970-01-01T00:00:00Z)'
+    >>> alert_line(AlertRecord(id="psi:m:2::x", alert="psi", state="resolved", metric="psi",
+    ...     scope="m:2::", feature="x", at=240000, reason="no window of its scope judged"))
+    '1970-01-01T00:04:00Z  resolved  psi  m:2:: x  no window of its scope judged'
     """
 
     def when(ms: int) -> str:
@@ -127,6 +130,8 @@ def alert_line(alert) -> str:
         return "-" if x is None else f"{x:.4g}"
 
     where = f"{alert.scope} {alert.feature}".rstrip()
+    if alert.reason:
+        return f"{when(alert.at)}  {alert.state:<9} {alert.alert}  {where}  {alert.reason}"
     base = "" if alert.baseline is None else f", baseline {num(alert.baseline)}"
     window = f"; window {alert.window} from {when(alert.start)}" if alert.window else ""
     return (

@@ -49,11 +49,18 @@ class Alerting:
         self, context: Context, state: MonitorState, record: MonitorRecord, test_auc: float | None
     ) -> None:
         """Judge closed window `record` (`test_auc`: its version's, for the AUC rule)."""
-        judge = Judge(state.alerts)
+        judge, size = Judge(state.alerts), record.end - record.start
         for seen in observations(record, self.rules, test_auc):
-            alert = judge.observe(seen, record.window, record.start, record.end)
+            alert = judge.observe(
+                seen, record.window, record.start, record.end, source=record.source, size=size
+            )
             if alert is not None:
                 self.send(context, alert)
+        # then the open alerts of the source no window has judged for a while: a window of
+        # another scope ending at the same time may be judged after this one, but its standing
+        # was seen one window ago at the latest, too recent to count as unseen
+        for alert in judge.unseen(record.source, record.window, record.end):
+            self.send(context, alert)
         state.changed.update(ALERT + id for id in judge.changed)
 
     def freshness(

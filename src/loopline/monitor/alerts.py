@@ -23,7 +23,10 @@ min_rows=100)`` in `App(alerts=...)` turns it on.
 An `AlertRecord` says ``opened`` when a rule has been breached for its
 windows, ``updated`` for each further breached window, and ``resolved`` at
 the first window that is not, with the evidence: the window, the value, the
-baseline, the threshold and the counts it was computed from.
+baseline, the threshold and the counts it was computed from. An open alert
+whose scope has no judged window for three windows while its source's
+windows go on (a canary rolled back, a segment gone quiet) is ``resolved``
+too, with no value and a `reason` saying so: nothing judges it any more.
 
 >>> rule = Alert("coverage_drop", "coverage", below="training", by=0.10)
 >>> rule.breached(0.55, 0.70), rule.breached(0.65, 0.70)
@@ -122,3 +125,4 @@ class AlertRecord(msgspec.Struct, frozen=True, kw_only=True):
     breaches: int = 0  # consecutive breached windows so far
     opened_at: int = 0
     at: int = 0
+    reason: str = ""  # why it resolved without a window that was fine, if so

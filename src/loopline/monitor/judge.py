@@ -13,6 +13,16 @@ kept in the monitor's changelog), and returns the `AlertRecord` to write.
 'opened'
 >>> judge.observe(seen._replace(value=0.1), "1m", 60_000, 120_000).state
 'resolved'
+
+An alert no window judges any more resolves once its source has closed
+`UNSEEN_WINDOWS` windows of the judged size without it (`Judge.unseen`):
+
+>>> judge.observe(seen, "1m", 0, 60_000, source="decisions", size=60_000).state
+'opened'
+>>> judge.unseen("decisions", "1m", 180_000)
+[]
+>>> [(a.state, a.start, a.end, a.reason[:30]) for a in judge.unseen("decisions", "1m", 240_000)]
+[('resolved', 60000, 240000, 'no window of its scope judged ')]
 """
 
 from __future__ import annotations
@@ -25,14 +35,25 @@ import msgspec
 from loopline.monitor.alerts import Alert, AlertRecord
 from loopline.monitor.records import MonitorRecord
 
-__all__ = ["AlertStatus", "Judge", "Observation", "observations"]
+__all__ = ["UNSEEN_WINDOWS", "AlertStatus", "Judge", "Observation", "observations"]
+
+UNSEEN_WINDOWS = 3
+"""Windows of its source without one that judges an alert before it resolves as unseen: one
+quiet window is chance, three in a row while the other scopes' windows close is a scope gone."""
 
 
 class AlertStatus(msgspec.Struct):
-    """One alert id's standing: consecutive breached windows, and since when it is open (0: not)."""
+    """One alert id's standing: consecutive breached windows, and since when it is open (0: not);
+    the source and window size that judged it last, and the end of that window (`seen`)."""
 
     breaches: int = 0
     opened_at: int = 0
+    source: str = ""
+    size: int = 0
+    seen: int = 0
+    metric: str = ""
+    scope: str = ""
+    feature: str = ""
 
 
 class Observation(NamedTuple):
@@ -108,11 +129,16 @@ class Judge:
         self.statuses = statuses
         self.changed: set[str] = set()
 
-    def observe(self, o: Observation, window: str, start: int, end: int) -> AlertRecord | None:
-        """Count observation `o` of the window [start, end); the alert's change, if any."""
+    def observe(
+        self, o: Observation, window: str, start: int, end: int, *, source: str = "", size: int = 0
+    ) -> AlertRecord | None:
+        """Count observation `o` of the window [start, end) of `source`'s windows of `size` ms
+        (none for a judgment on the clock, which `unseen` never resolves); the alert's change."""
         rule = o.rule
         id = f"{rule.name}:{o.scope}" + (f":{o.feature}" if o.feature else "")
         status = self.statuses.get(id) or AlertStatus()
+        status.source, status.size, status.seen = source, size, end if size else 0
+        status.metric, status.scope, status.feature = rule.metric, o.scope, o.feature
         breached = o.value is not None and (
             (o.low is not None and o.value < o.low) or (o.high is not None and o.value > o.high)
         )
@@ -139,6 +165,34 @@ class Judge:
             self.statuses.pop(id, None)
         self.changed.add(id)
         return evidence if state is not None else None
+
+    def unseen(self, source: str, window: str, now: int) -> list[AlertRecord]:
+        """`resolved` for every open alert of `source` that no window has judged for
+        `UNSEEN_WINDOWS` of its windows by `now` (the end of the window just closed); a
+        standing that is not open is forgotten then without a record."""
+        gone = []
+        for id, status in list(self.statuses.items()):
+            if status.source != source or not status.seen:
+                continue
+            if status.seen + UNSEEN_WINDOWS * status.size > now:
+                continue
+            del self.statuses[id]
+            self.changed.add(id)
+            if not status.opened_at:
+                continue
+            gone.append(
+                AlertRecord(
+                    id=id, alert=id.partition(":")[0], state="resolved", metric=status.metric,
+                    scope=status.scope, feature=status.feature, window=window, start=status.seen, end=now,
+                    breaches=status.breaches, opened_at=status.opened_at, at=now,
+                    reason=(
+                        f"no window of its scope judged for {UNSEEN_WINDOWS} windows of "
+                        f"{source}: its traffic stopped or fell below the rule's min_rows "
+                        "(a version no longer served, a segment gone quiet)"
+                    ),
+                )
+            )  # fmt: skip
+        return gone
 
     def open(self) -> Mapping[str, AlertStatus]:
         return {k: s for k, s in self.statuses.items() if s.opened_at}
