@@ -52,10 +52,12 @@ def make_decisions(
     broken=(None, None),
     model="m",
     errors_every: int = 0,
+    unknown_every: int = 0,
 ):
     """`n` decisions (dict, time ms), `step` ms apart, over two versions, two arms, two countries;
     feature `x` is missing from every candidate between the times `broken` (from, until); with
-    `errors_every`, every such decision is a failed request (its `error`, no candidates)."""
+    `errors_every`, every such decision is a failed request (its `error`, no candidates); with
+    `unknown_every`, every such one is a request refused for an unknown entity (a 404)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -85,6 +87,8 @@ def make_decisions(
                     **(
                         {"candidates": [], "returned": [], "error": "ValueError: boom"}
                         if errors_every and i % errors_every == errors_every - 1
+                        else {"candidates": [], "returned": [], "error": "404: unknown member"}
+                        if unknown_every and i % unknown_every == unknown_every - 1
                         else {}
                     ),
                 },

@@ -47,10 +47,13 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
             feats = pd.DataFrame(list(cands["features"]))
             profile = profiles.get(version)
             answered = group[group["error"] == ""]
+            unknown = int(group["error"].str.startswith("404: ").sum())
             m = {
                 "decisions": len(group),
-                "errors": len(group) - len(answered),
-                "error_rate": (len(group) - len(answered)) / len(group),
+                "errors": len(group) - len(answered) - unknown,
+                "error_rate": (len(group) - len(answered) - unknown) / len(group),
+                "unknown": unknown,
+                "unknown_rate": unknown / len(group),
                 "candidates": len(cands),
                 "latency": {
                     q: nearest_rank(answered["latency"].to_numpy(), q) for q in (0.5, 0.95, 0.99)

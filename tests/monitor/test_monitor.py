@@ -61,6 +61,7 @@ def check(records, decisions, labelled, profile) -> None:
         r = got[key]
         assert (r.decisions, r.candidates) == (m["decisions"], m["candidates"]), key
         assert (r.errors, r.error_rate) == (m["errors"], m["error_rate"]), key
+        assert (r.unknown, r.unknown_rate) == (m["unknown"], m["unknown_rate"]), key
         for q, v in zip(
             (0.5, 0.95, 0.99), (r.latency_p50, r.latency_p95, r.latency_p99), strict=True
         ):
@@ -83,10 +84,12 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
     app = App(unique("shop"))
     profile = training_profile()
     models, model = publish_v1(log, profile)
-    # 7.5 minutes; every 17th request failed (a decision with its error, no candidates)
-    decisions = make_decisions(1500, step=300, model=model, errors_every=17)
+    # 7.5 minutes; every 17th request failed (a decision with its error, no candidates), and
+    # every 23rd other one was refused for an unknown entity (a 404: no candidates either)
+    decisions = make_decisions(1500, step=300, model=model, errors_every=17, unknown_every=23)
     labelled = make_labelled(decisions)
-    assert len(labelled) == 1500 - 1500 // 17
+    assert len(labelled) == 1500 - (1500 // 17 + 1500 // 23 - 3)  # 3 are both: errors
+    assert sum(d["error"].startswith("404") for d, _ in decisions if "error" in d) == 62
     monitor = Monitor(log, app, profiles_from(models), segment="country", clock=lambda: FAR)
     produce(log, monitor.decisions_topic, decisions)
     produce(log, monitor.labelled_topic, labelled)
@@ -100,7 +103,15 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
     assert len(records) == stats.windows
     check(records, decisions, labelled, profile)
     exposed = generate_latest().decode()  # what --metrics-port serves
-    for gauge in ("decisions", "errors", "feature_coverage", "feature_psi", "auc", "latency_ms"):
+    for gauge in (
+        "decisions",
+        "errors",
+        "unknown_entities",
+        "feature_coverage",
+        "feature_psi",
+        "auc",
+        "latency_ms",
+    ):
         assert f'loopline_monitor_{gauge}{{app="{app.name}"' in exposed, gauge
 
 

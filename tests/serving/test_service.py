@@ -69,15 +69,18 @@ def test_predict_scores_one_entity_and_records_it(shop, tmp_path) -> None:
 
 def test_unknown_entities_are_refused_or_scored_on_defaults(shop, tmp_path) -> None:
     publish(shop, shop.scorer, fit(["age"]))
-    with serving(shop, shop.scorer, tmp_path) as (client, _):
+    with serving(shop, shop.scorer, tmp_path) as (client, service):
         wait_ready(client)
         answer = client.post("/v1/predict", json={"entity": "m-new"})
         assert answer.status_code == 404, answer.text
         assert "unknown member 'm-new'" in answer.json()["error"]
+        (refused,) = decisions(shop.log, service, 1)  # the monitor counts unknown entities
+    assert refused["error"] == "404: unknown member 'm-new'" and refused["entity"] == "m-new"
+    assert refused["candidates"] == [] and refused["returned"] == []
     with serving(shop, shop.scorer, tmp_path, unknown_entities="defaults") as (client, service):
         wait_ready(client)
         new = client.post("/v1/predict", json={"entity": "m-new"}).json()
-        recorded = {d["decision_id"]: d for d in decisions(shop.log, service, 1)}
+        recorded = {d["decision_id"]: d for d in decisions(shop.log, service, 2)}
     features = recorded[new["decision_id"]]["candidates"][0]["features"]
     assert features == {"age": 30}  # the declared default
 

@@ -68,10 +68,13 @@ def test_a_topic_of_requests_is_answered_into_a_topic(shop, tmp_path) -> None:
     assert first["entity"] == "m-1" and len(first["items"]) == 2
     assert first["items"][0]["score"] >= first["items"][1]["score"]
     decisions = consume_all(
-        shop.log.consumer(None, [f"{shop.app.name}.decisions"], reset="earliest"), 2
+        shop.log.consumer(None, [f"{shop.app.name}.decisions"], reset="earliest"), 3
     )
-    recorded = {json.loads(d.value)["decision_id"] for d in decisions}
-    assert {a["decision_id"] for a in by_offset.values()} == recorded
+    recorded = [json.loads(d.value) for d in decisions]
+    answered = {d["decision_id"] for d in recorded if not d["error"]}
+    assert {a["decision_id"] for a in by_offset.values()} == answered
+    # the unknown entity is refused (a dead letter) and recorded, as over HTTP
+    assert [d["error"] for d in recorded if d["error"]] == ["404: unknown member 'm-nobody'"]
     dead = consume_all(shop.log.consumer(None, [f"{requests}.dlq"], reset="earliest"), 4)
     reasons = [dict(r.headers)[REASON].decode() for r in dead]
     assert reasons[0].startswith("400: the body is not valid JSON")

@@ -84,7 +84,7 @@ from loopline.experiments.registry import ExperimentConflict, ExperimentRegistry
 from loopline.log import Log, Record, TopicPartition
 from loopline.models.registry import ModelNotFound, ModelRegistry, ModelRegistryError
 from loopline.outcomes.inputs import decoder
-from loopline.serving.decisions import Decision
+from loopline.serving.decisions import Decision, is_unknown_entity
 from loopline.stream import names
 from loopline.stream.runner import Runner
 from loopline.stream.stage import Stage
@@ -242,7 +242,8 @@ class ExperimentWatcher(Stage[WatcherStats]):
                 record.topic,
             )
             return
-        if decision.experiment and decision.arm:
+        # an unknown entity's refusal says nothing of the arm's version: not counted
+        if decision.experiment and decision.arm and not is_unknown_entity(decision.error):
             unit = self._first[record.topic] + record.partition
             self.states.get(unit).add_decision(
                 decision.experiment, decision.arm, decision.latency_ms, error=bool(decision.error)

@@ -16,9 +16,10 @@ configuration:
 - ``freshness``: a source topic silent for longer than 10x its usual
   interval between records (judged by the clock, `loopline.monitor.sources`).
 
-The metric ``error_rate`` (the share of a window's requests that failed) is
-not among the defaults: ``Alert("errors", "error_rate", above=0.01,
-min_rows=100)`` in `App(alerts=...)` turns it on.
+The metrics ``error_rate`` (the share of a window's requests that failed)
+and ``unknown_rate`` (the share refused for an unknown entity) are not among
+the defaults: ``Alert("errors", "error_rate", above=0.01, min_rows=100)`` in
+`App(alerts=...)` turns one on.
 
 An `AlertRecord` says ``opened`` when a rule has been breached for its
 windows, ``updated`` for each further breached window, and ``resolved`` at
@@ -44,7 +45,9 @@ import msgspec
 
 __all__ = ["DEFAULT_ALERTS", "Alert", "AlertRecord"]
 
-Metric = Literal["coverage", "psi", "score_mean", "label_rate", "auc", "freshness", "error_rate"]
+Metric = Literal[
+    "coverage", "psi", "score_mean", "label_rate", "auc", "freshness", "error_rate", "unknown_rate"
+]
 
 
 @dataclass(frozen=True)

@@ -99,11 +99,10 @@ def observations(
                     elif m == "psi" and f.psi is not None:
                         low, high = rule.limits(None)
                         yield Observation(rule, scope, f.name, f.psi, None, low, high, rows)
-            elif m == "error_rate" and record.decisions >= rule.min_rows:
+            elif m in ("error_rate", "unknown_rate") and record.decisions >= rule.min_rows:
                 low, high = rule.limits(None)
-                yield Observation(
-                    rule, scope, "", record.error_rate, None, low, high, record.decisions
-                )
+                rate = record.error_rate if m == "error_rate" else record.unknown_rate
+                yield Observation(rule, scope, "", rate, None, low, high, record.decisions)
             elif m == "score_mean" and record.score_count >= rule.min_rows:
                 yield _ranged(
                     rule,

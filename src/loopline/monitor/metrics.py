@@ -16,6 +16,11 @@ DECISIONS = Gauge("loopline_monitor_decisions", "Decisions in the last closed wi
 ERRORS = Gauge(
     "loopline_monitor_errors", "Failed requests (decisions with an error) in the last window.", KEY
 )
+UNKNOWN = Gauge(
+    "loopline_monitor_unknown_entities",
+    "Requests refused for an unknown entity (a 404) in the last window.",
+    KEY,
+)
 LATENCY = Gauge(
     "loopline_monitor_latency_ms",
     "Latency percentile of the last closed window.",
@@ -41,6 +46,7 @@ def observe(app: str, r: MonitorRecord) -> None:
     if r.source == "decisions":
         DECISIONS.labels(*key).set(r.decisions)
         ERRORS.labels(*key).set(r.errors)
+        UNKNOWN.labels(*key).set(r.unknown)
         for q, v in (("0.5", r.latency_p50), ("0.95", r.latency_p95), ("0.99", r.latency_p99)):
             if v is not None:
                 LATENCY.labels(*key, q).set(v)

@@ -6,7 +6,9 @@ keyed ``model:version:arm:segment``, stamped with the window's end (epoch ms):
 
 - ``source="decisions"``: from the decisions whose time (``at``) is in the
   window: ``decisions`` and ``candidates`` counted, ``errors`` (requests that
-  failed: decisions with an ``error``) and ``error_rate``, latency percentiles
+  failed: decisions with an ``error``) and ``error_rate``, ``unknown`` (requests
+  refused for an entity the online features hold nothing of, a 404) and
+  ``unknown_rate``, latency percentiles
   of the answered requests (ms, within 1%: `loopline.monitor.sketch`), the score's count/mean/std and its
   PSI against the version's held-out scores, and per feature a `FeatureStats`.
 - ``source="labelled"``: from the labelled examples whose label became known
@@ -107,6 +109,8 @@ class MonitorRecord(msgspec.Struct, frozen=True, kw_only=True):
     decisions: int = 0
     errors: int = 0  # failed requests (a decision with an `error`), added with a default
     error_rate: float | None = None
+    unknown: int = 0  # requests refused for an unknown entity, added with a default
+    unknown_rate: float | None = None
     candidates: int = 0
     latency_p50: float | None = None
     latency_p95: float | None = None

@@ -73,6 +73,8 @@ def decision_record(key: WindowKey, w: DecisionWindow, baseline: Baseline) -> Mo
         decisions=w.decisions,
         errors=w.errors,
         error_rate=w.errors / w.decisions if w.decisions else None,
+        unknown=w.unknown,
+        unknown_rate=w.unknown / w.decisions if w.decisions else None,
         candidates=w.candidates,
         latency_p50=sketch.quantile(0.5),
         latency_p95=sketch.quantile(0.95),

@@ -55,7 +55,7 @@ from loopline.monitor.summary import decision_record, label_record
 from loopline.monitor.windows import DecisionWindow, LabelWindow, WindowKey, window_start
 from loopline.outcomes.inputs import decoder
 from loopline.outcomes.labelled import LabelledExample
-from loopline.serving.decisions import Decision
+from loopline.serving.decisions import Decision, is_unknown_entity
 from loopline.stream import names
 from loopline.stream.deadletters import dlq_topic
 from loopline.stream.runner import Runner
@@ -266,6 +266,7 @@ class Monitor(Stage[MonitorStats]):
         scores = [c.score for c in d.candidates]
         score_bins = None if edges is None else [number_bin(edges, x) for x in scores]
         latency = bucket(d.latency_ms)
+        unknown = bool(d.error) and is_unknown_entity(d.error)
         for size in self.sizes:
             start = window_start(at, size)
             if start + size <= mark:
@@ -277,7 +278,9 @@ class Monitor(Stage[MonitorStats]):
                 w = state.windows[key] = DecisionWindow()
             state.changed.add(key)
             w.decisions += 1
-            if d.error:
+            if unknown:
+                w.unknown += 1
+            elif d.error:
                 w.errors += 1
             else:
                 w.latency[latency] = w.latency.get(latency, 0) + 1

@@ -52,6 +52,7 @@ class DecisionWindow(msgspec.Struct):
 
     decisions: int = 0
     errors: int = 0  # decisions of requests that failed (their `error`), no candidates
+    unknown: int = 0  # decisions of requests refused for an unknown entity, no candidates
     candidates: int = 0
     latency: dict[int, int] = {}  # of the answered requests
     scores: int = 0

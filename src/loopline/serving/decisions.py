@@ -20,7 +20,10 @@ with the probability that arm was chosen with (1.0 with no experiment), and
 the latency. A request the answering version failed (a model that raised or
 gave a score that is not a number: the client got a 5xx) is a decision too,
 with its ``error`` and no candidates, so each arm's error rate is counted
-(the experiments' ``error_rate`` guardrail). Delivery is at least once: a consumer that must not count a
+(the experiments' ``error_rate`` guardrail). So is a request refused for an
+entity the online features hold nothing of (the client got a 404): its
+``error`` starts ``404:`` (`is_unknown_entity`), which the monitor counts as
+its unknown-entity rate and not as a failure of the version. Delivery is at least once: a consumer that must not count a
 decision twice keys on `Decision.decision_id`.
 
 >>> import datetime
@@ -57,6 +60,8 @@ __all__ = [
     "Value",
     "check_values",
     "decisions_topic",
+    "is_unknown_entity",
+    "unknown_entity_error",
 ]
 
 CONTRACT = "loopline.decision"
@@ -86,6 +91,25 @@ class Returned(msgspec.Struct, frozen=True):
     probability: float = 1.0
 
 
+UNKNOWN_ENTITY = "404: "
+
+
+def unknown_entity_error(message: str) -> str:
+    """The `Decision.error` of a request refused for an unknown entity.
+
+    >>> is_unknown_entity(unknown_entity_error("unknown member 'm-9'"))
+    True
+    >>> is_unknown_entity("500: the model raised ValueError"), is_unknown_entity("")
+    (False, False)
+    """
+    return UNKNOWN_ENTITY + message
+
+
+def is_unknown_entity(error: str) -> bool:
+    """Whether decision error `error` is a refusal for an unknown entity, not a failure."""
+    return error.startswith(UNKNOWN_ENTITY)
+
+
 class Decision(msgspec.Struct, frozen=True):
     """One answer of the prediction service (contract ``loopline.decision`` v3).
 
@@ -93,7 +117,8 @@ class Decision(msgspec.Struct, frozen=True):
     was assigned to `arm`: the arm's weight for a split or a bandit's draw,
     1.0 with no experiment. An analysis weighs outcomes by its inverse.
     `error` (new in v3): why the version failed to answer (empty when it
-    answered); such a decision has no candidates and returned nothing.
+    answered), or ``404: ...`` for an entity refused as unknown; such a
+    decision has no candidates and returned nothing.
     """
 
     decision_id: str

@@ -61,7 +61,14 @@ from loopline.models.registry_records import ModelVersion
 from loopline.serving import metrics
 from loopline.serving.arms import ArmModels
 from loopline.serving.decision_log import DecisionLog, DecisionNotKept, DecisionTooLarge
-from loopline.serving.decisions import Candidate, Decision, Returned, Value, decisions_topic
+from loopline.serving.decisions import (
+    Candidate,
+    Decision,
+    Returned,
+    Value,
+    decisions_topic,
+    unknown_entity_error,
+)
 from loopline.serving.ids import uuid7
 from loopline.serving.models import ServedModel, load_served
 from loopline.serving.requests import PredictRequest, RankRequest, ServingError
@@ -340,7 +347,7 @@ class PredictionService:
                 f"model {served.name!r} v{served.number} scores a {served.entity} with each "
                 f"{served.candidate_entity}: use POST /v1/rank with candidates",
             )
-        self._check_known(served, request.entity)
+        self._check_known("predict", served, request.entity, request.context, started, route)
         with self._failures("predict", served, request.entity, request.context, started, route):
             rows = self._vectors(served, [{served.entity: request.entity}])
             score = served.score(rows)[0]
@@ -386,7 +393,7 @@ class PredictionService:
                 "so every candidate would score the same: use POST /v1/predict",
             )
         entity = request.entity
-        self._check_known(served, entity)
+        self._check_known("rank", served, entity, request.context, started, route)
         with self._failures("rank", served, entity, request.context, started, route):
             rows = self._vectors(served, [{served.entity: entity, other: c} for c in candidates])
             scores = served.score(rows)
@@ -409,14 +416,30 @@ class PredictionService:
             "items": [{"id": r.id, "score": r.score} for r in returned],
         }
 
-    def _check_known(self, served: ServedModel, entity: str) -> None:
+    def _check_known(
+        self,
+        kind: str,
+        served: ServedModel,
+        entity: str,
+        context: dict[str, Value],
+        started: float,
+        route: Route | None,
+    ) -> None:
+        """A 404 for an entity the online features hold nothing of, recorded as a decision
+        (`unknown_entity_error`) so the monitor counts the unknown-entity rate."""
         if self.unknown_entities == "reject" and not self.store.known(served.entity, entity):
-            raise ServingError(
+            refused = ServingError(
                 404,
                 f"unknown {served.entity} {entity!r}: the online features hold nothing of it "
                 f"(no event, no table row); check the id, and that `loopline features run "
                 f"{self.app.name}` runs and has caught up (GET /readyz says)",
             )
+            with contextlib.suppress(ServingError):  # the refusal, not its record, is answered
+                self._decide(
+                    kind, served, entity, context, [], [], started, route,
+                    error=unknown_entity_error(f"unknown {served.entity} {entity!r}"),
+                )  # fmt: skip
+            raise refused
 
     def _vectors(
         self, served: ServedModel, ids: Sequence[dict[str, str]]
