@@ -46,22 +46,6 @@ SKIPPED = {
         "/v1/rank answers 422 (use /v1/predict); a rank of a user x item model runs in the "
         "tutorial's test"
     ),
-    # README's experiments: a model `ranker` with versions 7 and 8 and traffic to compare
-    **dict.fromkeys(
-        [
-            "loopline experiments start ranker-v7 --model ranker --arm control=alias:production "
-            "--arm v7=version:7 --weights 0.9,0.1 --guardrail mean_label:0.1",
-            "loopline experiments start v8-canary --model ranker --arm control=alias:production "
-            "--arm v8=version:8 --policy canary --ramp 0.01,0.05,0.25,0.5 --auto-conclude",
-            "loopline experiments run shop.app:app",
-            "loopline experiments status ranker-v7",
-            "loopline experiments report ranker-v7 --app shop --segment page --format html -o "
-            "report.html",
-            "loopline experiments conclude ranker-v7 --winner v7 --promote",
-        ],
-        "NOT RUN HERE: they need a model `ranker` with versions 7 and 8 and decisions to "
-        "compare; tests/cli/test_cli_experiments.py and tests/experiments run these commands",
-    ),
     # README's change data capture: a database at the host it names
     **dict.fromkeys(
         [
@@ -219,6 +203,29 @@ done | loopline produce pymk.labelled
     + SHOP_DATA
 )
 
+# README's Experiments: a package `shop` (`shop.app:app`, `--app shop`) with a model `ranker`
+# of eight versions (the block compares 7 and 8 with `production`, here v6)
+RANKER = """
+mkdir shop
+cat > shop/app.py <<'PY'
+from loopline.app import App
+from loopline.models.declarations import Model
+from loopline.models.trainers import LightGBMTrainer
+from loopline.outcomes import Outcomes
+app = App("shop", models=[Model("ranker", trainer=LightGBMTrainer, entity="member",
+          features=["orders_24h", "spent_24h"])],
+          outcomes=Outcomes(window="1h", positive=["accepted"], negatives=True))
+PY
+echo 'from shop.app import app' > shop/__init__.py
+loopline topics create shop.labelled
+now=$(($(date +%s) * 1000))
+for i in $(seq 60); do
+  echo "{\\"features\\": {\\"orders_24h\\": $((i % 3)), \\"spent_24h\\": $i.0}, \\"label\\": $((i % 2)), \\"at\\": $((now - 60000 + i * 1000))}"
+done | loopline produce shop.labelled
+loopline train shop --model ranker --labelled shop.labelled --every 0.1s --runs 8
+loopline models promote ranker 6 --alias production
+"""
+
 # What each README block assumes exists, keyed by the block's first command.
 GIVEN = {
     "loopline topics list": """
@@ -260,6 +267,8 @@ loopline features run shop --until-caught-up
 loopline topics create requests
 loopline topics create answers
 """,
+    "loopline experiments start ranker-v7 --model ranker --arm control=alias:production "
+    "--arm v7=version:7 --weights 0.9,0.1 --guardrail mean_label:0.1": RANKER,
     "loopline outcomes run pymk --metrics-port 9110": PYMK,
     "loopline outcomes run pymk.app:app &": PYMK,
     "loopline monitor pymk --metrics-port 9120 --webhook http://127.0.0.1:8080/alerts": PYMK,
