@@ -150,6 +150,11 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
                 for series in expected.get(name, []):
                     _wait_drawn(watched.page, series, name)
                 assert watched.weight() < MAX_PAGE_BYTES, name
+                # nothing wider than the screen: a wide table scrolls in its own box
+                wide = watched.page.evaluate(
+                    "() => document.documentElement.scrollWidth - window.innerWidth"
+                )
+                assert wide <= 0, f"{name} at {size}: the page is {wide} px wider than the screen"
                 watched.page.screenshot(path=str(shots / f"{backend}-{name}-{size}.png"))
                 if name == "experiments":
                     links = watched.page.eval_on_selector_all(

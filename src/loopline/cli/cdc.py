@@ -198,6 +198,8 @@ def remove(settings: LogSettings, name: str, keep_slot: bool) -> None:
         source = get_source(log, name)
         if source.connect_url:
             debezium.unregister(source)
+        # forgotten first, so a `cdc run` that finds its slot gone knows it was removed
+        remove_source(log, name)
         if not keep_slot:
             conn = db.connect(source)
             try:
@@ -205,7 +207,6 @@ def remove(settings: LogSettings, name: str, keep_slot: bool) -> None:
                 db.drop_publication(conn, source)
             finally:
                 conn.close()
-        remove_source(log, name)
     click.echo(f"removed CDC {name!r} (topic {source.topic!r} kept)")
 
 
@@ -258,6 +259,8 @@ def run(settings: LogSettings, name: str, until_idle: bool) -> None:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+    if report.removed:
+        click.echo(f"cdc {name}: removed (`loopline cdc remove`) while running; stopped")
     click.echo(
         f"cdc {name}: copied {report.snapshot_rows} rows, wrote {report.changes} changes "
         f"of {report.transactions} transactions, dead-lettered {report.dead_lettered}; "

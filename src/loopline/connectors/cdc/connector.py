@@ -45,7 +45,7 @@ from loopline.connectors.cdc.pgoutput import (
     parse,
 )
 from loopline.connectors.cdc.rows import LSN_HEADER, OP_HEADER, Shape
-from loopline.connectors.cdc.sources import CdcError, CdcSource
+from loopline.connectors.cdc.sources import CdcError, CdcSource, list_sources
 from loopline.contracts.compatibility import IncompatibleSchema
 from loopline.contracts.registry import LogRegistry
 from loopline.log import Headers, Log, Producer, TopicExists
@@ -91,6 +91,7 @@ class CdcReport:
     transactions: int = 0
     lsn: str = ""
     contract_versions: list[int] = field(default_factory=list)
+    removed: bool = False  # the capture was removed (`loopline cdc remove`) while it ran
 
 
 _Out = tuple[bytes | None, bytes | None, Headers, int]  # key, value, headers, timestamp
@@ -108,7 +109,8 @@ def run_cdc(
     """Capture `source` into its topic until `stop` is set (or, `until_idle`, nothing is left).
 
     Raises `CdcError` when the database cannot be read, the table has no key,
-    or the table changed in a way its contract's rule refuses.
+    or the table changed in a way its contract's rule refuses. A capture removed
+    while it runs (its slot dropped under it) ends the run: `CdcReport.removed`.
     """
     stop = stop or threading.Event()
     with contextlib.suppress(TopicExists):
@@ -134,7 +136,17 @@ def run_cdc(
                 "CDC and add it again (its next run copies the table anew)"
             )
         while not stop.is_set():
-            messages = database.peek_changes(conn, source, batch_changes)
+            try:
+                messages = database.peek_changes(conn, source, batch_changes)
+            except psycopg.errors.UndefinedObject:  # the slot or the publication is gone
+                if _removed(log, source):
+                    run.report.removed = True
+                    break
+                raise CdcError(
+                    f"replication slot {source.slot!r} or publication {source.publication!r} "
+                    f"of CDC {source.name!r} was dropped while it ran, and the CDC was not "
+                    "removed: remove it and add it again (its next run copies the table anew)"
+                ) from None
             if messages:
                 run.apply(messages)
             elif until_idle:
@@ -147,6 +159,18 @@ def run_cdc(
         conn.close()
         registry.close()
         producer.close()
+
+
+def _removed(log: Log, source: CdcSource, grace: float = 5.0) -> bool:
+    """Whether `source` is no longer among the CDC sources; `loopline cdc remove` forgets it
+    before it drops the slot, so a slot gone with the source still listed waits `grace` s."""
+    deadline = time.monotonic() + grace
+    while True:
+        if source.name not in {s.name for s in list_sources(log)}:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
 
 
 class _Run:
