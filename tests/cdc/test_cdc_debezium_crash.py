@@ -10,10 +10,10 @@ table never held may appear, and the topic's latest row per key must equal
 the table. The worker is the one `scripts/test.sh` starts; each of 10 rounds
 kills it with SIGKILL at a random point while Debezium streams (0.2 to 1.5 s
 after it resumed: before or after its next offset flush) and starts it again
-with `scripts/connect.sh start`. A round takes about 7 s: the worker is up in
-2 to 3 s, but the broker holds the killed member's place in the group until
-its session (6 s, the broker's least) runs out, and only then the restarted
-worker gets the connector back.
+with `scripts/connect.sh start`. A round takes about 7 s: the worker answers
+again 3 to 5 s after the kill, but the broker holds the killed member's place
+in the group until its session (6 s, the broker's least) runs out, and only
+then does the restarted worker get the connector back (printed per round).
 """
 
 from __future__ import annotations
