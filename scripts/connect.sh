@@ -96,7 +96,15 @@ status.storage.partitions=1
 # source offsets (Debezium's LSN) committed every second: a restart repeats less
 offset.flush.interval.ms=1000
 topic.creation.enable=true
-plugin.discovery=only_scan
+# Plugins found through their META-INF/services manifests (Connect's own jars and
+# Debezium's carry them) instead of a reflective scan of every jar: ~0.2 s, not ~3.7 s.
+plugin.discovery=service_load
+# A worker killed with SIGKILL never leaves its group: the broker waits out its session
+# before the restarted one joins. 6 s is the broker's least (group.min.session.timeout.ms).
+session.timeout.ms=6000
+heartbeat.interval.ms=1000
+# One member: a departed worker's connectors go to whoever is there at once, not after 5 min.
+scheduled.rebalance.max.delay.ms=0
 EOF
     cat >"$LOG4J_CONF" <<EOF
 status = warn
@@ -148,7 +156,9 @@ cmd_start() {
     mkdir -p "$LOG_DIR"
     write_config
     log "starting Kafka Connect $KAFKA_VERSION with Debezium $DEBEZIUM_VERSION on $URL (broker $BOOTSTRAP)"
+    # C1 only and the JDK's class-data archive: a worker that starts in seconds, for tests.
     setsid nohup "$JAVA" -Xmx512m -Xms256m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError \
+        -XX:TieredStopAtLevel=1 -Xshare:auto \
         -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$LOG4J_CONF" \
         -cp "$LIBS/*" org.apache.kafka.connect.cli.ConnectDistributed "$PROPS" \
@@ -167,7 +177,7 @@ cmd_start() {
             cmd_stop >/dev/null 2>&1 || true
             die "Connect worker not ready on $URL within ${READY_TIMEOUT}s"
         fi
-        sleep 1
+        sleep 0.2
     done
     log "ready (pid $pid, logs in $LOG_DIR)"
     echo "$URL"

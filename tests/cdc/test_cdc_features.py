@@ -2,8 +2,9 @@
 
 - `loopline cdc run` and `loopline features run` follow the table on the
   embedded log; an UPDATE in PostgreSQL must show through `loopline features
-  get` within 2 s of its commit (measured here), and a DELETE must bring
-  back the feature's default.
+  get` and through the /v1/predict answer of a real `loopline serve` (a model
+  on that feature) within 2 s of its commit (measured here), and a DELETE
+  must bring back the feature's default, and the score the model gives it.
 - `dataset build` over the CDC topic must give, for every spine row, the
   table's row as it was committed at that instant, reconstructed from the
   change history a trigger kept (with each change's commit time).
@@ -20,20 +21,26 @@ import threading
 import time
 
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
+from cdc.predicting import KEY, publish, score, serve, train, waits
 from loopline.app import App
 from loopline.cli import cli
 from loopline.connectors.cdc import read_cdc_progress, run_cdc
 from loopline.features import Entity, FeatureSet, Table, TableFeature
 from loopline.features.offline.datasets import build_dataset
+from loopline.log import open_log
 
 APP = """
 from loopline import App
 from loopline.features import Entity, FeatureSet, Table, TableFeature
+from loopline.models.declarations import Model
+from loopline.models.trainers import LightGBMTrainer
 
 app = App("{name}", features=FeatureSet(tables=[Table("{topic}", Entity("member", key="id"), [
-    TableFeature("score", "score", default=-1), TableFeature("country", "country", default="??")])]))
+    TableFeature("score", "score", default=-1), TableFeature("country", "country", default="??")])]),
+    models=[Model("{name}", trainer=LightGBMTrainer, entity="member", features=["score"])])
 """
 
 
@@ -57,12 +64,17 @@ def test_an_update_is_served_within_2_seconds_and_a_delete_gives_the_default(
 ):
     log_url = f"embedded:{tmp_path / 'log'}"
     members.insert(100)
-    module = f"cdcapp_{members.table}"
-    (tmp_path / f"{module}.py").write_text(
-        APP.format(name=members.table.replace("_", "-"), topic=members.table + "_cdc")
-    )
+    name, module = members.table.replace("_", "-"), f"cdcapp_{members.table}"
+    (tmp_path / f"{module}.py").write_text(APP.format(name=name, topic=members.table + "_cdc"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("LOOPLINE_SIGNING_KEY", KEY)
+    model = train()
+    log = open_log(log_url)
+    try:
+        publish(log, name, model)
+    finally:
+        log.close()
     runner = CliRunner()
     added = runner.invoke(
         cli, ["--log", log_url, "cdc", "add", members.table, members.url, "--table", members.table]
@@ -79,21 +91,44 @@ def test_an_update_is_served_within_2_seconds_and_a_delete_gives_the_default(
         while _get(log_url, module, "42")["score"] != 42 % 97:
             assert time.monotonic() < deadline, "the copied rows never reached the store"
             time.sleep(0.2)
+        with serve(log_url, f"{module}:app", name, tmp_path / "serve") as client:
+            values = (42, 500, 7, 502, -1)
+            expected = dict(zip(values, model.predict([{"score": v} for v in values]), strict=True))
+            assert min(expected[500], expected[502]) - max(expected[42], expected[-1]) > 0.5
+            assert score(client, "42") == pytest.approx(expected[42], abs=1e-9)
 
-        waits = []
-        for score in (500, 501, 502):
-            members.conn.execute(f"UPDATE {members.table} SET score = %s WHERE id = 42", (score,))
-            committed = time.monotonic()
-            while _get(log_url, module, "42")["score"] != score:
-                assert time.monotonic() - committed < 10, "the update never reached the store"
-            waits.append(time.monotonic() - committed)
-        print(f"commit to `features get`: {', '.join(f'{w:.2f}' for w in waits)} s")
-        assert max(waits) < 2.0, waits
+            waits_get, waits_predict = [], []
+            for value in (500, 7, 502):  # each crosses 250: the model's answer moves
+                members.conn.execute(
+                    f"UPDATE {members.table} SET score = %s WHERE id = 42", (value,)
+                )
+                seen = waits(
+                    {
+                        "get": lambda v=value: _get(log_url, module, "42")["score"] == v,
+                        "predict": lambda v=value: abs(score(client, "42") - expected[v]) < 1e-9,
+                    },
+                    since=time.monotonic(),
+                    limit=10,
+                )
+                waits_get.append(seen["get"])
+                waits_predict.append(seen["predict"])
+            print(f"commit to `features get`: {', '.join(f'{w:.2f}' for w in waits_get)} s")
+            print(f"commit to /v1/predict: {', '.join(f'{w:.2f}' for w in waits_predict)} s")
+            assert max(waits_get) < 2.0, waits_get
+            assert max(waits_predict) < 2.0, waits_predict
 
-        members.conn.execute(f"DELETE FROM {members.table} WHERE id = 42")
-        committed = time.monotonic()
-        while _get(log_url, module, "42") != {"entity": "42", "score": -1, "country": "??"}:
-            assert time.monotonic() - committed < 2.0, "the delete did not bring the default back"
+            members.conn.execute(f"DELETE FROM {members.table} WHERE id = 42")
+            default = {"entity": "42", "score": -1, "country": "??"}
+            seen = waits(
+                {
+                    "get": lambda: _get(log_url, module, "42") == default,
+                    "predict": lambda: abs(score(client, "42") - expected[-1]) < 1e-9,
+                },
+                since=time.monotonic(),
+                limit=2.0,
+            )
+            print(f"delete to the default: `features get` {seen['get']:.2f} s, "
+                  f"/v1/predict {seen['predict']:.2f} s")  # fmt: skip
     finally:
         for process in processes:
             process.terminate()
