@@ -3,11 +3,13 @@
 A block fenced as ``sh`` or ``bash`` holds commands; a line ending in ``\\`` continues on
 the next. A command is *long-running* when it serves or follows until stopped (`serve`,
 `ingest-server`, `schema-registry`, `features run`, `outcomes run`, `experiments run`,
-`monitor`, `alerts --follow`, `train --every` or `--online`, `consume`, each without
-`--until-caught-up`, `--runs`, `--timeout` or `--max`): a user starts it in another terminal, the test starts it
+`monitor`, `dashboard`, `cdc run`, `alerts --follow`, `train --every` or `--online`,
+`consume`, each without `--until-caught-up`, `--until-idle`, `--runs`, `--timeout` or
+`--max` outside its comment): a user starts it in another terminal, the test starts it
 in the background, waits until it answers (its `/readyz` or `/healthz` when it has a
 port; `train --every` until its first version is published; else until it has run
-for 3 s) and fails if it exits before the block ends.
+for 3 s) and fails if it fails before the block ends (a clean exit, as `cdc run`'s when
+the block removes its capture, is no failure).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from pathlib import Path
 FENCE = re.compile(r"^```(\S*)\s*$")
 LONG_RUNNING = re.compile(
     r"^loopline( --log \S+)? (serve|ingest-server|schema-registry|features run|outcomes run|"
-    r"experiments run|monitor|dashboard)\b|^loopline .*alerts .*--follow|"
+    r"experiments run|monitor|dashboard|cdc run)\b|^loopline .*alerts .*--follow|"
     r"^loopline( --log \S+)? train .*(--every |--online)|^loopline( --log \S+)? consume "
 )
-FINITE = re.compile(r"--until-caught-up|--runs |--timeout |--max ")
+FINITE = re.compile(r"--until-caught-up|--until-idle|--runs |--timeout |--max ")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def command_blocks(path: Path) -> list[Block]:
 
 def is_long_running(command: str) -> bool:
     """Whether `command` runs until stopped (see the module's docstring)."""
-    command = command.rstrip("&").strip()
+    command = re.sub(r"\s+#.*$", "", command).rstrip().rstrip("&").strip()
     return bool(LONG_RUNNING.search(command)) and not FINITE.search(command)
 
 
@@ -126,8 +128,8 @@ def script(commands: list[str]) -> str:
         else:
             lines.append(command)
     lines.append(
-        'for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null || '
-        '{ echo "exited before the end: ${names[$i]}" >&2; cat bg-${pids[$i]}.log >&2; exit 1; }; done'
+        'for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null || wait "${pids[$i]}" || '
+        '{ echo "failed before the end: ${names[$i]}" >&2; cat bg-${pids[$i]}.log >&2; exit 1; }; done'
     )
     return "\n".join(lines) + "\n"
 

@@ -18,6 +18,7 @@ reason, and printed by the test that checks the list is still accurate.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import subprocess
@@ -45,17 +46,6 @@ SKIPPED = {
         "NOT RUN, AND WRONG AS WRITTEN: the shop model reads only member features, so "
         "/v1/rank answers 422 (use /v1/predict); a rank of a user x item model runs in the "
         "tutorial's test"
-    ),
-    # README's change data capture: a database at the host it names
-    **dict.fromkeys(
-        [
-            "loopline cdc add members postgresql://app@db:5432/shop --table public.members",
-            "loopline cdc run members",
-            "loopline cdc status members",
-            "loopline cdc remove members",
-        ],
-        "NOT RUN HERE: they need the PostgreSQL at the host they name (db:5432); tests/cdc "
-        "runs the same commands against scripts/postgres.sh",
     ),
     "loopline demo --break-feature same_industry --at 60": (
         "a whole demo run (minutes); tests/demo/test_demo.py runs --break-feature and --at "
@@ -91,6 +81,7 @@ def _prepare(commands: list[str], kafka: str, first_port: int) -> list[str]:
         if _bare(command) in SKIPPED:
             continue
         command = command.replace("kafka://127.0.0.1:9092", f"kafka://{kafka}")
+        command = command.replace(README_DB, '"$(cat db.url)"')
         out.append(_ports(command, first_port))
     return out
 
@@ -226,6 +217,25 @@ loopline train shop --model ranker --labelled shop.labelled --every 0.1s --runs 
 loopline models promote ranker 6 --alias production
 """
 
+# README's change data capture names a database at db:5432; the block runs against a fresh
+# database of the suite's PostgreSQL (scripts/postgres.sh), holding a table public.members
+README_DB = "postgresql://app@db:5432/shop"
+MEMBERS_DB = """
+: "${LOOPLINE_POSTGRES_URL:?is not set: start PostgreSQL with scripts/postgres.sh start and export the URL it prints (scripts/test.sh does)}"
+python - <<'PY'
+import os, secrets, psycopg
+base = os.environ["LOOPLINE_POSTGRES_URL"]
+name = "shop_" + secrets.token_hex(4)
+with psycopg.connect(base, autocommit=True) as conn:
+    conn.execute(f"CREATE DATABASE {name}")
+url = base.rsplit("/", 1)[0] + "/" + name
+with psycopg.connect(url, autocommit=True) as conn:
+    conn.execute("CREATE TABLE public.members (id text PRIMARY KEY, country text, spend float8)")
+    conn.execute("INSERT INTO public.members VALUES ('m-1', 'DE', 3.5), ('m-2', 'FR', 1.0)")
+open("db.url", "w").write(url)
+PY
+"""
+
 # What each README block assumes exists, keyed by the block's first command.
 GIVEN = {
     "loopline topics list": """
@@ -269,6 +279,7 @@ loopline topics create answers
 """,
     "loopline experiments start ranker-v7 --model ranker --arm control=alias:production "
     "--arm v7=version:7 --weights 0.9,0.1 --guardrail mean_label:0.1": RANKER,
+    "loopline cdc add members postgresql://app@db:5432/shop --table public.members": MEMBERS_DB,
     "loopline outcomes run pymk --metrics-port 9110": PYMK,
     "loopline outcomes run pymk.app:app &": PYMK,
     "loopline monitor pymk --metrics-port 9120 --webhook http://127.0.0.1:8080/alerts": PYMK,
@@ -308,6 +319,7 @@ def test_every_command_of_the_readme_runs(block, tmp_path):
     given = [line for line in _given(block).splitlines() if line.strip()]
     env = environment(tmp_path)
     env["LOOPLINE_SIGNING_KEY"] = secrets.token_hex(32)
+    env["LOOPLINE_POSTGRES_URL"] = os.environ.get("LOOPLINE_POSTGRES_URL", "")
     first = free_ports(len(PORTS))
     body = script(_prepare(commands, env["LOOPLINE_KAFKA_BOOTSTRAP"], first))
     setup = "set -euo pipefail\n" + "\n".join(given) + "\n"
