@@ -36,17 +36,6 @@ SKIPPED = {
     "`loopline demo` itself runs in tests/demo/test_demo.py",
     "scripts/test.sh": "the whole suite: it would run this test again",
     "scripts/test.sh -k parity": "the whole suite: it would run this test again",
-    "loopline train shop --model buys --labelled labelled --online": (
-        "NOT RUN, AND WRONG AS WRITTEN: README's shop declares `buys` with LightGBM, which "
-        "cannot learn online (River or partial_fit can); online training runs in "
-        "tests/models and tests/stream"
-    ),
-    'curl -d \'{"entity": "m-42", "candidates": ["i-1", "i-2", "i-3"], "k": 2}\' '
-    "localhost:8000/v1/rank": (
-        "NOT RUN, AND WRONG AS WRITTEN: the shop model reads only member features, so "
-        "/v1/rank answers 422 (use /v1/predict); a rank of a user x item model runs in the "
-        "tutorial's test"
-    ),
     "loopline demo --break-feature same_industry --at 60": (
         "a whole demo run (minutes); tests/demo/test_demo.py runs --break-feature and --at "
         "with a short --duration"
@@ -269,7 +258,7 @@ printf 'm-44,seven,2024-05-01T10:02:00Z\\n' >> clicks.csv  # a row the contract 
     + "{shop}\nPY\n"
     + SHOP_DATA
     + CLICKS_DATA,
-    "loopline serve shop --port 8000": "cat > shop.py <<'PY'\n{shop-with-model}\nPY\n"
+    "loopline serve shop --model buys --port 8000": "cat > shop.py <<'PY'\n{shop-with-model}\nPY\n"
     + SHOP_DATA
     + """
 loopline train shop --model buys --spine spine.parquet --label bought --alias production
@@ -285,19 +274,25 @@ loopline topics create answers
     "loopline monitor pymk --metrics-port 9120 --webhook http://127.0.0.1:8080/alerts": PYMK,
     'loopline dashboard pymk --token "$(openssl rand -hex 16)"': PYMK,
     "export LOOPLINE_SIGNING_KEY=$(openssl rand -hex 32)": "cat > shop.py <<'PY'\n{shop-with-model}\nPY\n"
-    + SHOP_DATA,
+    + SHOP_DATA
+    + """
+loopline topics create labelled
+now=$(($(date +%s) * 1000))
+for i in $(seq 40); do
+  echo "{\\"features\\": {\\"orders_24h\\": $((i % 3)), \\"country\\": \\"DE\\"}, \\"label\\": $((i % 2)), \\"at\\": $((now - 60000 + i * 1000))}"
+done | loopline produce labelled
+""",
 }
 
 
 def _shop_with_model() -> str:
-    """README's shop.py with the model its Models section declares in it."""
+    """README's shop.py with the models its Models section declares in it."""
     shop = _python_block("# shop.py")
-    model = _python_block("from loopline.models.declarations import Model")
-    declared = re.search(r"Model\(.*?\)(?=,\s*(#.*)?\n\])", model, re.S).group(0)
-    head = "from loopline.models.declarations import Model\n"
-    head += "from loopline.models.trainers import LightGBMTrainer\n"
+    model = _python_block("from river import tree")
+    head = model[: model.index("app = App(")]  # its imports and trainer functions
+    declared = re.search(r"models=\[\n(.*?)\n\]\)", model, re.S).group(1)
     return head + shop.replace(
-        "derived=[per_order]))", f"derived=[per_order]), models=[{declared}])"
+        "derived=[per_order]))", f"derived=[per_order]), models=[\n{declared}\n])"
     )
 
 

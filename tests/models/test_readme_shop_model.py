@@ -11,6 +11,7 @@ from pathlib import Path
 
 from loopline.log import TopicConfig
 from loopline.models import HmacSigner, ModelRegistry
+from loopline.models.online import train_online
 from loopline.models.reproduction import reproduce
 from loopline.models.trainers import load_trainer
 from loopline.models.training import train_once
@@ -35,14 +36,14 @@ def test_the_readme_shop_model_trains_on_its_string_feature(log, tmp_path):
     # the README's declarations, on this test's topics (the Kafka broker is shared)
     features = readme_block("# shop.py").replace('"orders", member', f'"{orders}", member')
     features = features.replace('Table("profiles"', f'Table("{profiles}"')
-    model = readme_block("Model(").replace(
+    model = readme_block("from river import tree").replace(
         'App("shop", features=...', "App(app.name, features=app.features"
     )
     scope: dict = {}
     exec(features, scope)
     exec(model, scope)
     app = scope["app"]
-    assert [m.name for m in app.models] == ["buys"]
+    assert [m.name for m in app.models] == ["buys", "buys_online"]
 
     rng = random.Random(5)
     now = int(time.time() * 1000)
@@ -87,3 +88,36 @@ def test_the_readme_shop_model_trains_on_its_string_feature(log, tmp_path):
     row = dict.fromkeys(trainer.features, 0.0)
     norwegian, unseen = trainer.predict([{**row, "country": "NO"}, {**row, "country": "IS"}])
     assert norwegian > unseen
+
+
+def test_the_readme_online_model_learns_examples_with_its_string_feature(log, tmp_path):
+    # `train shop --model buys_online --labelled labelled --online`, as the README runs it
+    features = readme_block("# shop.py")
+    model = readme_block("from river import tree").replace(
+        'App("shop", features=...', "App(app.name, features=app.features"
+    )
+    scope: dict = {}
+    exec(features, scope)
+    exec(model, scope)
+    labelled = unique("labelled")
+    log.create_topic(labelled)
+    producer = log.producer()
+    now = int(time.time() * 1000)
+    for i in range(300):
+        example = {
+            "features": {"orders_24h": i % 3, "country": ["DE", "NO", None][i % 3]},
+            "label": int(i % 3 == 1),
+            "at": now - 60_000 + i,
+        }
+        producer.send(labelled, json.dumps(example).encode(), timestamp=now - 60_000 + i)
+    producer.flush()
+    producer.close()
+    registry = ModelRegistry(log, signer=HmacSigner(b"the readme test's shared secret"))
+    try:
+        stats = train_online(
+            log, scope["app"], "buys_online", labelled, registry=registry, until_caught_up=True
+        )
+    finally:
+        registry.close()
+    assert (stats.examples, stats.dead_letters) == (300, 0), stats
+    assert len(stats.versions) == 1
