@@ -434,11 +434,8 @@ class PredictionService:
                 f"(no event, no table row); check the id, and that `loopline features run "
                 f"{self.app.name}` runs and has caught up (GET /readyz says)",
             )
-            with contextlib.suppress(ServingError):  # the refusal, not its record, is answered
-                self._decide(
-                    kind, served, entity, context, [], [], started, route,
-                    error=unknown_entity_error(f"unknown {served.entity} {entity!r}"),
-                )  # fmt: skip
+            error = unknown_entity_error(f"unknown {served.entity} {entity!r}")
+            self._record_refusal(kind, served, entity, context, started, route, error)
             raise refused
 
     def _vectors(
@@ -477,12 +474,15 @@ class PredictionService:
             yield
         except ServingError as exc:
             if exc.status >= 500:
-                with contextlib.suppress(ServingError):  # the error, not its record, is answered
-                    self._decide(
-                        kind, served, entity, context, [], [], started, route,
-                        error=f"{exc.status}: {exc.message}",
-                    )  # fmt: skip
+                error = f"{exc.status}: {exc.message}"
+                self._record_refusal(kind, served, entity, context, started, route, error)
             raise
+
+    def _record_refusal(self, kind, served, entity, context, started, route, error: str) -> None:
+        """A request answered with an error, recorded as a decision with it and no candidates;
+        the client is answered the error even if recording fails."""
+        with contextlib.suppress(ServingError):
+            self._decide(kind, served, entity, context, [], [], started, route, error=error)
 
     def _decide(
         self,
