@@ -93,14 +93,14 @@ def test_a_running_experiment_answers_from_each_arm_and_stop_returns_all_within_
             "--weights", "0.5,0.5",
         )  # fmt: skip
         deadline = time.monotonic() + 30
-        while service.routing is None and time.monotonic() < deadline:
+        while service.routes.routing is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.get("/readyz").json()["experiment"] == name
         during = answer_all(client)
         assert answer_all(client) == during  # sticky: each unit keeps its arm
         experiments(log_url, "stop", name, "--reason", "enough")
         stopped = time.monotonic()
-        while service.routing is not None and time.monotonic() - stopped < 5:
+        while service.routes.routing is not None and time.monotonic() - stopped < 5:
             time.sleep(0.01)
         back_after = time.monotonic() - stopped
         after = answer_all(client)
@@ -166,7 +166,8 @@ def test_ramping_a_running_split_moves_no_unit_out_of_treatment(shop, router, tm
                 revision = registry.set_weights(name, weights, reason=f"ramp {share}").revision
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not (
-                service.routing is not None and service.routing.routes.revision == revision
+                service.routes.routing is not None
+                and service.routes.routing.routes.revision == revision
             ):
                 time.sleep(0.02)
             treated.append({unit for unit, version in answer_all(client).items() if version == 2})
@@ -190,7 +191,7 @@ def test_a_request_without_the_unit_field_goes_to_control_with_probability_one(
             "--arm", "control=alias:production", "--arm", "flipped=version:2",
         )  # fmt: skip
         deadline = time.monotonic() + 30
-        while service.routing is None and time.monotonic() < deadline:
+        while service.routes.routing is None and time.monotonic() < deadline:
             time.sleep(0.05)
         anonymous = [client.post("/v1/predict", json={"entity": m}).json() for m in MEMBERS]
         recorded = decisions(shop.log, service, len(MEMBERS))
@@ -198,7 +199,7 @@ def test_a_request_without_the_unit_field_goes_to_control_with_probability_one(
     assert {(d["experiment"], d["arm"], d["arm_probability"]) for d in recorded} == {
         (name, "control", 1.0)
     }
-    assert service.routing.routes.missing_unit == len(MEMBERS)
+    assert service.routes.routing.routes.missing_unit == len(MEMBERS)
 
 
 def test_requests_a_version_fails_are_decisions_with_their_error_and_roll_it_back(
@@ -224,7 +225,7 @@ def test_requests_a_version_fails_are_decisions_with_their_error_and_roll_it_bac
             "--weights", "0.5,0.5", "--guardrail", "error_rate:0",
         )  # fmt: skip
         deadline = time.monotonic() + 30
-        while service.routing is None and time.monotonic() < deadline:
+        while service.routes.routing is None and time.monotonic() < deadline:
             time.sleep(0.05)
         monkeypatch.setattr(
             Failing, "failing", True

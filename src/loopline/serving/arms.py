@@ -10,7 +10,8 @@ SHA-256) and checked by `load_served`, once; a refused one is remembered
 with its reason and not tried again. `resolve` gives every target's model,
 or None while one is missing or refused (`waiting` says which and why): the
 service then serves as without an experiment, and no request claims an arm
-it could not be answered by.
+it could not be answered by. `RoutingFollower` applies what the router
+says to the service, a whole `Routing` snapshot at a time.
 
 >>> import tempfile
 >>> from loopline.log import open_log
@@ -31,15 +32,16 @@ it could not be answered by.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from loopline.models.registry import ModelNotFound, ModelRegistry
 from loopline.models.registry_records import ModelVersion
 from loopline.models.signing import ModelLoadError
-from loopline.serving.routing import Target
+from loopline.serving.routing import Router, Routes, Target
 
-__all__ = ["ArmModels"]
+__all__ = ["ArmModels", "Routing", "RoutingFollower"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,3 +120,62 @@ class ArmModels:
             return None
         self.loaded[number] = model
         return model
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What a request is routed by: one `Routes` snapshot and the loaded model of each target."""
+
+    routes: Routes
+    models: Mapping[Target, Any]
+
+
+class RoutingFollower:
+    """The `Routing` that `router` says now, with every arm's version loaded by `arms`.
+
+    The service's background thread calls `follow` every 0.1 s; `routing` is
+    replaced by one assignment once every arm is loaded, and is None with no
+    experiment, while an arm's version is missing or refused, or after the
+    router failed (the alias's version answers then).
+    """
+
+    def __init__(self, router: Router | None, arms: ArmModels) -> None:
+        self.router, self.arms = router, arms
+        self.routing: Routing | None = None
+        self._key: tuple | None = None  # (experiment, revision) last said
+
+    def follow(self, serving: Any, swapped: bool) -> None:
+        """Apply what the router says now; `swapped`: the alias's version (`serving`) changed."""
+        try:
+            self._apply(serving, swapped)
+        except Exception:
+            logger.exception("cannot route by the experiment; the alias's version answers")
+            self.routing, self._key = None, None
+
+    def _apply(self, serving: Any, swapped: bool) -> None:
+        routes = self.router.current() if self.router is not None else None
+        if routes is None:
+            if self.routing is not None:
+                logger.info("no experiment routes model %r now", self.arms.name)
+            self.routing, self._key = None, None
+            return
+        key = (routes.experiment, routes.revision)
+        if self.routing is not None and self.routing.routes is routes and not swapped:
+            return
+        models = self.arms.resolve(routes.targets, serving)
+        if models is None:  # tried again every 0.1 s; said once per revision
+            if self._key != key:
+                logger.warning(
+                    "experiment %r (revision %d) does not route here yet: %s",
+                    routes.experiment,
+                    routes.revision,
+                    self.arms.waiting,
+                )
+            self.routing, self._key = None, key
+            return
+        self.routing = Routing(routes, models)  # one assignment, read once per request
+        self._key = key
+        arms = ", ".join(f"{t.describe()}=v{m.number}" for t, m in models.items())
+        logger.info(
+            "experiment %r (revision %d) routes now: %s", routes.experiment, routes.revision, arms
+        )

@@ -195,7 +195,7 @@ def create_app(
         body: dict[str, Any] = {"ready": not waiting, "waiting_for": waiting}
         if served is not None:
             body["model"], body["version"] = served.name, served.number
-        if (routing := service.routing) is not None:  # what this process routes by now
+        if (routing := service.routes.routing) is not None:  # what this process routes by now
             body["experiment"] = routing.routes.experiment
             body["revision"] = routing.routes.revision
         return JSONResponse(body, 200 if not waiting else 503)

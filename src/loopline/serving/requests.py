@@ -19,18 +19,42 @@ loopline.serving.requests.ServingError: Expected `str`, got `int` - at `$.entity
 (422, 'Object contains unknown field `top`')
 >>> status(b'{"entity": ')[0]
 400
+
+The checks that need the limit or the model answer the same way:
+
+>>> def refused(check, *args):
+...     try:
+...         check(*args)
+...     except ServingError as exc:
+...         return exc.status, exc.message
+>>> refused(check_candidates, ["i-1", "i-2", "i-1"], 1000)
+(422, "candidate 'i-1' is listed more than once")
+>>> refused(check_candidates, ["i-1", "i-2"], 1)
+(413, '2 candidates in one request; the limit is 1')
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 from fastapi.responses import JSONResponse
 
 from loopline.serving.decisions import Value
 
-__all__ = ["Id", "PredictRequest", "RankRequest", "ServingError", "decode", "schema"]
+if TYPE_CHECKING:
+    from loopline.serving.models import ServedModel
+
+__all__ = [
+    "Id",
+    "PredictRequest",
+    "RankRequest",
+    "ServingError",
+    "check_answers",
+    "check_candidates",
+    "decode",
+    "schema",
+]
 
 T = TypeVar("T")
 
@@ -72,6 +96,39 @@ def decode(body: bytes, kind: type[T]) -> T:
         raise ServingError(422, str(exc)) from None
     except Exception as exc:  # DecodeError, RecursionError, UnicodeError, ...
         raise ServingError(400, f"the body is not valid JSON: {exc}") from None
+
+
+def check_candidates(candidates: list[str], limit: int) -> None:
+    """`ServingError` 413 for more than `limit` candidates, 422 for none or one listed twice."""
+    if len(candidates) > limit:
+        raise ServingError(
+            413, f"{len(candidates)} candidates in one request; the limit is {limit}"
+        )
+    if not candidates:
+        raise ServingError(422, "candidates is empty: give at least one candidate id")
+    if len(set(candidates)) != len(candidates):
+        seen: set[str] = set()
+        for candidate in candidates:
+            if candidate in seen:
+                raise ServingError(422, f"candidate {candidate!r} is listed more than once")
+            seen.add(candidate)
+
+
+def check_answers(served: ServedModel, kind: Literal["predict", "rank"]) -> None:
+    """`ServingError` 422 when `served` cannot answer a `kind` request (the other endpoint can)."""
+    other = served.candidate_entity
+    if kind == "predict" and other is not None:
+        raise ServingError(
+            422,
+            f"model {served.name!r} v{served.number} scores a {served.entity} with each "
+            f"{other}: use POST /v1/rank with candidates",
+        )
+    if kind == "rank" and other is None:
+        raise ServingError(
+            422,
+            f"model {served.name!r} v{served.number} reads only {served.entity} features, "
+            "so every candidate would score the same: use POST /v1/predict",
+        )
 
 
 def schema(kind: type) -> dict[str, Any]:

@@ -46,7 +46,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,7 +58,7 @@ from loopline.models.registry import ModelRegistry
 from loopline.models.registry_follower import AliasFollower
 from loopline.models.registry_records import ModelVersion
 from loopline.serving import metrics
-from loopline.serving.arms import ArmModels
+from loopline.serving.arms import ArmModels, RoutingFollower
 from loopline.serving.decision_log import DecisionLog, DecisionNotKept, DecisionTooLarge
 from loopline.serving.decisions import (
     Candidate,
@@ -71,8 +70,14 @@ from loopline.serving.decisions import (
 )
 from loopline.serving.ids import uuid7
 from loopline.serving.models import ServedModel, load_served
-from loopline.serving.requests import PredictRequest, RankRequest, ServingError
-from loopline.serving.routing import Route, Router, Routes, Target
+from loopline.serving.requests import (
+    PredictRequest,
+    RankRequest,
+    ServingError,
+    check_answers,
+    check_candidates,
+)
+from loopline.serving.routing import Route, Router
 
 __all__ = ["PredictionService"]
 
@@ -80,14 +85,6 @@ logger = logging.getLogger(__name__)
 
 ROUTES_INTERVAL = 0.1
 """Seconds between two looks at the router (the router follows the log in its own thread)."""
-
-
-@dataclass(frozen=True)
-class Routing:
-    """What a request is routed by: one `Routes` snapshot and the loaded model of each target."""
-
-    routes: Routes
-    models: Mapping[Target, ServedModel]
 
 
 class PredictionService:
@@ -167,8 +164,7 @@ class PredictionService:
         self.served: ServedModel | None = None
         self.router = router
         self.arms = ArmModels(models, model, alias, decode)  # the arms' versions, loaded alike
-        self.routing: Routing | None = None  # replaced whole, read once per request
-        self._routing_key: tuple | None = None
+        self.routes = RoutingFollower(router, self.arms)  # its `routing` is read once per request
         self._arm_requests: dict[tuple[str, str], Any] = {}
         self.features_loaded = False
         self._features_waiting = "the online features are loading"
@@ -241,41 +237,9 @@ class PredictionService:
 
     def _follow_routes(self, swapped: bool) -> None:
         refused = set(self.arms.refused)
-        try:
-            self._apply_router(swapped)
-        except Exception:
-            logger.exception("cannot route by the experiment; the alias's version answers")
-            self.routing, self._routing_key = None, None
+        self.routes.follow(self.served, swapped)
         for _ in set(self.arms.refused) - refused:
             metrics.REFUSED.labels(*self._labels).inc()
-
-    def _apply_router(self, swapped: bool) -> None:
-        routes = self.router.current() if self.router is not None else None
-        if routes is None:
-            if self.routing is not None:
-                logger.info("no experiment routes model %r now", self.declaration.name)
-            self.routing, self._routing_key = None, None
-            return
-        key = (routes.experiment, routes.revision)
-        if self.routing is not None and self.routing.routes is routes and not swapped:
-            return
-        models = self.arms.resolve(routes.targets, self.served)
-        if models is None:  # tried again every 0.1 s; said once per revision
-            if self._routing_key != key:
-                logger.warning(
-                    "experiment %r (revision %d) does not route here yet: %s",
-                    routes.experiment,
-                    routes.revision,
-                    self.arms.waiting,
-                )
-            self.routing, self._routing_key = None, key
-            return
-        self.routing = Routing(routes, models)  # one assignment, read once per request
-        self._routing_key = key
-        arms = ", ".join(f"{t.describe()}=v{m.number}" for t, m in models.items())
-        logger.info(
-            "experiment %r (revision %d) routes now: %s", routes.experiment, routes.revision, arms
-        )
 
     def readiness(self) -> list[str]:
         """What the service still waits for before it can answer (empty: ready)."""
@@ -319,7 +283,7 @@ class PredictionService:
 
     def _model(self, entity: str, context: Mapping[str, Value]) -> tuple[ServedModel, Route | None]:
         """The version that answers this request, and its arm (None: the alias's, no experiment)."""
-        routing = self.routing  # read once: the request is answered wholly by one snapshot
+        routing = self.routes.routing  # read once: answered wholly by one snapshot
         if routing is not None:
             route = routing.routes.route(entity, context)
             counter = self._arm_requests.get((route.experiment, route.arm))
@@ -341,12 +305,7 @@ class PredictionService:
     def predict(self, request: PredictRequest, started: float) -> dict[str, Any]:
         """Score one entity; the answer carries the decision id."""
         served, route = self._model(request.entity, request.context)
-        if served.candidate_entity is not None:
-            raise ServingError(
-                422,
-                f"model {served.name!r} v{served.number} scores a {served.entity} with each "
-                f"{served.candidate_entity}: use POST /v1/rank with candidates",
-            )
+        check_answers(served, "predict")
         self._check_known("predict", served, request.entity, request.context, started, route)
         with self._failures("predict", served, request.entity, request.context, started, route):
             rows = self._vectors(served, [{served.entity: request.entity}])
@@ -371,27 +330,10 @@ class PredictionService:
     def rank(self, request: RankRequest, started: float) -> dict[str, Any]:
         """Order the candidates by score (best first, ties in request order), keep `k`."""
         candidates = request.candidates
-        if len(candidates) > self.max_candidates:
-            raise ServingError(
-                413,
-                f"{len(candidates)} candidates in one request; the limit is {self.max_candidates}",
-            )
-        if not candidates:
-            raise ServingError(422, "candidates is empty: give at least one candidate id")
-        if len(set(candidates)) != len(candidates):
-            seen: set[str] = set()
-            for candidate in candidates:
-                if candidate in seen:
-                    raise ServingError(422, f"candidate {candidate!r} is listed more than once")
-                seen.add(candidate)
+        check_candidates(candidates, self.max_candidates)
         served, route = self._model(request.entity, request.context)
+        check_answers(served, "rank")
         other = served.candidate_entity
-        if other is None:
-            raise ServingError(
-                422,
-                f"model {served.name!r} v{served.number} reads only {served.entity} features, "
-                "so every candidate would score the same: use POST /v1/predict",
-            )
         entity = request.entity
         self._check_known("rank", served, entity, request.context, started, route)
         with self._failures("rank", served, entity, request.context, started, route):
