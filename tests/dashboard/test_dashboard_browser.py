@@ -111,6 +111,22 @@ def _drawn(page, name: str) -> bool:
     )
 
 
+def _lags(page) -> dict[str, str]:
+    """The lag shown per stage of the Loop page (the live part redraws every 2 s)."""
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('[data-lag]')]
+            .map(e => [e.getAttribute('data-lag'), e.textContent]))"""
+    )
+
+
+def _wait_lags(page, stages: set[str], timeout: float = 30) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while not stages <= set(lagged := _lags(page)):
+        assert time.monotonic() < deadline, f"no lag shown for {stages - set(lagged)}"
+        page.wait_for_timeout(1000)
+    return lagged
+
+
 def _wait_drawn(page, series: str, name: str, timeout: float = 30) -> None:
     """Reload `page` until its chart draws `series` (the monitor's windows take seconds)."""
     deadline = time.monotonic() + timeout
@@ -155,6 +171,12 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
                     "() => document.documentElement.scrollWidth - window.innerWidth"
                 )
                 assert wide <= 0, f"{name} at {size}: the page is {wide} px wider than the screen"
+                if name == "loop":
+                    # each consumer of the demo shows its lag (records) and freshness
+                    lagged = _wait_lags(
+                        watched.page, {"Features", "Joiner", "Experiments", "Monitor"}
+                    )
+                    assert all(v.replace(",", "").isdigit() for v in lagged.values()), lagged
                 watched.page.screenshot(path=str(shots / f"{backend}-{name}-{size}.png"))
                 if name == "experiments":
                     links = watched.page.eval_on_selector_all(

@@ -106,3 +106,44 @@ def test_the_features_page_draws_the_distribution_served_beside_the_one_trained_
         assert heights[-1] > 0 and not any(heights[:-1]), heights
     finally:
         board.close()
+
+
+def test_the_loop_page_shows_each_consumers_lag_and_freshness(log) -> None:
+    app = App(f"shop-{uuid.uuid4().hex[:8]}")
+    decisions = names.decisions(app.name)
+    log.create_topic(decisions, TopicConfig(partitions=1))
+    producer = log.producer()
+    for i in range(10):
+        producer.send(decisions, b"{}", str(i).encode())
+    producer.flush()
+    producer.close()
+    # The outcome joiner's group has consumed and committed 4 of the 10 decisions.
+    joiner = log.consumer(names.outcomes_group(app.name), [decisions], reset="earliest")
+    read: list = []
+    deadline = time.monotonic() + 30
+    while len(read) < 4:
+        assert time.monotonic() < deadline, "the consumer read nothing"
+        read += joiner.poll(4 - len(read), timeout=1.0)
+    joiner.commit({read[3].topic_partition: read[3].offset + 1})
+    joiner.close()
+    board = Dashboard(log, app, sample_interval=0.2)
+    try:
+        client = TestClient(dashboard_app(board))
+        deadline = time.monotonic() + 30
+        while not (stage := _stage(client.get("/api/loop").json(), "Joiner"))["consumers"]:
+            assert time.monotonic() < deadline, "the joiner's lag was not measured"
+            time.sleep(0.2)
+        lag = stage["consumers"][0]
+        assert (lag["group"], lag["lag"]) == (names.outcomes_group(app.name), 6)
+        assert lag["behind_seconds"] is not None and lag["behind_seconds"] >= 0
+        page = client.get("/loop").text
+        joiner_lag = re.search(r'data-lag="Joiner"[^>]*>([^<]*)<', page)
+        assert joiner_lag is not None and joiner_lag.group(1) == "6"
+        assert "behind" in page.split('data-stage="Joiner"', 1)[1].split('data-stage="', 1)[0]
+        assert _stage(client.get("/api/loop").json(), "Monitor")["consumers"] == []  # not running
+    finally:
+        board.close()
+
+
+def _stage(loop: dict, name: str) -> dict:
+    return next(s for s in loop["stages"] if s["name"] == name)

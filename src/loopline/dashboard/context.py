@@ -2,8 +2,9 @@
 
 The model and experiment registries (compacted topics read as tables,
 refreshed when a page asks), the schema registry (contracts of topics), and
-two followers with threads of their own: the monitor's aggregates
-(`MonitorFeed`) and the topics' end offsets (`TopicRates`). The registries
+three followers with threads of their own: the monitor's aggregates
+(`MonitorFeed`), the topics' end offsets (`TopicRates`) and the consumer
+groups' committed offsets against them (`ConsumerLags`). The registries
 are the dashboard's own even inside a process that holds some already
 (``loopline demo``): `refresh` hands each change to one reader, and serving
 must not lose the changes a page read. Such a process passes its
@@ -17,6 +18,7 @@ from typing import Any
 
 from loopline.app import App
 from loopline.contracts import LogRegistry
+from loopline.dashboard.consumer_lags import ConsumerLags
 from loopline.dashboard.monitor_feed import MonitorFeed
 from loopline.dashboard.topic_rates import TopicRates
 from loopline.experiments.records import Experiment
@@ -24,6 +26,7 @@ from loopline.experiments.registry import EXPERIMENTS_TOPIC, ExperimentRegistry
 from loopline.log import Log
 from loopline.models.registry import MODELS_TOPIC, ModelNotFound, ModelRegistry
 from loopline.models.signing import Verifier
+from loopline.stream import names
 
 __all__ = ["Dashboard"]
 
@@ -50,6 +53,21 @@ class Dashboard:
                 log, (f"{app.name}.",), (MODELS_TOPIC, EXPERIMENTS_TOPIC), interval=sample_interval
             )
         )
+        self.lags = self._own(ConsumerLags(log, list(self.consumers().values()), self.rates))
+
+    def consumers(self) -> dict[str, str]:
+        """The application's consumer groups by the stage they run: features, joiner, watcher,
+        monitor, an online trainer per model (a group that never committed shows nothing)."""
+        app = self.app.name
+        groups = {}
+        if self.app.features.sources:
+            groups["features"] = names.features_group(app, self.app.features.fingerprint())
+        groups["joiner"] = names.outcomes_group(app)
+        groups["experiments"] = names.experiments_group(app)
+        groups["monitor"] = names.monitor_group(app)
+        for model in self.app.models:
+            groups[f"trainer {model.name}"] = names.trainer_group(app, model.name)
+        return groups
 
     def _own(self, part: Any) -> Any:
         self._owned.append(part)

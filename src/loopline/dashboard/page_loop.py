@@ -1,10 +1,13 @@
 """The Loop page: the application's flow, stage by stage, with records/s on every edge.
 
 Sources → feature processor (online store) → serving → decisions →
-outcomes → joiner → labelled → training → models, and back to serving; the
-monitor beside it. Each stage shows the topic it writes, how fast (records/s
-over the last seconds, from end offsets), how many records and how long ago
-the last one arrived; a stage is red while an alert on it is open. The
+outcomes → joiner → labelled → experiments → training → models, and back to
+serving; the monitor beside it. Each stage shows the topic it writes, how
+fast (records/s over the last seconds, from end offsets), how many records
+and how long ago the last one arrived, and each consumer in it (the feature
+processor, the outcome joiner, the experiment watcher, an online trainer,
+the monitor) its lag and freshness (`loopline.dashboard.consumer_lags`); a
+stage is red while an alert on it is open. The
 stages refresh every two seconds (`live`); ``/api/loop`` has the same
 numbers as JSON.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopline.dashboard.consumer_lags import Lag
 from loopline.dashboard.context import Dashboard
 from loopline.dashboard.markup import DASH, ago, card, esc, link, num, table
 from loopline.dashboard.series import by
@@ -31,6 +35,7 @@ class Stage:
     alerting: bool = False
     extra: list[tuple[str, str]] = field(default_factory=list)
     count: int | None = None  # shown instead of records/s, for a stage that writes rarely
+    consumers: list[str] = field(default_factory=list)  # keys of `Dashboard.consumers`
 
 
 def _stages(ctx: Dashboard) -> list[Stage]:
@@ -51,9 +56,11 @@ def _stages(ctx: Dashboard) -> list[Stage]:
             label = "production" if len(models) == 1 else f"{name} production"
             production.append((label, f"v{held['production']}"))
     versions = sum(len(ctx.models.versions(n)) for n in ctx.model_names() if ctx.has_versions(n))
+    running = sum(e.state == "running" for e in ctx.app_experiments())
+    trainers = [k for k in ctx.consumers() if k.startswith("trainer ")]
     return [
         Stage("Sources", "records in", sources, bool(alerted_scopes & set(sources))),
-        Stage("Features", "online store updates", changelogs),
+        Stage("Features", "online store updates", changelogs, consumers=["features"]),
         Stage(
             "Serving",
             "decisions",
@@ -62,14 +69,24 @@ def _stages(ctx: Dashboard) -> list[Stage]:
             [("p95 latency", f"{num(latest.latency_p95)} ms" if latest else DASH), *production],
         ),
         Stage("Outcomes", "outcomes", [names.outcomes(app)]),
-        Stage("Joiner", "labelled examples", [names.labelled(app)]),
-        Stage("Training", "model versions", ["_loopline_models"], count=versions),
+        Stage("Joiner", "labelled examples", [names.labelled(app)], consumers=["joiner"]),
+        Stage(
+            "Experiments",
+            "running",
+            [names.experiments_changelog(app)],
+            count=running,
+            consumers=["experiments"],
+        ),
+        Stage(
+            "Training", "model versions", ["_loopline_models"], count=versions, consumers=trainers
+        ),
         Stage(
             "Monitor",
             "windows",
             [names.monitor(app)],
             bool(alerts),
             [("open alerts", str(len(alerts)))],
+            consumers=["monitor"],
         ),
     ]
 
@@ -77,6 +94,23 @@ def _stages(ctx: Dashboard) -> list[Stage]:
 def _sum(values: list[Any]) -> Any:
     present = [v for v in values if v is not None]
     return sum(present) if present else None
+
+
+def _lags(ctx: Dashboard, stage: Stage) -> list[tuple[str, Lag]]:
+    """The stage's consumers that committed offsets, by their name on the page."""
+    groups = ctx.consumers()
+    found = [(k, ctx.lags.lag(groups[k])) for k in stage.consumers if k in groups]
+    return [(k.removeprefix("trainer "), lag) for k, lag in found if lag is not None]
+
+
+def _lag_html(stage: Stage, name: str, lag: Lag, several: bool) -> str:
+    what = f" {name}" if several else ""
+    fresh = "caught up" if not lag.records else f"{ago(lag.behind)} behind"
+    return (
+        f'<div><dt>lag{esc(what)}</dt><dd data-lag="{esc(stage.name)}" data-group="'
+        f'{esc(lag.group)}">{num(lag.records)}</dd></div>'
+        f"<div><dt>freshness{esc(what)}</dt><dd>{esc(fresh)}</dd></div>"
+    )
 
 
 def _stage_html(ctx: Dashboard, stage: Stage, index: int) -> str:
@@ -91,6 +125,8 @@ def _stage_html(ctx: Dashboard, stage: Stage, index: int) -> str:
         f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>"
         for k, v in [("records", num(total)), ("last record", f"{ago(fresh)} ago"), *stage.extra]
     )
+    lags = _lags(ctx, stage)
+    rows += "".join(_lag_html(stage, n, lag, len(lags) > 1) for n, lag in lags)
     topics = ", ".join(esc(t) for t in stage.topics) or DASH
     cls = "stage alert" if stage.alerting else "stage"
     arrow = '<div class="arrow" aria-hidden="true"></div>' if index else ""
@@ -158,6 +194,10 @@ def loop_json(ctx: Dashboard) -> dict[str, Any]:
                 "records_per_s": _sum([ctx.rates.rate(t) for t in s.topics]),
                 "records": _sum([ctx.rates.total(t) for t in s.topics]),
                 "alerting": s.alerting,
+                "consumers": [
+                    {"group": lag.group, "lag": lag.records, "behind_seconds": lag.behind}
+                    for _, lag in _lags(ctx, s)
+                ],
             }
             for s in _stages(ctx)
         ],

@@ -93,6 +93,22 @@ class TopicRates:
             grew = self._grew.get(topic)
         return None if grew is None else (now or time.monotonic()) - grew
 
+    def behind(self, topic: str, position: int, now: float | None = None) -> float | None:
+        """Seconds since `topic` first held more than `position` records (the sum of a
+        consumer's positions): how old its oldest record not yet consumed is, as far as the
+        samples tell; 0 when no sample held more; the oldest sample's age when all did.
+
+        >>> rates = TopicRates.__new__(TopicRates); rates._reset()
+        >>> for at, total in ((0.0, 100), (1.0, 150), (2.0, 200)):
+        ...     rates.add("t", at, total)
+        >>> rates.behind("t", 120, now=3.0), rates.behind("t", 200, now=3.0), rates.behind("t", 50, now=3.0)
+        (2.0, 0.0, 3.0)
+        """
+        with self._lock:
+            held = list(self._samples.get(topic, ()))
+        first = next((at for at, total in held if total > position), None)
+        return 0.0 if first is None else (now or time.monotonic()) - first
+
     def history(self, topic: str) -> list[tuple[float, float | None]]:
         """(epoch ms, records/s) between consecutive samples, oldest first."""
         with self._lock:
