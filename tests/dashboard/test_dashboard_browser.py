@@ -189,6 +189,12 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
                     "svg.chart title", "els => els.map(e => e.textContent)"
                 )
             )
+            # the report, computed in the background: its segment table and lift by exposure age
+            watched.page.wait_for_function(
+                """() => document.querySelectorAll('.report .segments tbody tr').length > 0
+                    && document.querySelectorAll('.report svg.chart.age .series circle').length > 0""",
+                timeout=90_000,
+            )
             watched.page.screenshot(path=str(shots / f"{backend}-experiment-{size}.png"))
             watched.page.goto(f"{run.base}/topics/{run.app}.decisions")
             assert "Newest records" in watched.page.content()

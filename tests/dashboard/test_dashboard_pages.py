@@ -147,3 +147,36 @@ def test_the_loop_page_shows_each_consumers_lag_and_freshness(log) -> None:
 
 def _stage(loop: dict, name: str) -> dict:
     return next(s for s in loop["stages"] if s["name"] == name)
+
+
+def test_an_experiments_page_shows_its_report_computed_in_the_background(log) -> None:
+    from experiments.simulated import simulate
+    from loopline.experiments.report import report
+    from loopline.experiments.report_data import Segment
+    from loopline.experiments.report_html import segment_rows
+    from loopline.models.declarations import Model
+
+    sim = simulate(log, units=200, rate={"control": 0.2, "v2": 0.3}, novelty=0.3)
+    app = App(sim.app, models=[Model(sim.experiment.model, trainer=object, entity="member")])
+    board = Dashboard(log, app)
+    try:
+        client = TestClient(dashboard_app(board))
+        page = client.get(f"/experiments/{sim.experiment.name}")
+        assert page.status_code == 200 and "computing the report" in page.text
+        live = f"/live/report/{sim.experiment.name}"
+        deadline = time.monotonic() + 60
+        while "computing the report" in (part := client.get(live).text):
+            assert time.monotonic() < deadline, "the report was not computed"
+            time.sleep(0.2)
+        # the CLI's numbers and rows, drawn by the same code
+        expected = report(log, sim.app, sim.experiment.name, [Segment.parse("page")])
+        for row in segment_rows(expected):
+            assert "".join(f"<td>{c}</td>" for c in row) in part
+        assert len(segment_rows(expected)) == part.count("<tr>") - 1 >= 3  # home, profile, search
+        assert f"{len(sim.decisions):,} decisions" in part
+        chart = part.split('class="chart age"', 1)[1].split("</svg>", 1)[0]
+        assert 'data-series="v2"' in chart and chart.count("<circle") >= 2
+        assert client.get(f"/experiments/{sim.experiment.name}").text.count("<circle") >= 2
+        assert client.get("/live/report/nope").status_code == 404
+    finally:
+        board.close()

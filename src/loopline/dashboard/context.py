@@ -4,7 +4,8 @@ The model and experiment registries (compacted topics read as tables,
 refreshed when a page asks), the schema registry (contracts of topics), and
 three followers with threads of their own: the monitor's aggregates
 (`MonitorFeed`), the topics' end offsets (`TopicRates`) and the consumer
-groups' committed offsets against them (`ConsumerLags`). The registries
+groups' committed offsets against them (`ConsumerLags`); and the
+experiments' reports, computed when a page asks (`ExperimentReports`). The registries
 are the dashboard's own even inside a process that holds some already
 (``loopline demo``): `refresh` hands each change to one reader, and serving
 must not lose the changes a page read. Such a process passes its
@@ -19,6 +20,7 @@ from typing import Any
 from loopline.app import App
 from loopline.contracts import LogRegistry
 from loopline.dashboard.consumer_lags import ConsumerLags
+from loopline.dashboard.experiment_reports import ExperimentReports
 from loopline.dashboard.monitor_feed import MonitorFeed
 from loopline.dashboard.topic_rates import TopicRates
 from loopline.experiments.records import Experiment
@@ -54,6 +56,7 @@ class Dashboard:
             )
         )
         self.lags = self._own(ConsumerLags(log, list(self.consumers().values()), self.rates))
+        self.reports = self._own(ExperimentReports(log, app.name))
 
     def consumers(self) -> dict[str, str]:
         """The application's consumer groups by the stage they run: features, joiner, watcher,

@@ -1,5 +1,7 @@
 """The Experiments page: each experiment's arms, traffic share and metrics over time, its
-verdict, and every change of its history (rollbacks with their evidence).
+verdict, the report's lift by exposure age and segment table
+(`loopline.dashboard.page_report`), and every change of its history
+(rollbacks with their evidence).
 
 Traffic share and the primary metric per arm come from the monitor's
 windows of the experiment's model (keyed by arm); the arms, weights,
@@ -14,6 +16,7 @@ from collections import defaultdict
 
 from loopline.dashboard.context import Dashboard
 from loopline.dashboard.markup import DASH, card, esc, form, iso, link, num, table
+from loopline.dashboard.page_report import report_part
 from loopline.dashboard.series import by, step
 from loopline.dashboard.svg import Series, line_chart
 from loopline.experiments.records import Experiment
@@ -167,5 +170,6 @@ def experiment_body(ctx: Dashboard, e: Experiment, csrf: str) -> str:
         + card("Primary metric", primary)
         + card("AUC", auc)
         + "</div>"
+        + report_part(ctx, e)
         + card("History (rollbacks with their evidence)", revisions)
     )

@@ -3,7 +3,8 @@
 Pages (GET, HTML): ``/loop``, ``/models``, ``/models/{model}``,
 ``/models/{model}/{version}``, ``/experiments``, ``/experiments/{name}``,
 ``/features``, ``/alerts``, ``/topics``, ``/topics/{topic}``; the parts
-that refresh by themselves: ``/live/loop``, ``/live/alerts``; data for
+that refresh by themselves: ``/live/loop``, ``/live/alerts``,
+``/live/report/{name}`` (an experiment's report); data for
 programs: ``/api/loop``, ``/api/alerts``, ``/api/models``; actions (POST,
 `loopline.dashboard.actions`): ``/actions/{name}``. An unknown model,
 version, experiment or topic is a 404 page. With a token, everything but
@@ -47,9 +48,11 @@ from loopline.dashboard.page_experiments import experiment_body, experiments_bod
 from loopline.dashboard.page_features import features_body
 from loopline.dashboard.page_loop import loop_body, loop_json, loop_live
 from loopline.dashboard.page_models import model_body, models_body, version_body
+from loopline.dashboard.page_report import report_live
 from loopline.dashboard.page_topics import topic_body, topics_body
 from loopline.dashboard.token_cookie import COOKIE as TOKEN_COOKIE
 from loopline.dashboard.token_cookie import TokenCookie
+from loopline.experiments.records import Experiment
 from loopline.experiments.registry import ExperimentNotFound
 from loopline.http.middleware import protect
 from loopline.log import LogError
@@ -125,13 +128,7 @@ def _version_page(board: Dashboard, request: Request) -> tuple[str, str]:
 
 def _experiment_page(board: Dashboard, request: Request) -> tuple[str, str]:
     name = request.path_params["name"]
-    board.experiments.refresh()
-    try:
-        experiment = board.experiments.get(name)
-    except ExperimentNotFound:
-        experiment = None
-    if experiment is None or experiment.model not in board.model_names():
-        raise HTTPException(404, f"application {board.app.name!r} has no experiment {name!r}")
+    experiment = _experiment(board, name)
     return f"Experiment {name}", experiment_body(board, experiment, request.state.csrf)
 
 
@@ -146,6 +143,26 @@ def _topic_page(board: Dashboard, request: Request) -> tuple[str, str]:
     if info is None:
         raise HTTPException(404, f"application {board.app.name!r} has no topic {topic!r}")
     return topic, topic_body(board, topic, info, request.state.csrf)
+
+
+def _experiment(board: Dashboard, name: str) -> Experiment:
+    board.experiments.refresh()
+    try:
+        experiment = board.experiments.get(name)
+    except ExperimentNotFound:
+        experiment = None
+    if experiment is None or experiment.model not in board.model_names():
+        raise HTTPException(404, f"application {board.app.name!r} has no experiment {name!r}")
+    return experiment
+
+
+async def _live_report(request: Request) -> Response:
+    board: Dashboard = request.app.state.dashboard
+
+    def render() -> str:
+        return report_live(board, _experiment(board, request.path_params["name"]))
+
+    return HTMLResponse(await run_in_threadpool(render))
 
 
 async def _live(request: Request) -> Response:
@@ -279,6 +296,7 @@ def dashboard_app(board: Dashboard, *, token: str | None = None) -> Starlette:
         Route("/alerts", _html(lambda b, r: alerts_body(b), "Alerts", "Alerts")),
         Route("/topics", _html(lambda b, r: topics_body(b), "Topics", "Topics")),
         Route("/topics/{topic}", _html(_topic_page, "Topic", "Topics")),
+        Route("/live/report/{name}", _live_report),
         Route("/live/{part}", _live),
         Route("/api/{what}", _api),
         Route("/actions/{name}", _action, methods=["POST"]),

@@ -110,7 +110,7 @@ def age_chart(nov: dict[str, Any], title: str = "") -> str:
     values = [v for _, _, lift, iv in points for v in (lift, *(x for x in iv if x is not None))]
     low, high = min([*values, 0.0]), max([*values, 0.0])
     span = (high - low) or 1.0
-    width, height, left, top = 640, 280, 70, 20
+    width, height, left, top = 480, 240, 56, 16
     plot_w, plot_h = width - left - 20, height - top - 50
 
     def y(v: float) -> float:
@@ -119,7 +119,7 @@ def age_chart(nov: dict[str, Any], title: str = "") -> str:
     def x(i: int) -> float:
         return left + plot_w * (i + 0.5) / len(buckets)
 
-    colours = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"]
+    colours = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00"]  # Okabe-Ito
     arms = sorted({arm for _, arm, _, _ in points})
     title = title or f"lift of {nov['metric']} by exposure age"
     parts = [
