@@ -18,18 +18,13 @@ import click
 import msgspec
 
 from loopline.cli.errors import CLIError
-from loopline.cli.experiment_options import (
-    default_weights,
-    parse_arm,
-    parse_guardrail,
-    parse_ramp,
-    parse_weights,
-)
 from loopline.cli.models import iso, opened_models
 from loopline.cli.output import echo_table
 from loopline.cli.settings import LogSettings
 from loopline.experiments.records import METRICS, Arm, Experiment, ExperimentError
 from loopline.experiments.registry import ExperimentRegistry
+from loopline.experiments.start import OptionError
+from loopline.experiments.start import start as start_experiment
 
 __all__ = ["experiments"]
 
@@ -143,32 +138,12 @@ alias when the treatment wins.""",
 @click.pass_obj
 def start(settings: LogSettings, name: str, model: str, arms: tuple[str, ...], **kw: Any) -> None:
     """Start experiment NAME on model MODEL; serving routes by it within a second."""
-    parsed = [parse_arm(a) for a in arms]
-    ramp = parse_ramp(kw["ramp"]) if kw["ramp"] else ()
-    names = [a.name for a in parsed]
-    weights = default_weights(parsed, kw["policy"], ramp)
-    if kw["weights"]:
-        weights.update(parse_weights(kw["weights"], names))
-    arms_ = tuple(
-        msgspec.structs.replace(a, weight=weights[a.name], control=i == 0)
-        for i, a in enumerate(parsed)
-    )
-    experiment = Experiment(
-        name=name,
-        model=model,
-        arms=arms_,
-        policy=kw["policy"],
-        unit=kw["unit"],
-        primary=kw["primary"],
-        guardrails=tuple(parse_guardrail(g) for g in kw["guardrails"]),
-        alpha=kw["alpha"],
-        floor=kw["floor"],
-        ramp=ramp,
-        ramp_every=kw["ramp_every"],
-        auto_conclude=kw["auto_conclude"],
-    )
+    reason = kw.pop("reason")
     with opened_experiments(settings) as registry:
-        started = registry.start(experiment, reason=kw["reason"])
+        try:
+            started = start_experiment(registry, name, model, arms, reason=reason, **kw)
+        except OptionError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"'{exc.option}'") from None
     click.echo(
         f"experiment {name!r} started on model {model!r} ({started.policy}, by {started.unit}): "
         f"{_arms(started)}; every `loopline serve` of {model!r} routes by it within a second"
