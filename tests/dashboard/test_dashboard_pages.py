@@ -180,3 +180,63 @@ def test_an_experiments_page_shows_its_report_computed_in_the_background(log) ->
         assert client.get("/live/report/nope").status_code == 404
     finally:
         board.close()
+
+
+def test_starting_an_experiment_from_the_page_checks_it_as_the_cli_does(log) -> None:
+    from loopline.experiments.registry import ExperimentRegistry
+    from loopline.models.declarations import Model
+
+    model = f"ranker-{uuid.uuid4().hex[:8]}"
+    app = App(
+        f"shop-{uuid.uuid4().hex[:8]}", models=[Model(model, trainer=object, entity="member")]
+    )
+    board = Dashboard(log, app)
+    token = "start-test-token-0123456789"
+    try:
+        client = TestClient(dashboard_app(board, token=token))
+        bearer = {"Authorization": f"Bearer {token}"}
+        client.get("/experiments", headers=bearer)  # this client's CSRF cookie
+        csrf = client.cookies["loopline_csrf"]
+        name = f"ab-{uuid.uuid4().hex[:8]}"
+        form = {"csrf": csrf, "experiment": name, "model": model, "policy": "split",
+                "arms": "control=alias:production\nv2=version:2", "weights": "0.9,0.1",
+                "guardrails": "mean_label:0.1", "primary": "mean_label", "unit": "entity"}  # fmt: skip
+
+        def start(headers=bearer, **changed: str):
+            return client.post("/actions/start-experiment", data={**form, **changed},
+                               headers=headers, follow_redirects=False)  # fmt: skip
+
+        assert start(headers={}).status_code == 401  # the token is needed
+        assert start(csrf="forged").status_code == 403
+        bad_arm = start(arms="control=production:x\nv2=version:2")
+        assert (
+            bad_arm.status_code == 400 and "give NAME=version:N or NAME=alias:ALIAS" in bad_arm.text
+        )
+        weights = start(weights="0.5,0.6")
+        assert weights.status_code == 400 and "add up to 1.1, not 1" in weights.text
+        guard = start(guardrails="clicks:0.1")
+        assert guard.status_code == 400 and "unknown metric &#x27;clicks&#x27;" in guard.text
+        assert start(model="nope").status_code == 404
+        done = start()
+        assert done.status_code == 303 and done.headers["location"] == f"/experiments/{name}"
+        registry = ExperimentRegistry(log)
+        try:
+            started = registry.get(name)
+        finally:
+            registry.close()
+        assert (started.model, started.state, started.weights) == (
+            model,
+            "running",
+            {"control": 0.9, "v2": 0.1},
+        )
+        assert [g.metric for g in started.guardrails] == ["mean_label"]
+        second = start(experiment=f"other-{uuid.uuid4().hex[:8]}")
+        assert second.status_code == 400
+        assert (
+            f"experiment &#x27;{name}&#x27; is running on model &#x27;{model}&#x27;: stop or "
+            "conclude it first" in second.text
+        )
+        page = client.get("/experiments", headers=bearer).text
+        assert 'action="/actions/start-experiment"' in page and f"/experiments/{name}" in page
+    finally:
+        board.close()

@@ -1,11 +1,12 @@
-"""The dashboard's actions: promote, roll back, stop an experiment, replay dead letters.
+"""The dashboard's actions: promote, roll back, start and stop an experiment, replay dead letters.
 
 Each is a POST form, refused without the CSRF token (`loopline.dashboard.csrf`)
 and, when the dashboard has one, without the bearer token; each checks its
 input as the CLI's options do and calls the function the CLI command calls:
 `loopline.models.promotion.promote` / `roll_back` (``loopline models
-promote`` / ``rollback``), `ExperimentRegistry.stop` (``loopline
-experiments stop``), `loopline.contracts.replay.replay` (``loopline dlq
+promote`` / ``rollback``), `loopline.experiments.start.start` (``loopline
+experiments start``), `ExperimentRegistry.stop` (``loopline experiments
+stop``), `loopline.contracts.replay.replay` (``loopline dlq
 replay``). What it did, or why not, is said in one line.
 """
 
@@ -18,6 +19,8 @@ from loopline.contracts.replay import replay
 from loopline.dashboard.context import Dashboard
 from loopline.experiments.records import ExperimentError
 from loopline.experiments.registry import ExperimentNotFound
+from loopline.experiments.start import OptionError
+from loopline.experiments.start import start as start_with_options
 from loopline.log import LogError, TopicNotFound
 from loopline.models import ModelLoadError, ModelNotFound, ModelRegistryError, promotion
 
@@ -92,6 +95,68 @@ def rollback(ctx: Dashboard, form: Mapping[str, str]) -> Outcome:
     )
 
 
+def _whole(form: Mapping[str, str], name: str, default: int, option: str) -> int:
+    text = _field(form, name, required=False)
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ActionError(
+            400, f"{option} {text!r} is not a whole number (e.g. {default})"
+        ) from None
+
+
+def _number(form: Mapping[str, str], name: str, default: float, option: str) -> float:
+    text = _field(form, name, required=False)
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ActionError(400, f"{option} {text!r} is not a number (e.g. {default})") from None
+
+
+def _list(text: str) -> list[str]:
+    """One item a line or between commas (the CLI repeats the option instead)."""
+    return [p.strip() for line in text.splitlines() for p in line.split(",") if p.strip()]
+
+
+def start_experiment(ctx: Dashboard, form: Mapping[str, str]) -> Outcome:
+    name, model = _field(form, "experiment"), _field(form, "model")
+    if model not in ctx.model_names():
+        raise ActionError(404, f"application {ctx.app.name!r} has no model {model!r}")
+    arms = [a for a in _field(form, "arms").splitlines() if a.strip()]
+    try:
+        started = start_with_options(
+            ctx.experiments,
+            name,
+            model,
+            [a.strip() for a in arms],
+            reason=_field(form, "reason", required=False) or "started",
+            weights=_field(form, "weights", required=False) or None,
+            policy=_field(form, "policy", required=False) or "split",
+            ramp=_field(form, "ramp", required=False) or None,
+            ramp_every=_whole(form, "ramp_every", 500, "ramp every"),
+            unit=_field(form, "unit", required=False) or "entity",
+            guardrails=_list(form.get("guardrails", "")),
+            primary=_field(form, "primary", required=False) or "mean_label",
+            alpha=_number(form, "alpha", 0.05, "alpha"),
+            floor=_number(form, "floor", 0.05, "floor"),
+            auto_conclude=form.get("auto_conclude", "") in ("on", "true", "1"),
+        )
+    except OptionError as exc:
+        raise ActionError(400, f"{exc.option.lstrip('-')}: {exc}") from None
+    except ExperimentError as exc:
+        raise ActionError(400, str(exc)) from None
+    arms_text = ", ".join(f"{a.name} {a.weight:g}" for a in started.arms)
+    return Outcome(
+        f"experiment {name!r} started on model {model!r} ({started.policy}, by {started.unit}): "
+        f"{arms_text}; serving routes by it within a second",
+        f"/experiments/{name}",
+    )
+
+
 def stop_experiment(ctx: Dashboard, form: Mapping[str, str]) -> Outcome:
     name, reason = _field(form, "experiment"), _field(form, "reason")
     try:
@@ -125,6 +190,7 @@ def replay_dead_letters(ctx: Dashboard, form: Mapping[str, str]) -> Outcome:
 ACTIONS: dict[str, Callable[[Dashboard, Mapping[str, str]], Outcome]] = {
     "promote": promote,
     "rollback": rollback,
+    "start-experiment": start_experiment,
     "stop-experiment": stop_experiment,
     "replay": replay_dead_letters,
 }

@@ -5,8 +5,10 @@ verdict, the report's lift by exposure age and segment table
 
 Traffic share and the primary metric per arm come from the monitor's
 windows of the experiment's model (keyed by arm); the arms, weights,
-guardrails, verdict and revisions from the experiment registry. A running
-experiment can be stopped here (as ``loopline experiments stop``).
+guardrails, verdict and revisions from the experiment registry. An
+experiment can be started here (as ``loopline experiments start``, through
+the same `loopline.experiments.start.start`) and a running one stopped (as
+``loopline experiments stop``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from loopline.dashboard.markup import DASH, card, esc, form, iso, link, num, tab
 from loopline.dashboard.page_report import report_part
 from loopline.dashboard.series import by, step
 from loopline.dashboard.svg import Series, line_chart
-from loopline.experiments.records import Experiment
+from loopline.experiments.records import METRICS, Experiment
 
 __all__ = ["experiment_body", "experiments_body"]
 
@@ -32,7 +34,49 @@ def _arm(a) -> str:
 SHOWN = 4  # experiments drawn on the list page, running ones first, newest first
 
 
-def experiments_body(ctx: Dashboard) -> str:
+def _start_form(ctx: Dashboard, csrf: str) -> str:
+    """``loopline experiments start`` as a form: the same options, the same checks."""
+    models = ctx.model_names()
+    if not models:
+        return '<p class="muted">the application declares no model: nothing to experiment on</p>'
+    held = ctx.models.versions(models[0]) if ctx.has_versions(models[0]) else []
+    newest = max((v.version for v in held), default=2)
+    choices = "".join(f'<option value="{esc(m)}">{esc(m)}</option>' for m in models)
+    policies = "".join(f"<option>{p}</option>" for p in ("split", "bandit", "canary"))
+    metrics = "".join(f"<option>{m}</option>" for m in METRICS)
+    fields = (
+        '<label>name <input name="experiment" size="20" required'
+        ' placeholder="ranker-v7"></label>'
+        f'<label>model <select name="model">{choices}</select></label>'
+        "<label>arms, one a line, the control first (NAME=version:N or NAME=alias:A)"
+        f'<textarea name="arms" rows="2" cols="28" required>control=alias:production\n'
+        f"v{newest}=version:{newest}</textarea></label>"
+        '<label>weights <input name="weights" size="12" placeholder="equal: 0.5,0.5"></label>'
+        f'<label>policy <select name="policy">{policies}</select></label>'
+        '<label>ramp (canary) <input name="ramp" size="16" placeholder="0.01,0.05,0.25,0.5">'
+        "</label>"
+        '<label>unit <input name="unit" size="12" value="entity"></label>'
+        f'<label>primary <select name="primary">{metrics}</select></label>'
+        '<label>guardrails <input name="guardrails" size="18" placeholder="mean_label:0.1">'
+        "</label>"
+        '<label class="check"><input type="checkbox" name="auto_conclude"> auto-conclude</label>'
+        '<label>reason <input name="reason" size="18" value="started"></label>'
+        '<details><summary>more</summary><div class="more">'
+        '<label>alpha <input name="alpha" size="5" value="0.05"></label>'
+        '<label>bandit floor <input name="floor" size="5" value="0.05"></label>'
+        '<label>units per ramp step <input name="ramp_every" size="6" value="500"></label>'
+        "</div></details>"
+    )
+    return form(
+        "/actions/start-experiment",
+        csrf,
+        fields,
+        "Start experiment",
+        confirm="Start it? Serving routes requests by it within a second.",
+    )
+
+
+def experiments_body(ctx: Dashboard, csrf: str) -> str:
     experiments = ctx.app_experiments()
     rows = [
         [
@@ -50,14 +94,20 @@ def experiments_body(ctx: Dashboard) -> str:
         for e in experiments
     ]  # fmt: skip
     drawn = "".join(_summary(ctx, e) for e in experiments[:SHOWN])
-    return drawn + card(
-        "Experiments",
-        table(
-            ["name", "model", "state", "arms", "policy", "primary", "verdict", "changed", "reason"],
-            rows,
-            empty="no experiment on this application's models yet",
-        ),
-    )
+    return (
+        drawn
+        + card(
+            "Experiments",
+            table(
+                ["name", "model", "state", "arms", "policy", "primary", "verdict", "changed",
+                 "reason"],
+                rows,
+                empty="no experiment on this application's models yet",
+            ),
+        )
+        + card("Start an experiment (as `loopline experiments start`)", _start_form(ctx, csrf),
+               anchor="start")
+    )  # fmt: skip
 
 
 def _summary(ctx: Dashboard, e: Experiment) -> str:

@@ -289,7 +289,8 @@ def dashboard_app(board: Dashboard, *, token: str | None = None) -> Starlette:
         Route("/models/{model:path}/{version}", _html(_version_page, "Model version", "Models")),
         Route("/models/{model}", _html(_model_page, "Model", "Models")),
         Route(
-            "/experiments", _html(lambda b, r: experiments_body(b), "Experiments", "Experiments")
+            "/experiments",
+            _html(lambda b, r: experiments_body(b, r.state.csrf), "Experiments", "Experiments"),
         ),
         Route("/experiments/{name}", _html(_experiment_page, "Experiment", "Experiments")),
         Route("/features", _html(lambda b, r: features_body(b), "Features", "Features")),
