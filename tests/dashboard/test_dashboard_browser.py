@@ -22,6 +22,7 @@ import pytest
 
 from conftest import BACKENDS, kafka_url
 from dashboard.browser import CHROMIUM, TOKEN, DemoRun, wait_until
+from loopline.experiments.registry import ExperimentRegistry
 from loopline.log import open_log
 from loopline.models import ModelRegistry
 
@@ -177,7 +178,10 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
                         watched.page, {"Features", "Joiner", "Experiments", "Monitor"}
                     )
                     assert all(v.replace(",", "").isdigit() for v in lagged.values()), lagged
-                watched.page.screenshot(path=str(shots / f"{backend}-{name}-{size}.png"))
+                watched.page.screenshot(
+                    path=str(shots / f"{backend}-{name}-{size}.png"),
+                    full_page=name in ("loop", "experiments"),
+                )
                 if name == "experiments":
                     links = watched.page.eval_on_selector_all(
                         "a[href^='/experiments/']", "els => els.map(e => e.getAttribute('href'))"
@@ -195,7 +199,9 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
                     && document.querySelectorAll('.report svg.chart.age .series circle').length > 0""",
                 timeout=90_000,
             )
-            watched.page.screenshot(path=str(shots / f"{backend}-experiment-{size}.png"))
+            watched.page.screenshot(
+                path=str(shots / f"{backend}-experiment-{size}.png"), full_page=True
+            )
             watched.page.goto(f"{run.base}/topics/{run.app}.decisions")
             assert "Newest records" in watched.page.content()
             watched.page.goto(f"{run.base}/models/{run.model}/1")
@@ -253,6 +259,30 @@ def test_promoting_on_the_models_page_moves_the_alias_on_the_log(run: DemoRun, b
         log.close()
 
 
+def test_a_bad_experiment_form_is_refused_with_the_clis_message(run: DemoRun, browser) -> None:
+    watched = Watched(browser)
+    try:
+        watched.page.goto(f"{run.base}/experiments")
+        form = watched.page.locator("form[action='/actions/start-experiment']")
+        form.locator("input[name=experiment]").fill("from-the-page")
+        form.locator("textarea[name=arms]").fill("control=alias:production\nv2=7.5")
+        form.locator("button").click()
+        watched.page.wait_for_load_state()
+        refusal = watched.page.inner_text("main")
+    finally:
+        watched.close()
+    assert "give NAME=version:N or NAME=alias:ALIAS" in refusal
+    log = open_log(run.log_url)
+    try:
+        registry = ExperimentRegistry(log)
+        try:
+            assert "from-the-page" not in {e.name for e in registry.list()}
+        finally:
+            registry.close()
+    finally:
+        log.close()
+
+
 def test_a_dashboard_with_a_token_refuses_requests_without_it(run: DemoRun, browser) -> None:
     base = run.token_base
     bearer = {"Authorization": f"Bearer {TOKEN}"}
@@ -266,6 +296,8 @@ def test_a_dashboard_with_a_token_refuses_requests_without_it(run: DemoRun, brow
     )
     form = {"model": run.model, "version": "1", "alias": "refused", "csrf": "x"}
     assert httpx.post(f"{base}/actions/promote", data=form).status_code == 401
+    start = {"experiment": "refused", "model": run.model, "arms": "c=alias:production\nt=1"}
+    assert httpx.post(f"{base}/actions/start-experiment", data=start).status_code == 401
     assert httpx.get(f"{base}/api/loop", headers=bearer).json()["app"] == run.app
     # With the token but without this browser's CSRF cookie: refused too.
     assert httpx.post(f"{base}/actions/promote", data=form, headers=bearer).status_code == 403
