@@ -10,6 +10,10 @@ by bench/monitor.py). Figures:
   ASGI app with its middleware, the page's data read from the dashboard's
   followers and registries) over 20 requests, and the HTML's bytes (the
   stylesheet and script add ~6 KB, once); targets: under 200 ms, under 300 KB;
+- an experiment's page (``/experiments/ab``) while its report is computed
+  in the dashboard's background thread (the page shows "computing…"), and
+  how long that report took: it reads the N decisions, as ``loopline
+  experiments report`` does (decision 0037);
 - what the same numbers would cost from the raw topic: reading the N
   decisions once (the dashboard never does; it reads end offsets and the
   monitor's aggregates).
@@ -39,7 +43,7 @@ from loopline.models.signing import HmacSigner
 from loopline.monitor.records import FeatureStats, MonitorRecord
 from loopline.stream import names
 
-PAGES = ["/loop", "/models", "/experiments", "/features", "/alerts", "/topics"]
+PAGES = ["/loop", "/models", "/experiments", "/features", "/alerts", "/topics", "/experiments/ab"]
 FEATURES = [f"f{i}" for i in range(5)]
 KEYS = [(1, "production"), (2, "v2")]
 PER_WINDOW = 250  # decisions per key and 1m window
@@ -93,6 +97,12 @@ def main() -> None:
                            features=[(f, "float") for f in FEATURES])  # fmt: skip
         models.promote(f"{app_name}.m", 1, "production")
         models.close()
+        from loopline.experiments.registry import ExperimentRegistry
+        from loopline.experiments.start import start
+
+        experiments = ExperimentRegistry(log)
+        start(experiments, "ab", f"{app_name}.m", ["control=alias:production", "v2=2"])
+        experiments.close()
         from loopline.models.declarations import Model
 
         app = App(
@@ -120,6 +130,11 @@ def main() -> None:
                     size = len(response.content)
                 print(f"{page:<13} {1000 * statistics.median(times):7.1f} ms median server time, "
                       f"{size / 1024:6.1f} KB HTML (targets: 200 ms, 300 KB)")  # fmt: skip
+            started = time.perf_counter()
+            while (held := board.reports.get("ab")) is None:
+                time.sleep(0.05)
+            print(f"the experiment's report (in the background) took {held.seconds:.1f} s; "
+                  f"shown {time.perf_counter() - started:.1f} s after the page timings")  # fmt: skip
         finally:
             board.close()
         consumer = log.consumer(None, [names.decisions(app_name)], reset="earliest")

@@ -105,7 +105,7 @@ def experiments_body(ctx: Dashboard, csrf: str) -> str:
                 empty="no experiment on this application's models yet",
             ),
         )
-        + card("Start an experiment (as `loopline experiments start`)", _start_form(ctx, csrf),
+        + card("Start an experiment (as loopline experiments start)", _start_form(ctx, csrf),
                anchor="start")
     )  # fmt: skip
 

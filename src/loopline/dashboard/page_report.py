@@ -53,6 +53,7 @@ def report_live(ctx: Dashboard, e: Experiment) -> str:
         f"<li>{esc(arm)}: slope {num(t['slope_per_bucket'])} per bucket, p(declining) "
         f"{fmt_p(t['p_value'])}{' — the lift fades with exposure' if t['declining'] else ''}</li>"
         for arm, t in nov["trend"].items()
+        if t["slope_per_bucket"] is not None
     )
     age = (
         f'<figure class="chart"><figcaption>{esc(title)}</figcaption>{chart}</figure>'
@@ -70,9 +71,9 @@ def report_live(ctx: Dashboard, e: Experiment) -> str:
     )
     return (
         about
-        + '<div class="grid">'
-        + card("Lift by exposure age", age)
-        + card("Segments", segments, cls="segments")
+        + '<div class="grid report-parts">'
+        + f'<div class="age"><h3>Lift by exposure age</h3>{age}</div>'
+        + f'<div class="segments"><h3>Segments</h3>{segments}</div>'
         + "</div>"
     )
 
@@ -80,4 +81,4 @@ def report_live(ctx: Dashboard, e: Experiment) -> str:
 def report_part(ctx: Dashboard, e: Experiment) -> str:
     """The report's card on the experiment's page: it refreshes itself every two seconds."""
     live = f'<div data-live="/live/report/{esc(e.name)}">{report_live(ctx, e)}</div>'
-    return card("Report (as `loopline experiments report`)", live, cls="report")
+    return card("Report (as loopline experiments report)", live, cls="report")

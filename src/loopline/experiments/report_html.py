@@ -130,13 +130,13 @@ def age_chart(nov: dict[str, Any], title: str = "") -> str:
     parts.append(
         f'<line x1="{left}" x2="{left + plot_w}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#999" stroke-dasharray="4"/>'
     )
-    for v in (low, high):
+    for v in sorted({low, 0.0, high}):
         parts.append(
-            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{fmt_num(v)}</text>'
+            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="12">{fmt_num(v)}</text>'
         )
     for i, name in enumerate(buckets):
         parts.append(
-            f'<text x="{x(i):.1f}" y="{top + plot_h + 18}" text-anchor="middle" font-size="11">{_h(name)}</text>'
+            f'<text x="{x(i):.1f}" y="{top + plot_h + 18}" text-anchor="middle" font-size="12">{_h(name)}</text>'
         )
     for k, arm in enumerate(arms):
         colour = colours[k % len(colours)]
@@ -154,7 +154,7 @@ def age_chart(nov: dict[str, Any], title: str = "") -> str:
             parts.append(f'<circle cx="{cx:.1f}" cy="{y(lift):.1f}" r="3.5" fill="{colour}"/>')
         parts.append("</g>")
         parts.append(
-            f'<text x="{left + 10 + 90 * k}" y="{height - 8}" fill="{colour}" font-size="12">{_h(arm)}</text>'
+            f'<text x="{left + 10 + 90 * k}" y="{height - 8}" fill="{colour}" font-size="13">{_h(arm)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
