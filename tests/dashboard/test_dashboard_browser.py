@@ -202,8 +202,12 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
             watched.page.screenshot(
                 path=str(shots / f"{backend}-experiment-{size}.png"), full_page=True
             )
+            # each page's own requests (its icon, a live part) end before the next navigation,
+            # which would abort them (a request failed, for the browser)
+            watched.page.wait_for_load_state("networkidle")
             watched.page.goto(f"{run.base}/topics/{run.app}.decisions")
             assert "Newest records" in watched.page.content()
+            watched.page.wait_for_load_state("networkidle")
             watched.page.goto(f"{run.base}/models/{run.model}/1")
             assert "Training data" in watched.page.content()
             watched.page.wait_for_timeout(2500)  # a round of live refreshes, too

@@ -66,7 +66,7 @@ def _stages(ctx: Dashboard) -> list[Stage]:
             "decisions",
             [names.decisions(app)],
             model_alert,
-            [("p95 latency", f"{num(latest.latency_p95)} ms" if latest else DASH), *production],
+            [("p95 latency", f"{num(latest.latency_p95, 3)} ms" if latest else DASH), *production],
         ),
         Stage("Outcomes", "outcomes", [names.outcomes(app)]),
         Stage("Joiner", "labelled examples", [names.labelled(app)], consumers=["joiner"]),
