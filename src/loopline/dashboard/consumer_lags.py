@@ -4,12 +4,15 @@ old the oldest of them is.
 A thread reads the committed offsets of the application's consumer groups
 (`loopline.log.Log.committed_offsets`: an admin read that does not join the
 group, as the monitor's `loopline.monitor.feeds.GroupLags` does) every two
-seconds, and measures them against the end offsets `TopicRates` samples
-anyway. Per group and topic: ``lag``, the records after the committed offsets
+seconds, and measures them against the topics' end offsets read just after
+(`TopicRates`' samples date the records). Per group and topic: ``lag``, the records after the committed offsets
 (a partition never committed counts from its first record held), and
 ``behind``, the seconds since the first of those records arrived, as far as
 the end-offset samples tell (0 when caught up; at most the five minutes the
-samples hold, then a lower bound). The monitor measures the lag of the groups
+samples hold, then a lower bound). On Kafka a group that has read
+everything of a topic written in transactions stays one record (the commit
+marker) behind per partition, as Kafka's own tools show it; its freshness is
+0 s. The monitor measures the lag of the groups
 reading the source topics only once a window closes; the Loop page moves
 every two seconds and shows every stage (decision 0037).
 
@@ -72,9 +75,10 @@ class ConsumerLags:
         committed = self.log.committed_offsets(group)
         topics: dict[str, tuple[int, float | None]] = {}
         for topic in sorted({tp.topic for tp in committed}):
-            info = self.rates.info(topic)
-            if info is None:  # not one of the application's topics, or not sampled yet
+            if self.rates.info(topic) is None:  # not one of the application's topics (yet)
                 continue
+            # the ends read after the committed offsets: a lag is never negative, never stale
+            info = self.log.describe_topic(topic)
             mine = {tp.partition: o for tp, o in committed.items() if tp.topic == topic}
             at = {p.partition: mine.get(p.partition, p.start) for p in info.partitions}
             lag = sum(max(0, p.end - at[p.partition]) for p in info.partitions)

@@ -94,8 +94,9 @@ class ExperimentReports:
             held = self._held.get(name)
             queued = self._busy == name or any(n == name for n, _ in self._queued)
         if not queued and (held is None or self._stale(held)):
-            with self._lock:
-                self._queued.append((name, unit))
+            with self._lock:  # another request may have queued it meanwhile
+                if self._busy != name and all(n != name for n, _ in self._queued):
+                    self._queued.append((name, unit))
             self._wake.set()
         return held
 

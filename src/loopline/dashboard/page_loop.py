@@ -105,7 +105,7 @@ def _lags(ctx: Dashboard, stage: Stage) -> list[tuple[str, Lag]]:
 
 def _lag_html(stage: Stage, name: str, lag: Lag, several: bool) -> str:
     what = f" {name}" if several else ""
-    fresh = "current" if not lag.records else f"{ago(lag.behind)} behind"
+    fresh = "current" if not lag.records or not lag.behind else f"{ago(lag.behind)} behind"
     return (
         f'<div><dt>lag{esc(what)}</dt><dd data-lag="{esc(stage.name)}" data-group="'
         f'{esc(lag.group)}">{num(lag.records)}</dd></div>'
