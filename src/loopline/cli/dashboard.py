@@ -17,9 +17,10 @@ Examples:
   loopline dashboard pymk.app:app --host 0.0.0.0 --token "$(openssl rand -hex 16)"
 
 \b
-Pages: Loop (records/s on every edge, open alerts in red), Models (versions,
-aliases and their history, live quality; promote, roll back), Experiments
-(traffic share and metrics per arm, history; stop), Features (coverage and
+Pages: Loop (records/s on every edge, each consumer's lag and freshness, open
+alerts in red), Models (versions, aliases and their history, live quality;
+promote, roll back), Experiments (traffic share and metrics per arm, the
+report's lift by exposure age and segments, history; start, stop), Features (coverage and
 drift against training), Alerts, Topics (contracts, newest records, dead
 letters; replay). The numbers come from the monitor (loopline monitor APP)
 and the registries; run the monitor too. With a token, a browser signs in
@@ -36,7 +37,7 @@ def dashboard(
     settings: LogSettings, app_spec: str, host: str, port: int, http: HTTPServing
 ) -> None:
     """Serve APP's dashboard until stopped: the loop, models, experiments, features, alerts
-    and topics, live, with promote, roll back, stop and replay as buttons."""
+    and topics, live, with promote, roll back, start, stop and replay as buttons."""
     from loopline.dashboard.context import Dashboard
     from loopline.dashboard.server import dashboard_app
     from loopline.http.server import serve
