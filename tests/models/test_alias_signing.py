@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 
-from loopline.log import TopicConfig
+import msgspec
+
+from loopline.log import Record, TopicConfig
 from loopline.models import MODELS_TOPIC, AliasFollower, HmacSigner, ModelRegistry
-from loopline.models.registry_records import alias_key
+from loopline.models.registry_records import AliasRecord, alias_key
+from loopline.models.registry_view import RegistryView
 from support import read_all, send_records, unique
 
 SIGNER = HmacSigner(b"the alias tests' shared secret")
@@ -49,7 +52,7 @@ def test_a_forged_alias_move_is_refused_and_serving_keeps_the_old_version(log):
 
     assert follower.refresh() is False
     assert (follower.version.version, follower.model) == (2, b"good")
-    assert "unsigned" in follower.refused[1]
+    assert "does not trust" in follower.refused[1]  # the last refusal of a move to v1
     fresh = registry_on(log)  # a new `serve` or `models list`
     assert fresh.aliases(name) == {"production": 2}
     history = fresh.alias_history(name, "production")
@@ -125,7 +128,7 @@ def test_moves_written_before_signing_decode_and_are_refused_only_where_keys_are
     publish(registry, name, b"one")
     old = {"kind": "alias", "version": 1, "action": "promote", "previous": None, "time": 5,
            "by": "ops@host", "reason": "before signing"}  # fmt: skip
-    key = alias_key(name, "production", "e1")
+    key = alias_key(name, "production", unique("e"))
     send_records(log, MODELS_TOPIC, [(key.encode(), json.dumps(old).encode())])
 
     verifying = registry_on(log)
@@ -143,3 +146,19 @@ def test_moves_written_before_signing_decode_and_are_refused_only_where_keys_are
     assert again.alias_history(name, "production")[-1].key_id == SIGNER.key_id
     for r in (again, unchecked, verifying, registry):
         r.close()
+
+
+def test_a_signed_move_older_than_the_one_holding_the_alias_is_refused():
+    # What compaction would leave of a signed move copied later under its own key.
+    view = RegistryView(MODELS_TOPIC, SIGNER.verifier())
+    moves = [("e1", 1, None, 10), ("e2", 2, 1, 20), ("e1-copy", 1, 2, 10)]
+    for offset, (event, version, previous, time) in enumerate(moves):
+        move = AliasRecord(name="churn", alias="production", version=version, action="promote",
+                           previous=previous, time=time, by="ops").signed(SIGNER, event)  # fmt: skip
+        value = msgspec.json.encode(move)
+        view.apply(
+            Record(MODELS_TOPIC, 0, offset, time, f"alias/churn/production/{event}".encode(), value)
+        )
+    state = view.aliases["churn"]["production"]
+    assert state.stack == [1, 2] and state.current().version == 2
+    assert "older" in state.history[-1].refused
