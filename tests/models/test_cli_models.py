@@ -130,7 +130,7 @@ def test_history_names_the_signer_and_a_forged_move_is_refused(log_url, tmp_path
     forged = {"kind": "alias", "name": name, "alias": "production", "version": 1,
               "action": "promote", "previous": 2, "time": 2**41, "by": "mallory"}  # fmt: skip
     log = open_log(log_url)
-    send_records(log, MODELS_TOPIC, [(f"alias/{name}/production/forged".encode(),
+    send_records(log, MODELS_TOPIC, [(f"alias/{name}/production/{unique('e')}".encode(),
                                       json.dumps(forged).encode())])  # fmt: skip
     log.close()
 
