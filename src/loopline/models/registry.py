@@ -409,7 +409,7 @@ class ModelRegistry:
             return self.version(name, state.stack[-1])
 
     def alias_history(self, name: str, alias: str) -> list[AliasChange]:
-        """Every change of `alias`, in log order (the order every process saw them)."""
+        """Every move of `alias` in log order, refused ones too (`AliasChange.refused`)."""
         with self._lock:
             state = self._aliases.get(name, {}).get(alias)
             return list(state.history) if state else []
