@@ -30,6 +30,7 @@ from loopline.cli.output import echo_table
 from loopline.cli.settings import LogSettings
 from loopline.experiments.records import METRICS, Arm, Experiment, ExperimentError
 from loopline.experiments.registry import ExperimentRegistry
+from loopline.models import promotion
 
 __all__ = ["experiments"]
 
@@ -316,7 +317,7 @@ def conclude(
     if move is not None:
         alias, version = move
         with opened_models(settings) as models:
-            models.promote(e.model, version, alias, reason=why)
+            promotion.promote(models, e.model, version, alias, reason=why, verify=False)
         said += f"; alias {alias!r} of model {e.model!r} now points at v{version}"
     click.echo(said)
 
@@ -337,4 +338,5 @@ def _promotion(settings: LogSettings, e: Experiment, arm: Arm) -> tuple[str, int
                 raise CLIError(f"alias {arm.alias!r} of model {e.model!r} points at no version")
         if models.verifier is not None:
             models.load_artifact(version)  # a version serving would refuse is not promoted
+        promotion.check_signer(models, e.model, alias)  # nor a move serving would refuse
     return alias, version.version

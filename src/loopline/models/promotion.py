@@ -42,7 +42,7 @@ from loopline.models.registry import ModelRegistry, ModelRegistryError, SigningK
 from loopline.models.registry_records import AliasChange
 from loopline.models.signing import SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV
 
-__all__ = ["Promotion", "promote", "roll_back"]
+__all__ = ["Promotion", "check_signer", "promote", "roll_back"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def promote(
         verified = True
     if registry.aliases(name).get(alias) == version:
         return Promotion(None, verified)
-    _check_signer(registry, name, alias)
+    check_signer(registry, name, alias)
     return Promotion(
         _applied(registry.promote(name, version, alias, reason=reason), name, alias), verified
     )
@@ -87,11 +87,12 @@ def roll_back(
 ) -> AliasChange:
     """Point `alias` of model `name` back at the version it held before the current one."""
     registry.versions(name)  # an unknown model is named as such, not as an alias never set
-    _check_signer(registry, name, alias)
+    check_signer(registry, name, alias)
     return _applied(registry.rollback(name, alias, reason=reason), name, alias)
 
 
-def _check_signer(registry: ModelRegistry, name: str, alias: str) -> None:
+def check_signer(registry: ModelRegistry, name: str, alias: str) -> None:
+    """Raise `SigningKeyMissing` if `registry` verifies alias moves but cannot sign one."""
     if registry.signer is None and registry.verifier is not None:
         raise SigningKeyMissing(
             f"cannot move alias {alias!r} of model {name!r} unsigned: processes that verify "
