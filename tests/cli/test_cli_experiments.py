@@ -94,7 +94,8 @@ def test_conclude_with_promote_moves_the_control_alias_to_the_winner(log_url, mo
     moves = CliRunner().invoke(
         cli, ["--log", log_url, "models", "history", model, "--alias", "production"]
     )
-    assert moves.stdout.splitlines()[-1].endswith(f"experiment {name}: v2 won (better)")
+    last = moves.stdout.splitlines()[-1].split("\t")
+    assert last[5] == f"experiment {name}: v2 won (better)" and last[7] == "verified"
     shown = json.loads(ok(log_url, "status", name, "--json"))
     assert (shown["state"], shown["auto_conclude"], shown["unit"]) == (
         "concluded",

@@ -387,3 +387,37 @@ def test_a_winner_whose_alias_cannot_move_is_left_running_and_said(log, registry
     assert registry.get(name).state == "running"
     said = [r.getMessage() for r in caplog.records if "cannot move" in r.getMessage()]
     assert len(said) == 1 and "conclude it by hand" in said[0], said
+
+
+def test_a_winner_whose_alias_move_would_be_refused_is_left_running(
+    log, registry, caplog, monkeypatch
+):
+    for var in ("LOOPLINE_SIGNING_KEY", "LOOPLINE_SIGNING_KEY_FILE", "LOOPLINE_VERIFY_KEY_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    app, model, name = unique("unsigned"), unique("ranker"), unique("ranker-unsigned")
+    publisher = ModelRegistry(log, signer=SIGNER)
+    for _ in range(2):
+        publisher.publish(model, b"model", format="bytes", trainer="test", features=[])
+    publisher.promote(model, 1, "production")
+    arms = (
+        Arm("control", alias="production", weight=0.5, control=True),
+        Arm("v2", version=2, weight=0.5),
+    )
+    registry.start(Experiment(name=name, model=model, arms=arms, salt="u", auto_conclude=True))
+    # A watcher that verifies alias moves but holds no signing key: its move would be refused.
+    models = ModelRegistry(log, verifier=SIGNER.verifier())
+    watcher = _watch(log, registry, app, models=models)
+    sim = Simulation(log, app, registry, watcher, Rates({"control": 0.1, "v2": 0.6}), seed=10)
+    try:
+        sim.serve(name, 400)
+        sim.serve(name, 400)
+        publisher.refresh()
+        assert publisher.aliases(model) == {"production": 1}
+    finally:
+        sim.close()
+        watcher.close()
+        models.close()
+        publisher.close()
+    assert registry.get(name).state == "running"
+    said = [r.getMessage() for r in caplog.records if "cannot move" in r.getMessage()]
+    assert len(said) == 1 and "unsigned" in said[0] and "conclude it by hand" in said[0], said

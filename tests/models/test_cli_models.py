@@ -9,8 +9,8 @@ from click.testing import CliRunner, Result
 
 from loopline.cli import cli
 from loopline.log import open_log
-from loopline.models import HmacSigner, ModelRegistry
-from support import unique
+from loopline.models import MODELS_TOPIC, HmacSigner, ModelRegistry
+from support import send_records, unique
 
 SECRET = "the CLI tests' shared signing secret"
 
@@ -86,6 +86,7 @@ def test_list_show_promote_rollback_history(log_url):
         ("2", "rollback", "3"),
     ]
     assert rows[-1][5] == "drop"
+    assert {(r[6], r[7]) for r in rows} == {(HmacSigner(SECRET).key_id, "verified")}
     at_second = run(log_url, "models", "history", name, "--alias", "production", "--at", rows[1][0])
     assert at_second.stdout.strip() in ("v2", "v3")  # promotions within one millisecond tie
     before = run(log_url, "models", "history", name, "--alias", "production", "--at", "2001-01-01")
@@ -119,6 +120,39 @@ def test_refused_versions_are_not_shown_as_verified_nor_promoted(log_url):
         env={"LOOPLINE_SIGNING_KEY": ""},
     )
     assert no_key.exit_code == 0 and "signature not checked" in no_key.stderr
+    assert "the move is unsigned" in no_key.stderr
+
+
+def test_history_names_the_signer_and_a_forged_move_is_refused(log_url, tmp_path):
+    name = unique("churn")
+    publish(log_url, name, b"old", b"new")
+    assert run(log_url, "models", "promote", name, "2", "--alias", "production").exit_code == 0
+    forged = {"kind": "alias", "name": name, "alias": "production", "version": 1,
+              "action": "promote", "previous": 2, "time": 2**41, "by": "mallory"}  # fmt: skip
+    log = open_log(log_url)
+    send_records(log, MODELS_TOPIC, [(f"alias/{name}/production/{unique('e')}".encode(),
+                                      json.dumps(forged).encode())])  # fmt: skip
+    log.close()
+
+    history = run(log_url, "models", "history", name, "--alias", "production")
+    assert history.exit_code == 0, history.output
+    rows = [line.split("\t") for line in history.stdout.splitlines()]
+    assert [(r[1], r[4], r[6], r[7][:22]) for r in rows] == [
+        ("2", rows[0][4], HmacSigner(SECRET).key_id, "verified"),
+        ("1", "mallory", "unsigned", "refused: the move is u"),
+    ]
+    listed = run(log_url, "models", "list")
+    assert f"{name}\t2\t2\t" in listed.stdout and "production=v2" in listed.stdout
+
+    # A server's keys only (it verifies, it cannot sign): it does not write a move it would refuse.
+    made = run(log_url, "models", "keygen", str(tmp_path / "models.key"))
+    assert made.exit_code == 0, made.output
+    server = {
+        "LOOPLINE_SIGNING_KEY": "",
+        "LOOPLINE_VERIFY_KEY_FILE": str(tmp_path / "models.key.pub"),
+    }
+    refused = run(log_url, "models", "rollback", name, "--alias", "production", env=server)
+    assert refused.exit_code == 1 and "cannot move alias 'production'" in refused.stderr
 
 
 def test_errors_say_what_to_do(log_url):

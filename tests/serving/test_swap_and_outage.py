@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -13,9 +14,10 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from loopline.models.registry import ModelRegistry
+from loopline.models.registry import MODELS_TOPIC, ModelRegistry
 from loopline.models.signing import HmacSigner
 from serving.helpers import decisions, fit, make_shop, publish, serving, wait_ready
+from support import send_records, unique
 
 
 @pytest.fixture
@@ -92,6 +94,31 @@ def test_an_untrusted_version_is_refused_mid_traffic_and_the_old_keeps_serving(
         assert set(answers) == {(200, 1)}  # no failed request, every answer from v1
         assert client.get("/readyz").json()["version"] == 1
         assert "loopline_serving_models_refused_total" in client.get("/metrics").text
+
+
+def test_a_forged_alias_move_is_refused_mid_traffic_and_the_new_keeps_serving(
+    shop, tmp_path
+) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    publish(shop, shop.scorer, fit(["age"], flip=True))  # production: v2
+    with serving(shop, shop.scorer, tmp_path) as (client, service):
+        wait_ready(client)
+        with under_load(client) as answers:
+            # Anyone who can write to the models topic, pointing production back at v1.
+            move = {"kind": "alias", "name": shop.scorer, "alias": "production", "version": 1,
+                    "action": "rollback", "previous": 2, "time": 2**41, "by": "mallory"}  # fmt: skip
+            key = f"alias/{shop.scorer}/production/{unique('forged')}"
+            send_records(shop.log, MODELS_TOPIC, [(key.encode(), json.dumps(move).encode())])
+            deadline = time.monotonic() + 30
+            while 1 not in service.follower.refused and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+        assert "the move is unsigned" in service.follower.refused[1]
+        assert len(answers) > 10 and set(answers) == {(200, 2)}
+        assert client.get("/readyz").json()["version"] == 2
+        refused = [line for line in client.get("/metrics").text.splitlines()
+                   if line.startswith("loopline_serving_models_refused_total")]  # fmt: skip
+        assert refused and float(refused[0].split()[-1]) >= 1
 
 
 def test_a_version_reading_undeclared_features_is_refused(shop, tmp_path) -> None:

@@ -25,6 +25,7 @@ from loopline.experiments.records import METRICS, Arm, Experiment, ExperimentErr
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.experiments.start import OptionError
 from loopline.experiments.start import start as start_experiment
+from loopline.models import promotion
 
 __all__ = ["experiments"]
 
@@ -291,7 +292,7 @@ def conclude(
     if move is not None:
         alias, version = move
         with opened_models(settings) as models:
-            models.promote(e.model, version, alias, reason=why)
+            promotion.promote(models, e.model, version, alias, reason=why, verify=False)
         said += f"; alias {alias!r} of model {e.model!r} now points at v{version}"
     click.echo(said)
 
@@ -312,4 +313,5 @@ def _promotion(settings: LogSettings, e: Experiment, arm: Arm) -> tuple[str, int
                 raise CLIError(f"alias {arm.alias!r} of model {e.model!r} points at no version")
         if models.verifier is not None:
             models.load_artifact(version)  # a version serving would refuse is not promoted
+        promotion.check_signer(models, e.model, alias)  # nor a move serving would refuse
     return alias, version.version

@@ -21,6 +21,7 @@ from loopline.cli.output import echo_table
 from loopline.cli.profile_tables import echo_profile
 from loopline.cli.settings import LogSettings
 from loopline.models import (
+    AliasChange,
     ModelLoadError,
     ModelNotFound,
     ModelRegistry,
@@ -103,6 +104,21 @@ def _was(previous: int | None) -> str:
     return f"was v{previous}" if previous is not None else "was unset"
 
 
+def _unsigned_warning() -> None:
+    click.echo(
+        f"warning: the move is unsigned (no signing key: set LOOPLINE_SIGNING_KEY or "
+        f"{SIGNING_KEY_FILE_ENV}): servers that verify signatures refuse it",
+        err=True,
+    )
+
+
+def _status(change: AliasChange) -> str:
+    """A move as `history` says it: verified, not checked here, or refused and why."""
+    if change.refused is not None:
+        return f"refused: {change.refused}"
+    return "verified" if change.verified else "not checked (no verification key)"
+
+
 @click.group(
     epilog="""\b
 Examples:
@@ -117,7 +133,9 @@ Examples:
 \b
 Signing keys come from the environment: LOOPLINE_SIGNING_KEY (a shared HMAC
 secret), or LOOPLINE_SIGNING_KEY_FILE (an Ed25519 private key, publishers)
-and LOOPLINE_VERIFY_KEY_FILE (its public key, servers).""",
+and LOOPLINE_VERIFY_KEY_FILE (its public key, servers). Alias moves are
+signed with the same key; a server refuses a move it cannot verify, and
+`history` shows who signed each move and which were refused.""",
 )
 def models() -> None:
     """Models: signed versions in the log, and the aliases that serving follows."""
@@ -241,6 +259,8 @@ def promote_model(
             f"(set LOOPLINE_SIGNING_KEY or {VERIFY_KEY_FILE_ENV})",
             err=True,
         )
+    if done.change is not None and done.change.key_id is None:
+        _unsigned_warning()
     if done.change is None:
         click.echo(f"model {name!r}: alias {alias!r} already points at v{version}")
         return
@@ -268,6 +288,8 @@ def rollback_model(settings: LogSettings, name: str, alias: str, reason: str | N
     """Point ALIAS of model NAME back at the version it held before the current one."""
     with opened_models(settings) as registry:
         change = promotion.roll_back(registry, name, alias, reason=reason)
+    if change.key_id is None:
+        _unsigned_warning()
     click.echo(
         f"model {name!r}: alias {alias!r} rolled back to v{change.version} "
         f"({_was(change.previous)})"
@@ -292,7 +314,8 @@ Examples:
 )
 @click.pass_obj
 def alias_history(settings: LogSettings, name: str, alias: str, at: str | None) -> None:
-    """Every change of ALIAS of model NAME, oldest first (time, version, action, by, reason)."""
+    """Every change of ALIAS of model NAME, oldest first (time, version, action, by, reason,
+    the key that signed it, and whether it was verified or refused here)."""
     when = parse_moment(at) if at is not None else None
     with opened_models(settings) as registry:
         registry.versions(name)
@@ -318,12 +341,13 @@ def alias_history(settings: LogSettings, name: str, alias: str, at: str | None) 
             "" if c.previous is None else str(c.previous),
             c.by,
             c.reason or "",
+            c.key_id or "unsigned",
+            _status(c),
         ]
         for c in history
     ]
-    echo_table(
-        f"alias {alias} of {name}", ["time", "version", "action", "previous", "by", "reason"], rows
-    )
+    columns = ["time", "version", "action", "previous", "by", "reason", "signed by", "status"]
+    echo_table(f"alias {alias} of {name}", columns, rows)
 
 
 @models.command(

@@ -82,6 +82,7 @@ from loopline.experiments.ramp import next_step, step
 from loopline.experiments.records import Experiment, ExperimentError, Verdict
 from loopline.experiments.registry import ExperimentConflict, ExperimentRegistry
 from loopline.log import Log, Record, TopicPartition
+from loopline.models import promotion
 from loopline.models.registry import ModelNotFound, ModelRegistry, ModelRegistryError
 from loopline.outcomes.inputs import decoder
 from loopline.serving.decisions import Decision, is_unknown_entity
@@ -431,7 +432,8 @@ class ExperimentWatcher(Stage[WatcherStats]):
                 raise ExperimentConflict(
                     f"experiment {e.name!r} changed ({now.reason!r}) before its alias moved"
                 )
-            models.promote(e.model, version, control.alias, reason=f"experiment {e.name}: {reason}")
+            why = f"experiment {e.name}: {reason}"  # a move refused here is not a conclusion
+            promotion.promote(models, e.model, version, control.alias, reason=why, verify=False)
             reason += f"; {control.alias} -> v{version}"
         change = self.experiments.conclude(
             e.name, reason=reason, verdict=verdict, expected=e.revision

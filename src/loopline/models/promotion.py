@@ -4,7 +4,10 @@ dashboard share, so a version one refuses the other refuses too.
 `promote` checks the version exists and, when a verification key is
 configured, that its artifact verifies (a version serving would refuse is
 not promoted); an alias already there is left alone. `roll_back` moves the
-alias one step back.
+alias one step back. Both sign the move; a process that verifies alias moves
+but holds no signing key does not write one it would refuse itself, and a
+move this process refuses once written (its key is not trusted here) is an
+error (docs/decisions/0038).
 
 >>> import tempfile
 >>> from loopline.log import open_log
@@ -23,16 +26,23 @@ alias one step back.
 True
 >>> roll_back(registry, "churn", "production").version
 1
+>>> reader = ModelRegistry(registry.log, verifier=signer.verifier())  # verifies, cannot sign
+>>> roll_back(reader, "churn", "production")
+Traceback (most recent call last):
+...
+loopline.models.registry.SigningKeyMissing: cannot move alias 'production' of model 'churn' unsigned: processes that verify alias moves (this one too) would refuse it; set LOOPLINE_SIGNING_KEY (a shared HMAC secret) or LOOPLINE_SIGNING_KEY_FILE (an Ed25519 private key)
+>>> reader.close()
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loopline.models.registry import ModelRegistry
+from loopline.models.registry import ModelRegistry, ModelRegistryError, SigningKeyMissing
 from loopline.models.registry_records import AliasChange
+from loopline.models.signing import SIGNING_KEY_ENV, SIGNING_KEY_FILE_ENV
 
-__all__ = ["Promotion", "promote", "roll_back"]
+__all__ = ["Promotion", "check_signer", "promote", "roll_back"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,10 @@ def promote(
         verified = True
     if registry.aliases(name).get(alias) == version:
         return Promotion(None, verified)
-    return Promotion(registry.promote(name, version, alias, reason=reason), verified)
+    check_signer(registry, name, alias)
+    return Promotion(
+        _applied(registry.promote(name, version, alias, reason=reason), name, alias), verified
+    )
 
 
 def roll_back(
@@ -74,4 +87,25 @@ def roll_back(
 ) -> AliasChange:
     """Point `alias` of model `name` back at the version it held before the current one."""
     registry.versions(name)  # an unknown model is named as such, not as an alias never set
-    return registry.rollback(name, alias, reason=reason)
+    check_signer(registry, name, alias)
+    return _applied(registry.rollback(name, alias, reason=reason), name, alias)
+
+
+def check_signer(registry: ModelRegistry, name: str, alias: str) -> None:
+    """Raise `SigningKeyMissing` if `registry` verifies alias moves but cannot sign one."""
+    if registry.signer is None and registry.verifier is not None:
+        raise SigningKeyMissing(
+            f"cannot move alias {alias!r} of model {name!r} unsigned: processes that verify "
+            f"alias moves (this one too) would refuse it; set {SIGNING_KEY_ENV} (a shared HMAC "
+            f"secret) or {SIGNING_KEY_FILE_ENV} (an Ed25519 private key)"
+        )
+
+
+def _applied(change: AliasChange, name: str, alias: str) -> AliasChange:
+    if change.refused is not None:
+        raise ModelRegistryError(
+            f"the move of alias {alias!r} of model {name!r} to v{change.version} was written, "
+            f"but this process refuses it (and so do those that trust the same keys): "
+            f"{change.refused}"
+        )
+    return change

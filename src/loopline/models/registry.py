@@ -51,6 +51,7 @@ from loopline.models.artifacts import ArtifactUnavailable
 from loopline.models.artifacts_log import LogArtifacts
 from loopline.models.registry_records import (
     AliasChange,
+    AliasRecord,
     ModelVersion,
     RegistryEvent,
     alias_key,
@@ -105,8 +106,9 @@ def _now_ms() -> int:
 class ModelRegistry:
     """The model registry kept in `log` (see the module docstring).
 
-    `signer` signs what `publish` writes and `verifier` checks what
-    `load_artifact` reads; left out, both come from the environment
+    `signer` signs what `publish`, `promote` and `rollback` write, and `verifier`
+    checks what `load_artifact` reads and which alias moves apply (a move it
+    refuses stays in `alias_history` with the reason); left out, both come from the environment
     (``LOOPLINE_SIGNING_KEY``, ``LOOPLINE_SIGNING_KEY_FILE``,
     ``LOOPLINE_VERIFY_KEY_FILE``: see `loopline.models.signing`), and a
     registry with a signer but no verifier trusts its own signer's key.
@@ -150,7 +152,7 @@ class ModelRegistry:
         self.topic = topic
         self.artifacts_topic = artifacts_topic
         self._lock = threading.RLock()
-        self._view = RegistryView(topic)
+        self._view = RegistryView(topic, self.verifier)
         # The view's own dicts, named as the registry reads them.
         self._versions = self._view.versions
         self._aliases = self._view.aliases
@@ -407,7 +409,7 @@ class ModelRegistry:
             return self.version(name, state.stack[-1])
 
     def alias_history(self, name: str, alias: str) -> list[AliasChange]:
-        """Every change of `alias`, in log order (the order every process saw them)."""
+        """Every move of `alias` in log order, refused ones too (`AliasChange.refused`)."""
         with self._lock:
             state = self._aliases.get(name, {}).get(alias)
             return list(state.history) if state else []
@@ -418,7 +420,8 @@ class ModelRegistry:
         for change in self.alias_history(name, alias):
             if change.time_ms > when_ms:
                 break
-            held = change.version
+            if change.refused is None:
+                held = change.version
         return None if held is None else self.version(name, held)
 
     def promote(
@@ -431,7 +434,7 @@ class ModelRegistry:
             self.version(name, version)  # must exist
             state = self._aliases.get(name, {}).get(alias)
             if state and state.stack and state.stack[-1] == version:
-                return state.history[-1]
+                return state.current() or state.history[-1]
             return self._move(name, alias, version, "promote", reason)
 
     def rollback(self, name: str, alias: str, *, reason: str | None = None) -> AliasChange:
@@ -441,11 +444,9 @@ class ModelRegistry:
             self._read()
             state = self._aliases.get(name, {}).get(alias)
             if state is None or len(state.stack) < 2:
-                held = (
-                    f"it has only held v{state.stack[-1]}"
-                    if state and state.stack
-                    else ("it was never set")
-                )
+                held = "it was never set"
+                if state and state.stack:
+                    held = f"it has only held v{state.stack[-1]}"
                 raise ModelRegistryError(
                     f"alias {alias!r} of model {name!r} has nothing to roll back to: {held}; "
                     f"point it at a version with `loopline models promote {name} VERSION "
@@ -456,20 +457,24 @@ class ModelRegistry:
     def _move(
         self, name: str, alias: str, version: int, action: str, reason: str | None
     ) -> AliasChange:
+        """Write the move, signed (without a signer: unsigned); the change as read back."""
         state = self._aliases.get(name, {}).get(alias)
+        current = state.current() if state else None
         event_id = uuid.uuid4().hex
-        entry = {
-            "kind": "alias",
-            "name": name,
-            "alias": alias,
-            "version": version,
-            "action": action,
-            "previous": state.stack[-1] if state and state.stack else None,
-            "time": _now_ms(),
-            "by": who(),
-            "reason": reason,
-        }
-        self._append(alias_key(name, alias, event_id), entry)
+        move = AliasRecord(
+            name=name, alias=alias, version=version, action=action, by=who(), reason=reason,
+            previous=state.stack[-1] if state and state.stack else None,
+            time=max(_now_ms(), current.time_ms if current else 0),  # never older than it
+        )  # fmt: skip
+        if self.signer is None:  # only processes that verify nothing follow it
+            logger.warning(
+                "model %r: alias %r moved to v%d unsigned (no signing key): processes that "
+                "verify refuse it; set %s or %s", name, alias, version, SIGNING_KEY_ENV,
+                SIGNING_KEY_FILE_ENV,
+            )  # fmt: skip
+        else:
+            move = move.signed(self.signer, event_id)
+        self._append(alias_key(name, alias, event_id), move.to_record())
         self._read()
         return self._alias_events[event_id]
 

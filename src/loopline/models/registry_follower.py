@@ -5,6 +5,9 @@ A serving process holds an `AliasFollower` per model it serves and calls
 the new version is loaded and verified *before* it replaces the current one;
 a version that is unsigned, tampered with, signed by an unknown key or
 unreadable is refused with its reason, and the current model keeps serving.
+So is a move of the alias that the registry refused (unsigned, or signed by
+a key this process does not trust: docs/decisions/0038): the alias did not
+move, and the refusal is in `refused` under the version it named.
 
 >>> import tempfile
 >>> from loopline.log import open_log
@@ -24,7 +27,7 @@ unreadable is refused with its reason, and the current model keeps serving.
 >>> follower.refresh(), follower.version.version, follower.model
 (False, 1, b'v1')
 >>> print(follower.refused[2])  # doctest: +ELLIPSIS
-model 'churn' v2 refused: it is signed with hmac-sha256 key '...', which this process does not trust ...
+model 'churn': the move of alias 'production' to v2 refused: it is signed with hmac-sha256 key '...', which this process does not trust ...
 >>> stranger.close(); registry.close(); log.close()
 """
 
@@ -69,10 +72,12 @@ class AliasFollower:
         self.model: Any = None
         self.refused: dict[int, str] = {}
         self._last_target: int | None = None
+        self._moves_seen = 0  # of the alias's history, refused moves included
 
     def refresh(self) -> bool:
         """Catch up with the registry; return True if a new version now serves."""
         self.registry.refresh()
+        self._note_refused_moves()
         try:
             target = self.registry.alias(self.name, self.alias)
         except ModelNotFound as exc:  # an alias record naming a version nobody published
@@ -94,3 +99,16 @@ class AliasFollower:
         self.version, self.model = target, model
         self.refused.pop(target.version, None)
         return True
+
+    def _note_refused_moves(self) -> None:
+        history = self.registry.alias_history(self.name, self.alias)
+        for change in history[self._moves_seen :]:
+            if change.refused is not None:
+                reason = (
+                    f"model {self.name!r}: the move of alias {self.alias!r} to "
+                    f"v{change.version} refused: {change.refused}"
+                )
+                self.refused[change.version] = reason
+                current = f"v{self.version.version}" if self.version else "no model"
+                logger.error("%s; %s keeps serving", reason, current)
+        self._moves_seen = len(history)

@@ -7,7 +7,9 @@ merge with another one that must survive (docs/decisions/0011):
   id is unique per publish attempt, so two publishers racing for the same
   version number write two keys; the first in log order holds the number.
 - ``alias/<model>/<alias>/<event id>``: one change of an alias (JSON). Keyed
-  per change, not per alias, so compaction keeps the whole history.
+  per change, not per alias, so compaction keeps the whole history. Signed
+  like a version, over its own statement (`AliasRecord.statement`, which names
+  the event id, so a signature is good for one move only: docs/decisions/0038).
 
 Chunks of artifacts live in ``_loopline_model_artifacts`` keyed
 ``<model>/<artifact id>/<chunk index>``.
@@ -37,9 +39,11 @@ from typing import Any, Literal
 
 import msgspec
 
-from loopline.models.signing import Signature
+from loopline.models.signing import Signature, Signer
 
 STATEMENT_PREFIX = b"loopline model version statement v1\n"
+ALIAS_STATEMENT_PREFIX = b"loopline model alias statement v1\n"
+"""Distinct from a version's: a version's signature never verifies as a move's, nor back."""
 CODE_VERSION_ENV = "LOOPLINE_CODE_VERSION"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
@@ -233,7 +237,6 @@ class ModelVersion:
     @classmethod
     def from_record(cls, entry: VersionRecord) -> ModelVersion:
         """The version a decoded record of the models topic holds (see `decode_record`)."""
-        signature = entry.signature
         return cls(
             name=entry.name,
             version=entry.version,
@@ -248,11 +251,7 @@ class ModelVersion:
             sha256=entry.sha256,
             size=entry.size,
             published_by=entry.published_by,
-            signature=(
-                Signature(signature.algorithm, signature.key_id, signature.value)
-                if signature
-                else None
-            ),
+            signature=entry.signature.signature() if entry.signature else None,
             artifact_id=entry.artifact_id,
             chunks=entry.storage.chunks,
             artifact_time=entry.storage.artifact_time,
@@ -281,6 +280,9 @@ class _SignatureRecord(msgspec.Struct, frozen=True):
     key_id: str
     value: str
 
+    def signature(self) -> Signature:
+        return Signature(self.algorithm, self.key_id, self.value)
+
 
 class VersionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="version", tag_field="kind"):
     """A ``version/...`` record of the models topic, as written by `ModelVersion.to_record`."""
@@ -305,7 +307,21 @@ class VersionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="version", ta
 
 
 class AliasRecord(msgspec.Struct, frozen=True, kw_only=True, tag="alias", tag_field="kind"):
-    """An ``alias/...`` record of the models topic: one move of an alias."""
+    """An ``alias/...`` record of the models topic: one move of an alias, and its signature.
+
+    Records written before moves were signed have no signature (and may lack
+    `name` and `alias`): they decode, and a process that verifies refuses them.
+
+    >>> from loopline.models.signing import HmacSigner
+    >>> signer = HmacSigner(b"a shared secret of at least 16 bytes")
+    >>> move = AliasRecord(name="churn", alias="production", version=2, action="promote",
+    ...     previous=1, time=5, by="ops@host").signed(signer, "e1")
+    >>> signer.verifier().verify(move.statement("e1"), move.signature.signature())
+    >>> signer.verifier().verify(move.statement("e2"), move.signature.signature())
+    Traceback (most recent call last):
+    ...
+    loopline.models.signing.UntrustedModel: the signature does not verify: ...
+    """
 
     name: str = ""
     alias: str = ""
@@ -315,6 +331,34 @@ class AliasRecord(msgspec.Struct, frozen=True, kw_only=True, tag="alias", tag_fi
     time: int
     by: str = ""
     reason: str | None = None
+    signature: _SignatureRecord | None = None
+
+    def signed_fields(self, event_id: str) -> dict[str, Any]:
+        """Everything the signature covers: the whole move, and the event id of its key."""
+        return {
+            "name": self.name,
+            "alias": self.alias,
+            "event_id": event_id,
+            "version": self.version,
+            "action": self.action,
+            "previous": self.previous,
+            "time": self.time,
+            "by": self.by,
+            "reason": self.reason,
+        }
+
+    def statement(self, event_id: str) -> bytes:
+        """The bytes that are signed (with a prefix of their own: see `ALIAS_STATEMENT_PREFIX`)."""
+        return ALIAS_STATEMENT_PREFIX + canonical(self.signed_fields(event_id))
+
+    def signed(self, signer: Signer, event_id: str) -> AliasRecord:
+        """This move, signed by `signer` as the move of event `event_id`."""
+        made = signer.sign(self.statement(event_id))
+        signature = _SignatureRecord(made.algorithm, made.key_id, made.value)
+        return msgspec.structs.replace(self, signature=signature)
+
+    def to_record(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
 
 
 _decode = msgspec.json.Decoder(VersionRecord | AliasRecord).decode
@@ -335,7 +379,14 @@ def decode_record(value: bytes) -> VersionRecord | AliasRecord:
 
 @dataclass(frozen=True)
 class AliasChange:
-    """An alias moved: at `time_ms` it started to point at `version` (`previous` before)."""
+    """An alias moved: at `time_ms` it started to point at `version` (`previous` before).
+
+    `key_id` names the key that signed the move (None: unsigned); `verified`
+    says this process checked that signature. A move this process refused
+    (unsigned, tampered with, signed by a key it does not trust, or older
+    than the alias's current move) stays in the history with the reason in
+    `refused`, and the alias did not move.
+    """
 
     time_ms: int
     version: int
@@ -343,6 +394,9 @@ class AliasChange:
     action: Literal["promote", "rollback"]
     by: str = ""
     reason: str | None = None
+    key_id: str | None = None
+    verified: bool = False
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
