@@ -254,9 +254,9 @@ def test_promoting_on_the_models_page_moves_the_alias_on_the_log(run: DemoRun, b
         registry = ModelRegistry(log)
         try:
             assert registry.aliases(run.model)["staging"] == 1
-            assert registry.alias_history(run.model, "staging")[-1].reason == (
-                "from the dashboard test"
-            )
+            moved = registry.alias_history(run.model, "staging")[-1]
+            assert moved.reason == "from the dashboard test"
+            assert moved.key_id is not None  # signed with the run's key: its serving follows it
         finally:
             registry.close()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 
 import click
@@ -130,6 +131,7 @@ def demo(
     from loopline.demo.loop import run_demo
     from loopline.demo.view import live_view, plain_line, summary
     from loopline.log import LogError, open_log
+    from loopline.models.signing import HmacSigner
 
     logging.getLogger("loopline").setLevel(logging.ERROR)  # the view says what happens
     console = Console()
@@ -158,6 +160,7 @@ def demo(
                 view.update(live_view(stats))
 
         stops = []
+        signer = HmacSigner(os.urandom(32))  # the run's key: its versions, moves and dashboard
 
         def started(stats) -> None:
             console.print(
@@ -167,7 +170,7 @@ def demo(
             if dashboard_port is not None:
                 from loopline.demo.dashboard import start_dashboard
 
-                url, stop_dashboard = start_dashboard(log, stats.app, dashboard_port)
+                url, stop_dashboard = start_dashboard(log, stats.app, dashboard_port, signer)
                 stops.append(stop_dashboard)
                 console.print(f"dashboard on {url}")
 
@@ -179,12 +182,13 @@ def demo(
                             log, duration=duration, seed=seed, rate=rate, stop=stop,
                             state_dir=f"{tmp}/serve", on_start=started,
                             on_tick=lambda s: redraw(view, s), bad_model_at=bad_at, **breaking,
+                            signer=signer,
                         )  # fmt: skip
                 else:
                     stats = run_demo(
                         log, duration=duration, seed=seed, rate=rate, stop=stop,
                         state_dir=f"{tmp}/serve", on_start=started, on_tick=line,
-                        bad_model_at=bad_at, **breaking,
+                        bad_model_at=bad_at, **breaking, signer=signer,
                     )  # fmt: skip
         except LogError as exc:
             raise CLIError(settings.redact(f"the demo stopped: {exc}")) from None

@@ -21,7 +21,6 @@ from loopline.cli.output import echo_table
 from loopline.cli.profile_tables import echo_profile
 from loopline.cli.settings import LogSettings
 from loopline.models import (
-    AliasChange,
     ModelLoadError,
     ModelNotFound,
     ModelRegistry,
@@ -110,13 +109,6 @@ def _unsigned_warning() -> None:
         f"{SIGNING_KEY_FILE_ENV}): servers that verify signatures refuse it",
         err=True,
     )
-
-
-def _status(change: AliasChange) -> str:
-    """A move as `history` says it: verified, not checked here, or refused and why."""
-    if change.refused is not None:
-        return f"refused: {change.refused}"
-    return "verified" if change.verified else "not checked (no verification key)"
 
 
 @click.group(
@@ -342,7 +334,7 @@ def alias_history(settings: LogSettings, name: str, alias: str, at: str | None) 
             c.by,
             c.reason or "",
             c.key_id or "unsigned",
-            _status(c),
+            c.status,
         ]
         for c in history
     ]

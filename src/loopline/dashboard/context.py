@@ -9,7 +9,8 @@ experiments' reports, computed when a page asks (`ExperimentReports`). The regis
 are the dashboard's own even inside a process that holds some already
 (``loopline demo``): `refresh` hands each change to one reader, and serving
 must not lose the changes a page read. Such a process passes its
-`verifier`, so a promotion checks signatures as its serving does.
+`signer` and `verifier`, so a promotion is signed, and checked, as its
+serving checks it (otherwise they come from the environment, like the CLI's).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from loopline.experiments.records import Experiment
 from loopline.experiments.registry import EXPERIMENTS_TOPIC, ExperimentRegistry
 from loopline.log import Log
 from loopline.models.registry import MODELS_TOPIC, ModelNotFound, ModelRegistry
-from loopline.models.signing import Verifier
+from loopline.models.signing import Signer, Verifier
 from loopline.stream import names
 
 __all__ = ["Dashboard"]
@@ -41,12 +42,13 @@ class Dashboard:
         log: Log,
         app: App,
         *,
+        signer: Signer | None = None,
         verifier: Verifier | None = None,
         sample_interval: float = 1.0,
     ) -> None:
         self.log, self.app = log, app
         self._owned: list[Any] = []
-        self.models = self._own(ModelRegistry(log, verifier=verifier))
+        self.models = self._own(ModelRegistry(log, signer=signer, verifier=verifier))
         self.experiments = self._own(ExperimentRegistry(log))
         self.schemas = self._own(LogRegistry(log))
         self.feed = self._own(MonitorFeed(log, app.name))

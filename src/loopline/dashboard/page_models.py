@@ -84,7 +84,8 @@ def _alias_chart(ctx: Dashboard, name: str) -> str:
     now = int(time.time() * 1000)
     lines = []
     for alias in sorted(ctx.models.aliases(name)):
-        changes = [(c.time_ms, c.version) for c in ctx.models.alias_history(name, alias)]
+        history = ctx.models.alias_history(name, alias)
+        changes = [(c.time_ms, c.version) for c in history if c.refused is None]
         lines.append(Series(alias, step(changes, now)))
     return line_chart(lines, title="version held by each alias", integer=True)
 
@@ -155,8 +156,12 @@ def _history(ctx: Dashboard, name: str) -> str:
     for alias in sorted(ctx.models.aliases(name)):
         for c in reversed(ctx.models.alias_history(name, alias)):
             was = f"v{c.previous}" if c.previous is not None else DASH
-            rows.append([iso(c.time_ms), alias, f"{was} → v{c.version}", c.action, c.by, c.reason])
-    return table(["time", "alias", "move", "action", "by", "reason"], rows[:30])
+            move = f"{was} → v{c.version}"
+            signed = c.key_id or "unsigned"
+            rows.append([iso(c.time_ms), alias, move, c.action, c.by, c.reason, signed, c.status])
+    return table(
+        ["time", "alias", "move", "action", "by", "reason", "signed by", "signature"], rows[:30]
+    )
 
 
 def models_body(ctx: Dashboard, csrf: str) -> str:

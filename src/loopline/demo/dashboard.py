@@ -16,16 +16,18 @@ from loopline.demo.application import demo_app
 from loopline.http.limits import ServerLimits
 from loopline.http.server import start
 from loopline.log import Log
+from loopline.models.signing import Signer
 
 __all__ = ["start_dashboard"]
 
 
 def start_dashboard(
-    log: Log, app_name: str, port: int, host: str = "127.0.0.1"
+    log: Log, app_name: str, port: int, signer: Signer, host: str = "127.0.0.1"
 ) -> tuple[str, Callable[[], None]]:
     """Serve the dashboard of demo run `app_name` on `log`; its URL, and a function that
-    stops it."""
-    board = Dashboard(log, demo_app(app_name))
+    stops it. `signer` is the run's (`run_demo`'s): a promotion on the Models page is signed
+    with it, so the run's serving follows it."""
+    board = Dashboard(log, demo_app(app_name), signer=signer, verifier=signer.verifier())
     url, stop_server = start(dashboard_app(board), host, port, ServerLimits())
 
     def stop() -> None:

@@ -56,7 +56,7 @@ from loopline.features.processor import FeatureProcessor
 from loopline.log import Log, TopicConfig, TopicExists
 from loopline.models.registry import ModelRegistry
 from loopline.models.schedules import train_every
-from loopline.models.signing import HmacSigner
+from loopline.models.signing import HmacSigner, Signer
 from loopline.models.training import TrainResult
 from loopline.outcomes import outcomes_topic
 from loopline.outcomes.joiner import OutcomeJoiner
@@ -95,13 +95,15 @@ def run_demo(
     bad_model_at: float | None = None,
     break_feature: str | None = None,
     break_at: float = 60.0,
+    signer: Signer | None = None,
 ) -> DemoStats:
     """Run the simulated business on `log` for `duration` seconds (or until `stop` is set).
 
     `rate` is the application's ranking requests per second; `state_dir` holds
     the decision backlog; `on_start` sees the stats once every part runs,
     `on_tick` after every step; `bad_model_at` (seconds into the run) is when
-    a deliberately broken version is proposed; `break_feature` is broken upstream from
+    a deliberately broken version is proposed; `signer` signs the run's versions and alias
+    moves (default: a new random key); `break_feature` is broken upstream from
     `break_at` seconds in (`loopline.demo.pipeline_bug`). Returns the final `DemoStats`.
     """
     stop = stop or threading.Event()
@@ -123,7 +125,8 @@ def run_demo(
         # the heuristic learned from nothing: its profile is the features it starts serving on
         reference = reference_profile(log, app, network.ids(), FEATURES, random.Random(seed + 2))
 
-        signer = HmacSigner(os.urandom(32))  # a key for this run only; never leaves the process
+        if signer is None:  # a key for this run only; never leaves the process
+            signer = HmacSigner(os.urandom(32))
         models = _closing(parts, ModelRegistry(log, signer=signer, verifier=signer.verifier()))
         heuristic = heuristic_trainer(FEATURES, seed)
         artifact, format = heuristic.save()

@@ -398,6 +398,19 @@ class AliasChange:
     verified: bool = False
     refused: str | None = None
 
+    @property
+    def status(self) -> str:
+        """The move as a person reads it: verified, not checked here, or refused and why.
+
+        >>> AliasChange(1, 2, 1, "promote", key_id="k1", verified=True).status
+        'verified'
+        >>> AliasChange(1, 2, 1, "promote", refused="unsigned").status
+        'refused: unsigned'
+        """
+        if self.refused is not None:
+            return f"refused: {self.refused}"
+        return "verified" if self.verified else "not checked (no verification key)"
+
 
 @dataclass(frozen=True)
 class RegistryEvent:
