@@ -10,11 +10,13 @@ page at 1280x800 and 390 px wide go to a directory the tests print.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,6 +27,8 @@ from dashboard.browser import CHROMIUM, TOKEN, DemoRun, wait_until
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.log import open_log
 from loopline.models import ModelRegistry
+
+R = TypeVar("R", bound=Any)
 
 pytestmark = pytest.mark.slow
 
@@ -235,6 +239,20 @@ def test_a_number_on_the_loop_page_changes_within_5_s(run: DemoRun, browser) -> 
     assert watched.errors == [] and watched.failed == []
 
 
+@contextlib.contextmanager
+def read_back(run: DemoRun, registry: type[R]) -> Iterator[R]:
+    """A `registry` (models, experiments) of the run's log, opened apart from the demo's."""
+    log = open_log(run.log_url)
+    try:
+        opened = registry(log)
+        try:
+            yield opened
+        finally:
+            opened.close()
+    finally:
+        log.close()
+
+
 def test_promoting_on_the_models_page_moves_the_alias_on_the_log(run: DemoRun, browser) -> None:
     watched = Watched(browser)
     try:
@@ -249,18 +267,11 @@ def test_promoting_on_the_models_page_moves_the_alias_on_the_log(run: DemoRun, b
     finally:
         watched.close()
     assert "alias 'staging' now points at v1" in notice
-    log = open_log(run.log_url)
-    try:
-        registry = ModelRegistry(log)
-        try:
-            assert registry.aliases(run.model)["staging"] == 1
-            moved = registry.alias_history(run.model, "staging")[-1]
-            assert moved.reason == "from the dashboard test"
-            assert moved.key_id is not None  # signed with the run's key: its serving follows it
-        finally:
-            registry.close()
-    finally:
-        log.close()
+    with read_back(run, ModelRegistry) as registry:
+        assert registry.aliases(run.model)["staging"] == 1
+        moved = registry.alias_history(run.model, "staging")[-1]
+        assert moved.reason == "from the dashboard test"
+        assert moved.key_id is not None  # signed with the run's key: its serving follows it
 
 
 def test_a_bad_experiment_form_is_refused_with_the_clis_message(run: DemoRun, browser) -> None:
@@ -276,15 +287,8 @@ def test_a_bad_experiment_form_is_refused_with_the_clis_message(run: DemoRun, br
     finally:
         watched.close()
     assert "give NAME=version:N or NAME=alias:ALIAS" in refusal
-    log = open_log(run.log_url)
-    try:
-        registry = ExperimentRegistry(log)
-        try:
-            assert "from-the-page" not in {e.name for e in registry.list()}
-        finally:
-            registry.close()
-    finally:
-        log.close()
+    with read_back(run, ExperimentRegistry) as registry:
+        assert "from-the-page" not in {e.name for e in registry.list()}
 
 
 def test_a_dashboard_with_a_token_refuses_requests_without_it(run: DemoRun, browser) -> None:
