@@ -171,11 +171,7 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
                 for series in expected.get(name, []):
                     _wait_drawn(watched.page, series, name)
                 assert watched.weight() < MAX_PAGE_BYTES, name
-                # nothing wider than the screen: a wide table scrolls in its own box
-                wide = watched.page.evaluate(
-                    "() => document.documentElement.scrollWidth - window.innerWidth"
-                )
-                assert wide <= 0, f"{name} at {size}: the page is {wide} px wider than the screen"
+                _fits(watched.page, name, size)
                 if name == "loop":
                     # each consumer of the demo shows its lag (records) and freshness
                     lagged = _wait_lags(
@@ -203,6 +199,7 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
                     && document.querySelectorAll('.report svg.chart.age .series circle').length > 0""",
                 timeout=90_000,
             )
+            _fits(watched.page, "an experiment's page", size)
             watched.page.screenshot(
                 path=str(shots / f"{backend}-experiment-{size}.png"), full_page=True
             )
@@ -221,6 +218,12 @@ def test_every_page_loads_cleanly_and_draws_its_charts(run: DemoRun, browser, sh
         assert watched.failed == [], watched.failed
         server = urlsplit(run.base).netloc
         assert {urlsplit(u).netloc for u in watched.urls} == {server}
+
+
+def _fits(page, name: str, size: str) -> None:
+    """Nothing on the page is wider than the screen: a wide table scrolls in its own box."""
+    wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert wide <= 0, f"{name} at {size}: the page is {wide} px wider than the screen"
 
 
 def test_a_number_on_the_loop_page_changes_within_5_s(run: DemoRun, browser) -> None:

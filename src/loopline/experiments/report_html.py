@@ -28,6 +28,7 @@ __all__ = [
     "SEGMENT_HEADERS",
     "age_chart",
     "fmt_interval",
+    "fmt_lift",
     "fmt_num",
     "fmt_p",
     "fmt_pct",
@@ -60,6 +61,11 @@ def fmt_interval(pair: Any, digits: int = 4) -> str:
     if not pair or pair[0] is None:
         return "-"
     return f"[{fmt_num(pair[0], digits)}, {fmt_num(pair[1], digits)}]"
+
+
+def fmt_lift(lift: Any, interval: Any) -> str:
+    """A lift and its interval, or one "-" when there is none (an AUC with too few labels)."""
+    return "-" if lift is None else f"{fmt_num(lift)} {fmt_interval(interval)}"
 
 
 def fmt_when(ms: int) -> str:
@@ -172,7 +178,7 @@ def segment_rows(r: dict[str, Any]) -> list[list[str]]:
             _h(row["value"]),
             _h(c["arm"]),
             _h(c["metric"]),
-            f"{fmt_num(c['lift'])} {fmt_interval(c['interval'])}",
+            fmt_lift(c["lift"], c["interval"]),
             fmt_p(c["p_value"]),
             f"<span class='{'sig' if c['significant'] else ''}'>{fmt_p(c['adjusted_p_value'])}</span>",
             fmt_p(row["srm"]["p_value"]) if row["srm"] else "-",
@@ -232,8 +238,10 @@ def render_html(r: dict[str, Any]) -> str:
             _h(c["arm"]),
             _h(c["metric"]),
             _h(c["role"]),
-            f"{fmt_num(c['lift'])} {fmt_interval(c['interval'])}",
-            f"{fmt_pct(c['relative_lift'])} {fmt_pct_interval(c['relative_interval'])}",
+            fmt_lift(c["lift"], c["interval"]),
+            "-"
+            if c["relative_lift"] is None
+            else f"{fmt_pct(c['relative_lift'])} {fmt_pct_interval(c['relative_interval'])}",
             f"<span class='{'sig' if c['significant'] else ''}'>{fmt_p(c['p_value'])}</span>",
             fmt_interval(c["anytime_interval"]),
             fmt_num(c["chance_to_beat_control"], 3),
