@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
+import numpy as np
 
 from loopline.models.profiles import FeatureProfile
 from loopline.monitor.drift import bin_points, jensen_shannon, psi, wasserstein
 from loopline.monitor.records import FeatureStats
 
-__all__ = ["FeatureCounter", "FeatureCounts", "apply", "number_bin"]
+__all__ = ["Column", "FeatureCounter", "FeatureCounts", "apply", "number_bin", "number_bins"]
 
 
 def apply(counts: FeatureCounts, seen: tuple[int, float | None, int] | None, width: int) -> None:
@@ -64,6 +65,52 @@ def number_bin(edges: list[float], x: float) -> int:
     return bisect.bisect_right(edges, x)
 
 
+def number_bins(edges: list[float], x: np.ndarray) -> np.ndarray:
+    """`number_bin` of every number in `x` at once.
+
+    >>> number_bins([1.0, 2.5, 4.0], np.array([0.0, 1.0, 2.5, 4.0, 9.0])).tolist()
+    [0, 1, 2, 2, 3]
+    """
+    if not edges:
+        return np.zeros(len(x), dtype=np.int64)
+    bounds = np.asarray(edges, dtype=np.float64)
+    at = np.searchsorted(bounds, x, side="right")
+    at[x == bounds[-1]] = len(edges) - 1
+    return at
+
+
+def running_sum(start: float, values: np.ndarray) -> float:
+    """``start + values[0] + values[1] + ...`` added left to right, as a loop of ``+=`` does
+    (`np.add.accumulate` adds in order; ``sum`` pairs): the same total from any batching.
+
+    >>> running_sum(0.1, np.array([0.2, 0.3])) == 0.1 + 0.2 + 0.3
+    True
+    """
+    if not len(values):
+        return start
+    with np.errstate(over="ignore", invalid="ignore"):  # as Python's floats: inf, nan
+        return float(np.add.accumulate(np.concatenate(([start], values)))[-1])
+
+
+class Column(NamedTuple):
+    """A column of served values classified at once (`FeatureCounter.column`): per value,
+    whether it is present and covered, its number (`numeric`: whether it is one) and bin."""
+
+    present: np.ndarray  # bool
+    covered: np.ndarray  # bool, False where missing
+    numeric: np.ndarray  # bool
+    number: np.ndarray  # float64, NaN where no number
+    bin: np.ndarray  # int64, -1 where no bin
+
+    def take(self, rows: np.ndarray) -> Column:
+        return Column(*(a[rows] for a in self))
+
+
+_NUMBERS = frozenset({float, int, bool, type(None)})
+_TEXTS = frozenset({str, type(None)})
+_EXACT = 2**53  # integers up to this compare with floats exactly once converted
+
+
 class FeatureCounts(msgspec.Struct):
     """A window's counts of one feature (plain data: it goes to the changelog)."""
 
@@ -85,6 +132,8 @@ class FeatureCounter:
     def __init__(self, name: str, profile: FeatureProfile | None, default: Any = None) -> None:
         self.name, self.profile = name, profile
         self.default: Any = profile.default if profile is not None else default
+        self.numeric_default = isinstance(self.default, int | float)
+        self.default_text = None if self.default is None else str(self.default)
         h = profile.histogram if profile is not None else None
         self.histogram = h
         self.numeric = h.numeric if h is not None else None
@@ -101,10 +150,10 @@ class FeatureCounter:
         default = self.default
         if default is None:
             covered = 1
-        elif number is not None and self.numeric:
+        elif number is not None and self.numeric_default:
             covered = 0 if value == default else 1
         else:
-            covered = 0 if str(value) == default else 1
+            covered = 0 if str(value) == self.default_text else 1
         if self.histogram is None:
             at = -1
         elif self.numeric:
@@ -118,6 +167,91 @@ class FeatureCounter:
     def add(self, counts: FeatureCounts, value: Any) -> None:
         """Count one served `value` (None or NaN: missing)."""
         apply(counts, self.classify(value), self.width)
+
+    def column(self, values: list[Any]) -> Column:
+        """`classify` of every value in `values` at once (None for a missing one): numbers
+        and texts in numpy, any other mix one value at a time.
+
+        >>> import pyarrow as pa
+        >>> from loopline.models.profiles import profile_features
+        >>> trained = profile_features(pa.table({"n": [0, 1, 2, 3]}), ["n"], {"n": 0})[0]
+        >>> c = FeatureCounter("n", trained).column([0, 2.5, None, float("nan")])
+        >>> c.present.tolist(), c.covered.tolist(), c.bin.tolist()
+        ([True, True, False, False], [False, True, False, False], [1, 9, -1, -1])
+        """
+        n, types = len(values), set(map(type, values))
+        default, h = self.default, self.histogram
+        if (
+            types <= _NUMBERS
+            and (default is None or self.numeric_default)
+            and (h is None or self.numeric)
+        ):
+            x = np.array(values, dtype=np.float64)  # None -> NaN
+            present = ~np.isnan(x)
+            if (int in types or isinstance(default, int)) and (
+                np.abs(x[present]).max(initial=0) >= _EXACT
+                or (isinstance(default, int) and abs(default) >= _EXACT)
+            ):
+                return self._one_by_one(values)
+            covered = present if default is None else present & (x != default)
+            if h is None:
+                at = np.full(n, -1, dtype=np.int64)
+            else:
+                at = np.where(present, number_bins(self.edges, x), -1)
+            return Column(present, covered, present, x, at)
+        if types <= _TEXTS:
+            present = np.fromiter((v is not None for v in values), dtype=bool, count=n)
+            text = self.default_text
+            covered = (
+                present.copy()
+                if text is None
+                else present & np.fromiter((v != text for v in values), dtype=bool, count=n)
+            )
+            if h is None or self.numeric:  # text served for a number trained: no bin
+                at = np.full(n, -1, dtype=np.int64)
+            else:
+                index, other = self.index, self.width - 1
+                at = np.fromiter(
+                    (-1 if v is None else index.get(v, other) for v in values),
+                    dtype=np.int64, count=n,
+                )  # fmt: skip
+            return Column(present, covered, np.zeros(n, dtype=bool), np.full(n, np.nan), at)
+        return self._one_by_one(values)
+
+    def _one_by_one(self, values: list[Any]) -> Column:
+        seen = [self.classify(v) for v in values]
+        n = len(seen)
+        return Column(
+            np.fromiter((s is not None for s in seen), dtype=bool, count=n),
+            np.fromiter((s is not None and s[0] == 1 for s in seen), dtype=bool, count=n),
+            np.fromiter((s is not None and s[1] is not None for s in seen), dtype=bool, count=n),
+            np.fromiter(
+                (np.nan if s is None or s[1] is None else s[1] for s in seen),
+                dtype=np.float64,
+                count=n,
+            ),
+            np.fromiter((-1 if s is None else s[2] for s in seen), dtype=np.int64, count=n),
+        )
+
+    def add_column(self, counts: FeatureCounts, column: Column) -> None:
+        """Count a `column` into `counts`: the same counts as `add` of each of its values."""
+        present = int(np.count_nonzero(column.present))
+        if not present:
+            return
+        counts.present += present
+        counts.covered += int(np.count_nonzero(column.covered))
+        numbers = column.number[column.numeric]
+        if len(numbers):
+            counts.numbers += len(numbers)
+            counts.total = running_sum(counts.total, numbers)
+        binned = column.bin[column.bin >= 0]
+        if len(binned):
+            added = np.bincount(binned, minlength=self.width).tolist()
+            counts.bins = (
+                added
+                if counts.bins is None
+                else [a + b for a, b in zip(counts.bins, added, strict=True)]
+            )
 
     def stats(self, counts: FeatureCounts, rows: int) -> FeatureStats:
         """The record of the window: `rows` candidates were served (a missing key is missing)."""
