@@ -34,7 +34,15 @@ from loopline.models.profiles import FeatureProfile
 from loopline.monitor.drift import bin_points, jensen_shannon, psi, wasserstein
 from loopline.monitor.records import FeatureStats
 
-__all__ = ["Column", "FeatureCounter", "FeatureCounts", "apply", "number_bin", "number_bins"]
+__all__ = [
+    "NUMBERS",
+    "Column",
+    "FeatureCounter",
+    "FeatureCounts",
+    "apply",
+    "number_bin",
+    "number_bins",
+]
 
 
 def apply(counts: FeatureCounts, seen: tuple[int, float | None, int] | None, width: int) -> None:
@@ -106,7 +114,7 @@ class Column(NamedTuple):
         return Column(*(a[rows] for a in self))
 
 
-_NUMBERS = frozenset({float, int, bool, type(None)})
+NUMBERS = frozenset({float, int, bool, type(None)})
 _TEXTS = frozenset({str, type(None)})
 _EXACT = 2**53  # integers up to this compare with floats exactly once converted
 
@@ -140,6 +148,10 @@ class FeatureCounter:
         self.edges = h.edges if h is not None else []
         self.index = {c: i for i, c in enumerate(h.categories)} if h is not None else {}
         self.width = len(h.counts) if h is not None else 0
+        # numbers served (and None) can go through `numbers`: compared and binned as floats
+        self.takes_numbers = (self.default is None or self.numeric_default) and (
+            h is None or bool(self.numeric)
+        )
 
     def classify(self, value: Any) -> tuple[int, float | None, int] | None:
         """What one served `value` adds: (covered 0/1, its number or None, its bin or -1);
@@ -179,26 +191,12 @@ class FeatureCounter:
         >>> c.present.tolist(), c.covered.tolist(), c.bin.tolist()
         ([True, True, False, False], [False, True, False, False], [1, 9, -1, -1])
         """
-        n, types = len(values), set(map(type, values))
-        default, h = self.default, self.histogram
-        if (
-            types <= _NUMBERS
-            and (default is None or self.numeric_default)
-            and (h is None or self.numeric)
-        ):
-            x = np.array(values, dtype=np.float64)  # None -> NaN
-            present = ~np.isnan(x)
-            if (int in types or isinstance(default, int)) and (
-                np.abs(x[present]).max(initial=0) >= _EXACT
-                or (isinstance(default, int) and abs(default) >= _EXACT)
-            ):
-                return self._one_by_one(values)
-            covered = present if default is None else present & (x != default)
-            if h is None:
-                at = np.full(n, -1, dtype=np.int64)
-            else:
-                at = np.where(present, number_bins(self.edges, x), -1)
-            return Column(present, covered, present, x, at)
+        types = set(map(type, values))
+        if types <= NUMBERS and self.takes_numbers:
+            column = self.numbers(np.array(values, dtype=np.float64), int in types)  # None: NaN
+            if column is not None:
+                return column
+        n, h = len(values), self.histogram
         if types <= _TEXTS:
             present = np.fromiter((v is not None for v in values), dtype=bool, count=n)
             text = self.default_text
@@ -217,6 +215,23 @@ class FeatureCounter:
                 )  # fmt: skip
             return Column(present, covered, np.zeros(n, dtype=bool), np.full(n, np.nan), at)
         return self._one_by_one(values)
+
+    def numbers(self, x: np.ndarray, ints: bool) -> Column | None:
+        """The `Column` of numbers `x` (NaN: missing) served as numbers (`ints`: some were
+        ints); None when one is too large an int to compare with the default as a float."""
+        present = ~np.isnan(x)
+        default = self.default
+        if (ints or isinstance(default, int)) and (
+            np.abs(x[present]).max(initial=0) >= _EXACT
+            or (isinstance(default, int) and abs(default) >= _EXACT)
+        ):
+            return None
+        covered = present if default is None else present & (x != default)
+        if self.histogram is None:
+            at = np.full(len(x), -1, dtype=np.int64)
+        else:
+            at = np.where(present, number_bins(self.edges, x), -1)
+        return Column(present, covered, present, x, at)
 
     def _one_by_one(self, values: list[Any]) -> Column:
         seen = [self.classify(v) for v in values]

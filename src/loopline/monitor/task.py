@@ -28,7 +28,6 @@ goes to ``<topic>.dlq`` with the reason.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,21 +40,21 @@ from loopline.contracts import LogRegistry
 from loopline.contracts.codecs import ContractViolation
 from loopline.contracts.registry import SchemaRegistry
 from loopline.log import Log, Record, TopicConfig, TopicExists, TopicPartition, parse_duration
+from loopline.log.collector import collector_paused
 from loopline.monitor import metrics
 from loopline.monitor.alerting import Alerting
 from loopline.monitor.alerts import DEFAULT_ALERTS, Alert, AlertRecord
 from loopline.monitor.baselines import Baseline, Profiles, TestAuc
-from loopline.monitor.features import FeatureCounts, apply, number_bin
+from loopline.monitor.batch import count_decisions
 from loopline.monitor.feeds import FEEDS, FeedWindow, GroupLags, feed_record
 from loopline.monitor.records import monitor_topic
-from loopline.monitor.sketch import bucket
 from loopline.monitor.sources import SourceState
 from loopline.monitor.state import SOURCE, WATERMARK, Codec, MonitorState
 from loopline.monitor.summary import decision_record, label_record
 from loopline.monitor.windows import DecisionWindow, LabelWindow, WindowKey, window_start
 from loopline.outcomes.inputs import decoder
 from loopline.outcomes.labelled import LabelledExample
-from loopline.serving.decisions import Decision, is_unknown_entity
+from loopline.serving.decisions import Decision
 from loopline.stream import names
 from loopline.stream.deadletters import dlq_topic
 from loopline.stream.runner import Runner
@@ -64,9 +63,6 @@ from loopline.stream.state import PartitionedState
 from loopline.stream.task import Context, TaskStats
 
 __all__ = ["Monitor", "MonitorStats"]
-
-EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-MS = datetime.timedelta(milliseconds=1)
 
 
 def _raw(value: bytes | None) -> bytes | None:
@@ -200,19 +196,25 @@ class Monitor(Stage[MonitorStats]):
 
     def process(self, records: list[Record], context: Context) -> None:
         state = self.states.get(0)
-        for record in records:
-            decode, contract = self._decode.get(record.topic, (_raw, None))
-            try:
-                value = decode(record.value)
-            except ContractViolation as exc:
-                context.dead_letter(record, str(exc), contract)
-                continue
-            if record.topic == self.decisions_topic:
-                self._decision(state, value)
-            elif record.topic != self.labelled_topic:  # a source topic: only its times count
-                self._source(state, record.topic, record.timestamp)
-            else:
-                self._labelled(state, value)
+        decisions: list[Decision] = []  # counted column-wise once the batch is read
+        with collector_paused():  # a batch's decoded records are acyclic (see the module)
+            for record in records:
+                decode, contract = self._decode.get(record.topic, (_raw, None))
+                try:
+                    value = decode(record.value)
+                except ContractViolation as exc:
+                    context.dead_letter(record, str(exc), contract)
+                    continue
+                if record.topic == self.decisions_topic:
+                    decisions.append(value)
+                elif record.topic != self.labelled_topic:  # a source topic: only its times
+                    self._source(state, record.topic, record.timestamp)
+                else:
+                    self._labelled(state, value)
+            self.stats.decisions += len(decisions)
+            self.stats.late += count_decisions(
+                state, decisions, self.sizes, self.lateness, self.segment, self.baseline
+            )
         self._close(context, state)
         self.states.changed(0)
 
@@ -248,57 +250,6 @@ class Monitor(Stage[MonitorStats]):
             )
         state.changed.add(key)
         return w  # type: ignore[return-value]
-
-    def _decision(self, state: MonitorState, d: Decision) -> None:
-        self.stats.decisions += 1
-        at = (d.at - EPOCH) // MS
-        mark = self._advance(state, "decisions", at)
-        segment = "" if self.segment is None else str(d.context.get(self.segment, ""))
-        baseline = self.baseline(d.model, d.model_version)
-        edges = baseline.score_edges
-        # Each value is classified once (bins, coverage), then added to every window size.
-        counter = baseline.counter
-        seen = [
-            (name, counter(name).classify(value), counter(name).width)
-            for c in d.candidates
-            for name, value in c.features.items()
-        ]
-        scores = [c.score for c in d.candidates]
-        score_bins = None if edges is None else [number_bin(edges, x) for x in scores]
-        latency = bucket(d.latency_ms)
-        unknown = bool(d.error) and is_unknown_entity(d.error)
-        for size in self.sizes:
-            start = window_start(at, size)
-            if start + size <= mark:
-                self.stats.late += 1
-                continue
-            key = WindowKey("decisions", size, start, d.model, d.model_version, d.arm, segment)
-            w = state.windows.get(key)
-            if w is None:
-                w = state.windows[key] = DecisionWindow()
-            state.changed.add(key)
-            w.decisions += 1
-            if unknown:
-                w.unknown += 1
-            elif d.error:
-                w.errors += 1
-            else:
-                w.latency[latency] = w.latency.get(latency, 0) + 1
-            w.candidates += len(scores)
-            for x in scores:
-                w.score(x)
-            if score_bins is not None:
-                if w.score_bins is None:
-                    w.score_bins = [0] * (len(edges) + 1 if edges else 1)  # type: ignore[arg-type]
-                for i in score_bins:
-                    w.score_bins[i] += 1
-            features = w.features
-            for name, one, width in seen:
-                counts = features.get(name)
-                if counts is None:
-                    counts = features[name] = FeatureCounts()
-                if one is not None:
-                    apply(counts, one, width)
 
     def _labelled(self, state: MonitorState, e: LabelledExample) -> None:
         self.stats.labelled += 1
