@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -100,14 +100,18 @@ def predicting(url: str, clients: int = 2) -> Iterator[list[str]]:
 
 
 @contextmanager
-def read_only(log: Log) -> Iterator[None]:
-    """The embedded log's database files immutable (even for root): every write fails."""
-    files = [str(Path(log.path) / name) for name in ("log.db", "log.db-wal")]  # type: ignore[attr-defined]
+def unwritable(files: list[str]) -> Iterator[None]:
+    """`files` immutable (even for root) for the block."""
     subprocess.run(["chattr", "+i", *files], check=True)
     try:
         yield
     finally:
         subprocess.run(["chattr", "-i", *files], check=True)
+
+
+def read_only(log: Log) -> AbstractContextManager[None]:
+    """The embedded log's database files immutable (even for root): every write fails."""
+    return unwritable([str(Path(log.path) / name) for name in ("log.db", "log.db-wal")])  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("backend", ["embedded"])  # a fault of the embedded log's files
@@ -126,6 +130,7 @@ def test_decisions_are_kept_when_the_log_fails_mid_batch(log, shop, tmp_path) ->
                 unready = client.get("/readyz")
             time.sleep(1)
         assert during > 0
+        assert service.decisions.journaled > 0  # what the log could not take waited there
         assert unready.status_code == 503
         assert "decisions do not reach the log" in " ".join(unready.json()["waiting_for"])
         assert service.decisions.flush(60)
@@ -256,8 +261,24 @@ def test_a_waiting_decision_the_log_will_never_take_is_dead_lettered(shop, tmp_p
     assert "decision oversized" in reason and "max.message.bytes" in reason
 
 
-@pytest.mark.parametrize("backend", ["embedded"])  # the journal is local whatever the log
-def test_an_answer_whose_decision_cannot_be_journaled_is_a_503(log, shop, tmp_path) -> None:
+def test_a_local_log_takes_decisions_without_the_journal(log, shop, tmp_path) -> None:
+    publish(shop, shop.scorer, fit(["age"]))
+    with serving(shop, shop.scorer, tmp_path) as (client, service):
+        wait_ready(client)
+        answers = [
+            client.post("/v1/predict", json={"entity": MEMBERS[i % len(MEMBERS)]})
+            for i in range(20)
+        ]
+        assert [a.status_code for a in answers] == [200] * 20
+        assert service.decisions.flush(30)
+        journaled = service.decisions.journaled
+    # the embedded log is as durable as the journal: its commits are what answers wait for
+    assert journaled == (0 if log.local else 20)
+    on_topic = topic_ids(shop.log, service.decisions.topic.name, 20)
+    assert_each_once([a.json()["decision_id"] for a in answers], on_topic)
+
+
+def test_an_answer_whose_decision_cannot_be_kept_is_a_503(log, shop, tmp_path) -> None:
     publish(shop, shop.scorer, fit(["age"]))
     with serving(shop, shop.scorer, tmp_path) as (client, service):
         wait_ready(client)
@@ -265,12 +286,11 @@ def test_an_answer_whose_decision_cannot_be_journaled_is_a_503(log, shop, tmp_pa
         assert first.status_code == 200
         journal = service.decisions.backlog.path
         files = [str(journal), f"{journal}-wal"]
-        subprocess.run(["chattr", "+i", *files], check=True)
-        try:
+        if log.local:  # the decision goes to the log first, the journal if the log fails
+            files += [str(Path(log.path) / name) for name in ("log.db", "log.db-wal")]  # type: ignore[attr-defined]
+        with unwritable(files):
             refused = client.post("/v1/predict", json={"entity": "m-1"})
             unready = client.get("/readyz").json()["waiting_for"]
-        finally:
-            subprocess.run(["chattr", "-i", *files], check=True)
         assert refused.status_code == 503, refused.text
         assert "could not be recorded" in refused.json()["error"]
         assert any("decision journal" in w for w in unready)

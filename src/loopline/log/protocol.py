@@ -221,6 +221,9 @@ class Log(Protocol):
     """A log: topics, producers and consumers. Open one with `loopline.log.open_log`."""
 
     url: str
+    local: bool
+    """True when the log is on this machine's disk (the embedded log): a committed
+    transaction is an fsync'd local write, and no outage can part a process from its log."""
 
     def create_topic(self, name: str, config: TopicConfig | None = None) -> None:
         """Create a topic; raises `TopicExists` if it already exists."""

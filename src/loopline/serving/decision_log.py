@@ -15,6 +15,14 @@ only after its transaction committed. Any error of the log (unreachable,
 topic gone, files unwritable: whatever it raises) leaves the batch where it
 is, and the sender tries again every `retry_interval` seconds.
 
+A local log (the embedded one, `Log.local`) is as durable as the journal
+(an fsync'd SQLite commit on the same machine) and cannot be unreachable:
+there the journal thread commits each batch to the topic itself, one write
+instead of three (journal, send, delete), and the answers wait for that
+commit. The journal takes a batch only when the log failed to, or while
+decisions wait in it already, so the order on the topic stays the order of
+the answers. `journaled` counts the decisions that went through it.
+
 Exactly once. The sender's transactional id is the backlog's own identity,
 so a restarted process fences its predecessor (an open transaction is
 aborted, a committing one completes). A crash between a commit and the
@@ -123,11 +131,16 @@ class DecisionLog:
         self.max_pending, self.stuck_after = max_pending, stuck_after
         self.written = 0
         self.dropped = 0
+        self.journaled = 0
         self._lock = threading.Lock()
         self._queue: list[Encoded] = []
         self._submitted = 0  # tickets handed out by submit, in queue order
         self._waiters = Waiters()
         self._last = threading.local()  # the ticket of the last decision a thread submitted
+        # A local log is as durable as the journal and never unreachable: decisions are
+        # committed to it directly, one write instead of three, the journal kept for failures.
+        self._direct = log.local
+        self._sending = threading.Lock()  # one writer of the topic at a time: order is kept
         self._journal_wake = threading.Event()
         self._send_wake = threading.Event()
         self._stop_journal = threading.Event()
@@ -238,12 +251,31 @@ class DecisionLog:
                 batch, self._queue = self._queue, []
             if batch:
                 self._metrics.pending.dec(len(batch))
-                kept, why = self._keep(batch)
+                if self._direct and self._write_direct(batch):
+                    kept, why = len(batch), ""
+                else:
+                    kept, why = self._keep(batch)
+                    if kept:
+                        self._send_wake.set()
                 self._waiters.settle(len(batch), kept, why)
-                if kept:
-                    self._send_wake.set()
             elif stopping:
                 return
+
+    def _write_direct(self, records: list[Encoded]) -> bool:
+        """Commit `records` to the topic now, if nothing waits in the journal ahead of them;
+        False when they must go through the journal (a decision waits there, the sender is
+        busy, or the log failed: the journal keeps them then, and the sender retries)."""
+        if not self._sending.acquire(blocking=False):
+            return False
+        try:
+            if len(self.backlog) or not self._recovered:
+                return False
+            if not self._send([(0, key, value, timestamp) for key, value, timestamp in records]):
+                return False
+            self._stalled_since = None
+            return True
+        finally:
+            self._sending.release()
 
     def _keep(self, records: list[Encoded]) -> tuple[int, str]:
         try:
@@ -254,6 +286,7 @@ class DecisionLog:
             self._drop(len(records))
             return 0, self._journal_error
         self._journal_error = ""
+        self.journaled += kept
         self._metrics.backlog.set(len(self.backlog))
         if kept == len(records):
             return kept, ""
@@ -289,9 +322,11 @@ class DecisionLog:
                 self._send_wake.clear()
                 if len(self.backlog) < self.max_batch:
                     self._stop_sending.wait(self.linger)  # let a batch fill
-            if stopping or time.monotonic() >= self._retry_at:
+            waiting = len(self.backlog) or not self._recovered
+            if waiting and (stopping or time.monotonic() >= self._retry_at):
                 try:
-                    self._drain()
+                    with self._sending:  # held only with work to do: the journal's direct
+                        self._drain()  # writes go ahead whenever nothing waits
                 except Exception as exc:  # never let the sender die: the service keeps answering
                     self._failed(exc, "the decision log's sender")
             if stopping:

@@ -38,6 +38,7 @@ class EmbeddedLog:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self.url = "embedded:" + self.path
+        self.local = True
         self._store = Store(path)
 
     def __repr__(self) -> str:

@@ -59,6 +59,7 @@ class KafkaLog:
             raise LogError("a Kafka log needs brokers: kafka://host:port[,host:port...]")
         self.bootstrap = bootstrap
         self.url = "kafka://" + bootstrap
+        self.local = False
         self.timeout = timeout
         self._config = check_user_config(config or {})
         self._admin: TopicAdmin | None = TopicAdmin(
