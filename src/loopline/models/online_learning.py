@@ -131,9 +131,11 @@ class OnlineLearning(Task):
 
     def process(self, records: list[Record], context: Context) -> None:
         """Learn a batch: by the composed batch path once known, else one by one."""
+        if self.composed is None:  # the first example says what the rest look like
+            records = self._learn_each(records, self.decode, until_composed=True)
         if self.composed:
             read_batch, learn_batch = self.composed
-            batch = read_batch([r.value for r in records])
+            batch = read_batch([r.value for r in records]) if records else None
             if batch is not None:
                 self._learn_batch(records, *batch, learn_batch)
                 return
@@ -181,11 +183,19 @@ class OnlineLearning(Task):
         _advance(self.next, records)
 
     def _learn_each(
-        self, records: list[Record], decode: Callable[[bytes | None], dict[str, Any] | None]
-    ) -> None:
-        """Learn the records one by one; an example that cannot be learned is a dead letter."""
+        self,
+        records: list[Record],
+        decode: Callable[[bytes | None], dict[str, Any] | None],
+        *,
+        until_composed: bool = False,
+    ) -> list[Record]:
+        """Learn the records one by one; an example that cannot be learned is a dead letter.
+
+        `until_composed`: stop once the batch path is composed (after the first
+        example learned) and return the records not yet learned, for it.
+        """
         k, task, label_field = self.validate_every, self.trainer.task, self.model.label
-        for record in records:
+        for i, record in enumerate(records):
             self.next[record.partition] = record.offset + 1
             if record.value is None:
                 continue  # a tombstone is no example
@@ -211,9 +221,17 @@ class OnlineLearning(Task):
                     self.trainer, self.names, label_field, nested=nested, plain_json=self.plain_json
                 )
                 self.composed = (read, batch_learner(self.trainer, self.names)) if read else ()
-            self.window += 1
-            if self.window >= self.every_examples:
-                self.publish()
+                if until_composed:
+                    self._counted()
+                    return records[i + 1 :]
+            self._counted()
+        return []
+
+    def _counted(self) -> None:
+        """One more example learned: publish when the window is full."""
+        self.window += 1
+        if self.window >= self.every_examples:
+            self.publish()
 
     def _first(self, names: tuple[str, ...], row: Mapping[str, Any]) -> None:
         declared = self.model.features
