@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from loopline.contracts.replay import replay
 from loopline.dashboard.context import Dashboard
@@ -95,26 +96,22 @@ def rollback(ctx: Dashboard, form: Mapping[str, str]) -> Outcome:
     )
 
 
-def _whole(form: Mapping[str, str], name: str, default: int, option: str) -> int:
+T = TypeVar("T", int, float)
+_KINDS = {int: "a whole number", float: "a number"}
+
+
+def _option(form: Mapping[str, str], name: str, default: T, option: str) -> T:
+    """Form field `name` read as its `default`'s type (int or float); blank: `default`."""
     text = _field(form, name, required=False)
     if not text:
         return default
+    kind = type(default)
     try:
-        return int(text)
+        return kind(text)
     except ValueError:
         raise ActionError(
-            400, f"{option} {text!r} is not a whole number (e.g. {default})"
+            400, f"{option} {text!r} is not {_KINDS[kind]} (e.g. {default})"
         ) from None
-
-
-def _number(form: Mapping[str, str], name: str, default: float, option: str) -> float:
-    text = _field(form, name, required=False)
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ActionError(400, f"{option} {text!r} is not a number (e.g. {default})") from None
 
 
 def _list(text: str) -> list[str]:
@@ -137,12 +134,12 @@ def start_experiment(ctx: Dashboard, form: Mapping[str, str]) -> Outcome:
             weights=_field(form, "weights", required=False) or None,
             policy=_field(form, "policy", required=False) or "split",
             ramp=_field(form, "ramp", required=False) or None,
-            ramp_every=_whole(form, "ramp_every", 500, "ramp every"),
+            ramp_every=_option(form, "ramp_every", 500, "ramp every"),
             unit=_field(form, "unit", required=False) or "entity",
             guardrails=_list(form.get("guardrails", "")),
             primary=_field(form, "primary", required=False) or "mean_label",
-            alpha=_number(form, "alpha", 0.05, "alpha"),
-            floor=_number(form, "floor", 0.05, "floor"),
+            alpha=_option(form, "alpha", 0.05, "alpha"),
+            floor=_option(form, "floor", 0.05, "floor"),
             auto_conclude=form.get("auto_conclude", "") in ("on", "true", "1"),
         )
     except OptionError as exc:
