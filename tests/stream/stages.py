@@ -333,6 +333,9 @@ class Scorer(Stage):
         import os
         import tempfile
 
+        # The key the service trusts, for this task only: tests that run later in this
+        # process must not find it (they would trust models they did not sign).
+        was = os.environ.get("LOOPLINE_SIGNING_KEY")
         os.environ["LOOPLINE_SIGNING_KEY"] = KEY
         service = PredictionService(
             log, self.app(app), LogRegistry(log), state_dir=tempfile.mkdtemp()
@@ -345,6 +348,10 @@ class Scorer(Stage):
         def close_both() -> None:
             close()
             service.close()
+            if was is None:
+                os.environ.pop("LOOPLINE_SIGNING_KEY", None)
+            else:
+                os.environ["LOOPLINE_SIGNING_KEY"] = was
 
         scorer.close = close_both  # type: ignore[method-assign]
         return scorer
