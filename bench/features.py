@@ -26,6 +26,7 @@ event time, 4 partitions. Figures:
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
 import os
@@ -48,6 +49,7 @@ from loopline.app import App
 from loopline.features import Aggregations, Entity, FeatureSet
 from loopline.features.aggregations import Count, Max, Mean, Min, Sum
 from loopline.log import Log, TopicConfig, open_log
+from loopline.log.collector import quiet_collector
 
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 CHUNK = 10_000
@@ -335,11 +337,16 @@ def loopline_run(log: Log, app: App, n: int) -> float:
     """Events/s of `FeatureProcessor.run_until_caught_up` over every record of the source."""
     from loopline.features.processor import FeatureProcessor
 
-    start = time.perf_counter()
-    processor = FeatureProcessor(log, app)
-    stats = processor.run_until_caught_up()
-    elapsed = time.perf_counter() - start
-    processor.close()
+    thresholds = gc.get_threshold()
+    quiet_collector()  # as `loopline features run` does (cli/runner_options.py)
+    try:
+        start = time.perf_counter()
+        processor = FeatureProcessor(log, app)
+        stats = processor.run_until_caught_up()
+        elapsed = time.perf_counter() - start
+        processor.close()
+    finally:
+        gc.set_threshold(*thresholds)
     if stats.records != n:
         raise SystemExit(f"loopline features run processed {stats.records} of {n} events")
     if stats.late or stats.dead_letters:

@@ -235,7 +235,7 @@ def serve_discarding(url: str, model: str, port: int, state_dir: str) -> None:
     """What ``loopline serve`` runs (cli/serve.py), with `DiscardedDecisions` as decision log."""
     from loopline.contracts import LogRegistry
     from loopline.http.server import serve
-    from loopline.serving.collector import quiet_collector
+    from loopline.log.collector import quiet_collector
     from loopline.serving.http import create_app
     from loopline.serving.service import PredictionService
 

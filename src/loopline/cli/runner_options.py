@@ -6,8 +6,6 @@ the same ``--instance``, ``--commit-interval``, ``--until-caught-up`` and
 ``--metrics-port``/``--metrics-host``, spelled and explained the same way.
 
 >>> import click
-
-from loopline.cli.interrupts import stopping
 >>> from click.testing import CliRunner
 >>> @click.command()
 ... @runner_options()
@@ -20,6 +18,7 @@ from loopline.cli.interrupts import stopping
 from __future__ import annotations
 
 import functools
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 import click
 
 from loopline.cli.interrupts import stopping
+from loopline.log.collector import quiet_collector
 
 __all__ = ["RunnerOptions", "runner_options"]
 
@@ -56,13 +56,20 @@ class RunnerOptions:
         """Run `stage` until Ctrl-C or SIGTERM (or caught up, if asked), then close it.
 
         Returns its stats and the seconds it ran: what the command prints as its summary.
+        A stage holds its state for as long as it runs: while it does, the collector's
+        full passes over that state are made rare (`quiet_collector`).
         """
+        thresholds = gc.get_threshold()
+        quiet_collector()
         started = time.monotonic()
-        with stopping() as stop:
-            try:
-                stats = stage.run(stop, until_caught_up=self.until_caught_up)
-            finally:
-                stage.close()
+        try:
+            with stopping() as stop:
+                try:
+                    stats = stage.run(stop, until_caught_up=self.until_caught_up)
+                finally:
+                    stage.close()
+        finally:
+            gc.set_threshold(*thresholds)
         return stats, time.monotonic() - started
 
 

@@ -118,7 +118,7 @@ def serve(
     from loopline.experiments.registry import ExperimentRegistry
     from loopline.experiments.router import ExperimentRouter
     from loopline.http.server import serve as serve_app
-    from loopline.serving.collector import quiet_collector
+    from loopline.log.collector import quiet_collector
     from loopline.serving.http import create_app
     from loopline.serving.service import PredictionService
 

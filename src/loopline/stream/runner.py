@@ -61,6 +61,7 @@ from loopline.log import (
     TopicExists,
     TopicPartition,
 )
+from loopline.log.collector import collector_paused
 from loopline.stream.deadletters import dead_letter, dlq_topic
 from loopline.stream.sensor import PrometheusSensor, Sensor, Sensors, StatsSensor
 from loopline.stream.task import Task, TaskStats
@@ -137,7 +138,8 @@ class Runner:
             if records:
                 self._begin()
                 self._count(records)
-                task.process(records, self.context)
+                with collector_paused():  # no pass over the state while a batch builds it
+                    task.process(records, self.context)
             # Lag costs a look-up of every partition's end: only when a poll came back
             # empty (the only time it can be 0) or once a second, for the metric.
             caught_up = False
@@ -192,7 +194,8 @@ class Runner:
     def _commit(self) -> None:
         started = time.perf_counter()
         try:
-            self.task.checkpoint(self.context)
+            with collector_paused():  # the changelog's entries: as the batch's objects
+                self.task.checkpoint(self.context)
             self.producer.send_offsets(self.consumer)
             self.producer.commit_transaction()
         except LogError as exc:
