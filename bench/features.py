@@ -26,7 +26,6 @@ event time, 4 partitions. Figures:
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import math
 import os
@@ -337,16 +336,12 @@ def loopline_run(log: Log, app: App, n: int) -> float:
     """Events/s of `FeatureProcessor.run_until_caught_up` over every record of the source."""
     from loopline.features.processor import FeatureProcessor
 
-    thresholds = gc.get_threshold()
-    quiet_collector()  # as `loopline features run` does (cli/runner_options.py)
-    try:
+    with quiet_collector():  # as `loopline features run` does (cli/runner_options.py)
         start = time.perf_counter()
         processor = FeatureProcessor(log, app)
         stats = processor.run_until_caught_up()
         elapsed = time.perf_counter() - start
         processor.close()
-    finally:
-        gc.set_threshold(*thresholds)
     if stats.records != n:
         raise SystemExit(f"loopline features run processed {stats.records} of {n} events")
     if stats.late or stats.dead_letters:

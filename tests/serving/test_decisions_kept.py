@@ -109,9 +109,14 @@ def unwritable(files: list[str]) -> Iterator[None]:
         subprocess.run(["chattr", "-i", *files], check=True)
 
 
+def log_files(log: Log) -> list[str]:
+    """The embedded log's database files."""
+    return [str(Path(log.path) / name) for name in ("log.db", "log.db-wal")]  # type: ignore[attr-defined]
+
+
 def read_only(log: Log) -> AbstractContextManager[None]:
     """The embedded log's database files immutable (even for root): every write fails."""
-    return unwritable([str(Path(log.path) / name) for name in ("log.db", "log.db-wal")])  # type: ignore[attr-defined]
+    return unwritable(log_files(log))
 
 
 @pytest.mark.parametrize("backend", ["embedded"])  # a fault of the embedded log's files
@@ -287,7 +292,7 @@ def test_an_answer_whose_decision_cannot_be_kept_is_a_503(log, shop, tmp_path) -
         journal = service.decisions.backlog.path
         files = [str(journal), f"{journal}-wal"]
         if log.local:  # the decision goes to the log first, the journal if the log fails
-            files += [str(Path(log.path) / name) for name in ("log.db", "log.db-wal")]  # type: ignore[attr-defined]
+            files += log_files(log)
         with unwritable(files):
             refused = client.post("/v1/predict", json={"entity": "m-1"})
             unready = client.get("/readyz").json()["waiting_for"]

@@ -18,7 +18,6 @@ the same ``--instance``, ``--commit-interval``, ``--until-caught-up`` and
 from __future__ import annotations
 
 import functools
-import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,17 +58,12 @@ class RunnerOptions:
         A stage holds its state for as long as it runs: while it does, the collector's
         full passes over that state are made rare (`quiet_collector`).
         """
-        thresholds = gc.get_threshold()
-        quiet_collector()
         started = time.monotonic()
-        try:
-            with stopping() as stop:
-                try:
-                    stats = stage.run(stop, until_caught_up=self.until_caught_up)
-                finally:
-                    stage.close()
-        finally:
-            gc.set_threshold(*thresholds)
+        with quiet_collector(), stopping() as stop:
+            try:
+                stats = stage.run(stop, until_caught_up=self.until_caught_up)
+            finally:
+                stage.close()
         return stats, time.monotonic() - started
 
 

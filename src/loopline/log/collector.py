@@ -62,7 +62,7 @@ class collector_paused:
             gc.enable()
 
 
-def quiet_collector() -> None:
+class quiet_collector:
     """Make full passes of the cyclic garbage collector rare in this process.
 
     CPython makes a full pass over every tracked object once the oldest
@@ -78,15 +78,32 @@ def quiet_collector() -> None:
     cycles, in about a millisecond); a full pass waits for 10,000 middle
     passes, not 10: one in tens of minutes instead of one every few seconds.
     Cyclic garbage that reached the oldest generation waits that long to be
-    freed; the state itself is alive anyway. `loopline serve` and every
-    long-running stage of the CLI call it; a process embedding them decides
-    for itself.
+    freed; the state itself is alive anyway. Called, it holds for the rest of
+    the process (`loopline serve`); used in a ``with`` block, the thresholds
+    it found come back after the block (every long-running stage of the CLI).
 
     >>> before = gc.get_threshold()
-    >>> quiet_collector()
-    >>> gc.get_threshold() == (before[0], before[1], FULL_PASS_AFTER)
+    >>> with quiet_collector():
+    ...     gc.get_threshold() == (before[0], before[1], FULL_PASS_AFTER)
     True
-    >>> gc.set_threshold(*before)
+    >>> gc.get_threshold() == before
+    True
     """
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_PASS_AFTER)
+
+    __slots__ = ("_before",)
+
+    def __init__(self) -> None:
+        self._before = gc.get_threshold()
+        young, middle, _ = self._before
+        gc.set_threshold(young, middle, FULL_PASS_AFTER)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        gc.set_threshold(*self._before)

@@ -268,7 +268,7 @@ class DecisionLog:
         if not self._sending.acquire(blocking=False):
             return False
         try:
-            if len(self.backlog) or not self._recovered:
+            if len(self.backlog):  # (decisions left by an earlier run wait there too)
                 return False
             if not self._send([(0, key, value, timestamp) for key, value, timestamp in records]):
                 return False
@@ -322,8 +322,7 @@ class DecisionLog:
                 self._send_wake.clear()
                 if len(self.backlog) < self.max_batch:
                     self._stop_sending.wait(self.linger)  # let a batch fill
-            waiting = len(self.backlog) or not self._recovered
-            if waiting and (stopping or time.monotonic() >= self._retry_at):
+            if len(self.backlog) and (stopping or time.monotonic() >= self._retry_at):
                 try:
                     with self._sending:  # held only with work to do: the journal's direct
                         self._drain()  # writes go ahead whenever nothing waits

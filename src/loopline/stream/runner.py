@@ -194,7 +194,7 @@ class Runner:
     def _commit(self) -> None:
         started = time.perf_counter()
         try:
-            with collector_paused():  # the changelog's entries: as the batch's objects
+            with collector_paused():  # the changelog entries it builds: bounded, like a batch
                 self.task.checkpoint(self.context)
             self.producer.send_offsets(self.consumer)
             self.producer.commit_transaction()
