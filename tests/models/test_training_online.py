@@ -23,7 +23,7 @@ from loopline.models.online import train_online
 from loopline.models.trainers import LightGBMTrainer, RiverTrainer, load_trainer
 from loopline.models.training import TrainingError
 from loopline.stream.deadletters import DeadLetter
-from support import consume_all, unique
+from support import consume_all, read_all, unique
 
 SIGNER = HmacSigner(b"the online training tests' secret")
 
@@ -183,6 +183,41 @@ def test_examples_it_cannot_learn_go_to_the_dead_letter_topic(log, registry):
     assert "not valid JSON" in reasons[0]
     assert reasons[1] == "the example has no label field 'label'"
     assert reasons[2].startswith("the example lacks feature 'signal'")
+
+
+def test_dead_letters_are_on_the_log_before_the_version_that_passes_them(log, registry):
+    """A restart goes on from the last version's offsets, so the dead letters of the
+    examples a version passed over must be durable before it is published: a kill -9
+    between the two would lose them (it did, once in CI: the version came first)."""
+    topic = unique("examples")
+    log.create_topic(topic)
+    values, _ = stream(40)
+    send(log, topic, values[:10] + [b"not json"] * 3 + values[10:])
+    seen: list[tuple[int, int]] = []
+
+    class Watching(ModelRegistry):
+        def publish(self, name, artifact, **kw):
+            dlq = f"{topic}.dlq"
+            on_log = len(read_all(log, dlq)) if dlq in log.list_topics() else 0
+            seen.append((kw["manifest"]["dead_letters"], on_log))
+            return super().publish(name, artifact, **kw)
+
+    watching = Watching(log, signer=SIGNER)
+    app = online_app()
+    try:
+        stats = train_online(
+            log,
+            app,
+            app.models[0].name,
+            topic,
+            registry=watching,
+            every_examples=20,
+            until_caught_up=True,
+        )
+    finally:
+        watching.close()
+    assert stats.dead_letters == 3 and len(seen) == 2
+    assert seen == [(3, 3), (3, 3)]
 
 
 def test_a_trainer_that_does_not_learn_online_is_a_clear_error(log, registry):

@@ -254,6 +254,9 @@ class OnlineLearning(Task):
         self.total += self.window
         self.stats.examples += self.window
         artifact, format = self.trainer.save()
+        # a restart goes on from this version's offsets: the dead letters of the examples
+        # it passed over are durable first, or a kill -9 between the two would lose them
+        self.runner.producer.flush()
         names = self.names or tuple(getattr(self.trainer, "features", ()) or ())
         version = self.registry.publish(
             self.model.name,
@@ -281,7 +284,6 @@ class OnlineLearning(Task):
             self.registry.promote(
                 self.model.name, version.version, self.alias, reason="loopline train --online"
             )
-        # dead letters are flushed first: durable before their offsets commit
         self.context.commit({TopicPartition(self.topic, p): o for p, o in self.next.items()})
         published = OnlineVersion(version, self.window, self.total, metrics, len(self.labels))
         self.stats.versions.append(published)
