@@ -1,6 +1,6 @@
 """`loopline demo`: the simulation, and the whole loop as a newcomer runs it (smoke tests).
 
-The smoke tests run the real command in a subprocess for 50 s, on the embedded
+The smoke tests run the real command in subprocesses (all at once) for 50 s, on the embedded
 log and on the Kafka broker, and read what it printed: decisions logged,
 labelled examples, a learned version published and serving, the summary, and
 no alert from the monitor on this clean run. They do not ask the learned model
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -122,15 +123,35 @@ def _env() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200"}
 
 
-def _demo(*args: str, demo: tuple[str, ...] = (), duration: int = DURATION) -> str:
-    started = time.monotonic()
-    command = _command(*args, duration=duration, demo=demo)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, env=_env())
-    took = time.monotonic() - started
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    # Start-up (the processor catches up two minutes of activity history) and shutdown.
-    assert took < duration + 60, f"the demo took {took:.0f} s\n{done.stdout}"
-    return done.stdout
+class _Run:
+    """One `loopline demo` subprocess, started now."""
+
+    def __init__(self, *args: str, demo: tuple[str, ...] = (), duration: int = DURATION):
+        self.duration, self.started = duration, time.monotonic()
+        self.process = subprocess.Popen(
+            _command(*args, duration=duration, demo=demo),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        self.out: str | None = None
+
+    def output(self) -> str:
+        """What it printed; it ran to the end, in time."""
+        if self.out is None:
+            out, err = self.process.communicate(timeout=240)
+            took = time.monotonic() - self.started
+            assert self.process.returncode == 0, out[-3000:] + err[-3000:]
+            # Start-up (the processor catches up two minutes of activity history) and shutdown.
+            assert took < self.duration + 60, f"the demo took {took:.0f} s\n{out}"
+            self.out = out
+        return self.out
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
 
 
 def _figure(name: str, out: str) -> int:
@@ -162,24 +183,50 @@ def _check(out: str) -> None:
     assert "alerts open: none" in out and " opened " not in out, out
 
 
-def test_loopline_demo_runs_the_whole_loop_on_the_embedded_log() -> None:
-    _check(_demo())
-
-
-def test_loopline_demo_runs_on_kafka() -> None:
-    bootstrap = os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    url = f"kafka://{bootstrap}"
-    out = ""
-    try:
-        out = _demo("--log", url)
-        _check(out)
-        assert "stay on kafka://" in out, out
-    finally:
-        if app := re.search(r"application (demo-[0-9a-f]{8})", out):
-            _delete_topics(url, app.group(1))
-
-
 BREAK_AT = 15
+KAFKA = f"kafka://{os.environ.get('LOOPLINE_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}"
+BACKEND_ARGS = {"embedded": (), "kafka": ("--log", KAFKA)}
+CLEAN, BROKEN = "test_loopline_demo_runs_clean", "test_a_feature_broken_upstream_opens_an_alert"
+
+
+@pytest.fixture(scope="module")
+def demos(request) -> Iterator[dict[tuple[str, str], _Run]]:
+    """The demo runs this module's selected tests read, all started at once: a run waits
+    on the clock (about 10 s of CPU in 50 s), so four side by side take the time of one."""
+    wanted = {
+        (item.originalname, item.callspec.params["backend"])
+        for item in request.session.items
+        if item.module is request.module and item.originalname in (CLEAN, BROKEN)
+    }
+    runs = {}
+    for test, backend in sorted(wanted):
+        if test == CLEAN:
+            runs[test, backend] = _Run(*BACKEND_ARGS[backend])
+        else:
+            runs[test, backend] = _Run(
+                *BACKEND_ARGS[backend],
+                demo=("--break-feature", "same_industry", "--at", str(BREAK_AT)),
+                duration=BREAK_AT + 30,
+            )
+    yield runs
+    for (_, backend), run in runs.items():
+        run.stop()
+        if backend == "kafka" and run.out and (app := _application(run.out)):
+            _delete_topics(KAFKA, app)
+
+
+def _application(out: str) -> str | None:
+    found = re.search(r"application (demo-[0-9a-f]{8})", out)
+    return found.group(1) if found else None
+
+
+@pytest.mark.parametrize("backend", ["embedded", "kafka"])
+def test_loopline_demo_runs_clean(demos, backend: str) -> None:
+    """The whole loop, as a newcomer runs it, on the embedded log and on Kafka."""
+    out = demos[CLEAN, backend].output()
+    _check(out)
+    if backend == "kafka":
+        assert "stay on kafka://" in out, out
 
 
 def _caught(out: str) -> float:
@@ -202,19 +249,9 @@ def _caught(out: str) -> float:
 
 
 @pytest.mark.parametrize("backend", ["embedded", "kafka"])
-def test_a_feature_broken_upstream_opens_a_coverage_alert_within_a_minute(backend: str) -> None:
-    args = ("--log", f"kafka://{os.environ.get('LOOPLINE_KAFKA_BOOTSTRAP', '127.0.0.1:9092')}")
-    out = ""
-    try:
-        out = _demo(
-            *(args if backend == "kafka" else ()),
-            demo=("--break-feature", "same_industry", "--at", str(BREAK_AT)),
-            duration=BREAK_AT + 30,
-        )
-        _caught(out)
-    finally:
-        if backend == "kafka" and (app := re.search(r"application (demo-[0-9a-f]{8})", out)):
-            _delete_topics(args[1], app.group(1))
+def test_a_feature_broken_upstream_opens_an_alert(demos, backend: str) -> None:
+    """The seed's story: a coverage alert naming the feature within a minute of the bug."""
+    _caught(demos[BROKEN, backend].output())
 
 
 def test_the_demo_refuses_a_feature_it_cannot_break() -> None:
