@@ -13,6 +13,8 @@
 #   LOOPLINE_CONNECT_HOME           jar cache (default ~/.cache/loopline/connect-4.3.1-debezium-3.6.1.Final)
 #   LOOPLINE_CONNECT_STATE          config, logs, pid file (default ${TMPDIR:-/tmp}/loopline-connect-PORT)
 #   LOOPLINE_CONNECT_READY_TIMEOUT  seconds to wait for readiness (default 120)
+#   LOOPLINE_CONNECT_SESSION_MS     the worker's group session (default 6000, the least a
+#                                   broker allows by default; scripts/kafka.sh's allows 1000)
 #   JAVA_HOME                       java to use (default: java on PATH)
 set -euo pipefail
 
@@ -31,6 +33,7 @@ CONNECT_HOME=${LOOPLINE_CONNECT_HOME:-$HOME/.cache/loopline/connect-$KAFKA_VERSI
 LIBS="$CONNECT_HOME/libs"
 STATE=${LOOPLINE_CONNECT_STATE:-${TMPDIR:-/tmp}/loopline-connect-$PORT}
 READY_TIMEOUT=${LOOPLINE_CONNECT_READY_TIMEOUT:-120}
+SESSION_MS=${LOOPLINE_CONNECT_SESSION_MS:-6000}
 URL="http://127.0.0.1:$PORT"
 
 PID_FILE="$STATE/connect.pid"
@@ -100,9 +103,9 @@ topic.creation.enable=true
 # Debezium's carry them) instead of a reflective scan of every jar: ~0.2 s, not ~3.7 s.
 plugin.discovery=service_load
 # A worker killed with SIGKILL never leaves its group: the broker waits out its session
-# before the restarted one joins. 6 s is the broker's least (group.min.session.timeout.ms).
-session.timeout.ms=6000
-heartbeat.interval.ms=1000
+# before the restarted one joins: a short session, heartbeats at a quarter of it.
+session.timeout.ms=$SESSION_MS
+heartbeat.interval.ms=$((SESSION_MS / 4))
 # One member: a departed worker's connectors go to whoever is there at once, not after 5 min.
 scheduled.rebalance.max.delay.ms=0
 EOF

@@ -124,6 +124,9 @@ transaction.state.log.num.partitions=5
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# a member killed with SIGKILL never leaves its group: the crash tests' members use a 2 s
+# session so their partitions move quickly (the default least is 6 s)
+group.min.session.timeout.ms=1000
 # tests check compaction/retention: let them happen within seconds (with a small segment.ms)
 log.cleaner.backoff.ms=500
 log.retention.check.interval.ms=1000

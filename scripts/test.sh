@@ -84,6 +84,8 @@ export LOOPLINE_POSTGRES_URL
 # Debezium on Kafka Connect, against that broker (REST API on a free port)
 LOOPLINE_CONNECT_PORT=${LOOPLINE_CONNECT_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export LOOPLINE_CONNECT_PORT
+# a worker killed in the crash test comes back after 2 s, not 6 (kafka.sh allows it)
+export LOOPLINE_CONNECT_SESSION_MS=${LOOPLINE_CONNECT_SESSION_MS:-2000}
 LOOPLINE_CONNECT_URL=$(bash "$ROOT/scripts/connect.sh" start)
 export LOOPLINE_CONNECT_URL
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 
+# Quick failure detection on Kafka, for tests that kill members with SIGKILL: a killed
+# member never leaves its group, so its partitions move when its session ends, after 2 s
+# (scripts/kafka.sh lets the broker allow it); its open transaction is aborted by the restart.
+KAFKA_CONFIG = {
+    "session.timeout.ms": 2000,
+    "heartbeat.interval.ms": 500,
+    "transaction.timeout.ms": 10000,
+}
+
 
 def unique(prefix: str = "g") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -57,13 +66,24 @@ FAST_CLEANING = {
 }
 
 
-def read_all(log, topic: str) -> list:
-    """Every record `topic` holds now, read from its beginning."""
+def read_all(log, topic: str, timeout: float = 5.0) -> list:
+    """Every record `topic` holds now, read from its beginning up to its end offsets (not
+    until a poll comes back empty, which costs a whole poll timeout every time); it gives
+    up after `timeout` seconds without a record (e.g. a transaction left open)."""
     consumer = log.consumer(None, [topic], reset="earliest")
     out: list = []
-    while batch := consumer.poll(max_records=1000, timeout=1.0):
-        out += batch
-    consumer.close()
+    try:
+        ends = {p.partition: p.end for p in log.describe_topic(topic).partitions}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if batch := consumer.poll(10_000, timeout=0.2):
+                out += batch
+                deadline = time.monotonic() + timeout
+            positions = {tp.partition: consumer.position(tp) for tp in consumer.assignment()}
+            if all(positions.get(p, 0) >= end for p, end in ends.items()):
+                break
+    finally:
+        consumer.close()
     return out
 
 

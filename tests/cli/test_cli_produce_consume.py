@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 from loopline.cli import cli
 from loopline.log import Log, TopicConfig, open_log
 from loopline.log.partitioner import partition_for
+from support import read_all
 
 
 @pytest.fixture
@@ -26,15 +27,6 @@ def log(url: str):
 
 def run(url: str, *args: str, input: str | bytes | None = None) -> Result:
     return CliRunner().invoke(cli, ["--log", url, *args], input=input)
-
-
-def read_all(log: Log, topic: str) -> list:
-    consumer = log.consumer(None, [topic], reset="earliest")
-    records = []
-    while batch := consumer.poll(timeout=0.2):
-        records += batch
-    consumer.close()
-    return records
 
 
 def jsonl(*objects: object) -> str:

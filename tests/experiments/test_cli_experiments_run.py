@@ -14,8 +14,7 @@ from loopline.experiments.arm_state import read_statistics
 from loopline.experiments.records import Arm, Experiment
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.stream import names
-from stream.faults import KAFKA_CONFIG
-from support import unique
+from support import KAFKA_CONFIG, unique
 
 
 def _command(log_url: str, tmp_path, app: str, *args: str) -> list[str]:

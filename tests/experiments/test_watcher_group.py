@@ -13,8 +13,7 @@ from loopline.experiments.registry import ExperimentRegistry
 from loopline.experiments.watcher import ExperimentWatcher
 from loopline.log import TopicConfig, open_log
 from loopline.stream import names
-from stream.faults import KAFKA_CONFIG
-from support import unique
+from support import KAFKA_CONFIG, unique
 
 
 def test_the_member_owning_partition_0_acts_on_both_partitions_outcomes() -> None:

@@ -27,15 +27,7 @@ from loopline.app import App
 from loopline.features.processor import FeatureProcessor
 from loopline.features.store import FeatureStore
 from loopline.log import TopicConfig, open_log
-from support import consume_all, unique
-
-# Quick failure detection on Kafka: a killed member's partitions move after
-# 6 s (the broker's minimum), its open transaction is aborted by the restart.
-KAFKA_CONFIG = {
-    "session.timeout.ms": 6000,
-    "heartbeat.interval.ms": 1000,
-    "transaction.timeout.ms": 10000,
-}
+from support import KAFKA_CONFIG, read_all, unique
 
 APP_MODULE = textwrap.dedent(
     """
@@ -167,18 +159,9 @@ def _same_as_clean(log, crashed: App, clean: App, views: str, bad: list[str]) ->
         once.catch_up()
         assert after_crashes.get("member", members, at=at) == once.get("member", members, at=at)
         assert any(v["views_lifetime"] for v in once.get("member", members, at=at))
-    late = [
-        len(
-            consume_all(
-                log.consumer(None, [f"{app.name}.features.late"], reset="earliest"),
-                10**6,
-                timeout=5,
-            )
-        )
-        for app in (crashed, clean)
-    ]
+    late = [len(read_all(log, f"{app.name}.features.late")) for app in (crashed, clean)]
     assert late[0] == late[1] > 0
-    dead = consume_all(log.consumer(None, [f"{views}.dlq"], reset="earliest"), 10**6, timeout=5)
+    dead = read_all(log, f"{views}.dlq")
     assert len(dead) == 2 * len(bad) > 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from loopline.log import TopicConfig
-from support import unique
+from support import read_all, unique
 
 # Settings that make Kafka's log cleaner act within seconds; the embedded log
 # honours the same names.
@@ -15,15 +15,6 @@ FAST_CLEANING = {
     "delete.retention.ms": "0",
     "min.compaction.lag.ms": "0",
 }
-
-
-def _read_all(log, topic):
-    consumer = log.consumer(None, [topic], reset="earliest")
-    out = []
-    while batch := consumer.poll(max_records=1000, timeout=1.0):
-        out += batch
-    consumer.close()
-    return out
 
 
 def _latest(records):
@@ -49,7 +40,7 @@ def test_compaction_keeps_latest_and_drops_tombstones(log):
     deadline = time.monotonic() + 90
     filler = 0
     while True:
-        records = _read_all(log, topic)
+        records = read_all(log, topic)
         live = {k: v for k, v in _latest(records).items() if k != b"filler"}
         # at every moment: the latest value of every key is there
         assert {k: v for k, v in live.items() if v is not None} == expected

@@ -30,15 +30,8 @@ from loopline.log import TopicConfig, open_log
 from loopline.outcomes import Outcomes
 from loopline.outcomes.joiner import OutcomeJoiner
 from outcomes.test_joiner import outcome, rank_decision
-from support import unique
+from support import KAFKA_CONFIG, unique
 
-# Quick failure detection on Kafka: a killed member's partitions move after 6 s
-# (the broker's minimum); its open transaction is aborted by the restart.
-KAFKA_CONFIG = {
-    "session.timeout.ms": 6000,
-    "heartbeat.interval.ms": 1000,
-    "transaction.timeout.ms": 10000,
-}
 WINDOW = 5 * 60_000
 DECISIONS = 400
 SHOWN = 2

@@ -20,9 +20,7 @@ from loopline.log import TopicConfig, open_log
 from loopline.outcomes import Outcomes
 from loopline.outcomes.joiner import OutcomeJoiner
 from outcomes.test_joiner import MINUTE, T0, outcome, produce, rank_decision
-from support import consume_all, unique
-
-KAFKA_CONFIG = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+from support import KAFKA_CONFIG, consume_all, unique
 
 
 def test_two_joiners_in_one_group_never_join_half_a_partition() -> None:

@@ -13,8 +13,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from loopline.log import open_log
-from stream.faults import KAFKA_CONFIG
 from stream.stages import stage
+from support import KAFKA_CONFIG
 
 
 def main() -> None:

@@ -23,13 +23,6 @@ from typing import Any
 
 from loopline.log import LogError
 
-# Quick failure detection on Kafka: a killed member's partitions move after 6 s
-# (the broker's minimum); a killed member's open transaction is aborted by the restart.
-KAFKA_CONFIG = {
-    "session.timeout.ms": 6000,
-    "heartbeat.interval.ms": 1000,
-    "transaction.timeout.ms": 10000,
-}
 CHILD = Path(__file__).with_name("child.py")
 
 

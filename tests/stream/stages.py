@@ -44,6 +44,7 @@ from loopline.outcomes.joiner import OutcomeJoiner
 from loopline.serving.service import PredictionService
 from loopline.serving.stream import REQUEST_OFFSET, REQUEST_PARTITION, StreamScorer
 from loopline.stream import names
+from support import read_all
 
 KEY = "the fault harness' signing secret"
 MINUTE = 60_000
@@ -53,23 +54,6 @@ T0 = 1_714_564_800_000  # 2024-05-01 12:00 UTC
 class Running(Protocol):
     def run(self, stop: threading.Event | None = None, **kw: Any) -> Any: ...
     def close(self) -> None: ...
-
-
-def drain(log: Log, topic: str, timeout: float = 3.0) -> list:
-    """Every record of `topic` now (committed ones), in no particular order across partitions."""
-    consumer = log.consumer(None, [topic], reset="earliest")
-    out: list = []
-    try:
-        ends = {p.partition: p.end for p in log.describe_topic(topic).partitions}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            out += consumer.poll(10_000, timeout=0.2)
-            positions = {tp.partition: consumer.position(tp) for tp in consumer.assignment()}
-            if all(positions.get(p, 0) >= end for p, end in ends.items()):
-                break
-    finally:
-        consumer.close()
-    return out
 
 
 @dataclass
@@ -161,9 +145,9 @@ class Features(Stage):
             expected = once.get("member", members, at=at)
             assert after.get("member", members, at=at) == expected
             assert any(v["events_lifetime"] for v in expected)
-        late = [len(drain(log, names.features_late(a))) for a in (crashed, clean)]
+        late = [len(read_all(log, names.features_late(a))) for a in (crashed, clean)]
         assert late[0] == late[1] > 0, late
-        assert len(drain(log, names.dead_letters(self.events))) == 2 * self.bad > 0
+        assert len(read_all(log, names.dead_letters(self.events))) == 2 * self.bad > 0
 
 
 # -- outcomes ------------------------------------------------------------------------------
@@ -260,11 +244,13 @@ class Outcomes_(Stage):
 
     def verify(self, log: Log, crashed: str, clean: str) -> None:
         def examples(app: str) -> collections.Counter:
-            return collections.Counter(r.value for r in drain(log, names.labelled(app)))
+            return collections.Counter(r.value for r in read_all(log, names.labelled(app)))
 
         after, once = examples(crashed), examples(clean)
         assert after == once and sum(once.values()) > 0
-        dead = [len(drain(log, names.dead_letters(names.decisions(a)))) for a in (crashed, clean)]
+        dead = [
+            len(read_all(log, names.dead_letters(names.decisions(a)))) for a in (crashed, clean)
+        ]
         assert dead == [self.bad, self.bad] and self.bad > 0, dead
 
 
@@ -359,12 +345,12 @@ class Scorer(Stage):
     def verify(self, log: Log, crashed: str, clean: str) -> None:
         # One application (the stage's): every request has exactly one answer or dead letter.
         # There is no clean run to compare with: decisions carry fresh ids and times.
-        answers = drain(log, f"{self.base}.answers")
+        answers = read_all(log, f"{self.base}.answers")
         offsets = collections.Counter(
             (int(dict(r.headers)[REQUEST_PARTITION]), int(dict(r.headers)[REQUEST_OFFSET]))
             for r in answers
         )
-        dead = drain(log, names.dead_letters(self.requests))
+        dead = read_all(log, names.dead_letters(self.requests))
         offsets.update(
             (
                 int(dict(r.headers)["loopline.dlq.partition"]),
@@ -456,7 +442,7 @@ class Online(Stage):
             assert np.allclose(predictions[crashed], predictions[clean], rtol=0, atol=1e-12)
         finally:
             registry.close()
-        assert len(drain(log, names.dead_letters(self.examples))) >= 2 * self.bad > 0
+        assert len(read_all(log, names.dead_letters(self.examples))) >= 2 * self.bad > 0
 
 
 # -- the experiment watcher ----------------------------------------------------------------
@@ -547,7 +533,7 @@ class Experiments(Stage):
         counted = sum(s.n for s in once[f"{clean}-e"].values())
         decisions = sum(s.decisions for s in once[f"{clean}-e"].values())
         assert counted == decisions == self.fed - self.bad > 0
-        dead = [len(drain(log, names.dead_letters(names.labelled(a)))) for a in (crashed, clean)]
+        dead = [len(read_all(log, names.dead_letters(names.labelled(a)))) for a in (crashed, clean)]
         assert dead == [self.bad, self.bad] and self.bad > 0, dead
         # unreadable decisions are skipped: the outcome joiner dead-letters them, not twice
         assert names.dead_letters(names.decisions(crashed)) not in log.list_topics()
@@ -626,14 +612,14 @@ class Monitor_(Stage):
         crashed, clean = self.own(crashed), self.own(clean)
 
         def records(topic: str) -> collections.Counter:
-            return collections.Counter(r.value for r in drain(log, topic))
+            return collections.Counter(r.value for r in read_all(log, topic))
 
         for topic in (names.monitor, names.alerts):
             after, once = records(topic(crashed)), records(topic(clean))
             assert after == once, topic(crashed)
         assert sum(records(names.monitor(clean)).values()) > 0
         dead = [
-            len(drain(log, names.dead_letters(t(a))))
+            len(read_all(log, names.dead_letters(t(a))))
             for a in (crashed, clean)
             for t in (names.decisions, names.labelled)
         ]

@@ -28,9 +28,9 @@ import pytest
 
 from loopline.log import LogError, open_log
 from serving.test_log_outage import Broker
-from stream.faults import KAFKA_CONFIG, Child, Faults, FaultyLog, report
+from stream.faults import Child, Faults, FaultyLog, report
 from stream.stages import KINDS, Stage, stage
-from support import unique
+from support import KAFKA_CONFIG, unique
 
 pytestmark = pytest.mark.slow
 

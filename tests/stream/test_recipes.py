@@ -12,8 +12,7 @@ from loopline.stream.runner import Runner
 from loopline.stream.state import PartitionedState, StateCodec
 from loopline.stream.task import Context, Task
 from stream.faults import Faults, FaultyLog
-from stream.stages import drain
-from support import unique
+from support import read_all, unique
 
 # -- a new stage ---------------------------------------------------------------------------
 
@@ -88,11 +87,11 @@ def test_a_new_stage_is_a_task(log) -> None:
     runner.close()
     assert stats.aborts == 1 and faulty.faults.injected == 1
     counts: dict[bytes, list[int]] = {}
-    for record in drain(log, target):
+    for record in read_all(log, target):
         counts.setdefault(record.key, []).append(int(record.value))
     assert sorted(counts[b"red"]) == list(range(1, 61))  # each count exactly once
     assert sorted(counts[b"blue"]) == list(range(1, 41))
-    assert len(drain(log, f"{source}.dlq")) == 20
+    assert len(read_all(log, f"{source}.dlq")) == 20
 
 
 # -- a new backend -------------------------------------------------------------------------
@@ -179,6 +178,6 @@ def test_a_new_backend_meets_the_contract(log_url) -> None:
     tx.send("clicks", b"committed", b"k")
     tx.commit_transaction()
     tx.close()
-    values = [r.value for r in drain(inner, log._name("clicks"))]
+    values = [r.value for r in read_all(inner, log._name("clicks"))]
     assert b"committed" in values and b"aborted" not in values
     inner.close()
