@@ -18,7 +18,7 @@ from loopline.contracts import ContractViolation, LogRegistry, Topic
 from loopline.contracts.schemas import record_type
 from loopline.contracts.topics import codec_for
 from loopline.log import open_log
-from support import unique
+from support import read_all, unique
 
 SCHEMA = {
     "type": "record",
@@ -71,11 +71,7 @@ def test_ingest_dead_letters_integers_outside_their_avro_type(log_url, tmp_path,
     try:
         version = registry.latest(topic)
         codec = codec_for(record_type(version.schema), version, encoding, registry)
-        reader = log.consumer(None, [topic], reset="earliest")
-        values = []
-        while batch := reader.poll(timeout=2.0):
-            values += [codec.decode(r.value) for r in batch]
-        reader.close()
+        values = [codec.decode(r.value) for r in read_all(log, topic)]
         assert [(v.sensor, v.total) for v in values] == [
             ("max", LONG_MAX),
             ("min", -(2**63)),
