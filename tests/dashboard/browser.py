@@ -26,7 +26,7 @@ import httpx
 CHROMIUM = os.environ.get("LOOPLINE_CHROMIUM", "/usr/bin/chromium")
 TESTS = Path(__file__).resolve().parents[1]
 TOKEN = "dashboard-test-token-0123456789"
-DURATION = 100  # the demo's (it is stopped early): retraining from its 20th second
+DURATION = 300  # the demo's (it is stopped when its tests end): retraining from its 20th second
 
 
 def free_port() -> int:

@@ -38,18 +38,40 @@ PAGES = ["loop", "models", "experiments", "features", "alerts", "topics"]
 MAX_PAGE_BYTES = 300_000
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def run(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[DemoRun]:
-    if request.param == "kafka":
-        url = kafka_url()
-    else:
-        url = f"embedded:{tmp_path_factory.mktemp('dashboard') / 'log'}"
-    demo = DemoRun(url)
+@pytest.fixture(scope="module")
+def demos(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict[str, DemoRun]]:
+    """A demo per backend the selected tests use, all started at once: each test's first
+    wait (for versions, canaries and monitor windows) then overlaps the other backend's."""
+    wanted = sorted(
+        {
+            item.callspec.params["run"]
+            for item in request.session.items
+            if item.module is request.module
+            and hasattr(item, "callspec")
+            and "run" in item.callspec.params
+        }
+    )
+    runs: dict[str, DemoRun] = {}
     try:
-        demo.start()
+        for backend in wanted:
+            if backend == "kafka":
+                url = kafka_url()
+            else:
+                url = f"embedded:{tmp_path_factory.mktemp('dashboard') / 'log'}"
+            runs[backend] = DemoRun(url).start()
+        yield runs
+    finally:
+        for demo in runs.values():
+            demo.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def run(request: pytest.FixtureRequest, demos: dict[str, DemoRun]) -> Iterator[DemoRun]:
+    demo = demos[request.param]
+    try:
         yield demo
     finally:
-        demo.stop()
+        demo.stop()  # its tests are done: the other backend's demo goes on alone
 
 
 @pytest.fixture(scope="module")
