@@ -211,3 +211,31 @@ def test_secret_kafka_setting_never_printed(tmp_path) -> None:
     finally:
         for process in runs.values():
             process.kill()
+
+
+def test_a_command_imports_only_what_it_uses() -> None:
+    """`loopline topics ...` does not import the other commands' modules (LazyGroup)."""
+    code = (
+        "import sys; from loopline.cli import cli, COMMANDS;"
+        "cli(['topics', '--help'], standalone_mode=False);"
+        "print(sorted(m for m in sys.modules if m.startswith('loopline.cli.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env(), check=True
+    )
+    imported = done.stdout.strip().splitlines()[-1]
+    assert "'loopline.cli.topics'" in imported
+    for module in ("cdc", "dataset", "serve", "demo", "train", "dashboard", "experiments"):
+        assert f"'loopline.cli.{module}'" not in imported, imported
+
+
+def test_every_command_is_found_under_its_name() -> None:
+    import click
+
+    from loopline.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name, name
+    assert cli.list_commands(ctx) == sorted(COMMANDS)

@@ -1,7 +1,7 @@
 """The ``loopline`` command: one subcommand per part of the loop.
 
 Global options say which log to use; each subcommand lives in its own module
-of this package and is registered on `cli` below.
+of this package, named in `COMMANDS` below and imported when it is used.
 
 >>> from click.testing import CliRunner
 >>> CliRunner().invoke(cli, ["--version"]).output.startswith("loopline, version")
@@ -14,34 +14,42 @@ import click
 from click.core import ParameterSource
 
 from loopline import __version__
-from loopline.cli.cdc import cdc
-from loopline.cli.consume import consume
-from loopline.cli.contracts import contracts
-from loopline.cli.dashboard import dashboard
-from loopline.cli.dataset import dataset
-from loopline.cli.demo import demo
-from loopline.cli.dlq import dlq
-from loopline.cli.errors import CLIError, LogErrorGroup
-from loopline.cli.experiments import experiments
-from loopline.cli.experiments_report import report as experiments_report
-from loopline.cli.experiments_run import run as experiments_run
-from loopline.cli.features import features
-from loopline.cli.ingest import ingest, ingest_server, schema_registry_command
-from loopline.cli.models import models
-from loopline.cli.monitor import alerts, monitor
-from loopline.cli.outcomes import outcomes
-from loopline.cli.produce import produce
-from loopline.cli.serve import serve
+from loopline.cli.errors import CLIError
+from loopline.cli.lazy_group import LazyGroup
 from loopline.cli.settings import LogSettings, parse_pairs, read_properties
-from loopline.cli.topics import topics
-from loopline.cli.train import train
 from loopline.log import DEFAULT_LOG_URL, default_log_url
 
 __all__ = ["CLIError", "cli", "main"]
 
 
+# Each command is imported when it is used (LazyGroup): name -> module:attribute.
+COMMANDS = {
+    "alerts": "loopline.cli.monitor:alerts",
+    "cdc": "loopline.cli.cdc:cdc",
+    "consume": "loopline.cli.consume:consume",
+    "contracts": "loopline.cli.contracts:contracts",
+    "dashboard": "loopline.cli.dashboard:dashboard",
+    "dataset": "loopline.cli.dataset:dataset",
+    "demo": "loopline.cli.demo:demo",
+    "dlq": "loopline.cli.dlq:dlq",
+    "experiments": "loopline.cli.experiments:experiments",
+    "features": "loopline.cli.features:features",
+    "ingest": "loopline.cli.ingest:ingest",
+    "ingest-server": "loopline.cli.ingest:ingest_server",
+    "models": "loopline.cli.models:models",
+    "monitor": "loopline.cli.monitor:monitor",
+    "outcomes": "loopline.cli.outcomes:outcomes",
+    "produce": "loopline.cli.produce:produce",
+    "schema-registry": "loopline.cli.ingest:schema_registry_command",
+    "serve": "loopline.cli.serve:serve",
+    "topics": "loopline.cli.topics:topics",
+    "train": "loopline.cli.train:train",
+}
+
+
 @click.group(
-    cls=LogErrorGroup,
+    cls=LazyGroup,
+    lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=f"""\b
 Examples:
@@ -109,30 +117,6 @@ def cli(
     config = read_properties(kafka_config_file) if kafka_config_file else {}
     config.update(parse_pairs(kafka_pairs, "--kafka-config"))
     ctx.obj = LogSettings(url=url, kafka_config=config, schema_registry=schema_registry)
-
-
-cli.add_command(demo)
-cli.add_command(topics)
-cli.add_command(produce)
-cli.add_command(consume)
-cli.add_command(contracts)
-cli.add_command(dlq)
-cli.add_command(ingest)
-cli.add_command(ingest_server)
-cli.add_command(cdc)
-cli.add_command(schema_registry_command)
-cli.add_command(dataset)
-cli.add_command(features)
-cli.add_command(models)
-cli.add_command(serve)
-cli.add_command(outcomes)
-cli.add_command(experiments)
-cli.add_command(train)
-experiments.add_command(experiments_report)
-experiments.add_command(experiments_run)
-cli.add_command(monitor)
-cli.add_command(alerts)
-cli.add_command(dashboard)
 
 
 def main() -> None:

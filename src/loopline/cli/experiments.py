@@ -18,6 +18,7 @@ import click
 import msgspec
 
 from loopline.cli.errors import CLIError
+from loopline.cli.lazy_group import LazyGroup
 from loopline.cli.models import iso, opened_models
 from loopline.cli.output import echo_table
 from loopline.cli.settings import LogSettings
@@ -56,6 +57,11 @@ def _plain(e: Experiment) -> dict[str, Any]:
 
 
 @click.group(
+    cls=LazyGroup,
+    lazy={
+        "report": "loopline.cli.experiments_report:report",
+        "run": "loopline.cli.experiments_run:run",
+    },
     epilog="""\b
 Examples:
   loopline experiments start ranker-v7 --model ranker --arm control=alias:production \\
