@@ -46,7 +46,7 @@ def demos(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict[str
         {
             item.callspec.params["run"]
             for item in request.session.items
-            if item.module is request.module
+            if getattr(item, "module", None) is request.module  # doctests have none
             and hasattr(item, "callspec")
             and "run" in item.callspec.params
         }

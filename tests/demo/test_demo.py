@@ -196,7 +196,7 @@ def demos(request) -> Iterator[dict[tuple[str, str], _Run]]:
     wanted = {
         (item.originalname, item.callspec.params["backend"])
         for item in request.session.items
-        if item.module is request.module and item.originalname in (CLEAN, BROKEN)
+        if getattr(item, "module", None) is request.module and item.originalname in (CLEAN, BROKEN)
     }
     runs = {}
     for test, backend in sorted(wanted):
