@@ -15,6 +15,22 @@ KAFKA_CONFIG = {
 }
 
 
+def selected(request, param: str, tests: tuple[str, ...] = ()) -> set:
+    """The values of parameter `param` among the selected tests of `request`'s module (of
+    `tests` only, when given), as ``(test name, value)`` pairs with `tests`, else values:
+    for a module fixture that starts, at once, only what the selected tests will read."""
+    found = set()
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if getattr(item, "module", None) is not request.module or param not in params:
+            continue  # another module's test, or a doctest (it has no module)
+        if not tests:
+            found.add(params[param])
+        elif item.originalname in tests:
+            found.add((item.originalname, params[param]))
+    return found
+
+
 def unique(prefix: str = "g") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

@@ -27,6 +27,7 @@ from dashboard.browser import CHROMIUM, TOKEN, DemoRun, wait_until
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.log import open_log
 from loopline.models import ModelRegistry
+from support import selected
 
 R = TypeVar("R", bound=Any)
 
@@ -42,15 +43,7 @@ MAX_PAGE_BYTES = 300_000
 def demos(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[dict[str, DemoRun]]:
     """A demo per backend the selected tests use, all started at once: each test's first
     wait (for versions, canaries and monitor windows) then overlaps the other backend's."""
-    wanted = sorted(
-        {
-            item.callspec.params["run"]
-            for item in request.session.items
-            if getattr(item, "module", None) is request.module  # doctests have none
-            and hasattr(item, "callspec")
-            and "run" in item.callspec.params
-        }
-    )
+    wanted = sorted(selected(request, "run"))
     runs: dict[str, DemoRun] = {}
     try:
         for backend in wanted:

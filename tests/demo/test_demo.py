@@ -33,6 +33,7 @@ from loopline.demo.stats import DemoStats, VersionStats
 from loopline.demo.traffic import history
 from loopline.demo.view import verdict
 from loopline.log import open_log
+from support import selected
 
 # -- the simulation ------------------------------------------------------------------------
 
@@ -193,11 +194,7 @@ CLEAN, BROKEN = "test_loopline_demo_runs_clean", "test_a_feature_broken_upstream
 def demos(request) -> Iterator[dict[tuple[str, str], _Run]]:
     """The demo runs this module's selected tests read, all started at once: a run waits
     on the clock (about 10 s of CPU in 50 s), so four side by side take the time of one."""
-    wanted = {
-        (item.originalname, item.callspec.params["backend"])
-        for item in request.session.items
-        if getattr(item, "module", None) is request.module and item.originalname in (CLEAN, BROKEN)
-    }
+    wanted = selected(request, "backend", (CLEAN, BROKEN))
     runs = {}
     for test, backend in sorted(wanted):
         if test == CLEAN:

@@ -256,7 +256,7 @@ class OnlineLearning(Task):
         artifact, format = self.trainer.save()
         # a restart goes on from this version's offsets: the dead letters of the examples
         # it passed over are durable first, or a kill -9 between the two would lose them
-        self.runner.producer.flush()
+        self.context.flush()
         names = self.names or tuple(getattr(self.trainer, "features", ()) or ())
         version = self.registry.publish(
             self.model.name,

@@ -349,5 +349,8 @@ class _Context:
     def position(self, partition: TopicPartition) -> int:
         return self._runner.consumer.position(partition)
 
+    def flush(self) -> None:
+        self._runner.producer.flush()
+
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         self._runner._commit_offsets(offsets)

@@ -70,6 +70,12 @@ class Context(Protocol):
         """The offset of the next record the runner will read from `partition`."""
         ...
 
+    def flush(self) -> None:
+        """Make everything sent so far durable now, before a checkpoint that passes it (a
+        task that checkpoints by itself: see `Runner`; a transactional runner's commit
+        does this)."""
+        ...
+
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Store `offsets` for the group now (a task that checkpoints by itself: see `Runner`)."""
         ...
