@@ -66,7 +66,8 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
             if profile is not None:
                 h = profile.predictions.histogram
                 m["score_psi"] = psi(h.counts, h.count(cands["score"].to_numpy()))
-            for name in ("x", "city", "new"):
+            trained = {f.name for f in profile.features} if profile is not None else set()
+            for name in feats.columns:  # what was served: features of the profile or not
                 column = feats[name].astype(object).where(feats[name].notna(), None)
                 values = list(column)
                 present = [v for v in values if v is not None]
@@ -75,7 +76,7 @@ def decision_windows(decisions: list[dict], sizes, profiles: dict[int, Profile],
                     "coverage": len(present) / len(values),  # no default declared but the profile's
                     "mean": float(np.mean(numbers)) if numbers else None,
                 }
-                if profile is not None:
+                if name in trained:
                     d = feature_drift(profile.feature(name), values)
                     f.update(
                         coverage=d.coverage,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from prometheus_client import generate_latest
@@ -113,6 +114,38 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
         "latency_ms",
     ):
         assert f'loopline_monitor_{gauge}{{app="{app.name}"' in exposed, gauge
+
+
+def test_numeric_features_in_any_order_equal_a_batch_recomputation(log) -> None:
+    """Every candidate serving only numbers (None, ints, floats, bools), the same names in
+    any order: the monitor reads them as one matrix, and must count what pandas counts."""
+    app = App(unique("shop"))
+    profile = training_profile()
+    models, model = publish_v1(log, profile)
+    decisions = make_decisions(600, step=300, model=model, errors_every=19)
+    rng = random.Random(5)
+    for d, _ in decisions:
+        for c in d["candidates"]:
+            served = [
+                ("x", c["features"]["x"]),
+                ("rank", rng.randrange(10)),
+                ("new", c["features"]["new"]),
+            ]
+            rng.shuffle(served)
+            c["features"] = dict(served)
+    labelled = make_labelled(decisions)
+    monitor = Monitor(log, app, profiles_from(models), segment="country", clock=lambda: FAR)
+    produce(log, monitor.decisions_topic, decisions)
+    produce(log, monitor.labelled_topic, labelled)
+    try:
+        stats = monitor.run(until_caught_up=True)
+    finally:
+        monitor.close()
+        models.close()
+    assert (stats.decisions, stats.labelled, stats.late) == (600, len(labelled), 0)
+    records = monitor_records(log, app.name, stats.windows)
+    assert len(records) == stats.windows
+    check(records, decisions, labelled, profile)
 
 
 def test_a_restart_mid_window_writes_every_record_once(log) -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import operator
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -127,19 +128,20 @@ class _Version:
     def _features(self, served: list[dict]) -> dict:
         """Each feature served to these candidates as a `Column`, with the rows holding it
         (None: every row does)."""
-        layouts = set(map(tuple, served))
-        if len(layouts) == 1:  # every candidate has the same features: numbers at once?
-            (names,) = layouts
-            types = set(map(type, itertools.chain.from_iterable(map(dict.values, served))))
+        same = _same_names(served)
+        if same is not None:  # every candidate has the same features: numbers at once?
+            names, flat = same
+            types = set(map(type, flat))
             counters = [self.baseline.counter(name) for name in names]
             if types <= NUMBERS and all(c.takes_numbers for c in counters):
-                matrix = np.array(list(map(list, map(dict.values, served))), dtype=np.float64)
+                matrix = np.array(flat, dtype=np.float64).reshape(len(served), len(names))
                 columns = {
                     c.name: (c, c.numbers(matrix[:, j], int in types), None)
                     for j, c in enumerate(counters)
                 }
                 if all(column is not None for _, column, _ in columns.values()):
                     return columns
+        layouts = set(map(tuple, served))
         names = list(dict.fromkeys(n for layout in layouts for n in layout))
         columns = {}
         for name in names:
@@ -215,3 +217,26 @@ class _Version:
             if counts is None:
                 counts = w.features[name] = FeatureCounts()
             counter.add_column(counts, column if everyone and held is None else column.take(mine))
+
+
+def _same_names(served: list[dict]) -> tuple[tuple[str, ...], list] | None:
+    """When every dict of `served` has the same keys (and at least one): those keys in the
+    first one's order, and every dict's values in that order, one after the other.
+
+    >>> _same_names([{"a": 1, "b": 2.0}, {"b": 4.0, "a": 3}])
+    (('a', 'b'), [1, 2.0, 3, 4.0])
+    >>> _same_names([{"a": 1}, {"b": 2}]) is None, _same_names([{"a": 1}, {}]) is None
+    (True, True)
+    """
+    if not served or not served[0]:
+        return None
+    names = tuple(served[0])
+    if set(map(len, served)) != {len(names)}:
+        return None
+    get = operator.itemgetter(*names)
+    try:
+        if len(names) == 1:
+            return names, list(map(get, served))
+        return names, list(itertools.chain.from_iterable(map(get, served)))
+    except KeyError:  # as many keys, not the same
+        return None

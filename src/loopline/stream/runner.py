@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -69,6 +70,7 @@ from loopline.stream.task import Task, TaskStats
 __all__ = ["Runner"]
 
 logger = logging.getLogger(__name__)
+_TOPIC_PARTITION = operator.itemgetter(0, 1)  # of a Record: equal to its TopicPartition
 
 
 class Runner:
@@ -269,6 +271,8 @@ class Runner:
     def _owned(self, records: list[Record]) -> list[Record]:
         """The records of owned partitions; the consumer goes back for those of paused ones."""
         owned = self.context.owned
+        if set(map(_TOPIC_PARTITION, records)) <= owned:  # a Record starts as its TopicPartition
+            return records
         keep = [r for r in records if TopicPartition(r.topic, r.partition) in owned]
         if len(keep) < len(records):
             back: dict[TopicPartition, int] = {}
