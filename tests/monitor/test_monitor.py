@@ -81,16 +81,10 @@ def check(records, decisions, labelled, profile) -> None:
             assert close(getattr(got[key], field), value), (key, field)
 
 
-def test_monitor_records_equal_a_batch_recomputation(log) -> None:
+def checked_run(log, models, profile, decisions, labelled) -> App:
+    """A new application's monitor over `decisions` and `labelled` until caught up (with
+    the versions of `models`), its records checked against the batch recomputation."""
     app = App(unique("shop"))
-    profile = training_profile()
-    models, model = publish_v1(log, profile)
-    # 7.5 minutes; every 17th request failed (a decision with its error, no candidates), and
-    # every 23rd other one was refused for an unknown entity (a 404: no candidates either)
-    decisions = make_decisions(1500, step=300, model=model, errors_every=17, unknown_every=23)
-    labelled = make_labelled(decisions)
-    assert len(labelled) == 1500 - (1500 // 17 + 1500 // 23 - 3)  # 3 are both: errors
-    assert sum(d["error"].startswith("404") for d, _ in decisions if "error" in d) == 62
     monitor = Monitor(log, app, profiles_from(models), segment="country", clock=lambda: FAR)
     produce(log, monitor.decisions_topic, decisions)
     produce(log, monitor.labelled_topic, labelled)
@@ -99,10 +93,23 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
     finally:
         monitor.close()
         models.close()
-    assert (stats.decisions, stats.labelled, stats.late) == (1500, len(labelled), 0)
+    assert (stats.decisions, stats.labelled, stats.late) == (len(decisions), len(labelled), 0)
     records = monitor_records(log, app.name, stats.windows)
     assert len(records) == stats.windows
     check(records, decisions, labelled, profile)
+    return app
+
+
+def test_monitor_records_equal_a_batch_recomputation(log) -> None:
+    profile = training_profile()
+    models, model = publish_v1(log, profile)
+    # 7.5 minutes; every 17th request failed (a decision with its error, no candidates), and
+    # every 23rd other one was refused for an unknown entity (a 404: no candidates either)
+    decisions = make_decisions(1500, step=300, model=model, errors_every=17, unknown_every=23)
+    labelled = make_labelled(decisions)
+    assert len(labelled) == 1500 - (1500 // 17 + 1500 // 23 - 3)  # 3 are both: errors
+    assert sum(d["error"].startswith("404") for d, _ in decisions if "error" in d) == 62
+    app = checked_run(log, models, profile, decisions, labelled)
     exposed = generate_latest().decode()  # what --metrics-port serves
     for gauge in (
         "decisions",
@@ -119,7 +126,6 @@ def test_monitor_records_equal_a_batch_recomputation(log) -> None:
 def test_numeric_features_in_any_order_equal_a_batch_recomputation(log) -> None:
     """Every candidate serving only numbers (None, ints, floats, bools), the same names in
     any order: the monitor reads them as one matrix, and must count what pandas counts."""
-    app = App(unique("shop"))
     profile = training_profile()
     models, model = publish_v1(log, profile)
     decisions = make_decisions(600, step=300, model=model, errors_every=19)
@@ -133,19 +139,7 @@ def test_numeric_features_in_any_order_equal_a_batch_recomputation(log) -> None:
             ]
             rng.shuffle(served)
             c["features"] = dict(served)
-    labelled = make_labelled(decisions)
-    monitor = Monitor(log, app, profiles_from(models), segment="country", clock=lambda: FAR)
-    produce(log, monitor.decisions_topic, decisions)
-    produce(log, monitor.labelled_topic, labelled)
-    try:
-        stats = monitor.run(until_caught_up=True)
-    finally:
-        monitor.close()
-        models.close()
-    assert (stats.decisions, stats.labelled, stats.late) == (600, len(labelled), 0)
-    records = monitor_records(log, app.name, stats.windows)
-    assert len(records) == stats.windows
-    check(records, decisions, labelled, profile)
+    checked_run(log, models, profile, decisions, make_labelled(decisions))
 
 
 def test_a_restart_mid_window_writes_every_record_once(log) -> None:
