@@ -112,6 +112,11 @@ class Runner:
         self._assigned: set[TopicPartition] = set()
         self._paused: set[TopicPartition] = set()
         self._dlq_ready: set[str] = set()
+        # Partitions read since the last commit, and each owned partition's position as last
+        # committed (or found when assigned): one moving past it with no record read is
+        # committed too (`_commit_stepped_over`).
+        self._read: set[TopicPartition] = set()
+        self._committed: dict[TopicPartition, int] = {}
 
     # -- running --------------------------------------------------------------------------
 
@@ -142,6 +147,8 @@ class Runner:
                 self._count(records)
                 with collector_paused():  # no pass over the state while a batch builds it
                     task.process(records, self.context)
+            elif not self._in_transaction:
+                self._commit_stepped_over()
             # Lag costs a look-up of every partition's end: only when a poll came back
             # empty (the only time it can be 0) or once a second, for the metric.
             caught_up = False
@@ -206,8 +213,32 @@ class Runner:
             self._recover()
             return
         self._in_transaction = False
+        owned = self.context.owned
+        for tp in self._read:
+            if tp in owned:
+                self._committed[tp] = self.consumer.position(tp)
+        self._read.clear()
         self.sensor.committed(time.perf_counter() - started)
         self.task.committed()
+
+    def _commit_stepped_over(self) -> None:
+        """Commit positions that moved past the last commit with no record returned.
+
+        On Kafka a read_committed consumer steps over offsets that hold nothing
+        to read: the commit marker that ends each transaction, and the records
+        of an aborted one. The step can come in a poll after the last record's,
+        when no transaction is open. Without this commit the group would show a
+        lag that nothing will ever read.
+        """
+        if not self.transactional or not self._committed:
+            return
+        owned = self.context.owned
+        for tp, offset in self._committed.items():
+            if tp in owned and self.consumer.position(tp) > offset:
+                self._read.add(tp)
+        if self._read:
+            self._begin()
+            self._commit()  # the task has nothing to checkpoint: only the offsets move
 
     def _recover(self) -> None:
         """Drop all state and resume from what the log committed."""
@@ -215,6 +246,7 @@ class Runner:
         with contextlib.suppress(LogError):
             self.producer.abort_transaction()
         self._in_transaction = False
+        self._read.clear()  # read again from the committed offsets
         self.task.reset()
         committed = self.consumer.committed(self.consumer.assignment())
         for tp, offset in committed.items():
@@ -259,6 +291,12 @@ class Runner:
             self._paused = half
         self.context.owned = frozenset(assigned - half)
         lost = before - self.context.owned
+        for tp in self.context.owned - before:  # where reading starts counts as committed
+            with contextlib.suppress(LogError):  # unknown yet: known once a record is read
+                self._committed[tp] = self.consumer.position(tp)
+        for tp in lost:
+            self._committed.pop(tp, None)
+            self._read.discard(tp)
         if not lost:
             return False
         rewound = False
@@ -271,9 +309,12 @@ class Runner:
     def _owned(self, records: list[Record]) -> list[Record]:
         """The records of owned partitions; the consumer goes back for those of paused ones."""
         owned = self.context.owned
-        if set(map(_TOPIC_PARTITION, records)) <= owned:  # a Record starts as its TopicPartition
+        read = set(map(_TOPIC_PARTITION, records))
+        if read <= owned:  # a Record starts as its TopicPartition
+            self._read.update(TopicPartition(*tp) for tp in read)
             return records
         keep = [r for r in records if TopicPartition(r.topic, r.partition) in owned]
+        self._read.update(TopicPartition(r.topic, r.partition) for r in keep)
         if len(keep) < len(records):
             back: dict[TopicPartition, int] = {}
             for r in records:
