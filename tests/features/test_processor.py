@@ -157,6 +157,19 @@ def test_the_store_follows_new_commits(log):
     processor.close()
 
 
+def test_a_changelog_rolls_segments_the_cleaner_can_compact(log):
+    """Kafka compacts closed segments only: a changelog with the default 1 GiB segments
+    would be read whole by every store that starts (decision 0044)."""
+    source = unique("clicks")
+    log.create_topic(source, TopicConfig(partitions=2))
+    processor = FeatureProcessor(log, _app(source))
+    processor.close()
+    (changelog,) = [t for t in log.list_topics() if t.endswith(f"{source}.changelog")]
+    config = log.describe_topic(changelog).config
+    assert (config.compact, config.partitions) == (True, 2)
+    assert config.extra["segment.bytes"] == str(32 * 2**20)
+
+
 APP_MODULE = """
 from loopline import App
 from loopline.features import Aggregations, Entity, FeatureSet

@@ -37,6 +37,12 @@ from loopline.stream import names
 
 META = b"m"
 
+# Kafka compacts only closed segments, and closes one at `segment.bytes` (1 GiB by default):
+# a changelog below that was never compacted, and a store catching up read every change
+# ever written. Segments of 32 MiB let the cleaner keep up (decision 0044). The embedded
+# log compacts by its own rule and ignores this.
+CHANGELOG_CONFIG = {"segment.bytes": str(32 << 20)}
+
 encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder().decode
 
@@ -106,6 +112,11 @@ def ensure_changelogs(log: Log, names: ChangelogNames, sources: Iterable[str]) -
             ) from None
         topic = names.changelog(source)
         with contextlib.suppress(TopicExists):
-            log.create_topic(topic, TopicConfig(partitions=len(info.partitions), compact=True))
+            log.create_topic(
+                topic,
+                TopicConfig(
+                    partitions=len(info.partitions), compact=True, extra=dict(CHANGELOG_CONFIG)
+                ),
+            )
         topics.append(topic)
     return topics
