@@ -49,6 +49,8 @@ from loopline.log.collector import collector_paused
 from loopline.models.profiles import Profile, profile_features
 from loopline.monitor.alerts import AlertRecord
 from loopline.monitor.task import Monitor
+from loopline.outcomes.inputs import decoder
+from loopline.serving.decisions import Decision
 
 FEATURES = [f"f{i:02d}" for i in range(20)]
 T0 = 1_714_564_800_000
@@ -112,7 +114,7 @@ def throughput(url: str, n: int, reference: np.ndarray, current: np.ndarray) -> 
     print(
         f"monitor: {n:,} decisions x 20 features in {seconds:.2f} s: {n / seconds:,.0f} decisions/s ({stats.windows} windows)"
     )
-    decode, _ = monitor._decode[monitor.decisions_topic]
+    decode, _ = decoder(None, monitor.decisions_topic, Decision)  # the monitor's, no registry
     started = time.perf_counter()
     for i in range(0, n, 5_000):  # as the monitor does: batches, the collector paused
         with collector_paused():

@@ -22,7 +22,7 @@ class Upper(Task):
             context.send(self.target, r.value.upper(), r.key)
 
 
-def write(log, producer, topic: str, n: int, *, abort: bool = False) -> None:
+def write(producer, topic: str, n: int, *, abort: bool = False) -> None:
     producer.begin_transaction()
     for i in range(n):
         producer.send(topic, b"word", f"k{i}".encode())
@@ -53,12 +53,12 @@ def test_a_caught_up_stage_has_committed_the_end_of_its_input(log) -> None:
     producer = log.producer(transactional_id=unique("writer"))
     try:
         for _ in range(3):
-            write(log, producer, source, 6)
+            write(producer, source, 6)
         run_and_check(log, source, target, group, 18)
         # then only an aborted transaction: nothing to read, yet the end moved
-        write(log, producer, source, 6, abort=True)
+        write(producer, source, 6, abort=True)
         run_and_check(log, source, target, group, 0)
-        write(log, producer, source, 4)
+        write(producer, source, 4)
         run_and_check(log, source, target, group, 4)
     finally:
         producer.close()
