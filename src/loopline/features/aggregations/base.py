@@ -213,6 +213,29 @@ class Aggregation(ABC, Generic[S]):
             acc = self.merge(acc, state)
         return self.result(acc)
 
+    def view_load(self) -> Callable[[Any], Any] | None:
+        """What turns a dumped state into one a read keeps (reads never change a state);
+        None: the dump itself. By default `load`, unless it only copies (`loads_copy`)."""
+        return None if type(self).load is Aggregation.load or self.loads_copy else self.load
+
+    def state_key(self) -> tuple[Any, ...] | None:
+        """What a feature's tile states are made of: features of one group with equal keys
+        hold equal states, and the online state keeps one for all of them (a sum and a mean
+        of one field over one window, docs/decisions/0045). None, the default: its own.
+
+        A kind opts in by returning the methods that build its states with what they read;
+        a kind with parameters of its own that change its states adds them.
+
+        >>> from loopline.features.aggregations import Count, Mean, Sum
+        >>> Sum("amount", window="1h").state_key() == Mean("amount", window="1h").state_key()
+        True
+        >>> Sum("amount", window="1h").state_key() == Sum("amount", window="24h").state_key()
+        False
+        >>> Count(window="1h").state_key() is None
+        True
+        """
+        return None
+
     def dump(self, state: S) -> Any:
         """`state` as plain data (lists, numbers, strings) for a changelog."""
         return state

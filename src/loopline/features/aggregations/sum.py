@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopline.features.aggregations.base import (
@@ -40,6 +40,11 @@ def grow(partials: list[float], x: float) -> None:
             i += 1
         x = hi
     partials[i:] = [x] if x or not i else []
+
+
+def _read_only(data: Any) -> tuple[Any, ...]:
+    """A dumped sum state as an online store's reads keep it (they only read it)."""
+    return (data[0], data[1], tuple(data[2]))
 
 
 class Sum(Aggregation[SumState]):
@@ -111,6 +116,18 @@ class Sum(Aggregation[SumState]):
 
     def load(self, data: Any) -> SumState:
         return [data[0], data[1], list(data[2])]
+
+    def view_load(self) -> Callable[[Any], Any]:
+        # Tuples of numbers, which the cyclic collector stops tracking after its next young
+        # pass: an online store keeps a state per tile of every entity it has read, and lists
+        # would be walked again on each middle pass (the tail of first reads).
+        return _read_only
+
+    def state_key(self) -> tuple[Any, ...]:
+        # a mean keeps a sum's states: one of each over one field and window share them
+        kind = type(self)
+        methods = (kind.empty, kind.add, kind.merge, kind.dump, kind.load)
+        return (*methods, self.field, self.window, self.where)
 
     def sql(self, value: str, passes: str | None) -> str:
         return filtered(f"list({value}::DOUBLE)", passes, f"{value} IS NOT NULL")

@@ -92,7 +92,7 @@ class TileReader:
 
     def __init__(self, state: EntityState) -> None:
         tiles = [(list(t), list(t.values())) for t in state.tiles]
-        self._state: EntityState | Mapping[str, Any] = state
+        self._state: EntityState | Mapping[str, Any] | None = state
         self.pending = self._lay_out(state.plan, tiles, state.pending)
 
     @classmethod
@@ -100,20 +100,31 @@ class TileReader:
         """The reader of the state `EntityState.dump` gave `data` for (`data` is not copied:
         leave it unchanged)."""
         reader = cls.__new__(cls)
-        tiles = []
-        for loads, pairs in zip(plan.view_loads, data["tiles"], strict=True):
+        tiles: list[tuple[list[int], list[Any]]] = []
+        copy = bool(data["pending"])  # `_lay_out` adds pending records to each feature's lists
+        for i, (loads, pairs, owner) in enumerate(
+            zip(plan.view_loads, data["tiles"], plan.owners, strict=True)
+        ):
+            if owner != i:  # the owner's tiles (`Plan.owners`), laid out already
+                starts, states = tiles[owner]
+                tiles.append((list(starts), list(states)) if copy else (starts, states))
+                continue
             states = list(map(_second, pairs))
             tiles.append(
                 (list(map(_first, pairs)), states if loads is None else [*map(loads, states)])
             )
-        reader._state = data
+        # Only a reader with pending records reads through the state (`read`). Others keep
+        # nothing of `data`: what a first read leaves behind, the collector walks on each of
+        # its passes until they reach the oldest generation (a long tail on first reads).
+        reader._state = data if data["pending"] else None
         reader.pending = reader._lay_out(plan, tiles, data["pending"])
         return reader
 
-    @property
-    def state(self) -> EntityState:
-        """The state read (built from the dump for a reader `from_dump`)."""
+    def _reference(self) -> EntityState:
+        """The state read, for reads that take the reference (built from the dump, which a
+        reader `from_dump` keeps only when the state has pending records)."""
         if not isinstance(self._state, EntityState):
+            assert self._state is not None, "only a reader with pending records reads its state"
             self._state = EntityState.load(self.plan, self._state)
         return self._state
 
@@ -154,7 +165,7 @@ class TileReader:
     def read(self, at: int) -> dict[str, Any]:
         """Every feature's value at `at`, equal to `EntityState.read(at)` of the state."""
         if self.pending is not None and self.pending >= at:
-            return self.state.read(at)  # a pending record at or after `at`: the reference's
+            return self._reference().read(at)  # a pending record at or after `at`: the reference's
         out = self.template.copy()
         for block in self.blocks:
             starts = block.starts

@@ -57,17 +57,34 @@ class Plan:
             )
             for f in self.slots
         )
-        # What `_put` needs per feature, looked up once: tile size, add, empty.
-        self.puts = tuple((s.window.tile, s.add, s.empty) for s in self.slots)
+        # Per feature, the feature whose tiles it reads: itself, or an earlier one whose
+        # states equal its own (`Aggregation.state_key`: a sum and a mean of one field and
+        # window). A state keeps one tile map for both and adds each record to it once.
+        owners: dict[tuple[Any, ...], int] = {}
+        self.owners = tuple(
+            i if (key := s.state_key()) is None else owners.setdefault(key, i)
+            for i, s in enumerate(self.slots)
+        )
+        # What `_put` needs per feature that owns its tiles, looked up once.
+        self.puts = tuple(
+            (i, s.window.tile, s.add, s.empty)
+            for i, s in enumerate(self.slots)
+            if self.owners[i] == i
+        )
         # Features whose states are already plain data (dump is the identity).
         self.plain_dumps = tuple(type(s).dump is Aggregation.dump for s in self.slots)
         # What turns a dumped tile state into one a read may use (None: the dump itself).
-        self.view_loads = tuple(
-            None if type(s).load is Aggregation.load or s.loads_copy else s.load for s in self.slots
-        )
+        self.view_loads = tuple(s.view_load() for s in self.slots)
         self.windowed = any(f.window.tile is not None for f in group.features)
         # A read's values in feature order, before any is set (`TileReader` copies it).
         self.names = dict.fromkeys(f.name for f in self.slots)
+
+    def new_tiles(self) -> list[dict[int, Any]]:
+        """Per feature, an empty map of tile start -> state (shared as `owners` says)."""
+        tiles: list[dict[int, Any]] = []
+        for i, owner in enumerate(self.owners):
+            tiles.append({} if owner == i else tiles[owner])
+        return tiles
 
     def values(self, fields: Mapping[str, Any]) -> list[Any]:
         """What a record adds to each feature, in feature order: None when nothing."""
@@ -126,8 +143,9 @@ class EntityState:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.clock: int | None = None
-        # Per feature: tile start -> state (lifetime features have the one tile 0).
-        self.tiles: list[dict[int, Any]] = [{} for _ in plan.slots]
+        # Per feature: tile start -> state (lifetime features have the one tile 0); features
+        # with equal states share one map (`Plan.owners`).
+        self.tiles: list[dict[int, Any]] = plan.new_tiles()
         # Per feature: tiles before this start were pruned (None: nothing pruned yet).
         self.floors: list[int | None] = [None for _ in plan.slots]
         # [event_time, partition, offset, values] of records not yet before the clock,
@@ -192,7 +210,7 @@ class EntityState:
     def _put(self, event_time: int, position: Position, values: list[Any]) -> None:
         self.unpruned += 1
         floors, all_tiles = self.floors, self.tiles
-        for i, (size, add, empty) in enumerate(self.plan.puts):
+        for i, size, add, empty in self.plan.puts:
             value = values[i]
             if value is None:
                 continue
@@ -244,6 +262,8 @@ class EntityState:
         for i, agg in enumerate(plan.slots):
             floors = [s.floors[i] for s in states if s.floors[i] is not None]
             out.floors[i] = max(floors) if floors else None
+            if plan.owners[i] != i:  # its tiles are its owner's, merged already
+                continue
             tiles = out.tiles[i]
             for s in states:
                 for tile, state in s.tiles[i].items():
@@ -256,16 +276,20 @@ class EntityState:
         return not self.pending and not any(self.tiles)
 
     def dump(self) -> dict[str, Any]:
-        """The state as JSON/msgpack-ready data."""
+        """The state as JSON/msgpack-ready data (None for the tiles of a feature that
+        shares its owner's, `Plan.owners`)."""
+        plan = self.plan
         return {
             "clock": self.clock,
             "floors": list(self.floors),
             "tiles": [
-                list(tiles.items())
+                None
+                if owner != i
+                else list(tiles.items())
                 if plain
                 else [[tile, slot.dump(state)] for tile, state in tiles.items()]
-                for slot, plain, tiles in zip(
-                    self.plan.slots, self.plan.plain_dumps, self.tiles, strict=True
+                for i, (slot, plain, tiles, owner) in enumerate(
+                    zip(plan.slots, plan.plain_dumps, self.tiles, plan.owners, strict=True)
                 )
             ],
             "pending": [[e, p, o, list(values)] for e, p, o, values in self.pending],
@@ -277,9 +301,17 @@ class EntityState:
         state = cls(plan)
         state.clock = data["clock"]
         state.floors = list(data["floors"])
-        state.tiles = [
-            {int(tile): slot.load(value) for tile, value in tiles}
-            for slot, tiles in zip(plan.slots, data["tiles"], strict=True)
-        ]
+        # A feature sharing its owner's tiles takes them whatever its entry holds (None;
+        # a copy of its owner's in a changelog written before states were shared).
+        loaded: list[dict[int, Any]] = []
+        for i, (slot, tiles, owner) in enumerate(
+            zip(plan.slots, data["tiles"], plan.owners, strict=True)
+        ):
+            loaded.append(
+                loaded[owner]
+                if owner != i
+                else {int(tile): slot.load(value) for tile, value in tiles}
+            )
+        state.tiles = loaded
         state.pending = [[e, p, o, list(values)] for e, p, o, values in data["pending"]]
         return state
