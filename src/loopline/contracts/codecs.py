@@ -37,7 +37,6 @@ import datetime
 import io
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, Protocol
 
 import fastavro
@@ -48,7 +47,8 @@ from loopline.contracts.schemas import Schema, out_of_range, unbounded_ints
 from loopline.contracts.schemas import record_type as contract_type
 from loopline.contracts.wire import HEADER_SIZE, WireFormatError, frame, unframe
 
-_PASSTHROUGH = (datetime.datetime, datetime.date, uuid.UUID, Decimal, bytes)
+# what fastavro writes as it is; a Decimal's contract is a string (`avro_schema`)
+_PASSTHROUGH = (datetime.datetime, datetime.date, uuid.UUID, bytes)
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
@@ -269,14 +269,14 @@ _SCALARS = (
     mi.DateTimeType,
     mi.DateType,
     mi.UUIDType,
-    mi.DecimalType,
 )
 
 
 def _flat(record_type: type) -> bool:
     """Whether `msgspec.structs.asdict` of a `record_type` is what `_builtins` makes of it:
     every field a scalar fastavro writes as it is, an optional one, or a list or a
-    ``dict[str, ...]`` of those (no nested record, enum, set or tuple to turn into builtins).
+    ``dict[str, ...]`` of those (no nested record, enum, set or tuple to turn into builtins),
+    each field named in its contract as in Python (no `rename`).
 
     >>> Click = msgspec.defstruct("Click", [("item", int), ("tags", list[str], []),
     ...                                      ("at", datetime.datetime | None, None)])
@@ -300,7 +300,7 @@ def _flat(record_type: type) -> bool:
             return isinstance(t.key_type, mi.StrType) and scalar(t.value_type)
         return scalar(t)
 
-    return all(plain(f.type) for f in info.fields)
+    return all(plain(f.type) and f.encode_name == f.name for f in info.fields)
 
 
 def _too_large(where: str, value: int) -> str:
