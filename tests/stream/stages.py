@@ -7,7 +7,10 @@ clean run of a second application left: the exactly-once promise of that
 stage, said in one place per stage.
 
 Each stage is built from a `base` name only, so a child process builds the
-very same stage from the command line.
+very same stage from the command line. A stage imports its task's modules where it
+uses them: a child process of one stage then starts without importing the others'
+(the serving stack, LightGBM, River...), which the kill -9 harness does three times
+per test.
 """
 
 from __future__ import annotations
@@ -25,24 +28,13 @@ import numpy as np
 
 from loopline.app import App
 from loopline.contracts import LogRegistry
-from loopline.experiments.arm_state import read_statistics
 from loopline.experiments.records import Arm, Experiment, ExperimentError
-from loopline.experiments.registry import ExperimentRegistry
-from loopline.experiments.watcher import ExperimentWatcher
 from loopline.features import Aggregations, Entity, FeatureSet, Table, TableFeature
 from loopline.features.aggregations import Count, Sum
-from loopline.features.processor import FeatureProcessor
-from loopline.features.store import FeatureStore
 from loopline.log import Log, TopicConfig
 from loopline.models import HmacSigner, ModelRegistry
 from loopline.models.declarations import Model
-from loopline.models.online import train_online
-from loopline.models.trainers import LightGBMTrainer, RiverTrainer, load_trainer
-from loopline.monitor.task import Monitor
 from loopline.outcomes import Outcomes
-from loopline.outcomes.joiner import OutcomeJoiner
-from loopline.serving.service import PredictionService
-from loopline.serving.stream import REQUEST_OFFSET, REQUEST_PARTITION, StreamScorer
 from loopline.stream import names
 from support import read_all
 
@@ -129,11 +121,15 @@ class Features(Stage):
         producer.close()
 
     def task(self, log: Log, app: str, instance: str) -> Running:
+        from loopline.features.processor import FeatureProcessor
+
         return FeatureProcessor(
             log, self.app(app), instance=instance, commit_interval=0.05, max_batch=50
         )
 
     def verify(self, log: Log, crashed: str, clean: str) -> None:
+        from loopline.features.store import FeatureStore
+
         members = [f"m{i}" for i in range(40)]
         at = T0 + 10**10
         with (
@@ -231,6 +227,8 @@ class Outcomes_(Stage):
         producer.close()
 
     def task(self, log: Log, app: str, instance: str) -> Running:
+        from loopline.outcomes.joiner import OutcomeJoiner
+
         clock = T0  # windows close by event time only: a clock that closed them at catch-up
         # would make later decisions late, so runs caught up at different moments would differ
         return OutcomeJoiner(
@@ -266,6 +264,8 @@ class Scorer(Stage):
         self.model = f"{base}-model"
 
     def app(self, name: str) -> App:
+        from loopline.models.trainers import LightGBMTrainer
+
         member = Entity("member", "member_id")
         return App(
             self.base,  # one application; the run's name picks its answers topic and group
@@ -276,6 +276,9 @@ class Scorer(Stage):
         )
 
     def prepare(self, log: Log) -> None:
+        from loopline.features.processor import FeatureProcessor
+        from loopline.models.trainers import LightGBMTrainer
+
         for topic in (self.profiles, self.requests):
             log.create_topic(topic, TopicConfig(partitions=2 if topic == self.requests else 1))
         producer = log.producer()
@@ -319,6 +322,9 @@ class Scorer(Stage):
         import os
         import tempfile
 
+        from loopline.serving.service import PredictionService
+        from loopline.serving.stream import StreamScorer
+
         # The key the service trusts, for this task only: tests that run later in this
         # process must not find it (they would trust models they did not sign).
         was = os.environ.get("LOOPLINE_SIGNING_KEY")
@@ -343,6 +349,8 @@ class Scorer(Stage):
         return scorer
 
     def verify(self, log: Log, crashed: str, clean: str) -> None:
+        from loopline.serving.stream import REQUEST_OFFSET, REQUEST_PARTITION
+
         # One application (the stage's): every request has exactly one answer or dead letter.
         # There is no clean run to compare with: decisions carry fresh ids and times.
         answers = read_all(log, f"{self.base}.answers")
@@ -378,6 +386,8 @@ class Online(Stage):
     def app(self, name: str) -> App:
         from river import linear_model
 
+        from loopline.models.trainers import RiverTrainer
+
         model = Model(
             f"{name}-m",
             entity="member",
@@ -403,6 +413,8 @@ class Online(Stage):
         producer.close()
 
     def task(self, log: Log, app: str, instance: str) -> Running:
+        from loopline.models.online import train_online
+
         stage = self
 
         class Trainer:
@@ -429,6 +441,8 @@ class Online(Stage):
         return Trainer()
 
     def verify(self, log: Log, crashed: str, clean: str) -> None:
+        from loopline.models.trainers import load_trainer
+
         registry = ModelRegistry(log, signer=HmacSigner(KEY.encode()))
         try:
             last = {a: registry.versions(f"{a}-m")[-1] for a in (crashed, clean)}
@@ -463,6 +477,8 @@ class Experiments(Stage):
         self.extra["started"] = set()
 
     def _start(self, log: Log, app: str) -> None:
+        from loopline.experiments.registry import ExperimentRegistry
+
         app = f"{app}-x"
         if app in self.extra.setdefault("started", set()):
             return
@@ -517,6 +533,8 @@ class Experiments(Stage):
         producer.close()
 
     def task(self, log: Log, app: str, instance: str) -> Running:
+        from loopline.experiments.watcher import ExperimentWatcher
+
         return ExperimentWatcher(
             log,
             App(f"{app}-x"),
@@ -527,6 +545,9 @@ class Experiments(Stage):
         )
 
     def verify(self, log: Log, crashed: str, clean: str) -> None:
+        from loopline.experiments.arm_state import read_statistics
+        from loopline.experiments.registry import ExperimentRegistry
+
         crashed, clean = f"{crashed}-x", f"{clean}-x"
         after, once = read_statistics(log, crashed), read_statistics(log, clean)
         assert after[f"{crashed}-e"] == once[f"{clean}-e"], (after, once)
@@ -601,6 +622,8 @@ class Monitor_(Stage):
         self.extra["apps"] = []
 
     def task(self, log: Log, app: str, instance: str) -> Running:
+        from loopline.monitor.task import Monitor
+
         # One partition per input (the monitor runs one member) and windows closed by event
         # time only: a clock closing them at catch-up would differ between runs.
         return Monitor(
