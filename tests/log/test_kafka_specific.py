@@ -333,3 +333,24 @@ def test_a_member_joins_while_the_others_do_not_poll(log, new_topic):
     assert first.assignment() and second.assignment()
     first.close()
     second.close()
+
+
+def test_aborting_the_transaction_of_a_fenced_producer_raises_a_log_error(log, new_topic):
+    """A producer fenced by a newer one with its transactional id (a fatal state) says so
+    through loopline's errors when its transaction is aborted, and closes; not a raw
+    librdkafka exception from serving its callbacks."""
+    topic = new_topic()
+    tid = f"fenced-{uuid.uuid4().hex[:8]}"
+    old = log.producer(transactional_id=tid)
+    old.begin_transaction()
+    old.send(topic, b"zombie")
+    old.flush()
+    new = log.producer(transactional_id=tid)
+    try:
+        with pytest.raises(LogError):
+            old.commit_transaction()
+        with pytest.raises(LogError):
+            old.abort_transaction()
+        old.close()
+    finally:
+        new.close()

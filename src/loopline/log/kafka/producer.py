@@ -20,6 +20,7 @@ measured within noise of each other.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from itertools import repeat
@@ -323,10 +324,13 @@ class KafkaProducer:
         self._require_transactional("abort a transaction")
         try:
             self._client.abort_transaction(self._timeout)
+            self._client.poll(0)  # serve the aborted records' callbacks
         except KafkaException as exc:
+            # A fatal state (e.g. fenced) is raised again by serving the callbacks: the
+            # abort's own error, as loopline's, is what the caller gets.
+            with contextlib.suppress(KafkaException):
+                self._client.poll(0)
             raise self._txn_error(exc, "abort the transaction") from None
-        finally:
-            self._client.poll(0)
         # The transaction's unflushed records are gone: they are neither acknowledged nor failed.
         self._in_transaction = False
         self._queued, self._failed, self._first_failure = len(self._client), 0, ""
