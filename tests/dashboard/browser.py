@@ -5,7 +5,8 @@
 Ctrl-C. A second ``loopline monitor`` is not started: the demo's monitor
 holds the application's monitor group, which the embedded log gives to one
 member only. Chromium is Debian's (/usr/bin/chromium), driven by
-Playwright; its own browsers are never downloaded.
+Playwright; its own browsers are never downloaded. `Watched` records a
+page's console errors and failed requests.
 """
 
 from __future__ import annotations
@@ -125,3 +126,58 @@ def wait_until(check, timeout: float, what: str, every: float = 0.5):
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout:.0f} s for {what}")
         time.sleep(every)
+
+
+class Watched:
+    """A page whose console errors, failed requests and requested hosts are recorded.
+
+    A request the page's own navigation cuts off (a live part's refresh still in
+    flight when the test goes to the next page or reloads) is not a failure: the
+    browser aborts it with ``net::ERR_ABORTED``. It is kept apart in `left`. Any
+    other failure, and an abort with no navigation after the request started,
+    goes to `failed`.
+    """
+
+    def __init__(self, browser, width: int = 1280, height: int = 800, **kw) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height}, **kw)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.left: list[str] = []
+        self.urls: list[str] = []
+        self.navigations = 0
+        self._started: dict[object, int] = {}  # request -> navigations before it
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", self._request)
+        self.page.on("requestfailed", self._request_failed)
+        self.page.on(
+            "response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} {r.status}")
+        )
+        self.page.on("dialog", lambda d: d.accept())
+
+    def _request(self, request) -> None:
+        self.urls.append(request.url)
+        if request.is_navigation_request() and request.frame == self.page.main_frame:
+            self.navigations += 1
+        else:
+            self._started[request] = self.navigations
+
+    def _request_failed(self, request) -> None:
+        started = self._started.pop(request, self.navigations)
+        failure = f"{request.url} {request.failure}"
+        if "ERR_ABORTED" in (request.failure or "") and self.navigations > started:
+            self.left.append(failure)
+        else:
+            self.failed.append(failure)
+
+    def weight(self) -> int:
+        """Bytes transferred for the document and everything it loaded."""
+        return self.page.evaluate(
+            """() => performance.getEntriesByType('navigation')
+                .concat(performance.getEntriesByType('resource'))
+                .reduce((n, e) => n + (e.transferSize || e.encodedBodySize || 0), 0)"""
+        )
+
+    def close(self) -> None:
+        self.context.close()

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from conftest import BACKENDS, kafka_url
-from dashboard.browser import CHROMIUM, TOKEN, DemoRun, wait_until
+from dashboard.browser import TOKEN, DemoRun, Watched, wait_until
 from loopline.experiments.registry import ExperimentRegistry
 from loopline.log import open_log
 from loopline.models import ModelRegistry
@@ -32,8 +32,6 @@ from support import selected
 R = TypeVar("R", bound=Any)
 
 pytestmark = pytest.mark.slow
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 PAGES = ["loop", "models", "experiments", "features", "alerts", "topics"]
 MAX_PAGE_BYTES = 300_000
@@ -68,14 +66,6 @@ def run(request: pytest.FixtureRequest, demos: dict[str, DemoRun]) -> Iterator[D
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def shots() -> Path:
     # Outside pytest's own temporary directories, which it prunes after three runs.
     root = Path(os.environ.get("LOOPLINE_TEST_ARTIFACTS") or tempfile.gettempdir())
@@ -83,36 +73,6 @@ def shots() -> Path:
     where.mkdir(parents=True, exist_ok=True)
     print(f"\ndashboard screenshots in {where}")
     return where
-
-
-class Watched:
-    """A page whose console errors, failed requests and requested hosts are recorded."""
-
-    def __init__(self, browser, width: int = 1280, height: int = 800, **kw) -> None:
-        self.context = browser.new_context(viewport={"width": width, "height": height}, **kw)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.failed: list[str] = []
-        self.urls: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
-        self.page.on("request", lambda r: self.urls.append(r.url))
-        self.page.on(
-            "response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} {r.status}")
-        )
-        self.page.on("dialog", lambda d: d.accept())
-
-    def weight(self) -> int:
-        """Bytes transferred for the document and everything it loaded."""
-        return self.page.evaluate(
-            """() => performance.getEntriesByType('navigation')
-                .concat(performance.getEntriesByType('resource'))
-                .reduce((n, e) => n + (e.transferSize || e.encodedBodySize || 0), 0)"""
-        )
-
-    def close(self) -> None:
-        self.context.close()
 
 
 def _series(page) -> set[str]:
