@@ -29,9 +29,10 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from loopline.log.errors import LogError, TransactionError
+from loopline.log.errors import LogError, LogUnavailable, TransactionError
 from loopline.log.kafka.admin import TopicAdmin
 from loopline.log.kafka.config import incremental_rebalancing, logger
+from loopline.log.kafka.deadline import Stuck, within
 from loopline.log.kafka.errors import (
     MISSING_TOPIC,
     UNREACHABLE,
@@ -95,6 +96,7 @@ class KafkaConsumer:
         self._timeout = timeout
         self._progress = Progress(self.topics)
         self._closed = False
+        self._stuck = Stuck()  # commits still waiting past the timeout
         self._trail = ErrorTrail()
         try:
             self._consumer = Consumer({**config, "error_cb": self._trail})
@@ -218,10 +220,20 @@ class KafkaConsumer:
         if not parts:
             return
         action = f"commit offsets of group {self.group!r}"
+        if self._stuck:
+            raise LogUnavailable(
+                f"cannot {action}: an earlier commit of this consumer is still waiting for "
+                f"{self.url} past the timeout; close it and open a new one"
+            )
         try:
-            result = self._consumer.commit(offsets=parts, asynchronous=False) or []
-        except KafkaException as exc:
+            # a synchronous commit waits for an unreachable group coordinator without limit
+            commit = self._consumer.commit
+            result = within(
+                self._timeout, commit, offsets=parts, asynchronous=False, stuck=self._stuck
+            )
+        except (KafkaException, TimeoutError) as exc:
             raise self._commit_error(exc, action) from None
+        result = result or []
         for part in result:
             if part.error is not None:
                 raise self._commit_error(part.error, action)
@@ -376,6 +388,10 @@ class KafkaConsumer:
         if self._closed:
             return
         self._closed = True
+        if self._stuck:  # closing under a waiting call would free what it uses
+            logger.warning("closing consumer of %s with a commit still waiting for it", self.url)
+            self._progress.held = []
+            return
         try:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:

@@ -42,7 +42,8 @@ class KafkaLog:
     `bootstrap` is ``host:port[,host:port...]``; `config` holds librdkafka
     settings (SASL, TLS, tuning) given to every client this log makes; secrets
     in it never appear in a repr or an error. `timeout` bounds every call that
-    waits for the cluster (admin operations, joining a group, offset look-ups).
+    waits for the cluster (admin operations, joining a group, offset look-ups and
+    commits, sending a transaction's offsets).
     Opening checks that the cluster answers, and raises `LogUnavailable` if not.
 
     Usually made by ``open_log("kafka://host:port", kafka_config={...})``.

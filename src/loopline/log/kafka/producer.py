@@ -39,6 +39,7 @@ from loopline.log.errors import (
 )
 from loopline.log.kafka.config import logger
 from loopline.log.kafka.consumer import KafkaConsumer
+from loopline.log.kafka.deadline import Stuck, within
 from loopline.log.kafka.errors import (
     FENCED,
     MISSING_TOPIC,
@@ -80,6 +81,7 @@ class KafkaProducer:
         self._partitions: dict[str, int] = {}
         self._in_transaction = False
         self._failed_for_good = False  # fenced or fatal: nothing more can be sent or aborted
+        self._stuck = Stuck()  # transaction calls still waiting past the timeout
         self._closed = False
         self._trail = ErrorTrail()
         try:
@@ -276,6 +278,11 @@ class KafkaProducer:
                 f"cannot {action}: this producer has no transactional_id; "
                 "make one with log.producer(transactional_id='...')"
             )
+        if self._stuck:
+            raise TransactionError(
+                f"cannot {action}: an earlier call of this producer is still waiting for "
+                f"{self.url} past the timeout; close it and make a new one"
+            )
 
     def begin_transaction(self) -> None:
         """Start a transaction (producer must have a ``transactional_id``)."""
@@ -299,10 +306,16 @@ class KafkaProducer:
         parts, group_metadata = consumer._transaction_offsets(offsets)
         if not parts:
             return
+        action = f"send the offsets of group {consumer.group!r}"
         try:
-            self._client.send_offsets_to_transaction(parts, group_metadata, self._timeout)
+            # librdkafka can wait for an unreachable group coordinator past the timeout
+            send = self._client.send_offsets_to_transaction
+            within(self._timeout, send, parts, group_metadata, self._timeout, stuck=self._stuck)
         except KafkaException as exc:
-            raise self._txn_error(exc, f"send the offsets of group {consumer.group!r}") from None
+            raise self._txn_error(exc, action) from None
+        except TimeoutError as exc:
+            self._failed_for_good = True  # the transaction cannot end while the call waits
+            raise self._fail(exc, action) from None
 
     def commit_transaction(self) -> None:
         """Make every record and offset of the open transaction visible, atomically."""

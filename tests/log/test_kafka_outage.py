@@ -1,0 +1,133 @@
+"""Offset commits on a private Kafka broker that is stopped and started again.
+
+`KafkaLog(timeout=...)` bounds every call. Two of librdkafka's calls wait for
+the group coordinator without a limit while it is unreachable: a transaction's
+``send_offsets_to_transaction`` ignores its timeout (librdkafka issue #5456),
+and a consumer's synchronous ``commit`` has none. Here both raise
+`LogUnavailable` within the timeout while the broker is down, a stage can then
+stop or start again, and after the broker is back a new producer and consumer
+commit, and nothing committed before the outage is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from loopline.log import LogUnavailable, TopicPartition
+from loopline.log.kafka.log import KafkaLog
+from serving.test_log_outage import Broker
+from support import KAFKA_CONFIG
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 3.0
+
+
+def _ended_within(seconds: float, call) -> tuple[BaseException | None, float]:
+    """Run `call` in a thread; what it raised and how long it took (fails past `seconds`)."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            call()
+        except BaseException as exc:  # handed to the test
+            outcome["error"] = exc
+        outcome["took"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert "took" in outcome, f"still waiting after {seconds} s (the timeout is {TIMEOUT} s)"
+    return outcome.get("error"), outcome["took"]  # type: ignore[return-value]
+
+
+def _calls_ended(timeout: float) -> None:
+    """Wait for the librdkafka calls loopline stopped waiting for (`deadline.within`)."""
+    deadline = time.monotonic() + timeout
+    while any(t.name == "loopline-kafka-call" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "a Kafka call still waits"
+        time.sleep(0.1)
+
+
+def _consumer(log: KafkaLog, group: str | None):
+    """A consumer from offset 0, tried again while a broker just started loads its groups."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return log.consumer(group, ["in" if group else "out"], reset="earliest")
+        except LogUnavailable:
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_offset_commits_end_within_the_timeout_while_the_broker_is_down(tmp_path) -> None:
+    broker = Broker(tmp_path / "kafka")
+    broker("start")
+    try:
+        log = KafkaLog(broker.bootstrap, KAFKA_CONFIG, timeout=TIMEOUT)  # sessions of 2 s
+        # librdkafka's default session (45 s): a commit waits for the coordinator all along
+        plain = KafkaLog(broker.bootstrap, timeout=TIMEOUT)
+        log.create_topic("in")
+        log.create_topic("out")
+        feeder = log.producer()
+        for i in range(10):
+            feeder.send("in", b"%d" % i, partition=0)
+        feeder.flush()
+        feeder.close()
+        tid = f"outage-{uuid.uuid4().hex[:8]}"
+        eos = _consumer(log, "exactly-once")
+        alo = _consumer(plain, "at-least-once")
+        producer = log.producer(transactional_id=tid)
+        first = eos.poll(10)
+        assert alo.poll(10) and first
+        # one whole transaction and one commit: the coordinators are known and up
+        producer.begin_transaction()
+        producer.send("out", b"before")
+        producer.send_offsets(eos, {TopicPartition("in", 0): 4})
+        producer.commit_transaction()
+        alo.commit({TopicPartition("in", 0): 6})
+        producer.begin_transaction()
+        producer.send("out", b"during")
+
+        broker("stop")
+        for call in (
+            lambda: producer.send_offsets(eos, {TopicPartition("in", 0): 8}),
+            lambda: alo.commit({TopicPartition("in", 0): 9}),
+        ):
+            error, took = _ended_within(TIMEOUT + 10, call)
+            assert isinstance(error, LogUnavailable), error
+            assert took < TIMEOUT + 2, took
+        # what a stage does next: give up its transaction and close, within the timeout too
+        for call in (producer.abort_transaction, producer.close, eos.close, alo.close):
+            _ended_within(2 * TIMEOUT + 5, call)
+
+        broker("resume")
+        # the calls left waiting end once the broker answers
+        _ended_within(60, lambda: _calls_ended(60))
+        part = TopicPartition("in", 0)
+        assert log.committed_offsets("exactly-once") == {part: 4}  # never committed: 8
+        # a commit that timed out can still land when the broker answers (no client can take
+        # it back): its records were read, so a consumer that goes on from there loses none
+        assert log.committed_offsets("at-least-once") in ({part: 6}, {part: 9})
+        again = log.producer(transactional_id=tid)  # fences the stuck one
+        eos = _consumer(log, "exactly-once")
+        again.begin_transaction()
+        again.send("out", b"after")
+        again.send_offsets(eos, {part: 10})
+        again.commit_transaction()
+        # (the coordinator writes the transaction's offsets a moment after the commit returns)
+        deadline = time.monotonic() + 30
+        while log.committed_offsets("exactly-once") != {part: 10}:
+            assert time.monotonic() < deadline, log.committed_offsets("exactly-once")
+            time.sleep(0.2)
+        values = [r.value for r in _consumer(log, None).poll(10)]
+        assert values == [b"before", b"after"], values
+        for client in (again, eos, log, plain):
+            client.close()
+    finally:
+        broker("stop")
