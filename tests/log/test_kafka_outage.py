@@ -102,6 +102,16 @@ def test_offset_commits_end_within_the_timeout_while_the_broker_is_down(tmp_path
             error, took = _ended_within(TIMEOUT + 10, call)
             assert isinstance(error, LogUnavailable), error
             assert took < TIMEOUT + 2, took
+        # where a consumer starts reading, looked up while the broker is down (as `position`
+        # does for a partition whose start the group's rebalance could not look up)
+        error, _ = _ended_within(
+            TIMEOUT + 10, lambda: eos._start_offsets([TopicPartition("in", 0)])
+        )
+        assert isinstance(error, LogUnavailable), repr(error)
+        # a consumer whose commit still waits says so at once: another call to the group's
+        # coordinator would wait behind it
+        error, took = _ended_within(TIMEOUT + 10, lambda: alo.committed([TopicPartition("in", 0)]))
+        assert isinstance(error, LogUnavailable) and took < 1, (error, took)
         # what a stage does next: give up its transaction and close, within the timeout too
         for call in (producer.abort_transaction, producer.close, eos.close, alo.close):
             _ended_within(2 * TIMEOUT + 5, call)

@@ -129,15 +129,19 @@ class KafkaConsumer:
         )
 
     def _start_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return start_offsets(
-            self._consumer,
-            self._admin,
-            partitions,
-            self._reset,
-            grouped=self.group is not None,
-            read_committed=self._read_committed,
-            timeout=self._timeout,
-        )
+        self._check_not_stuck("find where to start reading")
+        try:
+            return start_offsets(
+                self._consumer,
+                self._admin,
+                partitions,
+                self._reset,
+                grouped=self.group is not None,
+                read_committed=self._read_committed,
+                timeout=self._timeout,
+            )
+        except KafkaException as exc:
+            raise self._fail(exc, f"find where to start reading {self.topics}") from None
 
     # -- reading ----------------------------------------------------------------
 
@@ -220,11 +224,7 @@ class KafkaConsumer:
         if not parts:
             return
         action = f"commit offsets of group {self.group!r}"
-        if self._stuck:
-            raise LogUnavailable(
-                f"cannot {action}: an earlier commit of this consumer is still waiting for "
-                f"{self.url} past the timeout; close it and open a new one"
-            )
+        self._check_not_stuck(action)
         try:
             # a synchronous commit waits for an unreachable group coordinator without limit
             commit = self._consumer.commit
@@ -272,6 +272,7 @@ class KafkaConsumer:
             parts = [TopicPartition(tp[0], tp[1]) for tp in partitions]
         if self.group is None:
             return dict.fromkeys(parts)
+        self._check_not_stuck(f"read the committed offsets of group {self.group!r}")
         try:
             return committed_offsets(self._consumer, parts, self._timeout)
         except KafkaException as exc:
@@ -389,7 +390,8 @@ class KafkaConsumer:
             return
         self._closed = True
         if self._stuck:  # closing under a waiting call would free what it uses
-            logger.warning("closing consumer of %s with a commit still waiting for it", self.url)
+            logger.warning("consumer of %s: a commit still waits; it closes after it", self.url)
+            self._stuck.then(self._consumer.close, f"closing consumer of {self.url}")
             self._progress.held = []
             return
         try:
@@ -412,6 +414,14 @@ class KafkaConsumer:
     def _check_open(self) -> None:
         if self._closed:
             raise self._closed_error()
+
+    def _check_not_stuck(self, action: str) -> None:
+        """Calls to the group coordinator would wait behind a commit still waiting for it."""
+        if self._stuck:
+            raise LogUnavailable(
+                f"cannot {action}: an earlier commit of this consumer is still waiting for "
+                f"{self.url} past the timeout; close it and open a new one"
+            )
 
     def _assigned(self, partition: TopicPartition) -> TopicPartition:
         self._check_open()

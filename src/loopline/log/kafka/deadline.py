@@ -8,8 +8,8 @@ came back. `within` runs such a call in a thread of its own and waits at most
 the log's timeout. A call still waiting then raises `TimeoutError`, which the
 log's errors make `LogUnavailable`. The call itself goes on in its thread,
 holding its client, until librdkafka gives up or the broker answers; the
-client that made it is stuck until then (`Stuck`), and is never closed under
-it.
+client that made it is stuck until then (`Stuck`), and is closed only after
+it (a consumer then leaves its group).
 
 >>> within(1.0, sum, [1, 2])
 3
@@ -27,6 +27,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from loopline.log.kafka.config import logger
+
 T = TypeVar("T")
 
 
@@ -39,6 +41,20 @@ class Stuck:
     def __bool__(self) -> bool:
         self.calls = [call for call in self.calls if call.is_alive()]
         return bool(self.calls)
+
+    def then(self, action: Callable[[], object], what: str) -> None:
+        """Run `action` (e.g. closing the client) in the background once the calls end."""
+        calls = list(self.calls)
+
+        def run() -> None:
+            for call in calls:
+                call.join()
+            try:
+                action()
+            except Exception as exc:
+                logger.warning("%s after a call past its timeout: %s", what, exc)
+
+        threading.Thread(target=run, name="loopline-kafka-close", daemon=True).start()
 
 
 def within(
