@@ -1,10 +1,11 @@
-"""Offset commits on a private Kafka broker that is stopped and started again.
+"""Flushes and offset commits on a private Kafka broker that is stopped and started again.
 
 `KafkaLog(timeout=...)` bounds every call. Two of librdkafka's calls wait for
 the group coordinator without a limit while it is unreachable: a transaction's
 ``send_offsets_to_transaction`` ignores its timeout (librdkafka issue #5456),
-and a consumer's synchronous ``commit`` has none. Here both raise
-`LogUnavailable` within the timeout while the broker is down, a stage can then
+and a consumer's synchronous ``commit`` has none; a flush waits up to
+``message.timeout.ms`` (five minutes). Here they raise `LogUnavailable` (a
+flush: `DeliveryError`) within the timeout while the broker is down, a stage can then
 stop or start again, and after the broker is back a new producer and consumer
 commit, and nothing committed before the outage is lost.
 """
@@ -17,8 +18,10 @@ import uuid
 
 import pytest
 
-from loopline.log import LogUnavailable, TopicPartition
+from loopline.log import DeliveryError, LogUnavailable, TopicPartition
+from loopline.log.kafka.deadline import Stuck
 from loopline.log.kafka.log import KafkaLog
+from loopline.log.kafka.offsets import committed_offsets
 from serving.test_log_outage import Broker
 from support import KAFKA_CONFIG
 
@@ -74,6 +77,7 @@ def test_offset_commits_end_within_the_timeout_while_the_broker_is_down(tmp_path
         plain = KafkaLog(broker.bootstrap, timeout=TIMEOUT)
         log.create_topic("in")
         log.create_topic("out")
+        log.create_topic("aside")
         feeder = log.producer()
         for i in range(10):
             feeder.send("in", b"%d" % i, partition=0)
@@ -93,8 +97,19 @@ def test_offset_commits_end_within_the_timeout_while_the_broker_is_down(tmp_path
         alo.commit({TopicPartition("in", 0): 6})
         producer.begin_transaction()
         producer.send("out", b"during")
+        plain_producer = log.producer()
+        plain_producer.send("aside", b"before")
+        plain_producer.flush()
 
         broker("stop")
+        # a flush of a record the broker cannot take gives up once nothing was acknowledged
+        # for the timeout (librdkafka's message.timeout.ms would hold it for five minutes)
+        plain_producer.send("aside", b"unsent")
+        error, took = _ended_within(TIMEOUT + 10, plain_producer.flush)
+        assert isinstance(error, DeliveryError) and "unacknowledged" in str(error), error
+        assert took < TIMEOUT + 2, took
+        error, _ = _ended_within(TIMEOUT + 10, plain_producer.close)  # drops the record
+        assert isinstance(error, DeliveryError), error
         for call in (
             lambda: producer.send_offsets(eos, {TopicPartition("in", 0): 8}),
             lambda: alo.commit({TopicPartition("in", 0): 9}),
@@ -141,3 +156,29 @@ def test_offset_commits_end_within_the_timeout_while_the_broker_is_down(tmp_path
             client.close()
     finally:
         broker("stop")
+
+
+class _Waiting:
+    """librdkafka's ``committed()`` as seen once after a broker came back: past its timeout."""
+
+    def __init__(self) -> None:
+        self.answer = threading.Event()
+
+    def committed(self, parts, timeout):
+        self.answer.wait(60)
+        return parts
+
+
+def test_a_committed_offsets_look_up_past_its_timeout_ends_at_the_deadline() -> None:
+    # The stricter broker-outage stage test (tests/stream/test_faults.py) saw the outcome
+    # joiner's look-up wait for minutes with the broker back; its stack ended in
+    # ``Consumer.committed(parts, 5)``. This is that call, held past its timeout.
+    client, stuck = _Waiting(), Stuck()
+    error, took = _ended_within(
+        TIMEOUT + 10, lambda: committed_offsets(client, [("t", 0)], 1, stuck)
+    )
+    assert isinstance(error, TimeoutError) and took < 3, (error, took)
+    assert stuck  # the client is not used again (nor closed) until the call ends
+    client.answer.set()
+    _ended_within(10, lambda: _calls_ended(10))
+    assert not stuck

@@ -126,7 +126,8 @@ class Producer(Protocol):
         """Block until every queued record is durable; return how many were acknowledged.
 
         Raises `DeliveryError` if any record could not be delivered in `timeout`
-        seconds (None: wait as long as the backend's delivery timeout).
+        seconds (None: as long as records are being acknowledged; on Kafka it
+        gives up once the broker has acknowledged none for the log's timeout).
         """
         ...
 

@@ -96,7 +96,7 @@ class KafkaConsumer:
         self._timeout = timeout
         self._progress = Progress(self.topics)
         self._closed = False
-        self._stuck = Stuck()  # commits still waiting past the timeout
+        self._stuck = Stuck()  # commits and look-ups still waiting past the timeout
         self._trail = ErrorTrail()
         try:
             self._consumer = Consumer({**config, "error_cb": self._trail})
@@ -128,7 +128,10 @@ class KafkaConsumer:
             f"KafkaConsumer(group={self.group!r}, topics={list(self.topics)!r}, log={self.url!r})"
         )
 
-    def _start_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    def _start_offsets(
+        self, partitions: list[TopicPartition], *, in_callback: bool = False
+    ) -> dict[TopicPartition, int]:
+        """Where reading `partitions` starts (`in_callback`: inside a rebalance callback)."""
         self._check_not_stuck("find where to start reading")
         try:
             return start_offsets(
@@ -139,8 +142,9 @@ class KafkaConsumer:
                 grouped=self.group is not None,
                 read_committed=self._read_committed,
                 timeout=self._timeout,
+                stuck=None if in_callback else self._stuck,
             )
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:
             raise self._fail(exc, f"find where to start reading {self.topics}") from None
 
     # -- reading ----------------------------------------------------------------
@@ -274,8 +278,8 @@ class KafkaConsumer:
             return dict.fromkeys(parts)
         self._check_not_stuck(f"read the committed offsets of group {self.group!r}")
         try:
-            return committed_offsets(self._consumer, parts, self._timeout)
-        except KafkaException as exc:
+            return committed_offsets(self._consumer, parts, self._timeout, self._stuck)
+        except (KafkaException, TimeoutError) as exc:
             action = f"read the committed offsets of group {self.group!r}"
             raise self._fail(exc, action) from None
 
@@ -390,7 +394,9 @@ class KafkaConsumer:
             return
         self._closed = True
         if self._stuck:  # closing under a waiting call would free what it uses
-            logger.warning("consumer of %s: a commit still waits; it closes after it", self.url)
+            logger.warning(
+                "consumer of %s: a commit or look-up still waits; it closes after it", self.url
+            )
             self._stuck.then(self._consumer.close, f"closing consumer of {self.url}")
             self._progress.held = []
             return
@@ -416,11 +422,11 @@ class KafkaConsumer:
             raise self._closed_error()
 
     def _check_not_stuck(self, action: str) -> None:
-        """Calls to the group coordinator would wait behind a commit still waiting for it."""
+        """Calls to the group coordinator would wait behind a call still waiting for it."""
         if self._stuck:
             raise LogUnavailable(
-                f"cannot {action}: an earlier commit of this consumer is still waiting for "
-                f"{self.url} past the timeout; close it and open a new one"
+                f"cannot {action}: an earlier commit or offset look-up of this consumer is "
+                f"still waiting for {self.url} past the timeout; close it and open a new one"
             )
 
     def _assigned(self, partition: TopicPartition) -> TopicPartition:

@@ -32,7 +32,8 @@ from loopline.log.kafka.offsets import OFFSET_UNSET
 from loopline.log.kafka.progress import Progress
 from loopline.log.records import Record, TopicPartition
 
-StartOffsets = Callable[[list[TopicPartition]], Mapping[TopicPartition, int]]
+# (partitions, in_callback=...) -> start offsets: KafkaConsumer._start_offsets
+StartOffsets = Callable[..., Mapping[TopicPartition, int]]
 _JOIN_POLL = 0.1
 
 
@@ -108,7 +109,7 @@ class Membership:
         tps = [TopicPartition(p.topic, p.partition) for p in parts]
         starts: Mapping[TopicPartition, int] = {}
         try:
-            starts = self._start_offsets(tps)
+            starts = self._start_offsets(tps, in_callback=True)
         except (LogError, KafkaException) as exc:
             why = reason(exc, self._user_config)
             logger.warning("group %r: %s; librdkafka will find the start offsets", self.group, why)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaPartition
 
+from loopline.log.kafka.deadline import Stuck, within
 from loopline.log.records import TopicPartition
 
 if TYPE_CHECKING:
@@ -27,14 +28,30 @@ OFFSET_UNSET = -1001  # librdkafka's OFFSET_INVALID: let the group's offset or t
 
 
 def committed_offsets(
-    consumer: Consumer, partitions: Iterable[TopicPartition], timeout: float
+    consumer: Consumer,
+    partitions: Iterable[TopicPartition],
+    timeout: float,
+    stuck: Stuck | None,
 ) -> dict[TopicPartition, int | None]:
-    """The group's committed offset per partition (None where nothing was committed)."""
+    """The group's committed offset per partition (None where nothing was committed).
+
+    librdkafka's look-up can wait past the timeout it is given (seen for minutes
+    after a broker came back from an outage), so with `stuck` it runs under
+    loopline's own deadline too, a second longer; a look-up still waiting then
+    is in `stuck` and raises `TimeoutError`. Without `stuck` it runs on the
+    calling thread: inside a rebalance callback librdkafka answers it only
+    there (from another thread it waits until the callback returns).
+    """
     parts = [KafkaPartition(tp[0], tp[1]) for tp in partitions]
     if not parts:
         return {}
     result: dict[TopicPartition, int | None] = {}
-    for part in consumer.committed(parts, timeout):
+    found = (
+        consumer.committed(parts, timeout)
+        if stuck is None
+        else within(timeout + 1, consumer.committed, parts, timeout, stuck=stuck)
+    )
+    for part in found:
         if part.error is not None:
             raise KafkaException(part.error)
         offset = part.offset if part.offset >= 0 else None
@@ -51,10 +68,13 @@ def start_offsets(
     grouped: bool,
     read_committed: bool,
     timeout: float,
+    stuck: Stuck | None,
 ) -> dict[TopicPartition, int]:
     """Where reading starts: the group's committed offset (if `grouped`), else the `reset` end."""
     starts: dict[TopicPartition, int | None] = (
-        committed_offsets(consumer, partitions, timeout) if grouped else dict.fromkeys(partitions)
+        committed_offsets(consumer, partitions, timeout, stuck)
+        if grouped
+        else dict.fromkeys(partitions)
     )
     unset = [tp for tp, offset in starts.items() if offset is None]
     if unset:

@@ -242,12 +242,18 @@ class KafkaProducer:
         """Block until every queued record is durable; return how many were acknowledged.
 
         Raises `DeliveryError` if any record failed, or if some are still not
-        acknowledged after `timeout` seconds (None: up to librdkafka's
-        ``message.timeout.ms``, after which a record fails).
+        acknowledged after `timeout` seconds. None waits as long as the broker
+        acknowledges records, and gives up once it has acknowledged none for the
+        log's timeout (a broker that is down: the call must not wait for
+        librdkafka's ``message.timeout.ms``, five minutes by default, before a
+        stage can stop).
         """
         if self._closed:
             raise self._closed_error()
-        self._client.flush(-1 if timeout is None else timeout)
+        if timeout is None:
+            self._flush_while_acknowledged()
+        else:
+            self._client.flush(timeout)
         self._client.poll(0)  # serve the last delivery reports
         waiting = len(self._client)
         failed, first = self._failed, self._first_failure
@@ -258,8 +264,14 @@ class KafkaProducer:
             if failed:
                 problems.append(f"{failed} failed (first: {first})")
             if waiting:
+                waited = (
+                    f"after {timeout:g}s"
+                    if timeout is not None
+                    else f"with none acknowledged for {self._timeout:g}s"
+                )
                 problems.append(
-                    f"{waiting} still unacknowledged after {timeout}s (they may yet arrive)"
+                    f"{waiting} still unacknowledged {waited} (they may yet arrive); is the "
+                    "broker running and reachable?"
                 )
             raise DeliveryError(
                 f"Kafka at {self.url} acknowledged {acknowledged} records, but "
@@ -267,6 +279,17 @@ class KafkaProducer:
                 failed=failed + waiting,
             )
         return acknowledged
+
+    def _flush_while_acknowledged(self) -> None:
+        """Flush until nothing waits, or the broker acknowledged nothing for the timeout."""
+        waiting = len(self._client)
+        quiet_since = time.monotonic()
+        while waiting:
+            left = self._client.flush(min(1.0, self._timeout))
+            if left < waiting:
+                waiting, quiet_since = left, time.monotonic()
+            elif time.monotonic() - quiet_since >= self._timeout:
+                return
 
     # -- transactions -----------------------------------------------------------
 
