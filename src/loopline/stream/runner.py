@@ -104,9 +104,16 @@ class Runner:
         self.stats = task.stats
         self.sensor = Sensors(StatsSensor(task.stats), PrometheusSensor(task.name, group), *sensors)
         self.consumer = log.consumer(group, list(task.topics), reset="earliest")
-        self.producer = log.producer(
-            transactional_id=f"{group}-{instance}" if transactional else None
-        )
+        try:
+            self.producer = log.producer(
+                transactional_id=f"{group}-{instance}" if transactional else None
+            )
+        except BaseException:
+            # (e.g. a transaction coordinator still loading after a broker restart) a member
+            # left open would be kept alive by its heartbeats with nothing polling it, and
+            # the group's next rebalance would wait for it, up to max.poll.interval.ms
+            self.consumer.close()
+            raise
         self.context = _Context(self)
         self._in_transaction = False
         self._assigned: set[TopicPartition] = set()
