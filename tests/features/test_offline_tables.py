@@ -68,7 +68,7 @@ def table_records(draw: st.DrawFn) -> list[dict[str, Any]]:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(table_records(), st.data())
 def test_table_features_are_the_latest_known_value(
     records: list[dict[str, Any]], data: st.DataObject

@@ -153,7 +153,7 @@ def lateness_computed_once() -> Iterator[None]:
         reference.late_positions = original
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_online_vectors_equal_the_reference_at_every_instant(data: st.DataObject) -> None:
     events = data.draw(streams())

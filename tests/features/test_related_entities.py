@@ -193,7 +193,7 @@ def mismatches(rows: list[dict], wanted: list[dict]) -> list[tuple]:
     ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_parity_related_entities_online_equals_offline(stream):
     records, reads = stream
