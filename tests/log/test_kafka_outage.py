@@ -7,11 +7,17 @@ and a consumer's synchronous ``commit`` has none; a flush waits up to
 ``message.timeout.ms`` (five minutes). Here they raise `LogUnavailable` (a
 flush: `DeliveryError`) within the timeout while the broker is down, a stage can then
 stop or start again, and after the broker is back a new producer and consumer
-commit, and nothing committed before the outage is lost.
+commit, and nothing committed before the outage is lost. A process reading a
+group's committed offsets while the broker shuts down goes on (librdkafka's
+admin request for them crashed it: decision 0048).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -28,6 +34,33 @@ from support import KAFKA_CONFIG
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 3.0
+
+# Reads a group's committed offsets over and over in a process of its own (a client library
+# that crashes takes only that process down); prints "read" once a look-up answered.
+READER = textwrap.dedent(
+    """
+    import sys, time
+    from loopline.log import LogError
+    from loopline.log.kafka.log import KafkaLog
+
+    bootstrap, group, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    log = KafkaLog(bootstrap, timeout=3)
+    answered = failed = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            log.committed_offsets(group)
+        except LogError:
+            failed += 1
+            time.sleep(0.01)
+            continue
+        answered += 1
+        if answered == 1:
+            print("read", flush=True)
+    print(answered, failed, flush=True)
+    log.close()
+    """
+)
 
 
 def _ended_within(seconds: float, call) -> tuple[BaseException | None, float]:
@@ -101,7 +134,19 @@ def test_offset_commits_end_within_the_timeout_while_the_broker_is_down(tmp_path
         plain_producer.send("aside", b"before")
         plain_producer.flush()
 
+        # The dashboard and the monitor read groups' offsets all the time; librdkafka's admin
+        # request for them crashed the process when it met a broker shutting down (0048).
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, broker.bootstrap, "at-least-once", "5"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert reader.stdout is not None and reader.stdout.readline() == "read\n"
+
         broker("stop")
+        out, _ = reader.communicate(timeout=60)
+        assert reader.returncode == 0, f"reading offsets while the broker stopped: {out!r}"
         # a flush of a record the broker cannot take gives up once nothing was acknowledged
         # for the timeout (librdkafka's message.timeout.ms would hold it for five minutes)
         plain_producer.send("aside", b"unsent")

@@ -354,3 +354,50 @@ def test_aborting_the_transaction_of_a_fenced_producer_raises_a_log_error(log, n
         old.close()
     finally:
         new.close()
+
+
+def test_offsets_an_open_transaction_holds_are_waited_for_and_named(log, new_topic, caplog):
+    """A group whose committed offsets a transaction still holds back (Kafka answers
+    UNSTABLE_OFFSET_COMMIT until it ends): a new member reads nothing from anywhere else,
+    and says it waits for an open transaction (and how to end a hanging one), not that
+    the broker does not answer; once the transaction ends, the member starts at the
+    offset committed before it."""
+    topic = new_topic()
+    tp = TopicPartition(topic, 0)
+    group = f"held-{uuid.uuid4().hex}"
+    feeder = log.producer()
+    for i in range(10):
+        feeder.send(topic, b"%d" % i, partition=0)
+    feeder.flush()
+    feeder.close()
+    first = log.consumer(group, [topic], reset="earliest")
+    assert len(read(first, 10)) == 10
+    producer = log.producer(transactional_id=f"held-{uuid.uuid4().hex[:8]}")
+    producer.begin_transaction()
+    producer.send_offsets(first, {tp: 4})
+    producer.commit_transaction()
+    deadline = time.monotonic() + 30  # the coordinator writes them a moment after the commit
+    while log.committed_offsets(group) != {tp: 4}:
+        assert time.monotonic() < deadline, log.committed_offsets(group)
+        time.sleep(0.2)
+    producer.begin_transaction()
+    producer.send_offsets(first, {tp: 8})  # left open: offset 8 is pending
+    first.close()
+    quick = KafkaLog(BOOTSTRAP, timeout=3)
+    try:
+        with caplog.at_level(logging.WARNING, logger="loopline"):
+            member = quick.consumer(group, [topic], reset="earliest")
+        assert member.poll(timeout=1.0) == []
+        with pytest.raises(LogUnavailable) as held:
+            member.position(tp)
+        for message in (str(held.value), caplog.text):
+            assert f"{topic}[0] are held back by a transaction that has not ended" in message
+            assert "find-hanging" in message
+        assert "did not answer" not in str(held.value)
+        producer.abort_transaction()
+        assert [r.offset for r in read(member, 6)] == [4, 5, 6, 7, 8, 9]
+        assert member.position(tp) == 10
+        member.close()
+    finally:
+        quick.close()
+        producer.close()

@@ -5,6 +5,7 @@ One concept per module, in the order a record travels:
 - `config`: librdkafka settings for every client, and redaction of secrets;
 - `errors`: librdkafka's errors as loopline's;
 - `admin`: topics (create, describe, list, delete) and offsets by position or time;
+- `group_offsets`: a group's committed offsets, read without joining it;
 - `deadline`: the log's timeout around librdkafka calls that can wait past it;
 - `producer`: `KafkaProducer`, idempotent, murmur2-partitioned, transactional;
 - `messages`: librdkafka messages into `Record`s (the consumer's hot path);

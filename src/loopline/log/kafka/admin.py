@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -36,6 +35,7 @@ from confluent_kafka.admin import (
 
 from loopline.log.errors import InvalidTopicConfig, LogError, TopicNotFound
 from loopline.log.kafka.errors import MISSING_TOPIC, ErrorTrail, kafka_error, translate
+from loopline.log.kafka.group_offsets import GroupOffsets
 from loopline.log.kafka.offsets import EARLIEST, LATEST
 from loopline.log.records import TopicPartition
 from loopline.log.topics import PartitionInfo, TopicConfig, TopicInfo
@@ -107,6 +107,7 @@ class TopicAdmin:
         self._user_config = user_config
         self._timeout = timeout
         self._trail = ErrorTrail()
+        self._groups = GroupOffsets({**config, "error_cb": self._trail}, timeout)
         try:
             self._admin = AdminClient({**config, "error_cb": self._trail})
         except KafkaException as exc:
@@ -277,17 +278,40 @@ class TopicAdmin:
                 self._admin.poll(0)
 
     def group_offsets(self, group: str) -> dict[TopicPartition, int]:
-        """Every offset `group` committed (OffsetFetch through the admin client: it does
-        not join the group); empty for a group that never committed."""
-        request = [ConsumerGroupTopicPartitions(group)]
-        futures = self._admin.list_consumer_group_offsets(request, request_timeout=self._timeout)
-        found = self._wait(futures[group], f"read the committed offsets of group {group!r}")
-        return {
-            TopicPartition(part.topic, part.partition): part.offset
-            for part in found.topic_partitions or ()
-            if part.offset >= 0  # OFFSET_INVALID: nothing committed for that partition
-        }
+        """Every offset `group` committed (not through the admin API, which can crash the
+        process while a broker shuts down: `group_offsets.GroupOffsets`); empty for a group
+        that never committed."""
+        action = f"read the committed offsets of group {group!r}"
+        meta = self.metadata()
+        parts = [
+            TopicPartition(name, p) for name, topic in meta.topics.items() for p in topic.partitions
+        ]
+        try:
+            found = self._groups.committed(group, parts)
+        except (KafkaException, TimeoutError) as exc:
+            raise self._fail(exc, action) from None
+        return {tp: offset for tp, offset in sorted(found.items()) if offset is not None}
+
+    def held_offsets(
+        self, group: str, partitions: Iterable[TopicPartition], timeout: float = 2.0
+    ) -> list[TopicPartition]:
+        """Of `partitions`, those whose committed offset in `group` an open transaction holds
+        back, when a stable look-up of them (a ``read_committed`` consumer's) timed out.
+
+        Kafka answers a stable look-up of such a partition with ``UNSTABLE_OFFSET_COMMIT``
+        until the transaction commits or aborts, and librdkafka retries it until its timeout
+        and then says only that it timed out. If the group's coordinator answers a plain
+        look-up of the same partitions at once, that is why. A diagnosis only: nothing when
+        the plain look-up fails too.
+        """
+        parts = sorted(TopicPartition(tp[0], tp[1]) for tp in partitions)
+        try:
+            self._groups.committed(group, parts, timeout)
+        except (KafkaException, TimeoutError):
+            return []
+        return parts
 
     def close(self) -> None:
-        """Serve pending log lines; the admin client holds nothing else to release."""
+        """Close the group offsets readers; serve pending log lines."""
+        self._groups.close()
         self._admin.poll(0)

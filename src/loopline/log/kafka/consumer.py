@@ -47,6 +47,7 @@ from loopline.log.kafka.offsets import (
     EARLIEST,
     LATEST,
     committed_offsets,
+    held_by_transaction,
     start_offsets,
 )
 from loopline.log.kafka.progress import Progress
@@ -145,7 +146,8 @@ class KafkaConsumer:
                 stuck=None if in_callback else self._stuck,
             )
         except (KafkaException, TimeoutError) as exc:
-            raise self._fail(exc, f"find where to start reading {self.topics}") from None
+            action = f"find where to start reading {self.topics}"
+            raise self._lookup_failed(exc, action, partitions) from None
 
     # -- reading ----------------------------------------------------------------
 
@@ -281,7 +283,7 @@ class KafkaConsumer:
             return committed_offsets(self._consumer, parts, self._timeout, self._stuck)
         except (KafkaException, TimeoutError) as exc:
             action = f"read the committed offsets of group {self.group!r}"
-            raise self._fail(exc, action) from None
+            raise self._lookup_failed(exc, action, parts) from None
 
     def assignment(self) -> list[TopicPartition]:
         """The partitions this consumer currently reads."""
@@ -413,6 +415,18 @@ class KafkaConsumer:
         self, exc: BaseException | KafkaError, action: str, topic: str | None = None
     ) -> LogError:
         return translate(exc, action, self.url, self._user_config, topic=topic, trail=self._trail)
+
+    def _lookup_failed(
+        self, exc: BaseException, action: str, partitions: Iterable[TopicPartition]
+    ) -> LogError:
+        """The error of a committed-offsets look-up that failed: when it timed out because a
+        transaction holds the offsets back (which librdkafka does not say), that."""
+        timed_out = isinstance(exc, TimeoutError) or error_code(exc) == KafkaError._TIMED_OUT
+        if self.group is not None and self._read_committed and timed_out:
+            held = self._admin.held_offsets(self.group, partitions)
+            if held:
+                return LogUnavailable(held_by_transaction(action, self.group, held, self.url))
+        return self._fail(exc, action)
 
     def _closed_error(self) -> LogError:
         return LogError(f"{self!r} is closed: open a new consumer with log.consumer(...)")

@@ -81,3 +81,24 @@ def start_offsets(
         when = EARLIEST if reset == "earliest" else LATEST
         starts.update(admin.offsets(unset, when, read_committed=read_committed))
     return {tp: offset or 0 for tp, offset in starts.items()}
+
+
+def held_by_transaction(action: str, group: str, held: Iterable[TopicPartition], url: str) -> str:
+    """What to say when a committed-offsets look-up failed because a transaction holds them.
+
+    >>> print(held_by_transaction("find where to start reading", "g", [("clicks", 0)],
+    ...                           "kafka://127.0.0.1:9092"))  # doctest: +ELLIPSIS
+    cannot find where to start reading: the committed offsets of group 'g' for clicks[0] are held back by a transaction that has not ended...
+    """
+    where = ", ".join(f"{tp[0]}[{tp[1]}]" for tp in held)
+    servers = url.removeprefix("kafka://")
+    return (
+        f"cannot {action}: the committed offsets of group {group!r} for {where} are held back "
+        "by a transaction that has not ended (the group's coordinator answers a plain look-up "
+        "of them, not the stable one a read_committed consumer makes). Kafka hands them out once it commits or aborts "
+        "(at the latest its producer's transaction.timeout.ms after it began); starting from "
+        "anywhere else could process records twice, so this consumer does not start. A "
+        "transaction that a broker stopping in its middle left open (a hanging transaction) "
+        "never ends by itself: find it with Kafka's `kafka-transactions.sh --bootstrap-server "
+        f"{servers} find-hanging --broker-id <id>` and end it with its `abort` command"
+    )
