@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -63,6 +64,18 @@ class Broker:
             ["bash", str(SCRIPT), command], env=self.env, capture_output=True, text=True
         )
         assert done.returncode == 0, f"kafka.sh {command} failed:\n{done.stderr[-3000:]}"
+
+    def freeze(self) -> None:
+        """Stop the broker's process without ending it (SIGSTOP): its connections stay open
+        and nothing answers on them, as in a long pause or a network partition."""
+        os.kill(self._pid(), signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen broker go on (SIGCONT): it answers what waited, in order."""
+        os.kill(self._pid(), signal.SIGCONT)
+
+    def _pid(self) -> int:
+        return int((Path(self.env["LOOPLINE_KAFKA_STATE"]) / "kafka.pid").read_text())
 
 
 @pytest.fixture

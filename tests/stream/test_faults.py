@@ -10,8 +10,8 @@ joiner, the stream scorer, the online trainer, the experiment watcher) and each 
   error reaches it;
 - on Kafka, two members split the partitions and one is killed: the other
   takes its partitions over;
-- on a private Kafka broker, every stage runs while the broker is stopped
-  and started again.
+- on a private Kafka broker, every stage runs while the broker stops
+  answering (and is asked to stop then), and while it is restarted.
 
 Then what the stage left on the log must equal what a clean run of a second
 application left (or, for the scorer, every request answered exactly once):
@@ -20,13 +20,17 @@ nothing lost, nothing twice where exactly-once is promised.
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import random
+import sys
 import threading
 import time
 
 import pytest
 
 from loopline.log import LogError, open_log
+from loopline.log.kafka import KafkaLog
 from serving.test_log_outage import Broker
 from stream.faults import Child, Faults, FaultyLog, report
 from stream.stages import KINDS, Stage, stage
@@ -187,17 +191,28 @@ def _partitions(log, s: Stage) -> int:
 
 
 def test_every_stage_survives_a_broker_outage(tmp_path) -> None:
+    """Two outages of a private broker while every stage runs, then a run to the end.
+
+    First the broker stops answering (frozen, its connections open) with records in
+    flight; asked to stop then, every stage stops within the log's timeouts, not
+    librdkafka's minutes. Started again once the broker answers, the stages go on
+    while the broker is stopped and started again (a restart: new connections, its
+    coordinators reloaded). In the end every stage's output equals a clean run's.
+
+    (A broker that *shuts down* with a transaction in flight can lose the transaction's
+    last change and leave a hanging transaction, which no client of the transaction
+    protocol librdkafka speaks can prevent: decision 0048. So the restart comes while
+    the stages have no backlog.)
+    """
     broker = Broker(tmp_path / "kafka")
     broker("start")
-    url = f"kafka://{broker.bootstrap}"
-    log = _open(url)
+    log = KafkaLog(broker.bootstrap, KAFKA_CONFIG, timeout=5)
     rng = random.Random(13)
     crashed, clean = unique("outage"), unique("clean")
     stages = [stage(kind, unique(kind)) for kind in sorted(KINDS)]
-    stop = threading.Event()
     restarts = dict.fromkeys(KINDS, 0)
 
-    def supervise(s: Stage) -> None:
+    def supervise(s: Stage, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 task = s.task(log, crashed, "a")
@@ -211,25 +226,59 @@ def test_every_stage_survives_a_broker_outage(tmp_path) -> None:
                 restarts[s.kind] += 1
                 time.sleep(0.5)
             finally:
-                task.close()
+                # a close during the outage can fail too (records it could not deliver)
+                with contextlib.suppress(LogError):
+                    task.close()
 
+    def start() -> tuple[threading.Event, list[threading.Thread]]:
+        stop = threading.Event()
+        threads = [
+            # daemons: a stage that never stops fails this test, not the whole session
+            threading.Thread(
+                target=supervise, args=(s, stop), name=f"supervise-{s.kind}", daemon=True
+            )
+            for s in stages
+        ]
+        for t in threads:
+            t.start()
+        return stop, threads
+
+    def stop_all(stop: threading.Event, threads: list[threading.Thread], within: float) -> None:
+        stop.set()
+        deadline = time.monotonic() + within
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        running = [t.name for t in threads if t.is_alive()]
+        if running:
+            faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        assert not running, f"still running {within} s after being asked to stop"
+
+    stop = threading.Event()
+    frozen = False
     try:
         for s in stages:
             s.prepare(log)
             s.feed(log, rng, 100, [crashed, clean])
-        threads = [threading.Thread(target=supervise, args=(s,)) for s in stages]
-        for t in threads:
-            t.start()
-        time.sleep(5)
+        stop, threads = start()
+        time.sleep(3)
+        for s in stages:
+            s.feed(log, rng, 100, [crashed, clean])
+        broker.freeze()
+        frozen = True
+        time.sleep(4)
+        stop_all(stop, threads, within=40)
+        broker.thaw()
+        frozen = False
+        stop, threads = start()
+        for s in stages:
+            s.feed(log, rng, 100, [crashed, clean])
+        time.sleep(6)
         broker("stop")
-        time.sleep(5)
         broker("resume")
         for s in stages:
             s.feed(log, rng, 100, [crashed, clean])
-        time.sleep(5)
-        stop.set()
-        for t in threads:
-            t.join(120)
+        time.sleep(4)
+        stop_all(stop, threads, within=120)
         for s in stages:
             _finish(s, log, crashed)
             _clean(s, log, clean)
@@ -246,5 +295,7 @@ def test_every_stage_survives_a_broker_outage(tmp_path) -> None:
             )
     finally:
         stop.set()
+        if frozen:
+            broker.thaw()
         log.close()
         broker("stop")
