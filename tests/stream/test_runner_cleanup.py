@@ -1,4 +1,4 @@
-"""A runner that cannot be made releases what it made: its consumer leaves the group.
+"""A runner, or a stage, that cannot be made releases what it made: its consumer leaves the group.
 
 Right after a Kafka broker comes back, a transactional producer can fail to
 start (its coordinator is still loading) after the runner's consumer joined its
@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from loopline.app import App
+from loopline.experiments.watcher import ExperimentWatcher
 from loopline.log import LogUnavailable, TopicConfig, open_log
 from loopline.log.kafka import KafkaLog
 from loopline.stream.runner import Runner
@@ -23,21 +25,40 @@ from support import KAFKA_CONFIG, unique
 
 
 class NoProducer:
-    """A real log whose producers cannot start, as while a transaction coordinator loads."""
+    """A real log whose producers (all, or only the transactional ones) cannot start, as
+    while a transaction coordinator loads; it keeps every client it made, and which were
+    closed."""
 
-    def __init__(self, log: Any) -> None:
-        self._log, self.consumers = log, []
+    def __init__(self, log: Any, *, transactional_only: bool = False) -> None:
+        self._log, self.transactional_only = log, transactional_only
+        self.consumers: list[Any] = []
+        self.producers: list[Any] = []
+        self.closed: set[int] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
 
+    def _kept(self, client: Any, made: list[Any]) -> Any:
+        made.append(client)
+        close = client.close
+
+        def closing() -> None:
+            self.closed.add(id(client))
+            close()
+
+        client.close = closing
+        return client
+
+    def open_clients(self) -> list[Any]:
+        return [c for c in self.consumers + self.producers if id(c) not in self.closed]
+
     def consumer(self, *args: Any, **kwargs: Any) -> Any:
-        consumer = self._log.consumer(*args, **kwargs)
-        self.consumers.append(consumer)
-        return consumer
+        return self._kept(self._log.consumer(*args, **kwargs), self.consumers)
 
     def producer(self, **kwargs: Any) -> Any:
-        raise LogUnavailable("the transaction coordinator is loading (injected by the test)")
+        if kwargs.get("transactional_id") or not self.transactional_only:
+            raise LogUnavailable("the transaction coordinator is loading (injected by the test)")
+        return self._kept(self._log.producer(**kwargs), self.producers)
 
 
 def test_a_runner_whose_producer_cannot_start_leaves_its_group(log_url, backend) -> None:
@@ -65,3 +86,15 @@ def test_a_runner_whose_producer_cannot_start_leaves_its_group(log_url, backend)
     finally:
         runner.close()
         log.close()
+
+
+@pytest.mark.parametrize("refused", ["every producer", "transactional producers"])
+def test_an_experiment_watcher_that_cannot_start_closes_what_it_made(log, refused) -> None:
+    # Its experiment registry (a table's consumer and a producer) comes first, then its
+    # runner; a supervisor makes a new watcher after each failure, for as long as the log
+    # is away, and each failed one left its clients to the garbage collector.
+    failing = NoProducer(log, transactional_only=refused == "transactional producers")
+    with pytest.raises(LogUnavailable, match="injected"):
+        ExperimentWatcher(failing, App(unique("shop")), interval=0)
+    assert failing.consumers  # it had made clients before the failure
+    assert failing.open_clients() == []

@@ -83,8 +83,16 @@ class ExperimentRegistry:
         self._changes: list[Experiment] = []
         self._cursor = 0
         self.table = Table(log, topic, self._apply)
-        self._producer = log.producer()
-        self.table.refresh()
+        try:
+            self._producer = log.producer()
+        except BaseException:
+            self.table.close()  # (its consumer would wait for the garbage collector)
+            raise
+        try:
+            self.table.refresh()
+        except BaseException:
+            self.close()
+            raise
 
     # -- reading ---------------------------------------------------------------------------
 

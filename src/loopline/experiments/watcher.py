@@ -176,14 +176,19 @@ class ExperimentWatcher(Stage[WatcherStats]):
         self._owned: list[int] = []
         self._looked = time.monotonic()  # the first look too waits `interval`
         self._said: set[str] = set()  # what was logged once already
-        self.runner = Runner(
-            log,
-            self,
-            group=self.group,
-            instance=instance,
-            commit_interval=commit_interval,
-            max_batch=max_batch,
-        )
+        try:
+            self.runner = Runner(
+                log,
+                self,
+                group=self.group,
+                instance=instance,
+                commit_interval=commit_interval,
+                max_batch=max_batch,
+            )
+        except BaseException:  # e.g. the log is away: close what this made, then say so
+            if self._own_experiments:
+                self.experiments.close()
+            raise
 
     # -- running --------------------------------------------------------------------------
 
