@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaPartition
@@ -32,8 +32,16 @@ from loopline.log.kafka.offsets import OFFSET_UNSET
 from loopline.log.kafka.progress import Progress
 from loopline.log.records import Record, TopicPartition
 
-# (partitions, in_callback=...) -> start offsets: KafkaConsumer._start_offsets
-StartOffsets = Callable[..., Mapping[TopicPartition, int]]
+
+class StartOffsets(Protocol):
+    """Where reading each partition starts (`KafkaConsumer._start_offsets`); `in_callback`:
+    asked inside a rebalance callback, where librdkafka answers only on the calling thread."""
+
+    def __call__(
+        self, partitions: list[TopicPartition], *, in_callback: bool = False
+    ) -> Mapping[TopicPartition, int]: ...
+
+
 _JOIN_POLL = 0.1
 
 
